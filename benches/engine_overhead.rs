@@ -1,0 +1,2 @@
+//! Engine overhead per row (placeholder until the bench lands).
+fn main() {}

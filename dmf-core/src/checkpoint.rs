@@ -1,0 +1,72 @@
+//! Resume positions: where a migration stands in its source.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::error::{Error, Result, Stage};
+
+/// An extractor's opaque resume position: "everything up to here has been read".
+///
+/// Extractors choose the content (last key, watermark value, page number), usually JSON made
+/// with [`Position::encode`].
+///
+/// ```
+/// use dmf_core::Position;
+/// let position = Position::encode(&(42_i64, "b")).unwrap();
+/// assert_eq!(position.as_str(), r#"[42,"b"]"#);
+/// let (id, tag): (i64, String) = position.decode().unwrap();
+/// assert_eq!((id, tag.as_str()), (42, "b"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Position(String);
+
+impl Position {
+    /// Wraps text that an extractor produced.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// Serialises `value` as JSON.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
+        serde_json::to_string(value)
+            .map(Self)
+            .map_err(|e| Error::with_source(Stage::Extract, crate::ErrorKind::Fatal, "encoding a resume position", e))
+    }
+
+    /// Reads back a value written with [`Position::encode`].
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_str(&self.0).map_err(|e| {
+            Error::with_source(
+                Stage::Extract,
+                crate::ErrorKind::Fatal,
+                format!("resume position `{}` is not what this extractor writes", self.0),
+                e,
+            )
+        })
+    }
+
+    /// The position as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a loader stores with each batch, in the same transaction: where to resume.
+///
+/// Resuming means: extract again from `position` (from the start when `None`) and drop the
+/// first `skip` records, which were already handled. `skip` is non-zero only when a batch was
+/// committed in parts (after bisecting a failing batch).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The extractor position to restart from.
+    pub position: Option<Position>,
+    /// Records after `position` that were already handled.
+    pub skip: u64,
+}
+
+impl Checkpoint {
+    /// The checkpoint after a whole batch ending at `position`.
+    pub fn at(position: Position) -> Self {
+        Self { position: Some(position), skip: 0 }
+    }
+}

@@ -1,0 +1,160 @@
+//! The load stage: rejects recorded, reject limit enforced, each batch written with its
+//! checkpoint (retried when transient, bisected when row content fails it), progress emitted.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use tracing::Instrument;
+
+use super::transform_stage::TransformedBatch;
+use super::{Execution, is_row_error, record_metrics};
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result, Stage};
+use crate::migration::Counts;
+use crate::pipeline::{LoadBatch, LoadReport, Loader};
+use crate::progress::{Phase, ProgressEvent, metrics};
+use crate::record::{Record, Reject};
+
+/// Loads every transformed batch in order; returns the execution's counts.
+pub(crate) async fn load_all<L: Loader>(
+    exec: &Execution<'_>,
+    loader: &mut L,
+    batches: impl Stream<Item = Result<TransformedBatch<L::Item>>>,
+    started: Instant,
+    estimate: Option<u64>,
+) -> Result<Counts> {
+    let mut counts = Counts::default();
+    let mut batches = std::pin::pin!(batches);
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        if exec.ctx.cancel.is_cancelled() {
+            return Err(Error::Cancelled { migration: exec.name.clone() });
+        }
+        let span = tracing::debug_span!("batch", migration = %exec.name, batch = batch.seq, rows = batch.read);
+        let delta = load_one(exec, loader, &batch, &counts).instrument(span).await?;
+        counts.add(&delta);
+        exec.in_flight.remove(batch.read);
+        record_metrics(exec.name, &delta);
+        ::metrics::histogram!(metrics::BATCH_SECONDS, "migration" => exec.name.to_string(), "stage" => "transform")
+            .record(batch.elapsed.as_secs_f64());
+
+        let mut event = ProgressEvent::migration(exec.ctx.run, exec.name, Phase::Loading);
+        event.rows_done = counts.read;
+        event.rows_estimated = estimate;
+        event.rows_per_sec = counts.read as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        event.counts = counts;
+        exec.ctx.progress.emit(event);
+    }
+    Ok(counts)
+}
+
+/// Loads one batch; returns what it added to the counts.
+async fn load_one<L: Loader>(
+    exec: &Execution<'_>,
+    loader: &mut L,
+    batch: &TransformedBatch<L::Item>,
+    so_far: &Counts,
+) -> Result<Counts> {
+    let mut delta = Counts { read: batch.read, skipped: batch.skipped, ..Counts::default() };
+    record_rejects(exec, &batch.rejects, &mut delta, so_far).await?;
+
+    let load_started = Instant::now();
+    let mut load_rejects = Vec::new();
+    let report = load_bisecting(exec, loader, batch, &mut load_rejects).await?;
+    ::metrics::histogram!(metrics::BATCH_SECONDS, "migration" => exec.name.to_string(), "stage" => "load")
+        .record(load_started.elapsed().as_secs_f64());
+    report.add_to(&mut delta);
+    record_rejects(exec, &load_rejects, &mut delta, so_far).await?;
+    Ok(delta)
+}
+
+/// Stores rejects in the run store and stops the migration if the reject limit is passed.
+async fn record_rejects(exec: &Execution<'_>, rejects: &[Reject], delta: &mut Counts, so_far: &Counts) -> Result<()> {
+    let Some(last) = rejects.last() else {
+        return Ok(());
+    };
+    let mut retry = exec.retrier(Stage::RunStore);
+    loop {
+        match exec.ctx.store.record_rejects(exec.ctx.run, exec.name, rejects).await {
+            Ok(()) => break,
+            Err(error) => retry.after(error).await?,
+        }
+    }
+    delta.rejected += rejects.len() as u64;
+    let rejected = so_far.rejected + delta.rejected;
+    let read = so_far.read + delta.read;
+    let limit = exec.ctx.config.reject_limit();
+    if limit.exceeded(rejected, read) {
+        return Err(Error::RejectLimitExceeded {
+            migration: exec.name.clone(),
+            rejected,
+            read,
+            limit: limit.to_string(),
+            last_reason: format!("row {} ({} stage): {}", last.key, last.stage, last.reason),
+        });
+    }
+    Ok(())
+}
+
+/// Loads a batch; when row content makes it fail, splits it in halves until the failing rows
+/// are alone, rejects those, and loads the rest. Parts are loaded in source order, each with
+/// the checkpoint just after its last record, so a crash mid-bisection resumes exactly.
+async fn load_bisecting<L: Loader>(
+    exec: &Execution<'_>,
+    loader: &mut L,
+    batch: &TransformedBatch<L::Item>,
+    rejects: &mut Vec<Reject>,
+) -> Result<LoadReport> {
+    let mapped = batch.mapped.len();
+    let mut total = LoadReport::default();
+    let mut ranges = VecDeque::from([(0, mapped)]);
+    while let Some((lo, hi)) = ranges.pop_front() {
+        let last_part = ranges.is_empty();
+        let checkpoint = if last_part {
+            batch.checkpoint_after(batch.read)
+        } else {
+            batch.checkpoint_after(batch.source_index[hi - 1] + 1)
+        };
+        match load_with_retry(exec, loader, &batch.mapped[lo..hi], &checkpoint).await {
+            Ok(report) => {
+                total.inserted += report.inserted;
+                total.updated += report.updated;
+                total.unchanged += report.unchanged;
+                total.deleted += report.deleted;
+            }
+            Err(error) if is_row_error(&error) && hi - lo > 1 => {
+                let mid = lo + (hi - lo) / 2;
+                ranges.push_front((mid, hi));
+                ranges.push_front((lo, mid));
+            }
+            Err(error) if is_row_error(&error) && hi - lo == 1 => {
+                let record = &batch.mapped[lo];
+                tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row rejected by the target");
+                rejects.push(Reject::of(Stage::Load, record, error.chain()));
+                if last_part {
+                    // Nothing left to load with the batch's final checkpoint: commit it alone.
+                    load_with_retry(exec, loader, &[], &checkpoint).await?;
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(total)
+}
+
+async fn load_with_retry<L: Loader>(
+    exec: &Execution<'_>,
+    loader: &mut L,
+    records: &[L::Item],
+    checkpoint: &Checkpoint,
+) -> Result<LoadReport> {
+    let mut retry = exec.retrier(Stage::Load);
+    loop {
+        let batch = LoadBatch { migration: exec.name, run: exec.ctx.run, records, checkpoint };
+        match loader.load(batch).await {
+            Ok(report) => return Ok(report),
+            Err(error) => retry.after(error).await?,
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! # dmf-core
+//!
+//! The dialect-neutral heart of DMF: the traits a migration is made of, the streaming batch
+//! engine that runs them with bounded memory, and the orchestrator that runs many of them in
+//! dependency order with run records, resume, pre-flight, backup, notifications and rollback.
+//!
+//! - [`pipeline`]: [`Extractor`] → [`Transformer`] + [`Rules`] → [`Loader`], joined by
+//!   [`Pipeline`] into a [`DataMigration`].
+//! - [`engine`]: batching, bounded channels, checkpoints, retry with backoff, reject policy,
+//!   bisection of failing batches, cancellation ([`EngineConfig`]).
+//! - [`orchestrator`]: [`Orchestrator`], [`RunStore`], [`Notifier`], [`PreflightCheck`],
+//!   [`Backup`].
+//! - [`progress`]: [`ProgressEvent`]s, and the `metrics` names in [`progress::metrics`].
+//!
+//! Adapters (dmf-sqlite, dmf-postgres, dmf-mssql) provide extractors, loaders and run stores
+//! for their database; dmf-testkit provides in-memory ones.
+//!
+//! ```
+//! use dmf_core::{Pipeline, Record, Rules, Transformed, transform_fn};
+//!
+//! #[derive(serde::Serialize)]
+//! struct Legacy { id: i64, level: String }
+//! #[derive(serde::Serialize)]
+//! struct Modern { id: i64, vip: bool }
+//! impl Record for Legacy { fn key(&self) -> String { self.id.to_string() } }
+//! impl Record for Modern { fn key(&self) -> String { self.id.to_string() } }
+//!
+//! let to_modern = transform_fn(|old: &Legacy| match old.level.as_str() {
+//!     "GOLD" => Transformed::Mapped(Modern { id: old.id, vip: true }),
+//!     "" => Transformed::Rejected { reason: format!("level is empty") },
+//!     _ => Transformed::Mapped(Modern { id: old.id, vip: false }),
+//! });
+//! # let _ = to_modern;
+//! ```
+
+mod checkpoint;
+pub mod engine;
+mod error;
+mod graph;
+mod migration;
+mod names;
+pub mod orchestrator;
+pub mod pipeline;
+pub mod progress;
+mod record;
+
+pub use checkpoint::{Checkpoint, Position};
+pub use engine::{EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy};
+pub use error::{BoxError, Error, ErrorKind, Result, Stage, error_chain};
+pub use graph::DependencyGraph;
+pub use migration::{Counts, DataMigration, MigrationContext, MigrationResult, RollbackReport};
+pub use names::{MigrationName, RunId};
+pub use orchestrator::{
+    Backup, BackupRecord, CheckOutcome, CheckStatus, LogNotifier, MigrationRecord, MigrationStatus, Notifier, OnError,
+    Orchestrator, OrchestratorBuilder, PreflightCheck, PreflightReport, RejectRecord, RollbackSummary, RollbackTarget,
+    RunRecord, RunRequest, RunStatus, RunStore, RunSummary,
+};
+pub use pipeline::{
+    Extractor, FnTransformer, Identity, LoadBatch, LoadReport, Loader, Pipeline, Rules, SourceBatch, Transformed,
+    Transformer, ValidationReport, Validator, Violation, transform_fn,
+};
+pub use progress::{Phase, ProgressEvent, ProgressHub};
+pub use record::{Record, Reject};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,32 @@
+//! Notifications of a run's outcome.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::orchestrator::RunSummary;
+
+/// Told of every finished run, successful or not, with its summary.
+///
+/// Stored as `Box<dyn Notifier>`, so it uses `async-trait`. A failing notifier is logged and
+/// never fails the run it reports on.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Sends the summary.
+    async fn notify(&self, summary: &RunSummary) -> Result<()>;
+}
+
+/// Writes the summary to the `tracing` log (info on success, error on failure).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogNotifier;
+
+#[async_trait]
+impl Notifier for LogNotifier {
+    async fn notify(&self, summary: &RunSummary) -> Result<()> {
+        if summary.succeeded() {
+            tracing::info!(run = %summary.run, "run completed\n{summary}");
+        } else {
+            tracing::error!(run = %summary.run, "run failed\n{summary}");
+        }
+        Ok(())
+    }
+}

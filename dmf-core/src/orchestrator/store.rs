@@ -1,0 +1,176 @@
+//! Run records: what ran, when, how it ended, and the reject quarantine.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+use crate::migration::Counts;
+use crate::names::{MigrationName, RunId};
+use crate::orchestrator::backup::BackupRecord;
+use crate::record::Reject;
+
+/// How a run ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still going (or the process died; see the migration records).
+    Running,
+    /// Every selected migration completed or was already complete.
+    Completed,
+    /// At least one migration failed, or pre-flight or backup failed.
+    Failed,
+    /// Rolled back.
+    RolledBack,
+}
+
+/// Where one migration stands within a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationStatus {
+    /// Planned, not started.
+    Pending,
+    /// Started, not finished (or its process died).
+    Running,
+    /// Moved all its data.
+    Completed,
+    /// Stopped on an error; resumable from its checkpoint.
+    Failed,
+    /// Stopped by cancellation at a batch boundary; resumable.
+    Cancelled,
+    /// Not run: already completed, a dependency did not complete, or the run stopped.
+    Skipped,
+    /// Undone.
+    RolledBack,
+}
+
+impl MigrationStatus {
+    /// True for statuses after which the migration may have written rows.
+    pub fn may_have_written(self) -> bool {
+        matches!(self, Self::Running | Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// One migration's record within one run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MigrationRecord {
+    /// The run.
+    pub run: RunId,
+    /// The migration.
+    pub migration: MigrationName,
+    /// Where it stands.
+    pub status: MigrationStatus,
+    /// When it started, if it did.
+    pub started_at: Option<SystemTime>,
+    /// When it finished, if it did.
+    pub finished_at: Option<SystemTime>,
+    /// Its counts in this run.
+    pub counts: Counts,
+    /// Its wall time in this run.
+    pub duration: Duration,
+    /// True when it resumed from an earlier run's checkpoint.
+    pub resumed: bool,
+    /// The error with its whole chain, or why it was skipped.
+    pub error: Option<String>,
+}
+
+impl MigrationRecord {
+    /// A fresh record with the given status and nothing else.
+    pub fn new(run: RunId, migration: MigrationName, status: MigrationStatus) -> Self {
+        Self {
+            run,
+            migration,
+            status,
+            started_at: None,
+            finished_at: None,
+            counts: Counts::default(),
+            duration: Duration::ZERO,
+            resumed: false,
+            error: None,
+        }
+    }
+}
+
+/// One orchestrator run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunRecord {
+    /// Its id.
+    pub id: RunId,
+    /// How it stands.
+    pub status: RunStatus,
+    /// The migrations selected, in the order they were planned.
+    pub plan: Vec<MigrationName>,
+    /// The machine it ran on.
+    pub host: String,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// When it finished.
+    pub finished_at: Option<SystemTime>,
+    /// The backup taken before its first write.
+    pub backup: Option<BackupRecord>,
+    /// The error with its whole chain.
+    pub error: Option<String>,
+}
+
+/// A reject as stored: which run and migration set it aside.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RejectRecord {
+    /// The run.
+    pub run: RunId,
+    /// The migration.
+    pub migration: MigrationName,
+    /// The reject.
+    #[serde(flatten)]
+    pub reject: Reject,
+}
+
+/// Where runs, migration records, checkpoints and rejects are kept (control tables in the
+/// target for the database adapters; memory in dmf-testkit).
+///
+/// Stored as `Arc<dyn RunStore>`, so it uses `async-trait`.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Records a new run planning `plan`; returns its id.
+    async fn start_run(&self, plan: &[MigrationName], host: &str) -> Result<RunId>;
+
+    /// Records how a run ended.
+    async fn finish_run(&self, run: RunId, status: RunStatus, error: Option<&str>) -> Result<()>;
+
+    /// Records the backup taken before the run's first write.
+    async fn record_backup(&self, run: RunId, backup: &BackupRecord) -> Result<()>;
+
+    /// Inserts or replaces the record of `(record.run, record.migration)`.
+    async fn save_migration_record(&self, record: &MigrationRecord) -> Result<()>;
+
+    /// The most recent record of `migration` in any run.
+    async fn latest_record(&self, migration: &MigrationName) -> Result<Option<MigrationRecord>>;
+
+    /// One run.
+    async fn run(&self, run: RunId) -> Result<Option<RunRecord>>;
+
+    /// The most recent runs first, at most `limit`.
+    async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
+
+    /// Every migration record of a run.
+    async fn migration_records(&self, run: RunId) -> Result<Vec<MigrationRecord>>;
+
+    /// Adds rejects to the quarantine.
+    async fn record_rejects(&self, run: RunId, migration: &MigrationName, rejects: &[Reject]) -> Result<()>;
+
+    /// A page of a run's rejects, optionally of one migration, in the order they were recorded.
+    async fn rejects(
+        &self,
+        run: RunId,
+        migration: Option<&MigrationName>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<RejectRecord>>;
+
+    /// The checkpoint of `migration`, where this store can see the loader's (control tables
+    /// shared with the loader). The default knows none.
+    async fn checkpoint(&self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
+        let _ = migration;
+        Ok(None)
+    }
+}

@@ -1,0 +1,86 @@
+//! The target side of a pipeline.
+
+use std::future::Future;
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result, Stage};
+use crate::names::{MigrationName, RunId};
+use crate::record::Record;
+use crate::{Counts, RollbackReport};
+
+/// One batch to write, with the checkpoint to store in the same transaction.
+#[derive(Debug)]
+pub struct LoadBatch<'a, T> {
+    /// The migration writing.
+    pub migration: &'a MigrationName,
+    /// The run writing (for undo logs).
+    pub run: RunId,
+    /// The records; may be empty when only the checkpoint moves (every row skipped or rejected).
+    pub records: &'a [T],
+    /// Where to resume once this batch is committed.
+    pub checkpoint: &'a Checkpoint,
+}
+
+/// What a loader did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoadReport {
+    /// New rows.
+    pub inserted: u64,
+    /// Rows that existed and differed.
+    pub updated: u64,
+    /// Rows that existed and were equal (not written).
+    pub unchanged: u64,
+    /// Rows removed from the target.
+    pub deleted: u64,
+}
+
+impl LoadReport {
+    /// Adds the report to a migration's counts.
+    pub fn add_to(&self, counts: &mut Counts) {
+        counts.inserted += self.inserted;
+        counts.updated += self.updated;
+        counts.unchanged += self.unchanged;
+        counts.deleted += self.deleted;
+    }
+}
+
+/// Writes batches to the target.
+///
+/// The contract that makes resume exact: [`Loader::load`] writes the records **and** the
+/// checkpoint atomically (one transaction), and a failed call writes nothing. Errors are
+/// classified: [`ErrorKind::Data`](crate::ErrorKind::Data) when row content caused it (the
+/// engine then bisects the batch to reject only the bad rows), transient when a retry may help.
+///
+/// Used only through generics, so native `async` methods (no `async-trait`).
+pub trait Loader: Send + 'static {
+    /// The record type written.
+    type Item: Record;
+
+    /// Writes `batch.records` and stores `batch.checkpoint` for `batch.migration`, atomically.
+    fn load(&mut self, batch: LoadBatch<'_, Self::Item>) -> impl Future<Output = Result<LoadReport>> + Send;
+
+    /// The last checkpoint stored for `migration`, if any.
+    fn checkpoint(&mut self, migration: &MigrationName) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
+
+    /// Forgets `migration`'s checkpoint (called when it completes, so the next run starts over).
+    fn clear_checkpoint(&mut self, migration: &MigrationName) -> impl Future<Output = Result<()>> + Send;
+
+    /// Undoes what `run` wrote for `migration` (from an undo log, for example). The default
+    /// refuses: a loader that keeps no undo information cannot roll back.
+    fn rollback(
+        &mut self,
+        migration: &MigrationName,
+        run: RunId,
+    ) -> impl Future<Output = Result<RollbackReport>> + Send {
+        let message =
+            format!("the loader of migration `{migration}` keeps no undo log, so run {run} cannot be rolled back");
+        async move { Err(Error::fatal(Stage::Rollback, message)) }
+    }
+
+    /// Called once when the migration has loaded everything, before its checkpoint is cleared
+    /// (flush buffers, refresh statistics). Default: nothing.
+    fn finish(&mut self, migration: &MigrationName) -> impl Future<Output = Result<()>> + Send {
+        let _ = migration;
+        async { Ok(()) }
+    }
+}

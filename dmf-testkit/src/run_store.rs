@@ -1,0 +1,149 @@
+//! An in-memory [`RunStore`].
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use dmf_core::{
+    BackupRecord, Error, MigrationName, MigrationRecord, Reject, RejectRecord, Result, RunId, RunRecord, RunStatus,
+    RunStore, Stage,
+};
+
+/// Runs, migration records and rejects kept in memory. It can be told to fail, to test how
+/// callers handle an unreachable store.
+#[derive(Default)]
+pub struct MemoryRunStore {
+    state: Mutex<StoreState>,
+}
+
+#[derive(Default)]
+struct StoreState {
+    runs: Vec<RunRecord>,
+    records: Vec<MigrationRecord>,
+    rejects: Vec<RejectRecord>,
+    failing: bool,
+}
+
+impl MemoryRunStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, StoreState>> {
+        let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.failing {
+            return Err(Error::transient(Stage::RunStore, "the in-memory run store was told to fail"));
+        }
+        Ok(state)
+    }
+
+    /// Makes every call fail with a transient error (or work again).
+    pub fn set_failing(&self, failing: bool) {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).failing = failing;
+    }
+
+    /// Every reject recorded, in order.
+    pub fn all_rejects(&self) -> Vec<RejectRecord> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).rejects.clone()
+    }
+
+    /// Every migration record, in the order they were first saved.
+    pub fn all_records(&self) -> Vec<MigrationRecord> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).records.clone()
+    }
+}
+
+#[async_trait]
+impl RunStore for MemoryRunStore {
+    async fn start_run(&self, plan: &[MigrationName], host: &str) -> Result<RunId> {
+        let mut state = self.lock()?;
+        let id = RunId(state.runs.len() as i64 + 1);
+        state.runs.push(RunRecord {
+            id,
+            status: RunStatus::Running,
+            plan: plan.to_vec(),
+            host: host.to_owned(),
+            started_at: SystemTime::now(),
+            finished_at: None,
+            backup: None,
+            error: None,
+        });
+        Ok(id)
+    }
+
+    async fn finish_run(&self, run: RunId, status: RunStatus, error: Option<&str>) -> Result<()> {
+        let mut state = self.lock()?;
+        let record = state
+            .runs
+            .iter_mut()
+            .find(|r| r.id == run)
+            .ok_or_else(|| Error::fatal(Stage::RunStore, format!("no run {run} to finish")))?;
+        record.status = status;
+        record.finished_at = Some(SystemTime::now());
+        record.error = error.map(str::to_owned);
+        Ok(())
+    }
+
+    async fn record_backup(&self, run: RunId, backup: &BackupRecord) -> Result<()> {
+        let mut state = self.lock()?;
+        if let Some(record) = state.runs.iter_mut().find(|r| r.id == run) {
+            record.backup = Some(backup.clone());
+        }
+        Ok(())
+    }
+
+    async fn save_migration_record(&self, record: &MigrationRecord) -> Result<()> {
+        let mut state = self.lock()?;
+        match state.records.iter_mut().find(|r| r.run == record.run && r.migration == record.migration) {
+            Some(existing) => *existing = record.clone(),
+            None => state.records.push(record.clone()),
+        }
+        Ok(())
+    }
+
+    async fn latest_record(&self, migration: &MigrationName) -> Result<Option<MigrationRecord>> {
+        let state = self.lock()?;
+        Ok(state.records.iter().filter(|r| r.migration == *migration).max_by_key(|r| r.run).cloned())
+    }
+
+    async fn run(&self, run: RunId) -> Result<Option<RunRecord>> {
+        Ok(self.lock()?.runs.iter().find(|r| r.id == run).cloned())
+    }
+
+    async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        Ok(self.lock()?.runs.iter().rev().take(limit).cloned().collect())
+    }
+
+    async fn migration_records(&self, run: RunId) -> Result<Vec<MigrationRecord>> {
+        Ok(self.lock()?.records.iter().filter(|r| r.run == run).cloned().collect())
+    }
+
+    async fn record_rejects(&self, run: RunId, migration: &MigrationName, rejects: &[Reject]) -> Result<()> {
+        let mut state = self.lock()?;
+        state.rejects.extend(rejects.iter().map(|reject| RejectRecord {
+            run,
+            migration: migration.clone(),
+            reject: reject.clone(),
+        }));
+        Ok(())
+    }
+
+    async fn rejects(
+        &self,
+        run: RunId,
+        migration: Option<&MigrationName>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<RejectRecord>> {
+        let state = self.lock()?;
+        Ok(state
+            .rejects
+            .iter()
+            .filter(|r| r.run == run && migration.is_none_or(|m| r.migration == *m))
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
