@@ -56,17 +56,24 @@ impl Position {
 /// Resuming means: extract again from `position` (from the start when `None`) and drop the
 /// first `skip` records, which were already handled. `skip` is non-zero only when a batch was
 /// committed in parts (after bisecting a failing batch).
+///
+/// When a migration has read everything, the engine stores a last checkpoint with `done` set
+/// (an empty load), so that a run which dies before recording "completed" is not redone: the
+/// next run finds `done` and has nothing to do. A forced re-run clears it first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The extractor position to restart from.
     pub position: Option<Position>,
     /// Records after `position` that were already handled.
     pub skip: u64,
+    /// Everything was read and committed.
+    #[serde(default)]
+    pub done: bool,
 }
 
 impl Checkpoint {
     /// The checkpoint after a whole batch ending at `position`.
     pub fn at(position: Position) -> Self {
-        Self { position: Some(position), skip: 0 }
+        Self { position: Some(position), skip: 0, done: false }
     }
 }

@@ -60,6 +60,9 @@ pub struct MigrationContext {
     pub cancel: CancellationToken,
     /// Where rejects are recorded.
     pub store: Arc<dyn RunStore>,
+    /// Start from the beginning, discarding any checkpoint: set for a forced re-run of a
+    /// migration that already completed.
+    pub restart: bool,
 }
 
 /// Row counts of a migration (per run, or per batch).

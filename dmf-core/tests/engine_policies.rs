@@ -19,7 +19,7 @@ async fn transient_load_failures_are_retried_until_success() {
     assert_eq!(result.retries, 3);
     assert_eq!(result.counts.inserted, 100);
     assert_eq!(target.len(), 100);
-    assert_eq!(plan.calls(), 10 + 3, "ten batches plus three failed attempts");
+    assert_eq!(plan.calls(), 10 + 3 + 1, "ten batches, three failed attempts and the final checkpoint");
 }
 
 #[tokio::test]
@@ -109,7 +109,8 @@ async fn bisection_isolates_one_bad_row_in_a_batch_of_a_thousand() {
     assert!(rejects[0].reject.reason.contains("poison row, key 617"), "{}", rejects[0].reject.reason);
     // One failed whole load, then two halves per level down to the row: about 2 log2(1000).
     assert!(plan.calls() <= 2 * 10 + 2, "bisection took {} loads", plan.calls());
-    assert_eq!(target.stored_checkpoint("m"), None, "cleared on completion");
+    let last = target.stored_checkpoint("m").expect("a final checkpoint");
+    assert!(last.done && last.skip == 0, "marked read to the end: {last:?}");
 }
 
 #[tokio::test]

@@ -96,6 +96,12 @@ async fn completed_migrations_are_skipped_unless_forced() {
     assert!(second.succeeded());
     assert_eq!(second.migration("a").unwrap().status, MigrationStatus::Skipped);
     assert_eq!(target.len(), 10, "nothing loaded twice");
+    let third = orchestrator.run(RunRequest::all()).await.unwrap();
+    assert_eq!(
+        third.migration("a").unwrap().status,
+        MigrationStatus::Skipped,
+        "a skipped run does not hide completion"
+    );
 
     let forced = orchestrator.run(RunRequest::all().force()).await.unwrap();
     assert_eq!(forced.migration("a").unwrap().status, MigrationStatus::Completed);

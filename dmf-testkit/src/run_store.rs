@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use dmf_core::{
-    BackupRecord, Error, MigrationName, MigrationRecord, Reject, RejectRecord, Result, RunId, RunRecord, RunStatus,
-    RunStore, Stage,
+    BackupRecord, Error, MigrationName, MigrationRecord, MigrationStatus, Reject, RejectRecord, Result, RunId,
+    RunRecord, RunStatus, RunStore, Stage,
 };
 
 /// Runs, migration records and rejects kept in memory. It can be told to fail, to test how
@@ -104,7 +104,13 @@ impl RunStore for MemoryRunStore {
 
     async fn latest_record(&self, migration: &MigrationName) -> Result<Option<MigrationRecord>> {
         let state = self.lock()?;
-        Ok(state.records.iter().filter(|r| r.migration == *migration).max_by_key(|r| r.run).cloned())
+        Ok(state
+            .records
+            .iter()
+            .filter(|r| r.migration == *migration)
+            .filter(|r| !matches!(r.status, MigrationStatus::Pending | MigrationStatus::Skipped))
+            .max_by_key(|r| r.run)
+            .cloned())
     }
 
     async fn run(&self, run: RunId) -> Result<Option<RunRecord>> {

@@ -60,12 +60,10 @@ async fn load_one<L: Loader>(
     record_rejects(exec, &batch.rejects, &mut delta, so_far).await?;
 
     let load_started = Instant::now();
-    let mut load_rejects = Vec::new();
-    let report = load_bisecting(exec, loader, batch, &mut load_rejects).await?;
+    let report = load_bisecting(exec, loader, batch, &mut delta, so_far).await?;
     ::metrics::histogram!(metrics::BATCH_SECONDS, "migration" => exec.name.to_string(), "stage" => "load")
         .record(load_started.elapsed().as_secs_f64());
     report.add_to(&mut delta);
-    record_rejects(exec, &load_rejects, &mut delta, so_far).await?;
     Ok(delta)
 }
 
@@ -99,12 +97,15 @@ async fn record_rejects(exec: &Execution<'_>, rejects: &[Reject], delta: &mut Co
 
 /// Loads a batch; when row content makes it fail, splits it in halves until the failing rows
 /// are alone, rejects those, and loads the rest. Parts are loaded in source order, each with
-/// the checkpoint just after its last record, so a crash mid-bisection resumes exactly.
+/// the checkpoint just after its last record, so a crash mid-bisection resumes exactly. A
+/// rejected row is recorded at once, before any later part commits a checkpoint past it, so a
+/// failure later in the batch cannot lose it.
 async fn load_bisecting<L: Loader>(
     exec: &Execution<'_>,
     loader: &mut L,
     batch: &TransformedBatch<L::Item>,
-    rejects: &mut Vec<Reject>,
+    delta: &mut Counts,
+    so_far: &Counts,
 ) -> Result<LoadReport> {
     let mapped = batch.mapped.len();
     let mut total = LoadReport::default();
@@ -131,7 +132,7 @@ async fn load_bisecting<L: Loader>(
             Err(error) if is_row_error(&error) && hi - lo == 1 => {
                 let record = &batch.mapped[lo];
                 tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row rejected by the target");
-                rejects.push(Reject::of(Stage::Load, record, error.chain()));
+                record_rejects(exec, &[Reject::of(Stage::Load, record, error.chain())], delta, so_far).await?;
                 if last_part {
                     // Nothing left to load with the batch's final checkpoint: commit it alone.
                     load_with_retry(exec, loader, &[], &checkpoint).await?;

@@ -32,7 +32,7 @@ use crate::checkpoint::{Checkpoint, Position};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::migration::{Counts, MigrationContext, MigrationResult};
 use crate::names::MigrationName;
-use crate::pipeline::{Extractor, Loader, Rules, SourceBatch, Transformer};
+use crate::pipeline::{Extractor, LoadBatch, Loader, Rules, SourceBatch, Transformer};
 use crate::progress::{Phase, ProgressEvent, metrics};
 use in_flight::InFlight;
 
@@ -85,16 +85,34 @@ where
     let started = Instant::now();
     let exec = Execution { name, ctx, retries: AtomicU64::new(0), in_flight: InFlight::new(name) };
 
-    let resume = {
-        let mut retry = exec.retrier(Stage::Load);
+    let mut retry = exec.retrier(Stage::Load);
+    if ctx.restart {
         loop {
-            match loader.checkpoint(name).await {
-                Ok(checkpoint) => break checkpoint.unwrap_or_default(),
+            match loader.clear_checkpoint(name).await {
+                Ok(()) => break,
                 Err(error) => retry.after(error).await?,
             }
         }
+        retry.reset();
+    }
+    let resume = loop {
+        match loader.checkpoint(name).await {
+            Ok(checkpoint) => break checkpoint.unwrap_or_default(),
+            Err(error) => retry.after(error).await?,
+        }
     };
     let resumed = resume != Checkpoint::default();
+    if resume.done {
+        tracing::info!(migration = %name, "already read to the end by an earlier run; nothing to do");
+        return Ok(MigrationResult {
+            migration: name.clone(),
+            counts: Counts::default(),
+            duration: started.elapsed(),
+            resumed,
+            retries: exec.retries.load(Ordering::Relaxed),
+            peak_rows_in_flight: 0,
+        });
+    }
     let estimate = match extractor.estimate(resume.position.as_ref()).await {
         Ok(estimate) => estimate,
         Err(error) => {
@@ -121,7 +139,7 @@ where
         .buffered(ctx.config.transform_concurrency().get());
     let load = load_stage::load_all(&exec, loader, transformed, started, estimate);
 
-    let (end, counts) = tokio::try_join!(extract, load)?;
+    let ((end, last_position), counts) = tokio::try_join!(extract, load)?;
     if matches!(end, ExtractEnd::Cancelled) || ctx.cancel.is_cancelled() {
         return Err(Error::Cancelled { migration: name.clone() });
     }
@@ -133,10 +151,13 @@ where
             Err(error) => retry.after(error).await?,
         }
     }
+    // Mark the migration as read to the end, in the target, with an empty load.
+    let done = Checkpoint { position: last_position, skip: 0, done: true };
     retry.reset();
     loop {
-        match loader.clear_checkpoint(name).await {
-            Ok(()) => break,
+        let batch = LoadBatch { migration: name, run: ctx.run, records: &[], checkpoint: &done };
+        match loader.load(batch).await {
+            Ok(_) => break,
             Err(error) => retry.after(error).await?,
         }
     }
@@ -159,7 +180,7 @@ async fn extract_stage<E: Extractor>(
     resume: Checkpoint,
     permits: &Arc<Semaphore>,
     sender: mpsc::Sender<ExtractedBatch<E::Item>>,
-) -> Result<ExtractEnd> {
+) -> Result<(ExtractEnd, Option<Position>)> {
     let batch_size = exec.ctx.config.batch_size();
     let mut cursor = resume.position;
     let mut skip_remaining = resume.skip;
@@ -169,14 +190,14 @@ async fn extract_stage<E: Extractor>(
         let mut stream = extractor.extract(cursor.clone(), batch_size);
         loop {
             if exec.ctx.cancel.is_cancelled() {
-                return Ok(ExtractEnd::Cancelled);
+                return Ok((ExtractEnd::Cancelled, cursor));
             }
             let permit = Arc::clone(permits)
                 .acquire_owned()
                 .await
                 .map_err(|_| Error::fatal(Stage::Extract, "the engine's batch permits were closed"))?;
             let SourceBatch { mut records, position } = match stream.next().await {
-                None => return Ok(ExtractEnd::Exhausted),
+                None => return Ok((ExtractEnd::Exhausted, cursor)),
                 Some(Ok(batch)) => batch,
                 Some(Err(error)) => {
                     drop(stream);
@@ -188,7 +209,8 @@ async fn extract_stage<E: Extractor>(
             let already_done = usize::try_from(skip_remaining).unwrap_or(usize::MAX).min(records.len());
             records.drain(..already_done);
             skip_remaining -= already_done as u64;
-            let start = Checkpoint { position: cursor.replace(position.clone()), skip: already_done as u64 };
+            let start =
+                Checkpoint { position: cursor.replace(position.clone()), skip: already_done as u64, done: false };
             if records.is_empty() && already_done > 0 {
                 continue;
             }
@@ -197,7 +219,7 @@ async fn extract_stage<E: Extractor>(
             let batch = ExtractedBatch { seq, records, start, end: position, _permit: permit };
             if sender.send(batch).await.is_err() {
                 // The load stage has stopped; its result says why.
-                return Ok(ExtractEnd::Exhausted);
+                return Ok((ExtractEnd::Exhausted, cursor));
             }
         }
     }

@@ -35,7 +35,7 @@ impl<O> TransformedBatch<O> {
         if handled >= self.read {
             Checkpoint::at(self.end.clone())
         } else {
-            Checkpoint { position: self.start.position.clone(), skip: self.start.skip + handled }
+            Checkpoint { position: self.start.position.clone(), skip: self.start.skip + handled, done: false }
         }
     }
 }

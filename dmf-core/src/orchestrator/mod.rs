@@ -273,13 +273,14 @@ impl Orchestrator {
         &self.progress
     }
 
-    fn context(&self, run: RunId, cancel: &CancellationToken) -> MigrationContext {
+    fn context(&self, run: RunId, cancel: &CancellationToken, restart: bool) -> MigrationContext {
         MigrationContext {
             run,
             config: Arc::clone(&self.config),
             progress: self.progress.clone(),
             cancel: cancel.clone(),
             store: Arc::clone(&self.store),
+            restart,
         }
     }
 
@@ -314,7 +315,7 @@ impl Orchestrator {
             duration: Default::default(),
             error: None,
         };
-        let ctx = self.context(run, &request.cancel);
+        let ctx = self.context(run, &request.cancel, false);
         self.progress.emit(ProgressEvent::run(run, Phase::Preflight));
         summary.preflight = self.preflight(&selected, &ctx).await;
         let outcome = if summary.preflight.passed() {
@@ -394,6 +395,7 @@ impl Orchestrator {
     ) -> Result<()> {
         let mut records: HashMap<MigrationName, MigrationRecord> = HashMap::new();
         let mut to_run = Vec::new();
+        let mut restart = BTreeSet::new();
         for name in selected {
             let latest = self.store.latest_record(name).await?;
             match latest {
@@ -408,7 +410,10 @@ impl Orchestrator {
                     );
                     records.insert(name.clone(), record);
                 }
-                _ => {
+                previous => {
+                    if previous.is_some_and(|p| p.status == MigrationStatus::Completed) {
+                        restart.insert(name.clone());
+                    }
                     let record = MigrationRecord::new(run, name.clone(), MigrationStatus::Pending);
                     self.store.save_migration_record(&record).await?;
                     to_run.push(name.clone());
@@ -424,7 +429,7 @@ impl Orchestrator {
             summary.backup = Some(taken);
         }
 
-        self.execute_in_order(run, selected, to_run, &mut records, &request.cancel).await?;
+        self.execute_in_order(run, selected, to_run, &restart, &mut records, &request.cancel).await?;
         summary.migrations = selected.iter().filter_map(|n| records.remove(n)).collect();
         Ok(())
     }
@@ -434,6 +439,7 @@ impl Orchestrator {
         run: RunId,
         selected: &[MigrationName],
         mut pending: Vec<MigrationName>,
+        restart: &BTreeSet<MigrationName>,
         records: &mut HashMap<MigrationName, MigrationRecord>,
         cancel: &CancellationToken,
     ) -> Result<()> {
@@ -454,7 +460,8 @@ impl Orchestrator {
                     Readiness::Ready => {
                         pending.remove(index);
                         let Some(migration) = self.migrations.get(&name) else { continue };
-                        let task = execute_one(Arc::clone(migration), self.context(run, cancel));
+                        let ctx = self.context(run, cancel, restart.contains(&name));
+                        let task = execute_one(Arc::clone(migration), ctx);
                         let span = tracing::info_span!("migration", migration = %name);
                         let handle = running.spawn(task.instrument(span));
                         running_names.insert(handle.id(), name);
@@ -577,7 +584,7 @@ impl Orchestrator {
             let Some(migration) = self.migrations.get(&record.migration) else {
                 return Err(Error::UnknownMigration(record.migration.clone()));
             };
-            let ctx = self.context(record.run, &cancel);
+            let ctx = self.context(record.run, &cancel, false);
             let report = migration
                 .rollback(&ctx)
                 .await

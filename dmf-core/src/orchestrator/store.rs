@@ -143,7 +143,9 @@ pub trait RunStore: Send + Sync {
     /// Inserts or replaces the record of `(record.run, record.migration)`.
     async fn save_migration_record(&self, record: &MigrationRecord) -> Result<()>;
 
-    /// The most recent record of `migration` in any run.
+    /// The most recent record of `migration` in which it ran or was rolled back: records with
+    /// status `Pending` or `Skipped` are ignored, so a migration skipped as complete in run 5
+    /// is still seen as completed by run 6.
     async fn latest_record(&self, migration: &MigrationName) -> Result<Option<MigrationRecord>>;
 
     /// One run.

@@ -62,7 +62,8 @@ pub trait Loader: Send + 'static {
     /// The last checkpoint stored for `migration`, if any.
     fn checkpoint(&mut self, migration: &MigrationName) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
 
-    /// Forgets `migration`'s checkpoint (called when it completes, so the next run starts over).
+    /// Forgets `migration`'s checkpoint (before a forced re-run, and by rollback), so the next
+    /// run starts from the beginning.
     fn clear_checkpoint(&mut self, migration: &MigrationName) -> impl Future<Output = Result<()>> + Send;
 
     /// Undoes what `run` wrote for `migration` (from an undo log, for example). The default

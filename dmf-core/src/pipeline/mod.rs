@@ -121,6 +121,10 @@ where
 
     #[tracing::instrument(skip_all, fields(migration = %self.name, run = %ctx.run))]
     async fn rollback(&self, ctx: &MigrationContext) -> Result<RollbackReport> {
-        self.loader.lock().await.rollback(&self.name, ctx.run).await
+        let mut loader = self.loader.lock().await;
+        let report = loader.rollback(&self.name, ctx.run).await?;
+        // What was undone must be migrated again from the start.
+        loader.clear_checkpoint(&self.name).await?;
+        Ok(report)
     }
 }

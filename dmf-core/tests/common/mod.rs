@@ -98,5 +98,6 @@ pub fn context(run: i64, config: EngineConfig, store: Arc<dmf_testkit::MemoryRun
         progress: dmf_core::ProgressHub::new(),
         cancel: dmf_core::CancellationToken::new(),
         store,
+        restart: false,
     }
 }
