@@ -119,6 +119,21 @@ pub enum Error {
         /// The migration that stopped.
         migration: MigrationName,
     },
+    /// A migration stopped after committing some batches; `counts` says how far it got (it
+    /// resumes from there).
+    #[error(
+        "migration `{migration}` stopped after {} rows read ({} inserted, {} updated, {} skipped, {} rejected)",
+        counts.read, counts.inserted, counts.updated, counts.skipped, counts.rejected
+    )]
+    Interrupted {
+        /// The migration.
+        migration: MigrationName,
+        /// What its committed batches did.
+        counts: crate::migration::Counts,
+        /// Why it stopped.
+        #[source]
+        source: Box<Error>,
+    },
     /// Migrations depend on each other in a circle.
     #[error("dependency cycle between migrations: {}", format_cycle(.cycle))]
     DependencyCycle {
@@ -165,6 +180,10 @@ pub enum Error {
         /// Its readable summary.
         summary: String,
     },
+    /// The schemas do not allow the requested sync (missing table, incompatible column, a
+    /// foreign-key cycle that cannot be broken…).
+    #[error("schema: {0}")]
+    Schema(String),
     /// A configuration value is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -204,8 +223,26 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Stage { kind, .. } => *kind,
-            Error::Migration { source, .. } => source.kind(),
+            Error::Migration { source, .. } | Error::Interrupted { source, .. } => source.kind(),
             _ => ErrorKind::Fatal,
+        }
+    }
+
+    /// True when the run was cancelled (possibly after committing some batches).
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Error::Cancelled { .. } => true,
+            Error::Migration { source, .. } | Error::Interrupted { source, .. } => source.is_cancelled(),
+            _ => false,
+        }
+    }
+
+    /// The counts of committed batches carried by an [`Error::Interrupted`].
+    pub fn partial_counts(&self) -> Option<crate::migration::Counts> {
+        match self {
+            Error::Interrupted { counts, .. } => Some(*counts),
+            Error::Migration { source, .. } => source.partial_counts(),
+            _ => None,
         }
     }
 
@@ -218,7 +255,7 @@ impl Error {
     pub fn stage_of(&self) -> Option<Stage> {
         match self {
             Error::Stage { stage, .. } | Error::RetriesExhausted { stage, .. } => Some(*stage),
-            Error::Migration { source, .. } => source.stage_of(),
+            Error::Migration { source, .. } | Error::Interrupted { source, .. } => source.stage_of(),
             Error::PreflightFailed { .. } => Some(Stage::Preflight),
             Error::RejectLimitExceeded { .. } => Some(Stage::Validate),
             _ => None,

@@ -33,6 +33,7 @@
 //! # let _ = to_modern;
 //! ```
 
+pub mod catalog;
 mod checkpoint;
 pub mod engine;
 mod error;
@@ -43,6 +44,7 @@ pub mod orchestrator;
 pub mod pipeline;
 pub mod progress;
 mod record;
+mod value;
 
 pub use checkpoint::{Checkpoint, Position};
 pub use engine::{EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy};
@@ -62,3 +64,4 @@ pub use pipeline::{
 pub use progress::{Phase, ProgressEvent, ProgressHub};
 pub use record::{Record, Reject};
 pub use tokio_util::sync::CancellationToken;
+pub use value::{Row, RowShape, Value, canonical_decimal};

@@ -60,9 +60,16 @@ pub struct MigrationContext {
     pub cancel: CancellationToken,
     /// Where rejects are recorded.
     pub store: Arc<dyn RunStore>,
-    /// Start from the beginning, discarding any checkpoint: set for a forced re-run of a
-    /// migration that already completed.
+    /// Start from the beginning, discarding any checkpoint (a forced run).
     pub restart: bool,
+}
+
+impl MigrationContext {
+    /// A context for running one migration outside an orchestrator (tests, benches, tools):
+    /// a fresh progress hub and cancellation token, resuming from any checkpoint.
+    pub fn new(run: RunId, config: Arc<EngineConfig>, store: Arc<dyn RunStore>) -> Self {
+        Self { run, config, progress: ProgressHub::new(), cancel: CancellationToken::new(), store, restart: false }
+    }
 }
 
 /// Row counts of a migration (per run, or per batch).

@@ -122,7 +122,13 @@ async fn a_failed_migration_resumes_in_the_next_run() {
     let record = first.migration("a").unwrap();
     assert_eq!(record.status, MigrationStatus::Failed);
     let error = record.error.as_deref().unwrap();
-    assert_eq!(error, "migration `a` failed\ncaused by: load failed: injected Fatal failure at call 3");
+    assert_eq!(
+        error,
+        "migration `a` failed\n\
+         caused by: migration `a` stopped after 20 rows read (20 inserted, 0 updated, 0 skipped, 0 rejected)\n\
+         caused by: load failed: injected Fatal failure at call 3"
+    );
+    assert_eq!(record.counts.inserted, 20, "partial counts are recorded");
     assert_eq!(store.run(first.run).await.unwrap().unwrap().error.as_deref(), first.error.as_deref());
 
     let again =

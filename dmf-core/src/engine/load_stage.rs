@@ -34,6 +34,7 @@ pub(crate) async fn load_all<L: Loader>(
         let span = tracing::debug_span!("batch", migration = %exec.name, batch = batch.seq, rows = batch.read);
         let delta = load_one(exec, loader, &batch, &counts).instrument(span).await?;
         counts.add(&delta);
+        *exec.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = counts;
         exec.in_flight.remove(batch.read);
         record_metrics(exec.name, &delta);
         ::metrics::histogram!(metrics::BATCH_SECONDS, "migration" => exec.name.to_string(), "stage" => "transform")

@@ -59,6 +59,8 @@ pub(crate) struct Execution<'a> {
     pub(crate) ctx: &'a MigrationContext,
     pub(crate) retries: AtomicU64,
     pub(crate) in_flight: InFlight,
+    /// Counts of the batches committed so far, kept for the error when the run stops early.
+    pub(crate) counts: std::sync::Mutex<Counts>,
 }
 
 impl Execution<'_> {
@@ -82,11 +84,43 @@ where
     T: Transformer,
     L: Loader<Item = T::Output>,
 {
-    let started = Instant::now();
-    let exec = Execution { name, ctx, retries: AtomicU64::new(0), in_flight: InFlight::new(name) };
+    let exec = Execution {
+        name,
+        ctx,
+        retries: AtomicU64::new(0),
+        in_flight: InFlight::new(name),
+        counts: std::sync::Mutex::new(Counts::default()),
+    };
+    match run_stages(&exec, extractor, transformer, rules, loader).await {
+        Ok(result) => Ok(result),
+        Err(error) => {
+            let counts = *exec.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if counts.read == 0 {
+                Err(error)
+            } else {
+                Err(Error::Interrupted { migration: name.clone(), counts, source: Box::new(error) })
+            }
+        }
+    }
+}
 
+async fn run_stages<E, T, L>(
+    exec: &Execution<'_>,
+    extractor: &mut E,
+    transformer: &Arc<T>,
+    rules: &Arc<Rules<T::Output>>,
+    loader: &mut L,
+) -> Result<MigrationResult>
+where
+    E: Extractor<Item = T::Input>,
+    T: Transformer,
+    L: Loader<Item = T::Output>,
+{
+    let (name, ctx) = (exec.name, exec.ctx);
+    let started = Instant::now();
     let mut retry = exec.retrier(Stage::Load);
-    if ctx.restart {
+    let incremental = extractor.continues_after_completion();
+    if ctx.restart && !incremental {
         loop {
             match loader.clear_checkpoint(name).await {
                 Ok(()) => break,
@@ -95,12 +129,16 @@ where
         }
         retry.reset();
     }
-    let resume = loop {
+    let mut resume = loop {
         match loader.checkpoint(name).await {
             Ok(checkpoint) => break checkpoint.unwrap_or_default(),
             Err(error) => retry.after(error).await?,
         }
     };
+    if incremental && resume.done {
+        // A watermark: read what changed since the last run.
+        resume.done = false;
+    }
     let resumed = resume != Checkpoint::default();
     if resume.done {
         tracing::info!(migration = %name, "already read to the end by an earlier run; nothing to do");
@@ -131,13 +169,13 @@ where
     let permits = Arc::new(Semaphore::new(depth));
     let (sender, mut receiver) = mpsc::channel::<ExtractedBatch<E::Item>>(depth);
 
-    let extract = extract_stage(&exec, extractor, resume, &permits, sender);
+    let extract = extract_stage(exec, extractor, resume, &permits, sender);
     let transformed = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
         .map(|batch| {
             transform_stage::transform(batch, transformer, rules, ctx.config.transform_concurrency().get() > 1)
         })
         .buffered(ctx.config.transform_concurrency().get());
-    let load = load_stage::load_all(&exec, loader, transformed, started, estimate);
+    let load = load_stage::load_all(exec, loader, transformed, started, estimate);
 
     let ((end, last_position), counts) = tokio::try_join!(extract, load)?;
     if matches!(end, ExtractEnd::Cancelled) || ctx.cancel.is_cancelled() {

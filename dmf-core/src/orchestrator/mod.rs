@@ -60,7 +60,8 @@ impl RunRequest {
         Self { migrations: Some(names.into_iter().map(Into::into).collect()), ..Self::default() }
     }
 
-    /// Runs migrations again even if they completed before.
+    /// Runs every selected migration from the beginning: completed ones again, and failed
+    /// ones from scratch rather than from their checkpoint.
     pub fn force(mut self) -> Self {
         self.force = true;
         self
@@ -274,14 +275,11 @@ impl Orchestrator {
     }
 
     fn context(&self, run: RunId, cancel: &CancellationToken, restart: bool) -> MigrationContext {
-        MigrationContext {
-            run,
-            config: Arc::clone(&self.config),
-            progress: self.progress.clone(),
-            cancel: cancel.clone(),
-            store: Arc::clone(&self.store),
-            restart,
-        }
+        let mut ctx = MigrationContext::new(run, Arc::clone(&self.config), Arc::clone(&self.store));
+        ctx.progress = self.progress.clone();
+        ctx.cancel = cancel.clone();
+        ctx.restart = restart;
+        ctx
     }
 
     /// Runs the requested migrations. A run that fails still returns its summary (status
@@ -332,12 +330,9 @@ impl Orchestrator {
             .find(|r| matches!(r.status, MigrationStatus::Failed | MigrationStatus::Cancelled));
         summary.error = match (&outcome, failed) {
             (Err(error), _) => Some(error.chain()),
-            (Ok(()), Some(record)) => Some(format!(
-                "migration `{}` {}: {}",
-                record.migration,
-                if record.status == MigrationStatus::Cancelled { "was cancelled" } else { "failed" },
-                record.error.as_deref().unwrap_or("no error recorded")
-            )),
+            (Ok(()), Some(record)) => Some(
+                record.error.clone().unwrap_or_else(|| format!("migration `{}` did not complete", record.migration)),
+            ),
             (Ok(()), None) => summary
                 .migrations
                 .iter()
@@ -411,7 +406,7 @@ impl Orchestrator {
                     records.insert(name.clone(), record);
                 }
                 previous => {
-                    if previous.is_some_and(|p| p.status == MigrationStatus::Completed) {
+                    if request.force && previous.is_some() {
                         restart.insert(name.clone());
                     }
                     let record = MigrationRecord::new(run, name.clone(), MigrationStatus::Pending);
@@ -623,16 +618,17 @@ async fn execute_one(migration: Arc<dyn DataMigration>, ctx: MigrationContext) -
             record.resumed = result.resumed;
             Phase::Completed
         }
-        Err(Error::Cancelled { .. }) => {
-            record.status = MigrationStatus::Cancelled;
-            record.error = Some(format!("migration `{name}` cancelled; resumable from its last checkpoint"));
-            Phase::Failed
-        }
         Err(error) => {
-            let error = Error::Migration { migration: name.clone(), source: Box::new(error) };
-            tracing::error!(error = %error.chain(), "migration failed");
-            record.status = MigrationStatus::Failed;
-            record.error = Some(error.chain());
+            record.counts = error.partial_counts().unwrap_or_default();
+            if error.is_cancelled() {
+                record.status = MigrationStatus::Cancelled;
+                record.error = Some(format!("migration `{name}` cancelled; resumable from its last checkpoint"));
+            } else {
+                let error = Error::Migration { migration: name.clone(), source: Box::new(error) };
+                tracing::error!(error = %error.chain(), "migration failed");
+                record.status = MigrationStatus::Failed;
+                record.error = Some(error.chain());
+            }
             Phase::Failed
         }
     };

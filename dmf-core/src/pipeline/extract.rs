@@ -30,6 +30,13 @@ pub trait Extractor: Send + 'static {
     /// The record type produced.
     type Item: Record;
 
+    /// True for incremental extractors, whose position is a watermark ("changed after …") that
+    /// stays meaningful once the migration completed: a later run continues from it instead of
+    /// having nothing to do, and a forced run keeps it instead of starting over.
+    fn continues_after_completion(&self) -> bool {
+        false
+    }
+
     /// How many records remain after `from`, if cheaply known (for progress and ETA).
     fn estimate(&mut self, from: Option<&Position>) -> impl Future<Output = Result<Option<u64>>> + Send {
         let _ = from;

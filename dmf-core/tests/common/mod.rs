@@ -92,12 +92,13 @@ pub fn store() -> Arc<dmf_testkit::MemoryRunStore> {
 
 /// A context for running one migration directly, outside an orchestrator.
 pub fn context(run: i64, config: EngineConfig, store: Arc<dmf_testkit::MemoryRunStore>) -> dmf_core::MigrationContext {
-    dmf_core::MigrationContext {
-        run: dmf_core::RunId(run),
-        config: Arc::new(config),
-        progress: dmf_core::ProgressHub::new(),
-        cancel: dmf_core::CancellationToken::new(),
-        store,
-        restart: false,
+    dmf_core::MigrationContext::new(dmf_core::RunId(run), Arc::new(config), store)
+}
+
+/// The error under an [`dmf_core::Error::Interrupted`] (which only adds the partial counts).
+pub fn cause(error: dmf_core::Error) -> dmf_core::Error {
+    match error {
+        dmf_core::Error::Interrupted { source, .. } => *source,
+        other => other,
     }
 }
