@@ -44,6 +44,7 @@ pub mod orchestrator;
 pub mod pipeline;
 pub mod progress;
 mod record;
+pub mod sync;
 mod value;
 
 pub use checkpoint::{Checkpoint, Position};

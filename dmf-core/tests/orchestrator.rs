@@ -194,8 +194,8 @@ struct Check(CheckOutcome);
 
 #[async_trait]
 impl PreflightCheck for Check {
-    async fn check(&self) -> CheckOutcome {
-        self.0.clone()
+    async fn check(&self) -> Vec<CheckOutcome> {
+        vec![self.0.clone()]
     }
 }
 

@@ -69,35 +69,47 @@ fn transform_now<T: Transformer>(
     let mut source_index = Vec::with_capacity(records.len());
     let mut skipped = 0;
     let mut rejects = Vec::new();
-    for (index, record) in records.iter().enumerate() {
+    let read = records.len() as u64;
+    for (index, record) in records.into_iter().enumerate() {
+        let record = match transformer.pass_through(record) {
+            Ok(output) => {
+                match validate(rules, &output) {
+                    None => {
+                        mapped.push(output);
+                        source_index.push(index as u64);
+                    }
+                    Some(reason) => rejects.push(Reject::of(Stage::Validate, &output, reason)),
+                }
+                continue;
+            }
+            Err(record) => record,
+        };
         // A panic on one odd record becomes that record's reject, not a crashed run.
-        let outcome = catch_unwind(AssertUnwindSafe(|| transformer.transform(record))).unwrap_or_else(|panic| {
+        let outcome = catch_unwind(AssertUnwindSafe(|| transformer.transform(&record))).unwrap_or_else(|panic| {
             Transformed::Rejected { reason: format!("transformer panicked: {}", panic_text(&panic)) }
         });
         match outcome {
-            Transformed::Mapped(output) => {
-                if !rules.is_empty() {
-                    let report = rules.check(&output);
-                    if !report.is_valid() {
-                        let mut reject = Reject::of(Stage::Validate, &output, report.to_string());
-                        reject.key = record.key();
-                        rejects.push(reject);
-                        continue;
-                    }
+            Transformed::Mapped(output) => match validate(rules, &output) {
+                None => {
+                    mapped.push(output);
+                    source_index.push(index as u64);
                 }
-                mapped.push(output);
-                source_index.push(index as u64);
-            }
+                Some(reason) => {
+                    let mut reject = Reject::of(Stage::Validate, &output, reason);
+                    reject.key = record.key();
+                    rejects.push(reject);
+                }
+            },
             Transformed::Skipped { reason } => {
                 tracing::trace!(key = %record.key(), %reason, "skipped");
                 skipped += 1;
             }
-            Transformed::Rejected { reason } => rejects.push(Reject::of(Stage::Transform, record, reason)),
+            Transformed::Rejected { reason } => rejects.push(Reject::of(Stage::Transform, &record, reason)),
         }
     }
     TransformedBatch {
         seq,
-        read: records.len() as u64,
+        read,
         mapped,
         source_index,
         skipped,
@@ -107,6 +119,15 @@ fn transform_now<T: Transformer>(
         elapsed: started.elapsed(),
         _permit,
     }
+}
+
+/// The validation report's text when `output` breaks a rule.
+fn validate<O: 'static>(rules: &Rules<O>, output: &O) -> Option<String> {
+    if rules.is_empty() {
+        return None;
+    }
+    let report = rules.check(output);
+    (!report.is_valid()).then(|| report.to_string())
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {

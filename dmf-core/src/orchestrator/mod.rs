@@ -368,7 +368,7 @@ impl Orchestrator {
     async fn preflight(&self, selected: &[MigrationName], ctx: &MigrationContext) -> PreflightReport {
         let mut report = PreflightReport::default();
         for check in &self.checks {
-            report.outcomes.push(check.check().await);
+            report.outcomes.extend(check.check().await);
         }
         for name in selected {
             let Some(migration) = self.migrations.get(name) else { continue };

@@ -45,12 +45,14 @@ impl CheckOutcome {
 }
 
 /// A check run before any data moves (connectivity, replica role, control tables, schema).
+/// One check may report several findings (a database's pre-flight covers connectivity, role
+/// and control tables).
 ///
 /// Stored as `Box<dyn PreflightCheck>`, so it uses `async-trait`.
 #[async_trait]
 pub trait PreflightCheck: Send + Sync {
     /// Runs the check.
-    async fn check(&self) -> CheckOutcome;
+    async fn check(&self) -> Vec<CheckOutcome>;
 }
 
 /// Every check's outcome, printable as a readable table.

@@ -34,6 +34,13 @@ pub trait Transformer: Send + Sync + 'static {
 
     /// Maps one record.
     fn transform(&self, input: &Self::Input) -> Transformed<Self::Output>;
+
+    /// For transformers that pass records through unchanged: moves `input` into the output
+    /// (`Ok`), saving the clone that [`transform`](Self::transform) would make. Others return
+    /// `Err(input)` (the default) and the engine calls `transform`.
+    fn pass_through(&self, input: Self::Input) -> Result<Self::Output, Self::Input> {
+        Err(input)
+    }
 }
 
 /// A [`Transformer`] made from a closure.
@@ -99,5 +106,9 @@ impl<T: Record + Clone> Transformer for Identity<T> {
 
     fn transform(&self, input: &T) -> Transformed<T> {
         Transformed::Mapped(input.clone())
+    }
+
+    fn pass_through(&self, input: T) -> Result<T, T> {
+        Ok(input)
     }
 }

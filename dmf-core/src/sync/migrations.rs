@@ -1,0 +1,187 @@
+//! A [`SyncPlan`] turned into migrations for the orchestrator.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Database, DatabaseRole, MergeExtractor, MergeOutput, ReadOrder, SyncMode, SyncPlan, TablePlan, WriteMode};
+use crate::catalog::TableName;
+use crate::error::{Error, Result, Stage};
+use crate::migration::{Counts, DataMigration, MigrationContext, MigrationResult, RollbackReport};
+use crate::names::MigrationName;
+use crate::orchestrator::{CheckOutcome, PreflightCheck};
+use crate::pipeline::{Identity, Pipeline};
+use crate::value::Row;
+
+/// Empties the target tables of a `full` sync, referencing tables first, in one transaction.
+pub struct ClearTables<T> {
+    name: MigrationName,
+    target: Arc<T>,
+    tables: Vec<TableName>,
+}
+
+impl<T: Database> ClearTables<T> {
+    /// Clears `tables` (in this order) in `target`.
+    pub fn new(target: Arc<T>, tables: Vec<TableName>) -> Self {
+        Self { name: MigrationName::new(CLEAR), target, tables }
+    }
+}
+
+const CLEAR: &str = "clear target tables";
+
+#[async_trait]
+impl<T: Database> DataMigration for ClearTables<T> {
+    fn name(&self) -> &MigrationName {
+        &self.name
+    }
+
+    fn description(&self) -> &str {
+        "deletes every row of the synced tables in the target before a full load"
+    }
+
+    async fn execute(&self, _ctx: &MigrationContext) -> Result<MigrationResult> {
+        let started = std::time::Instant::now();
+        self.target.clear_tables(self.tables.clone()).await?;
+        Ok(MigrationResult {
+            migration: self.name.clone(),
+            counts: Counts::default(),
+            duration: started.elapsed(),
+            resumed: false,
+            retries: 0,
+            peak_rows_in_flight: 0,
+        })
+    }
+
+    async fn rollback(&self, ctx: &MigrationContext) -> Result<RollbackReport> {
+        Err(Error::fatal(
+            Stage::Rollback,
+            format!("the rows deleted by run {} can only come back from a backup of the target", ctx.run),
+        ))
+    }
+}
+
+/// Runs a database's own pre-flight checks as part of the orchestrator's pre-flight.
+pub struct DatabaseCheck<D> {
+    database: Arc<D>,
+    role: DatabaseRole,
+}
+
+impl<D: Database> DatabaseCheck<D> {
+    /// Checks `database` in `role`.
+    pub fn new(database: Arc<D>, role: DatabaseRole) -> Self {
+        Self { database, role }
+    }
+}
+
+#[async_trait]
+impl<D: Database> PreflightCheck for DatabaseCheck<D> {
+    async fn check(&self) -> Vec<CheckOutcome> {
+        self.database.preflight(self.role).await
+    }
+}
+
+fn name_with(table: &TablePlan, suffix: &str) -> MigrationName {
+    MigrationName::new(format!("{} ({suffix})", table.target.name))
+}
+
+/// The migrations of a sync: one per table (named after the target table), plus a first step
+/// emptying the tables in `full` mode, second passes for deferred foreign keys, and delete
+/// passes in `diff` mode and incremental mode with delete propagation. Dependencies follow
+/// the foreign keys: parents load first, children's rows are deleted first.
+pub fn sync_migrations<S: Database, T: Database>(
+    source: &Arc<S>,
+    target: &Arc<T>,
+    plan: &SyncPlan,
+) -> Vec<Arc<dyn DataMigration>> {
+    let mut migrations: Vec<Arc<dyn DataMigration>> = Vec::new();
+    let full = plan.mode == SyncMode::Full;
+    if full {
+        migrations.push(Arc::new(ClearTables::new(Arc::clone(target), plan.delete_order())));
+    }
+    let loads: Vec<MigrationName> = plan.tables.iter().map(TablePlan::migration_name).collect();
+    let order = match &plan.mode {
+        SyncMode::Incremental { column, .. } => ReadOrder::Watermark { column: column.clone() },
+        _ => ReadOrder::Key,
+    };
+
+    for table in &plan.tables {
+        let mut depends: Vec<MigrationName> = table.after.iter().map(|t| MigrationName::new(t.to_string())).collect();
+        if full {
+            depends.push(MigrationName::new(CLEAR));
+        }
+        let write = if full { WriteMode::Insert } else { WriteMode::Upsert };
+        let loader = target.loader(table.load_spec(&table.columns, write, table.deferred_columns()));
+        let name = table.migration_name();
+        let description = format!("{} rows of {}", plan.mode, table.source.name);
+        let migration: Arc<dyn DataMigration> = if plan.mode == SyncMode::Diff {
+            let merge = MergeExtractor::new(
+                source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false)),
+                target.extractor(table.extract_spec(&table.columns, ReadOrder::Key, true)),
+                MergeOutput::ChangedOrMissing,
+            );
+            Arc::new(
+                Pipeline::new(merge, Identity::<Row>::default(), loader)
+                    .named(name)
+                    .describe(description)
+                    .depends_on(depends),
+            )
+        } else {
+            let extractor = source.extractor(table.extract_spec(&table.columns, order.clone(), false));
+            Arc::new(
+                Pipeline::new(extractor, Identity::<Row>::default(), loader)
+                    .named(name)
+                    .describe(description)
+                    .depends_on(depends),
+            )
+        };
+        migrations.push(migration);
+    }
+
+    let mut second_passes = Vec::new();
+    for table in plan.tables.iter().filter(|t| !t.deferred.is_empty()) {
+        let mut columns = table.fixup_columns();
+        if let ReadOrder::Watermark { column } = &order {
+            if !columns.contains(column) {
+                columns.push(column.clone());
+            }
+        }
+        let name = name_with(table, "deferred keys");
+        second_passes.push(name.clone());
+        let extractor = source.extractor(table.extract_spec(&columns, order.clone(), false));
+        let loader = target.loader(table.load_spec(&columns, WriteMode::Update, Default::default()));
+        migrations.push(Arc::new(
+            Pipeline::new(extractor, Identity::<Row>::default(), loader)
+                .named(name)
+                .describe(format!("fills the foreign keys of {} deferred to break a cycle", table.target.name))
+                .depends_on(loads.clone()),
+        ));
+    }
+
+    let deletes = matches!(plan.mode, SyncMode::Diff | SyncMode::Incremental { propagate_deletes: true, .. });
+    if deletes {
+        for table in &plan.tables {
+            let mut depends = loads.clone();
+            depends.extend(second_passes.iter().cloned());
+            // Rows of tables referencing this one go first.
+            depends.extend(
+                plan.tables
+                    .iter()
+                    .filter(|child| child.after.contains(&table.target.name))
+                    .map(|c| name_with(c, "deletes")),
+            );
+            let merge = MergeExtractor::new(
+                source.extractor(table.extract_spec(&table.key, ReadOrder::Key, false)),
+                target.extractor(table.extract_spec(&table.key, ReadOrder::Key, true)),
+                MergeOutput::MissingInSource,
+            );
+            let loader = target.loader(table.load_spec(&table.key, WriteMode::Delete, Default::default()));
+            migrations.push(Arc::new(
+                Pipeline::new(merge, Identity::<Row>::default(), loader)
+                    .named(name_with(table, "deletes"))
+                    .describe(format!("deletes rows of {} that are gone from the source", table.target.name))
+                    .depends_on(depends),
+            ));
+        }
+    }
+    migrations
+}

@@ -1,0 +1,299 @@
+//! What a sync will do, decided from both catalogs before anything is written.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{ExtractSpec, LoadSpec, ReadOrder, SyncMode, WriteMode};
+use crate::catalog::{Catalog, Column, ForeignKey, LoadOrder, SchemaDiff, Table, TableName};
+use crate::error::{Error, Result};
+use crate::names::MigrationName;
+use crate::orchestrator::{CheckOutcome, PreflightCheck};
+use crate::value::RowShape;
+
+/// One table of a sync.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// The table as the source has it.
+    pub source: Table,
+    /// The table as the target has it.
+    pub target: Table,
+    /// The columns moved, in the source's column order (present and writable on both sides).
+    pub columns: Vec<String>,
+    /// The row key (primary key, or a NOT NULL unique key).
+    pub key: Vec<String>,
+    /// Foreign keys loaded as NULL first and filled by a second pass (cycles, self-references).
+    pub deferred: Vec<ForeignKey>,
+    /// Tables of the sync that must be loaded before this one.
+    pub after: Vec<TableName>,
+}
+
+impl TablePlan {
+    /// The migration that loads this table: named after the target table.
+    pub fn migration_name(&self) -> MigrationName {
+        MigrationName::new(self.target.name.to_string())
+    }
+
+    fn columns_of(&self, table: &Table, names: &[String]) -> Vec<Column> {
+        names.iter().filter_map(|name| table.column(name).cloned()).collect()
+    }
+
+    fn shape(&self, table: &Table, names: &[String]) -> Arc<RowShape> {
+        let key = self.key.iter().filter_map(|k| names.iter().position(|c| c == k)).collect();
+        Arc::new(RowShape { table: table.name.clone(), columns: names.to_vec(), key })
+    }
+
+    /// Columns loaded as NULL in the first pass.
+    pub fn deferred_columns(&self) -> BTreeSet<String> {
+        self.deferred.iter().flat_map(|fk| fk.columns.iter().cloned()).collect()
+    }
+
+    /// Reading `names` from the source (`from_target` false) or the target, in `order`.
+    pub fn extract_spec(&self, names: &[String], order: ReadOrder, from_target: bool) -> ExtractSpec {
+        let table = if from_target { &self.target } else { &self.source };
+        ExtractSpec {
+            table: table.name.clone(),
+            columns: self.columns_of(table, names),
+            key: self.key.clone(),
+            order,
+            shape: self.shape(table, names),
+        }
+    }
+
+    /// Writing `names` to the target.
+    pub fn load_spec(&self, names: &[String], write: WriteMode, null_columns: BTreeSet<String>) -> LoadSpec {
+        LoadSpec {
+            table: self.target.name.clone(),
+            columns: self.columns_of(&self.target, names),
+            key: self.key.clone(),
+            write,
+            null_columns,
+        }
+    }
+
+    /// The key columns followed by the deferred columns (for the second pass).
+    pub fn fixup_columns(&self) -> Vec<String> {
+        let mut names = self.key.clone();
+        names.extend(self.deferred_columns().into_iter().filter(|c| !self.key.contains(c)));
+        names
+    }
+}
+
+/// Everything a sync will do, table by table in load order, with the schema diff.
+#[derive(Debug, Clone)]
+pub struct SyncPlan {
+    /// The mode.
+    pub mode: SyncMode,
+    /// The tables to sync, in load order (parents first).
+    pub tables: Vec<TablePlan>,
+    /// Differences between the source and target tables.
+    pub diff: SchemaDiff,
+}
+
+impl SyncPlan {
+    /// Plans a sync of `selection` (every source table when `None`) from `source` into
+    /// `target`. Errors name the table: not in the source, no key, no watermark column, a
+    /// foreign-key cycle that cannot be broken. Tables missing or incompatible in the target
+    /// are recorded in the diff, and the [`SchemaCheck`] pre-flight refuses them.
+    pub fn build(source: &Catalog, target: &Catalog, selection: Option<&[TableName]>, mode: SyncMode) -> Result<Self> {
+        let chosen: Vec<&Table> = match selection {
+            None => source.tables.iter().collect(),
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    source.table(name).ok_or_else(|| Error::Schema(format!("table `{name}` is not in the source")))
+                })
+                .collect::<Result<_>>()?,
+        };
+        let mut diff = SchemaDiff::default();
+        let mut pairs = Vec::new();
+        for table in chosen {
+            let theirs = target.table(&table.name);
+            diff.add_table(table, theirs);
+            if let Some(theirs) = theirs {
+                pairs.push((table.clone(), theirs.clone()));
+            }
+        }
+        let targets: Vec<Table> = pairs.iter().map(|(_, t)| t.clone()).collect();
+        let order = LoadOrder::plan(&targets)?;
+        let mut tables = Vec::with_capacity(pairs.len());
+        for step in order.steps {
+            let Some((source, target)) = pairs.iter().find(|(_, t)| t.name == step.table).cloned() else { continue };
+            let key = source
+                .row_key()
+                .ok_or_else(|| {
+                    Error::Schema(format!(
+                        "table `{}` has no primary key and no NOT NULL unique key; DMF needs one to read it in \
+                         resumable order and to compare rows",
+                        source.name
+                    ))
+                })?
+                .to_vec();
+            if let SyncMode::Incremental { column, .. } = &mode {
+                if source.column(column).is_none() {
+                    return Err(Error::Schema(format!(
+                        "table `{}` has no column `{column}` for incremental mode; leave it out of the selection or \
+                         sync it in another mode",
+                        source.name
+                    )));
+                }
+            }
+            let columns = source
+                .writable_columns()
+                .filter(|c| target.column(&c.name).is_some_and(|t| !t.generated))
+                .map(|c| c.name.clone())
+                .collect();
+            let deferred_names: BTreeSet<&str> = step.deferred.iter().map(|fk| fk.name.as_str()).collect();
+            let after = target
+                .foreign_keys
+                .iter()
+                .filter(|fk| fk.enforced && !deferred_names.contains(fk.name.as_str()))
+                .filter_map(|fk| targets.iter().find(|t| fk.referenced_table.matches(&t.name)))
+                .filter(|parent| parent.name != target.name)
+                .map(|parent| parent.name.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            tables.push(TablePlan { source, target, columns, key, deferred: step.deferred, after });
+        }
+        Ok(Self { mode, tables, diff })
+    }
+
+    /// The target tables in delete order (referencing tables first).
+    pub fn delete_order(&self) -> Vec<TableName> {
+        self.tables.iter().rev().map(|t| t.target.name.clone()).collect()
+    }
+
+    /// The pre-flight check refusing incompatible schemas.
+    pub fn schema_check(&self) -> SchemaCheck {
+        SchemaCheck { diff: self.diff.clone(), tables: self.tables.len() }
+    }
+}
+
+/// Pre-flight: the source and target tables are compatible (see [`SchemaDiff`]).
+#[derive(Debug, Clone)]
+pub struct SchemaCheck {
+    diff: SchemaDiff,
+    tables: usize,
+}
+
+#[async_trait]
+impl PreflightCheck for SchemaCheck {
+    async fn check(&self) -> Vec<CheckOutcome> {
+        vec![self.outcome()]
+    }
+}
+
+impl SchemaCheck {
+    fn outcome(&self) -> CheckOutcome {
+        let name = "schema consistency";
+        if self.diff.is_compatible() {
+            let detail = match self.diff.items.len() {
+                0 => format!("{} tables match", self.tables),
+                n => format!("{} tables, {n} compatible differences: {}", self.tables, one_line(&self.diff)),
+            };
+            CheckOutcome::passed(name, detail)
+        } else {
+            let problems: Vec<String> = self
+                .diff
+                .incompatibilities()
+                .map(|i| match &i.column {
+                    Some(column) => format!("{}.{column}: {}", i.table, i.detail),
+                    None => format!("{}: {}", i.table, i.detail),
+                })
+                .collect();
+            CheckOutcome::failed(name, problems.join("; "))
+        }
+    }
+}
+
+fn one_line(diff: &SchemaDiff) -> String {
+    diff.items
+        .iter()
+        .map(|i| match &i.column {
+            Some(column) => format!("{}.{column}: {}", i.table, i.detail),
+            None => format!("{}: {}", i.table, i.detail),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::DataType;
+
+    fn table(name: &str, fks: Vec<ForeignKey>) -> Table {
+        Table {
+            name: TableName::new(Some("public"), name),
+            columns: vec![
+                Column::new("id", DataType::Int64, "bigint").not_null(),
+                Column::new("parent", DataType::Int64, "bigint"),
+                Column::new("updated_at", DataType::Timestamp, "timestamp"),
+            ],
+            primary_key: vec!["id".into()],
+            unique_keys: vec![],
+            foreign_keys: fks,
+        }
+    }
+
+    fn fk(to: &str) -> ForeignKey {
+        ForeignKey {
+            name: format!("to_{to}"),
+            columns: vec!["parent".into()],
+            referenced_table: TableName::new(Some("public"), to),
+            referenced_columns: vec!["id".into()],
+            enforced: true,
+        }
+    }
+
+    fn catalog(tables: Vec<Table>) -> Catalog {
+        Catalog { tables }
+    }
+
+    #[test]
+    fn plans_in_fk_order_with_dependencies_and_deferred_self_references() {
+        let source = catalog(vec![table("orders", vec![fk("customers")]), table("customers", vec![fk("customers")])]);
+        let mut unqualified = source.clone();
+        for t in &mut unqualified.tables {
+            t.name.schema = None;
+        }
+        // The source has no schemas (SQLite), the target has (PostgreSQL): names still match.
+        let plan = SyncPlan::build(&unqualified, &source, None, SyncMode::Full).unwrap();
+        let names: Vec<String> = plan.tables.iter().map(|t| t.migration_name().to_string()).collect();
+        assert_eq!(names, ["public.customers", "public.orders"]);
+        assert_eq!(plan.tables[0].deferred_columns().into_iter().collect::<Vec<_>>(), ["parent"]);
+        assert!(plan.tables[0].after.is_empty());
+        assert_eq!(plan.tables[1].after, vec![TableName::new(Some("public"), "customers")]);
+        assert_eq!(plan.tables[0].fixup_columns(), ["id", "parent"]);
+        assert!(plan.diff.is_compatible());
+    }
+
+    #[test]
+    fn refusals_name_the_table() {
+        let source = catalog(vec![table("a", vec![])]);
+        let missing = SyncPlan::build(&source, &source, Some(&[TableName::parse("public.nope")]), SyncMode::Full);
+        assert_eq!(missing.unwrap_err().to_string(), "schema: table `public.nope` is not in the source");
+
+        let mut keyless = table("k", vec![]);
+        keyless.primary_key.clear();
+        let no_key = SyncPlan::build(&catalog(vec![keyless.clone()]), &catalog(vec![keyless]), None, SyncMode::Upsert);
+        assert!(no_key.unwrap_err().to_string().contains("table `public.k` has no primary key"));
+
+        let mode = SyncMode::Incremental { column: "version".into(), propagate_deletes: false };
+        let no_column = SyncPlan::build(&source, &source, None, mode);
+        assert!(no_column.unwrap_err().to_string().contains("table `public.a` has no column `version`"));
+    }
+
+    #[tokio::test]
+    async fn a_table_missing_in_the_target_fails_the_schema_check() {
+        let source = catalog(vec![table("a", vec![]), table("b", vec![])]);
+        let target = catalog(vec![table("a", vec![])]);
+        let plan = SyncPlan::build(&source, &target, None, SyncMode::Full).unwrap();
+        assert_eq!(plan.tables.len(), 1);
+        let outcome = plan.schema_check().check().await.remove(0);
+        assert_eq!(outcome.status, crate::CheckStatus::Failed);
+        assert_eq!(outcome.detail, "public.b: missing in the target (a sync never creates tables)");
+    }
+}

@@ -1,0 +1,1 @@
+//! The PostgreSQL adapter of DMF (being built).
