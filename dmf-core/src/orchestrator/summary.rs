@@ -70,20 +70,21 @@ impl fmt::Display for RunSummary {
         }
         writeln!(
             f,
-            "{:<24} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "migration", "status", "read", "inserted", "updated", "unchanged", "skipped", "rejected"
+            "{:<24} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "migration", "status", "read", "inserted", "updated", "unchanged", "deleted", "skipped", "rejected"
         )?;
         for r in &self.migrations {
             let c = &r.counts;
             writeln!(
                 f,
-                "{:<24} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:<24} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 r.migration.as_str(),
                 format!("{:?}", r.status).to_lowercase(),
                 c.read,
                 c.inserted,
                 c.updated,
                 c.unchanged,
+                c.deleted,
                 c.skipped,
                 c.rejected
             )?;

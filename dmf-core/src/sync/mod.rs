@@ -13,6 +13,7 @@
 //! | `incremental` | rows whose watermark column grew since the last run are upserted; optionally target rows missing from the source are deleted |
 //! | `diff` | both sides are read in key order and compared; only rows that differ or are missing are written, and rows only in the target are deleted |
 
+mod job;
 mod merge;
 mod migrations;
 mod plan;
@@ -23,6 +24,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub use job::SyncJob;
 pub use merge::{MergeExtractor, MergeOutput};
 pub use migrations::{ClearTables, DatabaseCheck, sync_migrations};
 pub use plan::{SchemaCheck, SyncPlan, TablePlan};
@@ -129,7 +131,8 @@ pub enum WriteMode {
     Upsert,
     /// Delete the rows with these keys.
     Delete,
-    /// Update the non-key columns of existing rows (second pass for deferred foreign keys).
+    /// Update the non-key columns of existing rows where they differ (second pass for
+    /// deferred foreign keys).
     Update,
 }
 

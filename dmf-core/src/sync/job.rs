@@ -1,0 +1,99 @@
+//! One call to sync two databases: plan, pre-flight, orchestrated run.
+
+use std::sync::Arc;
+
+use super::{Database, DatabaseCheck, DatabaseRole, SyncMode, SyncPlan, sync_migrations};
+use crate::catalog::TableName;
+use crate::engine::EngineConfig;
+use crate::error::Result;
+use crate::orchestrator::{Orchestrator, RunRequest, RunSummary};
+use crate::progress::ProgressHub;
+
+/// A sync of `tables` (default: all) from `source` into `target`.
+///
+/// ```no_run
+/// # async fn demo<S: dmf_core::sync::Database, T: dmf_core::sync::Database>(source: S, target: T) -> dmf_core::Result<()> {
+/// use std::sync::Arc;
+/// use dmf_core::sync::{SyncJob, SyncMode};
+/// let job = SyncJob::new(Arc::new(source), Arc::new(target), SyncMode::Upsert).jobs(2);
+/// let summary = job.run(dmf_core::RunRequest::all()).await?;
+/// println!("{summary}");
+/// # Ok(()) }
+/// ```
+pub struct SyncJob<S, T> {
+    source: Arc<S>,
+    target: Arc<T>,
+    mode: SyncMode,
+    tables: Option<Vec<TableName>>,
+    engine: EngineConfig,
+    jobs: usize,
+    progress: ProgressHub,
+}
+
+impl<S: Database, T: Database> SyncJob<S, T> {
+    /// A sync of every source table in `mode`.
+    pub fn new(source: Arc<S>, target: Arc<T>, mode: SyncMode) -> Self {
+        Self {
+            source,
+            target,
+            mode,
+            tables: None,
+            engine: EngineConfig::default(),
+            jobs: 1,
+            progress: ProgressHub::new(),
+        }
+    }
+
+    /// Only these tables.
+    pub fn tables(mut self, tables: Vec<TableName>) -> Self {
+        self.tables = Some(tables);
+        self
+    }
+
+    /// Batch size, depth, retries and reject limits.
+    pub fn engine(mut self, engine: EngineConfig) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Tables loaded at the same time when no foreign key orders them.
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Where progress events go.
+    pub fn progress(mut self, hub: ProgressHub) -> Self {
+        self.progress = hub;
+        self
+    }
+
+    /// Reads both catalogs and plans the sync; writes nothing.
+    pub async fn plan(&self) -> Result<SyncPlan> {
+        let source = self.source.read_catalog().await?;
+        let target = self.target.read_catalog().await?;
+        SyncPlan::build(&source, &target, self.tables.as_deref(), self.mode.clone())
+    }
+
+    /// The orchestrator running `plan`, with the target's run store and pre-flight checks of
+    /// both databases and of the schemas.
+    pub async fn orchestrator(&self, plan: &SyncPlan) -> Result<Orchestrator> {
+        let mut builder = Orchestrator::builder(self.target.run_store().await?)
+            .preflight(DatabaseCheck::new(Arc::clone(&self.source), DatabaseRole::Source))
+            .preflight(DatabaseCheck::new(Arc::clone(&self.target), DatabaseRole::Target))
+            .preflight(plan.schema_check())
+            .engine(self.engine.clone())
+            .max_concurrency(self.jobs)
+            .progress(self.progress.clone());
+        for migration in sync_migrations(&self.source, &self.target, plan) {
+            builder = builder.shared_migration(migration);
+        }
+        builder.build()
+    }
+
+    /// Plans and runs the sync.
+    pub async fn run(&self, request: RunRequest) -> Result<RunSummary> {
+        let plan = self.plan().await?;
+        self.orchestrator(&plan).await?.run(request).await
+    }
+}

@@ -1,0 +1,124 @@
+//! Reads a SQLite database's tables into DMF's catalog model.
+
+use std::collections::BTreeMap;
+
+use dmf_core::catalog::{Catalog, Column, ForeignKey, Table, TableName};
+use rusqlite::Connection;
+
+use crate::{sql, types};
+
+/// Every user table with its columns, keys and foreign keys (DMF's `dmf_` control tables and
+/// SQLite's own tables left out).
+pub fn read_catalog(connection: &Connection) -> rusqlite::Result<Catalog> {
+    let names: Vec<String> =
+        connection.prepare(sql::USER_TABLES)?.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let mut tables = Vec::with_capacity(names.len());
+    for name in &names {
+        tables.push(read_table(connection, name)?);
+    }
+    // Foreign keys that name no columns reference the parent's primary key.
+    let primary_keys: BTreeMap<String, Vec<String>> =
+        tables.iter().map(|t: &Table| (t.name.name.clone(), t.primary_key.clone())).collect();
+    for table in &mut tables {
+        for fk in &mut table.foreign_keys {
+            if fk.referenced_columns.iter().any(String::is_empty) {
+                if let Some(pk) = primary_keys.get(&fk.referenced_table.name) {
+                    fk.referenced_columns = pk.clone();
+                }
+            }
+        }
+    }
+    Ok(Catalog { tables })
+}
+
+fn read_table(connection: &Connection, name: &str) -> rusqlite::Result<Table> {
+    let mut columns = Vec::new();
+    let mut key: Vec<(i64, String)> = Vec::new();
+    let mut statement = connection.prepare(&sql::table_info(name))?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let column_name: String = row.get("name")?;
+        let declared: String = row.get::<_, Option<String>>("type")?.unwrap_or_default();
+        let pk: i64 = row.get("pk")?;
+        let hidden: i64 = row.get("hidden")?;
+        if pk > 0 {
+            key.push((pk, column_name.clone()));
+        }
+        columns.push(Column {
+            data_type: types::data_type(&declared),
+            native_type: declared,
+            nullable: row.get::<_, i64>("notnull")? == 0 && pk == 0,
+            default: row.get("dflt_value")?,
+            identity: false,
+            generated: hidden == 2 || hidden == 3,
+            name: column_name,
+        });
+    }
+    key.sort();
+    let primary_key: Vec<String> = key.into_iter().map(|(_, c)| c).collect();
+    // A single INTEGER PRIMARY KEY is the rowid: SQLite fills it when it is not given.
+    if let [only] = primary_key.as_slice() {
+        if let Some(column) = columns.iter_mut().find(|c| &c.name == only) {
+            column.identity = column.native_type.eq_ignore_ascii_case("INTEGER");
+        }
+    }
+    Ok(Table {
+        name: TableName::new(None, name),
+        unique_keys: unique_keys(connection, name)?,
+        foreign_keys: foreign_keys(connection, name)?,
+        columns,
+        primary_key,
+    })
+}
+
+fn unique_keys(connection: &Connection, table: &str) -> rusqlite::Result<Vec<Vec<String>>> {
+    let mut keys = Vec::new();
+    let indexes: Vec<(String, i64, String, i64)> = connection
+        .prepare(&sql::index_list(table))?
+        .query_map([], |row| Ok((row.get("name")?, row.get("unique")?, row.get("origin")?, row.get("partial")?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (index, unique, origin, partial) in indexes {
+        if unique == 0 || partial != 0 || origin == "pk" {
+            continue;
+        }
+        let mut columns: Vec<(i64, Option<String>)> = connection
+            .prepare(&sql::index_info(&index))?
+            .query_map([], |row| Ok((row.get("seqno")?, row.get("name")?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        columns.sort();
+        // An index on an expression has no column name: it is no row key.
+        if let Some(names) = columns.into_iter().map(|(_, name)| name).collect::<Option<Vec<_>>>() {
+            keys.push(names);
+        }
+    }
+    Ok(keys)
+}
+
+fn foreign_keys(connection: &Connection, table: &str) -> rusqlite::Result<Vec<ForeignKey>> {
+    let mut by_id: BTreeMap<i64, ForeignKey> = BTreeMap::new();
+    let mut statement = connection.prepare(&sql::foreign_keys(table))?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get("id")?;
+        let parent: String = row.get("table")?;
+        let from: String = row.get("from")?;
+        let to: Option<String> = row.get("to")?;
+        let fk = by_id.entry(id).or_insert_with(|| ForeignKey {
+            name: String::new(),
+            columns: Vec::new(),
+            referenced_table: TableName::new(None, &parent),
+            referenced_columns: Vec::new(),
+            enforced: true,
+        });
+        fk.columns.push(from);
+        fk.referenced_columns.push(to.unwrap_or_default());
+    }
+    // SQLite keeps no constraint names: name them after what they link.
+    Ok(by_id
+        .into_values()
+        .map(|mut fk| {
+            fk.name = format!("{table}({}) -> {}", fk.columns.join(", "), fk.referenced_table.name);
+            fk
+        })
+        .collect())
+}

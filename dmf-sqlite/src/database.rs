@@ -1,0 +1,180 @@
+//! [`SqliteDatabase`]: a SQLite file as a sync source or target.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dmf_core::catalog::{Catalog, TableName};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, LoadSpec};
+use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
+use rusqlite::TransactionBehavior;
+
+use crate::connection::{blocking, create, open};
+use crate::control::{CONTROL_TABLES, SqliteRunStore, check_control_tables, ensure_control_tables};
+use crate::extract::SqliteExtractor;
+use crate::load::SqliteLoader;
+use crate::{catalog, error, sql};
+
+/// A SQLite database file.
+///
+/// ```no_run
+/// # async fn demo() -> dmf_core::Result<()> {
+/// use dmf_core::sync::Database;
+/// let db = dmf_sqlite::SqliteDatabase::from_url("sqlite://./legacy.db")?;
+/// let catalog = db.read_catalog().await?;
+/// println!("{} tables in {}", catalog.tables.len(), db.display_name());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    path: PathBuf,
+}
+
+impl SqliteDatabase {
+    /// An existing database file (an error names a missing file).
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        blocking(|| open(&path)).map(|_| Self { path })
+    }
+
+    /// A database file, created empty when missing.
+    pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        blocking(|| create(&path)).map(|_| Self { path })
+    }
+
+    /// Opens `sqlite://PATH` or `sqlite:PATH` (the file must exist).
+    pub fn from_url(url: &str) -> Result<Self> {
+        Self::open(path_of_url(url)?)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs SQL on a fresh connection (setting up schemas and data in examples and tests).
+    pub fn execute_batch(&self, statements: &str) -> Result<()> {
+        blocking(|| {
+            open(&self.path)?
+                .execute_batch(statements)
+                .map_err(|e| error::map(Stage::Load, format!("running SQL on `{}`", self.path.display()), e))
+        })
+    }
+
+    /// The run store on this database's control tables (created when missing).
+    pub fn sqlite_run_store(&self) -> Result<SqliteRunStore> {
+        blocking(|| SqliteRunStore::open(self.path.clone()))
+    }
+}
+
+/// The path of a `sqlite://PATH` or `sqlite:PATH` URL.
+pub fn path_of_url(url: &str) -> Result<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| Error::Config(format!("`{url}` is not a SQLite URL: write sqlite://PATH")))?;
+    if path.is_empty() {
+        return Err(Error::Config(format!("`{url}` names no file: write sqlite://PATH")));
+    }
+    Ok(PathBuf::from(path))
+}
+
+impl Database for SqliteDatabase {
+    type Extractor = SqliteExtractor;
+    type Loader = SqliteLoader;
+
+    fn display_name(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+
+    async fn read_catalog(&self) -> Result<Catalog> {
+        blocking(|| {
+            let connection = open(&self.path)?;
+            catalog::read_catalog(&connection).map_err(|e| {
+                error::map(Stage::Preflight, format!("reading the tables of `{}`", self.path.display()), e)
+            })
+        })
+    }
+
+    fn extractor(&self, spec: ExtractSpec) -> SqliteExtractor {
+        SqliteExtractor::new(self.path.clone(), spec)
+    }
+
+    fn loader(&self, spec: LoadSpec) -> SqliteLoader {
+        SqliteLoader::new(self.path.clone(), spec)
+    }
+
+    async fn clear_tables(&self, tables: Vec<TableName>) -> Result<()> {
+        blocking(|| {
+            let mut connection = open(&self.path)?;
+            let context = |e| error::map(Stage::Load, format!("emptying tables of `{}`", self.path.display()), e);
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(context)?;
+            // Foreign keys are checked at commit, when every table is empty: cycles and
+            // self-references cannot block the deletes.
+            tx.execute_batch("PRAGMA defer_foreign_keys = ON").map_err(context)?;
+            for table in &tables {
+                tx.execute(&sql::delete_all(table), [])
+                    .map_err(|e| error::map(Stage::Load, format!("emptying table `{table}`"), e))?;
+            }
+            tx.commit().map_err(context)
+        })
+    }
+
+    async fn run_store(&self) -> Result<Arc<dyn RunStore>> {
+        Ok(Arc::new(self.sqlite_run_store()?))
+    }
+
+    async fn preflight(&self, role: DatabaseRole) -> Vec<CheckOutcome> {
+        let side = match role {
+            DatabaseRole::Source => "source",
+            DatabaseRole::Target => "target",
+        };
+        let connection = match blocking(|| open(&self.path)) {
+            Ok(connection) => connection,
+            Err(error) => return vec![CheckOutcome::failed(format!("{side} connectivity"), error.chain())],
+        };
+        let mut outcomes = vec![CheckOutcome::passed(
+            format!("{side} connectivity"),
+            format!("{} (SQLite {})", self.display_name(), rusqlite::version()),
+        )];
+        if role == DatabaseRole::Target {
+            outcomes.push(blocking(|| writable(&connection)));
+            outcomes.push(blocking(|| control_tables(&connection)));
+        }
+        outcomes
+    }
+}
+
+fn writable(connection: &rusqlite::Connection) -> CheckOutcome {
+    let check = "target accepts writes";
+    let probe = connection.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
+    match probe {
+        Ok(()) if !connection.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) => {
+            CheckOutcome::passed(check, "write lock taken and released")
+        }
+        Ok(()) => CheckOutcome::failed(check, "the database is open read-only"),
+        Err(e) => CheckOutcome::failed(check, format!("cannot take the write lock: {e}")),
+    }
+}
+
+fn control_tables(connection: &rusqlite::Connection) -> CheckOutcome {
+    let check = "control tables";
+    let present = CONTROL_TABLES
+        .iter()
+        .filter(|(name, _)| {
+            connection
+                .query_row("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [name], |_| Ok(()))
+                .is_ok()
+        })
+        .count();
+    let outcome = if present == CONTROL_TABLES.len() {
+        check_control_tables(connection).map(|()| "present, with the expected columns".to_owned())
+    } else {
+        ensure_control_tables(connection)
+            .map(|()| format!("created {} missing dmf_ tables", CONTROL_TABLES.len() - present))
+    };
+    match outcome {
+        Ok(detail) => CheckOutcome::passed(check, detail),
+        Err(error) => CheckOutcome::failed(check, error.chain()),
+    }
+}

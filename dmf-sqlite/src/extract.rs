@@ -1,0 +1,154 @@
+//! Streaming keyset extraction from a SQLite table: one page per batch, never the whole table.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dmf_core::sync::{ExtractSpec, ReadOrder, decode_key_position, key_position};
+use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Value};
+use futures::stream::{self, BoxStream, StreamExt};
+use rusqlite::params_from_iter;
+
+use crate::connection::{LazyConnection, blocking};
+use crate::{error, sql, types};
+
+/// Reads a table in key order (or watermark order), a page at a time.
+pub struct SqliteExtractor {
+    connection: LazyConnection,
+    spec: Arc<ExtractSpec>,
+    /// The columns the pages are ordered and resumed by.
+    order: Vec<String>,
+    /// Their positions among the columns read.
+    order_index: Vec<usize>,
+}
+
+impl SqliteExtractor {
+    pub(crate) fn new(path: PathBuf, spec: ExtractSpec) -> Self {
+        let order: Vec<String> = match &spec.order {
+            ReadOrder::Key => spec.key.clone(),
+            ReadOrder::Watermark { column } => {
+                std::iter::once(column.clone()).chain(spec.key.iter().cloned()).collect()
+            }
+        };
+        let names: Vec<&str> = spec.columns.iter().map(|c| c.name.as_str()).collect();
+        let order_index = order.iter().filter_map(|o| names.iter().position(|n| n == o)).collect();
+        Self { connection: LazyConnection::new(path), spec: Arc::new(spec), order, order_index }
+    }
+
+    fn column_names(&self) -> Vec<String> {
+        self.spec.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    fn after(&self, from: Option<&Position>) -> Result<Option<Vec<Value>>> {
+        let Some(position) = from else { return Ok(None) };
+        let values = decode_key_position(position)?;
+        if values.len() != self.order.len() {
+            return Err(Error::fatal(
+                Stage::Extract,
+                format!(
+                    "table `{}`: resume position {} does not have the {} values of ({})",
+                    self.spec.table,
+                    position.as_str(),
+                    self.order.len(),
+                    self.order.join(", ")
+                ),
+            ));
+        }
+        Ok(Some(values))
+    }
+
+    fn read_page(&mut self, after: Option<&[Value]>, limit: usize) -> Result<Vec<Row>> {
+        let spec = Arc::clone(&self.spec);
+        let statement = sql::keyset_page(&spec.table, &self.column_names(), &self.order, after.is_some());
+        let context = || format!("reading table `{}`", spec.table);
+        let connection = self.connection.get()?;
+        blocking(|| {
+            let mut prepared =
+                connection.prepare_cached(&statement).map_err(|e| error::map(Stage::Extract, context(), e))?;
+            let mut bound: Vec<rusqlite::types::ToSqlOutput<'_>> =
+                after.unwrap_or(&[]).iter().map(types::to_sql).collect();
+            bound.push(rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Integer(limit as i64)));
+            let mut rows =
+                prepared.query(params_from_iter(bound.iter())).map_err(|e| error::map(Stage::Extract, context(), e))?;
+            let mut page = Vec::with_capacity(limit);
+            while let Some(row) = rows.next().map_err(|e| error::map(Stage::Extract, context(), e))? {
+                let mut values = Vec::with_capacity(spec.columns.len());
+                for (index, column) in spec.columns.iter().enumerate() {
+                    let raw = row.get_ref(index).map_err(|e| error::map(Stage::Extract, context(), e))?;
+                    match types::from_sql(raw, &column.data_type) {
+                        Ok(value) => values.push(value),
+                        Err(bad) => {
+                            return Err(Error::fatal(
+                                Stage::Extract,
+                                format!(
+                                    "table `{}`, column `{}` ({}), row after {}: `{}` is not {}",
+                                    spec.table,
+                                    column.name,
+                                    column.native_type,
+                                    page.last()
+                                        .map_or_else(|| "the start of the page".to_owned(), dmf_core::Record::key),
+                                    bad.value,
+                                    bad.expected
+                                ),
+                            ));
+                        }
+                    }
+                }
+                page.push(Row::new(Arc::clone(&spec.shape), values));
+            }
+            Ok(page)
+        })
+    }
+}
+
+impl Extractor for SqliteExtractor {
+    type Item = Row;
+
+    fn continues_after_completion(&self) -> bool {
+        matches!(self.spec.order, ReadOrder::Watermark { .. })
+    }
+
+    async fn estimate(&mut self, from: Option<&Position>) -> Result<Option<u64>> {
+        let after = self.after(from)?;
+        let statement = sql::count_after(&self.spec.table, &self.order, after.is_some());
+        let table = self.spec.table.clone();
+        let connection = self.connection.get()?;
+        blocking(|| {
+            let bound: Vec<_> = after.as_deref().unwrap_or(&[]).iter().map(types::to_sql).collect();
+            connection
+                .query_row(&statement, params_from_iter(bound.iter()), |row| row.get::<_, i64>(0))
+                .map(|n| Some(n.max(0) as u64))
+                .map_err(|e| error::map(Stage::Extract, format!("counting the rows of `{table}`"), e))
+        })
+    }
+
+    fn extract(&mut self, from: Option<Position>, batch_size: NonZeroUsize) -> BoxStream<'_, Result<SourceBatch<Row>>> {
+        if self.order_index.len() != self.order.len() {
+            let message = format!(
+                "table `{}`: the extractor must read its order columns ({})",
+                self.spec.table,
+                self.order.join(", ")
+            );
+            return stream::once(async move { Err(Error::fatal(Stage::Extract, message)) }).boxed();
+        }
+        let after = match self.after(from.as_ref()) {
+            Ok(after) => after,
+            Err(error) => return stream::once(async move { Err(error) }).boxed(),
+        };
+        stream::unfold((self, after, false), move |(extractor, after, finished)| async move {
+            if finished {
+                return None;
+            }
+            let page = match extractor.read_page(after.as_deref(), batch_size.get()) {
+                Ok(page) => page,
+                Err(error) => return Some((Err(error), (extractor, after, true))),
+            };
+            let last = page.last()?;
+            let last_order: Vec<Value> = extractor.order_index.iter().map(|i| last.values()[*i].clone()).collect();
+            let finished = page.len() < batch_size.get();
+            let batch = key_position(&last_order).map(|position| SourceBatch { records: page, position });
+            Some((batch, (extractor, Some(last_order), finished)))
+        })
+        .boxed()
+    }
+}

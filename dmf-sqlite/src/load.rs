@@ -1,0 +1,177 @@
+//! Writing batches into a SQLite table, each batch and its checkpoint in one transaction.
+
+use std::path::PathBuf;
+
+use dmf_core::sync::{LoadSpec, WriteMode};
+use dmf_core::{Checkpoint, LoadBatch, LoadReport, Loader, MigrationName, Record, Result, Row, Stage};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{TransactionBehavior, params_from_iter};
+
+use crate::connection::{LazyConnection, blocking};
+use crate::control::{delete_checkpoint, ensure_control_tables, read_checkpoint, write_checkpoint};
+use crate::{error, sql, types};
+
+/// Loads rows into one table with prepared statements in one transaction per batch.
+///
+/// | write mode | statements per row | counts |
+/// |---|---|---|
+/// | insert | `INSERT` | inserted |
+/// | upsert | `UPDATE … WHERE key AND values differ`, then `INSERT … ON CONFLICT DO NOTHING` | updated / inserted / unchanged |
+/// | update | `UPDATE … WHERE key AND values differ` | updated / unchanged |
+/// | delete | `DELETE … WHERE key` | deleted |
+pub struct SqliteLoader {
+    connection: LazyConnection,
+    spec: LoadSpec,
+    columns: Vec<String>,
+    /// For each column, where it is in the key (for the parameters of key-matching statements).
+    key_index: Vec<usize>,
+    /// The non-key columns' positions.
+    rest_index: Vec<usize>,
+    /// Column positions written as NULL in this pass.
+    null_index: Vec<bool>,
+    ready: bool,
+}
+
+impl SqliteLoader {
+    pub(crate) fn new(path: PathBuf, spec: LoadSpec) -> Self {
+        let columns: Vec<String> = spec.columns.iter().map(|c| c.name.clone()).collect();
+        let key_index = spec.key.iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
+        let rest_index = (0..columns.len()).filter(|i| !spec.key.contains(&columns[*i])).collect();
+        let null_index = columns.iter().map(|c| spec.null_columns.contains(c)).collect();
+        Self { connection: LazyConnection::new(path), spec, columns, key_index, rest_index, null_index, ready: false }
+    }
+
+    fn connection(&mut self) -> Result<&mut rusqlite::Connection> {
+        if !self.ready {
+            let connection = self.connection.get()?;
+            ensure_control_tables(connection)?;
+            self.ready = true;
+        }
+        self.connection.get()
+    }
+
+    fn write(&mut self, batch: &LoadBatch<'_, Row>) -> Result<LoadReport> {
+        let table = self.spec.table.clone();
+        let write = self.spec.write;
+        let insert = sql::insert(&table, &self.columns);
+        let insert_if_new = sql::insert_if_new(&table, &self.columns, &self.spec.key);
+        let update_if_different = sql::update_if_different(&table, &self.columns, &self.spec.key);
+        let update = sql::update_if_different(&table, &self.columns, &self.spec.key);
+        let delete = sql::delete(&table, &self.spec.key);
+        let (key_index, rest_index) = (self.key_index.clone(), self.rest_index.clone());
+        let null_index = self.null_index.clone();
+        let params = |row, indexes: &[usize]| parameters(&null_index, row, indexes);
+        let all: Vec<usize> = (0..self.columns.len()).collect();
+        // Gathered before borrowing the connection mutably.
+        let rows: Vec<RowParameters<'_>> = batch
+            .records
+            .iter()
+            .map(|row| RowParameters {
+                row,
+                all: params(row, &all),
+                key: params(row, &key_index),
+                rest: params(row, &rest_index),
+            })
+            .collect();
+        let failing_row =
+            |row: &Row, e: rusqlite::Error| error::map(Stage::Load, format!("table `{table}`, row {}", row.key()), e);
+        let context = |e: rusqlite::Error| error::map(Stage::Load, format!("writing a batch into `{table}`"), e);
+        let connection = self.connection()?;
+        blocking(|| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(context)?;
+            let mut report = LoadReport::default();
+            for RowParameters { row, all, key, rest } in &rows {
+                match write {
+                    WriteMode::Insert => {
+                        tx.prepare_cached(&insert)
+                            .and_then(|mut s| s.execute(params_from_iter(all.iter())))
+                            .map_err(|e| failing_row(row, e))?;
+                        report.inserted += 1;
+                    }
+                    WriteMode::Upsert => {
+                        let updated = match &update_if_different {
+                            Some(statement) => tx
+                                .prepare_cached(statement)
+                                .and_then(|mut s| s.execute(params_from_iter(rest.iter().chain(key).chain(rest))))
+                                .map_err(|e| failing_row(row, e))?,
+                            None => 0,
+                        };
+                        if updated > 0 {
+                            report.updated += 1;
+                            continue;
+                        }
+                        let inserted = tx
+                            .prepare_cached(&insert_if_new)
+                            .and_then(|mut s| s.execute(params_from_iter(all.iter())))
+                            .map_err(|e| failing_row(row, e))?;
+                        if inserted > 0 {
+                            report.inserted += 1;
+                        } else {
+                            report.unchanged += 1;
+                        }
+                    }
+                    WriteMode::Update => {
+                        if let Some(statement) = &update {
+                            let changed = tx
+                                .prepare_cached(statement)
+                                .and_then(|mut s| s.execute(params_from_iter(rest.iter().chain(key).chain(rest))))
+                                .map_err(|e| failing_row(row, e))?;
+                            report.updated += changed as u64;
+                            report.unchanged += 1 - changed.min(1) as u64;
+                        }
+                    }
+                    WriteMode::Delete => {
+                        let changed = tx
+                            .prepare_cached(&delete)
+                            .and_then(|mut s| s.execute(params_from_iter(key.iter())))
+                            .map_err(|e| failing_row(row, e))?;
+                        report.deleted += changed as u64;
+                    }
+                }
+            }
+            write_checkpoint(&tx, batch.migration, batch.checkpoint).map_err(context)?;
+            tx.commit().map_err(context)?;
+            Ok(report)
+        })
+    }
+}
+
+/// One row's statement parameters: every column, the key columns, the other columns.
+struct RowParameters<'r> {
+    row: &'r Row,
+    all: Vec<ToSqlOutput<'r>>,
+    key: Vec<ToSqlOutput<'r>>,
+    rest: Vec<ToSqlOutput<'r>>,
+}
+
+/// The values of `row` at `indexes`, NULL for the columns deferred in this pass.
+fn parameters<'r>(null_index: &[bool], row: &'r Row, indexes: &[usize]) -> Vec<ToSqlOutput<'r>> {
+    indexes
+        .iter()
+        .map(|i| {
+            if null_index[*i] {
+                ToSqlOutput::Owned(rusqlite::types::Value::Null)
+            } else {
+                types::to_sql(&row.values()[*i])
+            }
+        })
+        .collect()
+}
+
+impl Loader for SqliteLoader {
+    type Item = Row;
+
+    async fn load(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
+        self.write(&batch)
+    }
+
+    async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
+        let connection = self.connection()?;
+        blocking(|| read_checkpoint(connection, migration))
+    }
+
+    async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
+        let connection = self.connection()?;
+        blocking(|| delete_checkpoint(connection, migration))
+    }
+}

@@ -1,0 +1,159 @@
+//! Every SQL statement the SQLite adapter sends, as pure functions. Identifiers pass through
+//! [`quote`]; values are always bound parameters (`?`).
+
+use dmf_core::catalog::TableName;
+
+/// Quotes an identifier: `my "table"` → `"my ""table"""`.
+pub fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// A table's name as SQL (SQLite has one schema here, `main`, left implicit).
+pub fn table(name: &TableName) -> String {
+    quote(&name.name)
+}
+
+fn list(columns: &[String]) -> String {
+    columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `SELECT cols FROM t [WHERE (order cols) > (?, …)] ORDER BY order cols LIMIT ?`.
+///
+/// `order` lists the columns of the keyset (key columns, or the watermark then the key).
+/// SQLite compares text with the BINARY collation (byte order), the order DMF uses everywhere.
+pub fn keyset_page(table_name: &TableName, columns: &[String], order: &[String], after: bool) -> String {
+    let order_list = list(order);
+    let filter = if after { format!(" WHERE ({order_list}) > ({})", placeholders(order.len())) } else { String::new() };
+    format!("SELECT {} FROM {}{filter} ORDER BY {order_list} LIMIT ?", list(columns), table(table_name))
+}
+
+/// `SELECT count(*) FROM t [WHERE (order cols) > (?, …)]`.
+pub fn count_after(table_name: &TableName, order: &[String], after: bool) -> String {
+    let filter =
+        if after { format!(" WHERE ({}) > ({})", list(order), placeholders(order.len())) } else { String::new() };
+    format!("SELECT count(*) FROM {}{filter}", table(table_name))
+}
+
+/// `INSERT INTO t (cols) VALUES (?, …)`.
+pub fn insert(table_name: &TableName, columns: &[String]) -> String {
+    format!("INSERT INTO {} ({}) VALUES ({})", table(table_name), list(columns), placeholders(columns.len()))
+}
+
+/// `INSERT … ON CONFLICT (key) DO NOTHING`: inserts a row whose key is new.
+pub fn insert_if_new(table_name: &TableName, columns: &[String], key: &[String]) -> String {
+    format!("{} ON CONFLICT ({}) DO NOTHING", insert(table_name, columns), list(key))
+}
+
+/// `UPDATE t SET c = ?, … WHERE k = ? AND … AND (c, …) IS NOT (?, …)`: updates a row only when
+/// a value differs. Parameters: the non-key values, the key values, the non-key values again.
+pub fn update_if_different(table_name: &TableName, columns: &[String], key: &[String]) -> Option<String> {
+    let rest: Vec<String> = columns.iter().filter(|c| !key.contains(c)).cloned().collect();
+    if rest.is_empty() {
+        return None;
+    }
+    let set = rest.iter().map(|c| format!("{} = ?", quote(c))).collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "UPDATE {} SET {set} WHERE {} AND ({}) IS NOT ({})",
+        table(table_name),
+        key_match(key),
+        list(&rest),
+        placeholders(rest.len())
+    ))
+}
+
+/// `DELETE FROM t WHERE k = ? AND …`.
+pub fn delete(table_name: &TableName, key: &[String]) -> String {
+    format!("DELETE FROM {} WHERE {}", table(table_name), key_match(key))
+}
+
+/// `DELETE FROM t` (every row).
+pub fn delete_all(table_name: &TableName) -> String {
+    format!("DELETE FROM {}", table(table_name))
+}
+
+fn key_match(key: &[String]) -> String {
+    key.iter().map(|k| format!("{} = ?", quote(k))).collect::<Vec<_>>().join(" AND ")
+}
+
+/// `PRAGMA table_xinfo("t")`: columns with their declared type, NOT NULL, default, key
+/// position and whether they are generated.
+pub fn table_info(name: &str) -> String {
+    format!("PRAGMA table_xinfo({})", quote(name))
+}
+
+/// `PRAGMA foreign_key_list("t")`.
+pub fn foreign_keys(name: &str) -> String {
+    format!("PRAGMA foreign_key_list({})", quote(name))
+}
+
+/// `PRAGMA index_list("t")`.
+pub fn index_list(name: &str) -> String {
+    format!("PRAGMA index_list({})", quote(name))
+}
+
+/// `PRAGMA index_info("i")`.
+pub fn index_info(name: &str) -> String {
+    format!("PRAGMA index_info({})", quote(name))
+}
+
+/// The user tables: not SQLite's own, not DMF's control tables.
+pub const USER_TABLES: &str = "SELECT name FROM sqlite_schema WHERE type = 'table' \
+     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'dmf\\_%' ESCAPE '\\' ORDER BY name";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str) -> TableName {
+        TableName::new(None, name)
+    }
+
+    fn cols(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn hostile_identifiers_are_quoted() {
+        assert_eq!(quote(r#"we"ird"#), r#""we""ird""#);
+        assert_eq!(quote("select"), r#""select""#);
+        assert_eq!(quote(""), r#""""#);
+    }
+
+    #[test]
+    fn keyset_pages() {
+        assert_eq!(
+            keyset_page(&t("Order"), &cols(&["id", "line", "note"]), &cols(&["id", "line"]), true),
+            r#"SELECT "id", "line", "note" FROM "Order" WHERE ("id", "line") > (?, ?) ORDER BY "id", "line" LIMIT ?"#
+        );
+        assert_eq!(
+            keyset_page(&t("t"), &cols(&["id"]), &cols(&["id"]), false),
+            r#"SELECT "id" FROM "t" ORDER BY "id" LIMIT ?"#
+        );
+        assert_eq!(
+            count_after(&t("t"), &cols(&["w", "id"]), true),
+            r#"SELECT count(*) FROM "t" WHERE ("w", "id") > (?, ?)"#
+        );
+    }
+
+    #[test]
+    fn writes() {
+        let c = cols(&["id", "a", "b"]);
+        let k = cols(&["id"]);
+        assert_eq!(insert(&t("t"), &c), r#"INSERT INTO "t" ("id", "a", "b") VALUES (?, ?, ?)"#);
+        assert_eq!(
+            insert_if_new(&t("t"), &c, &k),
+            r#"INSERT INTO "t" ("id", "a", "b") VALUES (?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
+        );
+        assert_eq!(
+            update_if_different(&t("t"), &c, &k).unwrap(),
+            r#"UPDATE "t" SET "a" = ?, "b" = ? WHERE "id" = ? AND ("a", "b") IS NOT (?, ?)"#
+        );
+        assert_eq!(update_if_different(&t("t"), &k, &k), None);
+        assert_eq!(delete(&t("t"), &cols(&["a", "b"])), r#"DELETE FROM "t" WHERE "a" = ? AND "b" = ?"#);
+        assert_eq!(delete_all(&t("x\"y")), r#"DELETE FROM "x""y""#);
+    }
+}
