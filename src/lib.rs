@@ -1,8 +1,9 @@
 //! # DMF
 //!
-//! One dependency for DMF users: re-exports [`dmf_core`] (traits, engine, orchestrator) and
-//! [`dmf_testkit`] (in-memory fakes and fault injection). Database adapters come as their own
-//! crates.
+//! One dependency for DMF users: re-exports [`dmf_core`] (traits, engine, orchestrator, sync),
+//! the database adapters ([`sqlite`]) and [`dmf_testkit`] (in-memory fakes and fault
+//! injection).
 
 pub use dmf_core::*;
+pub use dmf_sqlite as sqlite;
 pub use dmf_testkit as testkit;

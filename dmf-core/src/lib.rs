@@ -45,6 +45,7 @@ pub mod pipeline;
 pub mod progress;
 mod record;
 pub mod sync;
+pub mod typed;
 mod value;
 
 pub use checkpoint::{Checkpoint, Position};

@@ -1,60 +1,75 @@
-//! # Customer migration: DMF end to end, no database needed
+//! # Customer migration: legacy customers into a new schema, on SQLite by default
 //!
-//! Migrates dirty legacy customers (from [`dmf_testkit::LegacyGenerator`], about 2 % of them
-//! dirty) into a new schema, on the in-memory testkit. It shows:
+//! On its first run it creates `legacy.db` in `--dir` (default `./dmf-demo`) with 100,000
+//! generated legacy customers (about 2 % dirty: bad emails, duplicate emails, unparseable
+//! phones, blank names) and `modern.db` with the new `customers` table, then migrates one into
+//! the other. `modern.db`'s control tables (`dmf_runs`, `dmf_rejects`…) keep the run record
+//! and the reject quarantine. It shows:
 //!
 //! - a [`Transformer`](dmf_core::Transformer) with real business rules (tiers, E.164 phones,
-//!   address parsing, name splitting) and [`Rules`](dmf_core::Rules) for validation, in
+//!   address parsing, name splitting) and validation [`Rules`](dmf_core::Rules), in
 //!   `customers.rs`, which knows nothing about storage;
+//! - typed records (`LegacyCustomer`, `ModernCustomer`) read and written through the SQLite
+//!   adapter's rows ([`dmf_core::typed`]);
 //! - rows already in the target skipped, unparseable rows rejected by the transformer, invalid
-//!   rows rejected by validation, and duplicate emails refused by the target's unique
-//!   constraint (the engine bisects the failing batches, so only the duplicates are rejected);
-//! - an [`Orchestrator`] run with a reject limit, a progress bar fed by [`ProgressEvent`]s, and
-//!   a closing summary with the reject quarantine.
+//!   rows rejected by validation, duplicate emails refused by the target's UNIQUE constraint
+//!   (the engine bisects the failing batches, so only the duplicates are rejected);
+//! - an [`Orchestrator`] run with pre-flight, a reject limit, a progress bar fed by
+//!   [`ProgressEvent`]s and a closing summary with the reject quarantine. Run it again and the
+//!   completed migration is skipped (`--force` runs it again: every row is then "already
+//!   migrated"); kill it half-way and the next run resumes from its checkpoint.
 //!
 //! ```sh
 //! cargo run --release --example customer_migration
-//! cargo run --release --example customer_migration -- --rows 1000000 --seed 7 --batch-size 5000
+//! cargo run --release --example customer_migration -- --dir /tmp/demo --rows 1000000 --batch-size 5000
 //! RUST_LOG=dmf_core=debug cargo run --example customer_migration -- --rows 2000
 //! ```
 //!
 //! Exits with 1 when the run fails, 2 on a bad command line.
 
 mod customers;
+mod storage;
 
-use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
+use dmf_core::sync::{DatabaseCheck, DatabaseRole};
 use dmf_core::{
-    EngineConfig, Orchestrator, Phase, Pipeline, ProgressEvent, RejectLimit, RejectRecord, RunId, RunRequest, RunStore,
-    RunSummary, Stage,
+    EngineConfig, LogNotifier, Orchestrator, Phase, Pipeline, ProgressEvent, RejectLimit, RejectRecord, RunId,
+    RunRequest, RunStore, RunSummary, Stage,
 };
-use dmf_testkit::{LegacyCustomer, LegacyGenerator, MemoryRunStore, MemoryTable};
+use dmf_sqlite::SqliteDatabase;
+use dmf_testkit::LegacyGenerator;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
-use customers::{CustomerTransformer, ModernCustomer, customer_rules};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use customers::{CustomerTransformer, customer_rules};
+use storage::{BoxError, DemoDatabase};
 
 const USAGE: &str = "\
-Migrates generated legacy customers into the new schema, in memory.
+Migrates legacy customers into the new customer schema (SQLite files by default).
 
 Usage: customer_migration [OPTIONS]
 
 Options:
+  --dir <DIR>       where legacy.db and modern.db live [default: ./dmf-demo]
+  --source <URL>    the legacy database [default: sqlite://DIR/legacy.db]
+  --target <URL>    the new database [default: sqlite://DIR/modern.db]
   --rows <N>        legacy customers to generate [default: 100000]
   --seed <S>        seed of the generator [default: 42]
   --batch-size <B>  rows per batch [default: 1000]
+  --force           migrate again even if the last run completed
   -h, --help        print this help
 
 Logs go to stderr at WARN; set RUST_LOG (e.g. RUST_LOG=dmf_core=debug) for more.";
 
-/// Legacy ids `1..=PRESEEDED` are migrated before the run, so the run has something to skip.
+/// Legacy ids `1..=PRESEEDED` are migrated when the target is created, so the run has
+/// something to skip.
 const PRESEEDED: i64 = 50;
 
 /// How many rejects the closing summary shows.
@@ -63,14 +78,36 @@ const REJECTS_SHOWN: usize = 5;
 /// The command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Args {
+    dir: PathBuf,
+    source: Option<String>,
+    target: Option<String>,
     rows: i64,
     seed: u64,
     batch_size: usize,
+    force: bool,
 }
 
 impl Default for Args {
     fn default() -> Self {
-        Self { rows: 100_000, seed: 42, batch_size: 1000 }
+        Self {
+            dir: PathBuf::from("dmf-demo"),
+            source: None,
+            target: None,
+            rows: 100_000,
+            seed: 42,
+            batch_size: 1000,
+            force: false,
+        }
+    }
+}
+
+impl Args {
+    fn source_url(&self) -> String {
+        self.source.clone().unwrap_or_else(|| format!("sqlite://{}", self.dir.join("legacy.db").display()))
+    }
+
+    fn target_url(&self) -> String {
+        self.target.clone().unwrap_or_else(|| format!("sqlite://{}", self.dir.join("modern.db").display()))
     }
 }
 
@@ -96,6 +133,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 rows => parsed.rows = rows.into(),
             },
             "--seed" => parsed.seed = value(&flag, next())?,
+            "--dir" => parsed.dir = PathBuf::from(next().ok_or("`--dir` needs a value")?),
+            "--source" => parsed.source = Some(next().ok_or("`--source` needs a URL")?),
+            "--target" => parsed.target = Some(next().ok_or("`--target` needs a URL")?),
+            "--force" => parsed.force = true,
             "--batch-size" => match value(&flag, next())? {
                 0 => return Err("`--batch-size` must be at least 1".into()),
                 rows => parsed.batch_size = rows,
@@ -140,40 +181,66 @@ fn init_logging() {
         .init();
 }
 
+/// Opens the databases the URLs name and runs the migration between them.
 async fn run(args: Args) -> Result<RunSummary, BoxError> {
+    let (source, target) = (args.source_url(), args.target_url());
+    for url in [&source, &target] {
+        if !url.starts_with("sqlite:") {
+            return Err(format!("`{url}`: this build of the demo speaks sqlite:// URLs").into());
+        }
+    }
+    std::fs::create_dir_all(&args.dir)?;
+    let open = |url: &str| -> Result<Arc<SqliteDatabase>, BoxError> {
+        Ok(Arc::new(SqliteDatabase::create(dmf_sqlite::path_of_url(url)?)?))
+    };
+    migrate(&args, open(&source)?, open(&target)?).await
+}
+
+/// Prepares both databases (on the first run) and migrates, whatever the databases are.
+async fn migrate<S: DemoDatabase, T: DemoDatabase>(
+    args: &Args,
+    source: Arc<S>,
+    target: Arc<T>,
+) -> Result<RunSummary, BoxError> {
+    let generator = LegacyGenerator::new(args.seed);
+    let generated = storage::prepare_source(&source, generator, args.rows).await?;
+    if generated > 0 {
+        println!("created {} with {generated} generated legacy customers (seed {})", source.display_name(), args.seed);
+    }
+    let seeded = storage::prepare_target(&target, generator, PRESEEDED.min(args.rows)).await?;
+    if seeded > 0 {
+        println!("created {} with {seeded} customers already migrated, which the run will skip", target.display_name());
+    }
+
     let config = EngineConfig::builder()
         .batch_size(args.batch_size)
         .pipeline_depth(4)
         .reject_limit(RejectLimit::Ratio { max: 0.05, min_rows: 1000 })
         .build()?;
-    let generator = LegacyGenerator::new(args.seed);
-    let source = MemoryTable::<LegacyCustomer>::new("legacy_customers");
-    source.insert_rows(generator.rows(1..=args.rows));
-    let target = MemoryTable::<ModernCustomer>::new("customers").with_unique("email", |c| c.email.clone());
-
-    let seeded = preseed(&target, &generator, PRESEEDED.min(args.rows));
-    println!(
-        "source: {} legacy customers (seed {}); target pre-seeded with {seeded} customers already migrated \
-         (clean rows among legacy ids 1..={}), which the run will skip",
-        source.len(),
-        args.seed,
-        PRESEEDED.min(args.rows)
-    );
-
     // What is already in the target is read once, before the run.
-    let migrated: HashSet<i64> = target.rows().iter().map(|c| c.legacy_id).collect();
-    let pipeline = Pipeline::new(source, CustomerTransformer::new(migrated), target.clone())
-        .named("customers")
-        .describe("legacy customers into the new customer schema")
-        .validate(customer_rules());
+    let migrated = storage::migrated_ids(&target).await?;
+    let pipeline = Pipeline::new(
+        storage::legacy_extractor(&source).await?,
+        CustomerTransformer::new(migrated),
+        storage::modern_loader(&target).await?,
+    )
+    .named("customers")
+    .describe("legacy customers into the new customer schema")
+    .validate(customer_rules());
 
-    let store = Arc::new(MemoryRunStore::new());
-    let orchestrator =
-        Orchestrator::builder(Arc::clone(&store) as Arc<dyn RunStore>).engine(config).migration(pipeline).build()?;
+    let store = target.run_store().await?;
+    let orchestrator = Orchestrator::builder(Arc::clone(&store))
+        .preflight(DatabaseCheck::new(Arc::clone(&source), DatabaseRole::Source))
+        .preflight(DatabaseCheck::new(Arc::clone(&target), DatabaseRole::Target))
+        .notifier(LogNotifier)
+        .engine(config)
+        .migration(pipeline)
+        .build()?;
 
     // Subscribe before the run starts, or the first events are lost.
     let progress = tokio::spawn(show_progress(orchestrator.progress().subscribe()));
-    let outcome = orchestrator.run(RunRequest::all()).await;
+    let request = if args.force { RunRequest::all().force() } else { RunRequest::all() };
+    let outcome = orchestrator.run(request).await;
     // Dropping the orchestrator closes the progress channel, so the bar task ends even when the
     // run could not start.
     drop(orchestrator);
@@ -181,24 +248,10 @@ async fn run(args: Args) -> Result<RunSummary, BoxError> {
         eprintln!("warning: the progress bar stopped early: {error}");
     }
     let summary = outcome?;
-
-    print_summary(&summary, store.as_ref(), target.len()).await?;
+    println!();
+    println!("pre-flight:\n{}", summary.preflight);
+    print_summary(&summary, store.as_ref(), &target.display_name()).await?;
     Ok(summary)
-}
-
-/// Inserts the customers with legacy ids `1..=up_to` straight into `target`, as an earlier
-/// migration would have: only rows that map, pass the rules and have an email not yet taken.
-fn preseed(target: &MemoryTable<ModernCustomer>, generator: &LegacyGenerator, up_to: i64) -> usize {
-    let rules = customer_rules();
-    let mut emails = HashSet::new();
-    let customers: Vec<ModernCustomer> = generator
-        .rows(1..=up_to)
-        .filter_map(|legacy| CustomerTransformer::map(&legacy).ok())
-        .filter(|customer| rules.check(customer).is_valid() && emails.insert(customer.email.clone()))
-        .collect();
-    let count = customers.len();
-    target.insert_rows(customers);
-    count
 }
 
 /// Drives a progress bar from the run's events until the run ends (or the channel closes).
@@ -248,12 +301,12 @@ async fn show_progress(mut events: Receiver<ProgressEvent>) {
 }
 
 /// Prints the run summary, the counts and the reject quarantine.
-async fn print_summary(summary: &RunSummary, store: &dyn RunStore, target_rows: usize) -> Result<(), BoxError> {
+async fn print_summary(summary: &RunSummary, store: &dyn RunStore, target: &str) -> Result<(), BoxError> {
     let totals = summary.totals();
     println!();
     print!("{summary}");
     println!(
-        "counts: read {}, inserted {}, updated {}, unchanged {}, skipped {}, rejected {}; the target now holds {target_rows} customers",
+        "counts: read {}, inserted {}, updated {}, unchanged {}, skipped {}, rejected {}; run record and rejects in {target}",
         totals.read, totals.inserted, totals.updated, totals.unchanged, totals.skipped, totals.rejected
     );
 
@@ -276,7 +329,7 @@ async fn print_summary(summary: &RunSummary, store: &dyn RunStore, target_rows: 
         }
     }
     if !summary.succeeded() {
-        println!("the run FAILED: see the error above (the in-memory target is gone when this program exits)");
+        println!("the run FAILED: see the error above; run again to resume from the last checkpoint");
     }
     Ok(())
 }
@@ -309,7 +362,7 @@ mod tests {
         assert_eq!(parse(&[]), Ok(Some(Args::default())));
         assert_eq!(
             parse(&["--rows", "10", "--seed=7", "--batch-size", "50"]),
-            Ok(Some(Args { rows: 10, seed: 7, batch_size: 50 }))
+            Ok(Some(Args { rows: 10, seed: 7, batch_size: 50, ..Args::default() }))
         );
         assert_eq!(parse(&["--rows", "1", "--help"]), Ok(None));
     }

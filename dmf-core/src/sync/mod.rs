@@ -122,6 +122,43 @@ pub struct ExtractSpec {
     pub shape: Arc<RowShape>,
 }
 
+impl ExtractSpec {
+    /// Reads every column of `table` in key order (for code-first migrations over an adapter).
+    pub fn whole_table(table: &crate::catalog::Table) -> Result<Self> {
+        let key = table
+            .row_key()
+            .ok_or_else(|| Error::Schema(format!("table `{}` has no primary key or NOT NULL unique key", table.name)))?
+            .to_vec();
+        let columns: Vec<Column> = table.columns.clone();
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let key_index = key.iter().filter_map(|k| names.iter().position(|n| n == k)).collect();
+        Ok(Self {
+            table: table.name.clone(),
+            shape: Arc::new(RowShape { table: table.name.clone(), columns: names, key: key_index }),
+            columns,
+            key,
+            order: ReadOrder::Key,
+        })
+    }
+}
+
+impl LoadSpec {
+    /// Writes every writable column of `table` (for code-first migrations over an adapter).
+    pub fn whole_table(table: &crate::catalog::Table, write: WriteMode) -> Result<Self> {
+        let key = table
+            .row_key()
+            .ok_or_else(|| Error::Schema(format!("table `{}` has no primary key or NOT NULL unique key", table.name)))?
+            .to_vec();
+        Ok(Self {
+            table: table.name.clone(),
+            columns: table.writable_columns().cloned().collect(),
+            key,
+            write,
+            null_columns: BTreeSet::new(),
+        })
+    }
+}
+
 /// How a loader writes rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {

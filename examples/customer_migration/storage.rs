@@ -1,0 +1,155 @@
+//! Where the demo's data lives: the databases, their schemas, and the generated legacy data.
+//! The business rules (customers.rs) know nothing of this.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use dmf_core::catalog::{Table, TableName};
+use dmf_core::sync::{Database, ExtractSpec, LoadSpec, WriteMode};
+use dmf_core::typed::{TypedExtractor, TypedLoader};
+use dmf_core::{
+    DataMigration, EngineConfig, Identity, MigrationContext, MigrationName, Pipeline, Record, RejectLimit, RunId,
+};
+use dmf_sqlite::SqliteDatabase;
+use dmf_testkit::{LegacyCustomer, LegacyGenerator, MemoryRunStore, MemoryTable};
+
+use crate::customers::{CustomerTransformer, ModernCustomer, customer_rules};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the demo needs of a database beyond [`Database`]: running its own DDL.
+pub trait DemoDatabase: Database {
+    /// Runs SQL statements (schema set-up).
+    fn execute(&self, sql: &str) -> impl Future<Output = dmf_core::Result<()>> + Send;
+    /// The DDL of the legacy table in this dialect.
+    fn legacy_schema(&self) -> &'static str;
+    /// The DDL of the new customers table in this dialect.
+    fn modern_schema(&self) -> &'static str;
+}
+
+impl DemoDatabase for SqliteDatabase {
+    async fn execute(&self, sql: &str) -> dmf_core::Result<()> {
+        self.execute_batch(sql)
+    }
+
+    fn legacy_schema(&self) -> &'static str {
+        "CREATE TABLE legacy_customers (
+            id INTEGER PRIMARY KEY, full_name TEXT NOT NULL, email TEXT NOT NULL, phone TEXT NOT NULL,
+            level TEXT NOT NULL, address TEXT NOT NULL, created TEXT NOT NULL)"
+    }
+
+    fn modern_schema(&self) -> &'static str {
+        "CREATE TABLE customers (
+            id INTEGER PRIMARY KEY, legacy_id INTEGER NOT NULL UNIQUE, first_name TEXT NOT NULL,
+            last_name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, phone TEXT NOT NULL,
+            tier TEXT NOT NULL CHECK (tier IN ('vip', 'premium', 'regular')), street TEXT NOT NULL,
+            city TEXT NOT NULL, postal_code TEXT NOT NULL, created_on DATE NOT NULL)"
+    }
+}
+
+pub const LEGACY: &str = "legacy_customers";
+pub const MODERN: &str = "customers";
+
+/// The table `name` of `db`, when it exists.
+pub async fn table<D: Database>(db: &D, name: &str) -> dmf_core::Result<Option<Table>> {
+    Ok(db.read_catalog().await?.table(&TableName::new(None, name)).cloned())
+}
+
+/// Creates the legacy table and fills it with `rows` generated customers, when it does not
+/// exist yet. Returns how many rows were generated (0 when the table was already there).
+pub async fn prepare_source<D: DemoDatabase>(
+    db: &Arc<D>,
+    generator: LegacyGenerator,
+    rows: i64,
+) -> Result<i64, BoxError> {
+    if table(db.as_ref(), LEGACY).await?.is_some() {
+        return Ok(0);
+    }
+    db.execute(db.legacy_schema()).await?;
+    let legacy = table(db.as_ref(), LEGACY).await?.ok_or("the legacy table was not created")?;
+    let spec = LoadSpec::whole_table(&legacy, WriteMode::Insert)?;
+    let loader = TypedLoader::new(db.loader(spec.clone()), legacy.name.clone(), spec.columns, &spec.key);
+    let rows_in_memory = MemoryTable::new(LEGACY);
+    rows_in_memory.insert_rows(generator.rows(1..=rows));
+    load_once("generate legacy customers", rows_in_memory, Identity::<LegacyCustomer>::default(), loader).await?;
+    Ok(rows)
+}
+
+/// Creates the customers table when it does not exist, with the legacy ids `1..=preseed`
+/// already migrated (as an earlier tool would have left them). Returns how many were seeded.
+pub async fn prepare_target<D: DemoDatabase>(
+    db: &Arc<D>,
+    generator: LegacyGenerator,
+    preseed: i64,
+) -> Result<usize, BoxError> {
+    if table(db.as_ref(), MODERN).await?.is_some() {
+        return Ok(0);
+    }
+    db.execute(db.modern_schema()).await?;
+    let rules = customer_rules();
+    let mut emails = HashSet::new();
+    let seeded: Vec<ModernCustomer> = generator
+        .rows(1..=preseed)
+        .filter_map(|legacy| CustomerTransformer::map(&legacy).ok())
+        .filter(|customer| rules.check(customer).is_valid() && emails.insert(customer.email.clone()))
+        .collect();
+    let count = seeded.len();
+    let rows = MemoryTable::new(MODERN);
+    rows.insert_rows(seeded);
+    load_once("seed migrated customers", rows, Identity::<ModernCustomer>::default(), modern_loader(db).await?).await?;
+    Ok(count)
+}
+
+/// Runs one pipeline outside the demo's orchestrator (set-up steps).
+async fn load_once<E, T, L>(name: &str, extractor: E, transformer: T, loader: L) -> Result<(), BoxError>
+where
+    E: dmf_core::Extractor<Item = T::Input>,
+    T: dmf_core::Transformer,
+    L: dmf_core::Loader<Item = T::Output>,
+{
+    let config = EngineConfig::builder().batch_size(5000).reject_limit(RejectLimit::Count(0)).build()?;
+    let mut ctx = MigrationContext::new(RunId(0), Arc::new(config), Arc::new(MemoryRunStore::new()));
+    ctx.restart = true;
+    let pipeline = Pipeline::new(extractor, transformer, loader).named(MigrationName::new(format!("set-up: {name}")));
+    pipeline.execute(&ctx).await?;
+    Ok(())
+}
+
+/// Reads the legacy customers, a page at a time.
+pub async fn legacy_extractor<D: Database>(
+    db: &Arc<D>,
+) -> Result<TypedExtractor<D::Extractor, LegacyCustomer>, BoxError> {
+    let legacy = table(db.as_ref(), LEGACY).await?.ok_or("the source has no legacy_customers table")?;
+    Ok(TypedExtractor::new(db.extractor(ExtractSpec::whole_table(&legacy)?)))
+}
+
+/// Inserts modern customers.
+pub async fn modern_loader<D: Database>(db: &Arc<D>) -> Result<TypedLoader<D::Loader, ModernCustomer>, BoxError> {
+    let modern = table(db.as_ref(), MODERN).await?.ok_or("the target has no customers table")?;
+    let spec = LoadSpec::whole_table(&modern, WriteMode::Insert)?;
+    Ok(TypedLoader::new(db.loader(spec.clone()), modern.name.clone(), spec.columns, &spec.key))
+}
+
+/// The legacy ids already in the target, read once before the run.
+pub async fn migrated_ids<D: Database>(db: &Arc<D>) -> Result<HashSet<i64>, BoxError> {
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Migrated {
+        legacy_id: i64,
+    }
+    impl Record for Migrated {
+        fn key(&self) -> String {
+            self.legacy_id.to_string()
+        }
+    }
+    use dmf_core::Extractor;
+    use futures::StreamExt;
+    let modern = table(db.as_ref(), MODERN).await?.ok_or("the target has no customers table")?;
+    let mut extractor = TypedExtractor::<_, Migrated>::new(db.extractor(ExtractSpec::whole_table(&modern)?));
+    let mut ids = HashSet::new();
+    let batch_size = std::num::NonZeroUsize::new(10_000).ok_or("batch size")?;
+    let mut pages = extractor.extract(None, batch_size);
+    while let Some(page) = pages.next().await {
+        ids.extend(page?.records.into_iter().map(|m| m.legacy_id));
+    }
+    Ok(ids)
+}
