@@ -1,0 +1,87 @@
+//! Reads the user tables of a database from `pg_catalog` into DMF's neutral catalog model.
+
+use std::collections::HashMap;
+
+use dmf_core::catalog::{Catalog, Column, ForeignKey, Table, TableName};
+use dmf_core::{Result, Stage};
+use tokio_postgres::Client;
+
+use crate::error::to_dmf_error;
+use crate::sql;
+use crate::types::data_type;
+
+/// Every table of every non-system schema (the `dmf` control schema excluded), sorted by
+/// schema and name, with columns in table order and keys in key order.
+pub(crate) async fn read_catalog(client: &Client, server: &str) -> Result<Catalog> {
+    let doing = || format!("reading the catalog of {server}");
+    let version: i32 = client
+        .query_one(sql::catalog::SERVER_VERSION_NUM, &[])
+        .await
+        .map_err(|e| to_dmf_error(e, Stage::Preflight, doing()))?
+        .get(0);
+    let excluded: &[&str] = &sql::catalog::EXCLUDED_SCHEMAS;
+    let rows = client
+        .query(sql::catalog::COLUMNS, &[&excluded])
+        .await
+        .map_err(|e| to_dmf_error(e, Stage::Preflight, doing()))?;
+
+    let mut tables: Vec<Table> = Vec::new();
+    let mut by_oid: HashMap<u32, usize> = HashMap::new();
+    for row in &rows {
+        let oid: u32 = row.get(0);
+        let index = *by_oid.entry(oid).or_insert_with(|| {
+            tables.push(Table {
+                name: TableName::new(Some(row.get(1)), row.get(2)),
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+                unique_keys: Vec::new(),
+                foreign_keys: Vec::new(),
+            });
+            tables.len() - 1
+        });
+        let native: String = row.get(4);
+        let pg_name: Option<&str> = row.get(5);
+        let default: Option<String> = row.get(7);
+        let identity: &str = row.get(8);
+        let generated: &str = row.get(9);
+        let serial = default.as_deref().is_some_and(|d| d.starts_with("nextval("));
+        tables[index].columns.push(Column {
+            name: row.get(3),
+            data_type: data_type(pg_name, &native),
+            native_type: native,
+            nullable: !row.get::<_, bool>(6),
+            default,
+            identity: !identity.is_empty() || serial,
+            generated: !generated.is_empty(),
+        });
+    }
+
+    let oids: Vec<u32> = by_oid.keys().copied().collect();
+    let constraints = client
+        .query(&sql::catalog::constraints(version), &[&oids])
+        .await
+        .map_err(|e| to_dmf_error(e, Stage::Preflight, doing()))?;
+    for row in &constraints {
+        let Some(&index) = by_oid.get(&row.get::<_, u32>(0)) else { continue };
+        let table = &mut tables[index];
+        let kind: &str = row.get(1);
+        let columns: Vec<String> = row.get(3);
+        match kind {
+            "p" => table.primary_key = columns,
+            "u" => table.unique_keys.push(columns),
+            "f" => {
+                let schema: Option<&str> = row.get(4);
+                let referenced: Option<&str> = row.get(5);
+                table.foreign_keys.push(ForeignKey {
+                    name: row.get(2),
+                    columns,
+                    referenced_table: TableName::new(schema, referenced.unwrap_or_default()),
+                    referenced_columns: row.get(6),
+                    enforced: row.get(7),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(Catalog { tables })
+}

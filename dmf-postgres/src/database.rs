@@ -1,0 +1,156 @@
+//! [`PgDatabase`]: one PostgreSQL database as a side of a catalog-driven sync
+//! ([`dmf_core::sync::Database`]).
+
+use std::sync::Arc;
+
+use dmf_core::catalog::{Catalog, TableName};
+use dmf_core::orchestrator::CheckOutcome;
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, LoadSpec};
+use dmf_core::{Error, ErrorKind, Result, RunStore, Stage};
+use tokio::sync::OnceCell;
+use tokio_postgres::Client;
+
+use crate::config::Connector;
+use crate::error::to_dmf_error;
+use crate::extract::PgExtractor;
+use crate::load::PgLoader;
+use crate::run_store::PgRunStore;
+use crate::{catalog, control, preflight, sql};
+
+/// What a database's extractors, loaders and run store share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) connector: Connector,
+    control_ready: OnceCell<()>,
+}
+
+impl Shared {
+    /// Creates the control tables when missing, once per process for this database.
+    pub(crate) async fn ensure_control_tables(&self, client: &mut Client) -> Result<()> {
+        self.control_ready
+            .get_or_try_init(|| control::ensure_control_tables(client, self.connector.name()))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A PostgreSQL database: the source or the target of a sync.
+///
+/// Cheap to clone. It holds no connection itself: every extractor, loader and run store opens
+/// its own on first use and reconnects after losing it.
+///
+/// | what | how |
+/// |---|---|
+/// | catalog | `pg_catalog`: tables of every non-system schema except `dmf`, keys, foreign keys |
+/// | reading | keyset pages by key (text keys in byte order, `COLLATE "C"`), or by watermark then key |
+/// | `full` | `TRUNCATE` of the synced tables (never `CASCADE`), then `COPY` into each table |
+/// | `upsert`, `diff`, `incremental` | `COPY` into a temporary stage, then `INSERT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM` |
+/// | deletes | stage the keys, `DELETE … USING` the stage |
+/// | checkpoints | `dmf.checkpoints`, in the transaction of each batch |
+/// | run records | `dmf.runs`, `dmf.migration_runs`, `dmf.rejects` ([`PgRunStore`]) |
+#[derive(Debug, Clone)]
+pub struct PgDatabase {
+    shared: Arc<Shared>,
+}
+
+impl PgDatabase {
+    /// Parses `url` (`postgres://user:password@host:port/dbname`) and checks that the server
+    /// answers and accepts the credentials. The error names the server (never the password):
+    /// transient when it could not be reached, fatal when it refused the login.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let database = Self::lazy(url)?;
+        database.client().await?;
+        Ok(database)
+    }
+
+    /// Parses `url` without connecting; the first extractor, loader or check connects.
+    pub fn lazy(url: &str) -> Result<Self> {
+        Ok(Self::with_connector(Connector::parse(url)?))
+    }
+
+    /// Uses a tokio-postgres configuration built by hand (DMF sets `application_name` and a
+    /// connect timeout when it has none).
+    pub fn from_config(config: tokio_postgres::Config) -> Self {
+        Self::with_connector(Connector::new(config))
+    }
+
+    fn with_connector(connector: Connector) -> Self {
+        Self { shared: Arc::new(Shared { connector, control_ready: OnceCell::new() }) }
+    }
+
+    /// Opens a new connection, for SQL of your own (a code-first migration's extractor, a
+    /// check after a run). Its I/O runs on a spawned task until the client is dropped.
+    pub async fn client(&self) -> Result<Client> {
+        self.shared.connector.connect(Stage::Preflight).await
+    }
+
+    /// Creates the control tables in schema `dmf` when missing (what
+    /// [`run_store`](Database::run_store) and the first loader do anyway).
+    pub async fn create_control_tables(&self) -> Result<()> {
+        let mut client = self.shared.connector.connect(Stage::RunStore).await?;
+        self.shared.ensure_control_tables(&mut client).await
+    }
+}
+
+impl Database for PgDatabase {
+    type Extractor = PgExtractor;
+    type Loader = PgLoader;
+
+    fn display_name(&self) -> String {
+        self.shared.connector.name().to_owned()
+    }
+
+    async fn read_catalog(&self) -> Result<Catalog> {
+        let client = self.client().await?;
+        catalog::read_catalog(&client, self.shared.connector.name()).await
+    }
+
+    fn extractor(&self, spec: ExtractSpec) -> PgExtractor {
+        PgExtractor::new(Arc::clone(&self.shared), spec)
+    }
+
+    fn loader(&self, spec: LoadSpec) -> PgLoader {
+        PgLoader::new(Arc::clone(&self.shared), spec)
+    }
+
+    async fn clear_tables(&self, tables: Vec<TableName>) -> Result<()> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let names = tables.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let mut client = self.shared.connector.connect(Stage::Load).await?;
+        let doing = format!("emptying {names} in {}", self.shared.connector.name());
+        let outcome = async {
+            let tx = client.transaction().await?;
+            tx.batch_execute(&sql::load::truncate(&tables)).await?;
+            tx.commit().await
+        }
+        .await;
+        outcome.map_err(|error| {
+            let referenced = error.code().is_some_and(|c| *c == tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED);
+            if !referenced {
+                return to_dmf_error(error, Stage::Load, doing);
+            }
+            let detail = error.as_db_error().and_then(|db| db.detail()).unwrap_or_default().to_owned();
+            Error::with_source(
+                Stage::Load,
+                ErrorKind::Fatal,
+                format!(
+                    "cannot empty {names} for a full sync: a table outside the sync references them ({detail}); \
+                     DMF never truncates with CASCADE, so add the referencing table to the sync or empty it first"
+                ),
+                error,
+            )
+        })
+    }
+
+    async fn run_store(&self) -> Result<Arc<dyn RunStore>> {
+        let mut client = self.shared.connector.connect(Stage::RunStore).await?;
+        self.shared.ensure_control_tables(&mut client).await?;
+        Ok(Arc::new(PgRunStore::new(Arc::clone(&self.shared), client)))
+    }
+
+    async fn preflight(&self, role: DatabaseRole) -> Vec<CheckOutcome> {
+        preflight::check(&self.shared, role).await
+    }
+}

@@ -1,0 +1,285 @@
+//! [`PgExtractor`]: reads a table in keyset pages (by key, or by watermark then key), one
+//! page per batch, never more than a page in memory.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use dmf_core::catalog::DataType;
+use dmf_core::sync::{ExtractSpec, ReadOrder, decode_key_position, key_position};
+use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Value};
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
+use tokio_postgres::Statement;
+use tokio_postgres::types::ToSql;
+
+use crate::database::Shared;
+use crate::error::to_dmf_error;
+use crate::session::Session;
+use crate::sql::extract::{ESTIMATE, Ordered, Page, Selected, page_query};
+use crate::sql::{cast_type, qualified};
+use crate::types::{decode, pg_text, read_as_text};
+
+/// Reads one table for a sync, in the order of its [`ExtractSpec`]:
+///
+/// - [`ReadOrder::Key`]: `SELECT … WHERE (k1, k2) > ($1, $2) ORDER BY k1, k2 LIMIT n`;
+///   positions are the last key ([`key_position`]);
+/// - [`ReadOrder::Watermark`]: ordered by the watermark column then the key, positions
+///   `[watermark, key…]`; the position stays meaningful after the migration completed, so the
+///   next run reads only rows whose watermark grew.
+///
+/// Text key columns are compared and ordered with `COLLATE "C"` (byte order), the order every
+/// DMF adapter reads in, so merges across databases agree. Position values are bound as text
+/// and cast in SQL to the column's type, so any key type works. Built by
+/// [`PgDatabase::extractor`](dmf_core::sync::Database::extractor); connects on first use.
+pub struct PgExtractor {
+    shared: Arc<Shared>,
+    spec: ExtractSpec,
+    layout: std::result::Result<Layout, String>,
+    session: Session,
+    statements: Option<Statements>,
+}
+
+/// What the queries select and order by, worked out once from the spec.
+struct Layout {
+    /// Neutral types of the selected columns, for decoding.
+    types: Vec<DataType>,
+    /// Indexes (into the select list) of the order columns: the watermark first, then the key.
+    order: Vec<usize>,
+    /// A nullable watermark leads the order.
+    nullable_watermark: bool,
+    first: String,
+    after: String,
+    after_null: Option<String>,
+}
+
+struct Statements {
+    first: Statement,
+    after: Statement,
+    after_null: Option<Statement>,
+}
+
+impl Layout {
+    fn new(spec: &ExtractSpec) -> std::result::Result<Self, String> {
+        let position_of = |name: &str| {
+            spec.columns.iter().position(|c| c.name == name).ok_or_else(|| {
+                format!("reading {}: column `{name}` orders the rows but is not among the columns read", spec.table)
+            })
+        };
+        if spec.key.is_empty() {
+            return Err(format!("reading {}: no key columns to read it in resumable order", spec.table));
+        }
+        let watermark = match &spec.order {
+            ReadOrder::Key => None,
+            ReadOrder::Watermark { column } => Some(position_of(column)?),
+        };
+        let mut order = Vec::with_capacity(spec.key.len() + 1);
+        order.extend(watermark);
+        for key in &spec.key {
+            order.push(position_of(key)?);
+        }
+        let nullable_watermark = watermark.is_some_and(|w| spec.columns[w].nullable);
+        let select: Vec<Selected<'_>> =
+            spec.columns.iter().map(|c| Selected { name: &c.name, as_text: read_as_text(&c.data_type) }).collect();
+        let ordered: Vec<Ordered<'_>> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &index)| {
+                let column = &spec.columns[index];
+                let by_text = matches!(column.data_type, DataType::Other(_));
+                Ordered {
+                    name: &column.name,
+                    cast: if by_text { "text".to_owned() } else { cast_type(&column.native_type) },
+                    binary_collation: by_text || matches!(column.data_type, DataType::Text { .. }),
+                    by_text,
+                    nulls_first: i == 0 && nullable_watermark,
+                }
+            })
+            .collect();
+        Ok(Self {
+            types: spec.columns.iter().map(|c| c.data_type.clone()).collect(),
+            first: page_query(&spec.table, &select, &ordered, Page::First),
+            after: page_query(&spec.table, &select, &ordered, Page::After),
+            after_null: nullable_watermark.then(|| page_query(&spec.table, &select, &ordered, Page::AfterNullLead)),
+            order,
+            nullable_watermark,
+        })
+    }
+}
+
+impl PgExtractor {
+    pub(crate) fn new(shared: Arc<Shared>, spec: ExtractSpec) -> Self {
+        let layout = Layout::new(&spec);
+        Self { shared, spec, layout, session: Session::new(), statements: None }
+    }
+
+    /// Reads the page after `from`; `None` when nothing is left.
+    async fn page(&mut self, from: Option<&Position>, limit: usize) -> Result<Option<SourceBatch<Row>>> {
+        let layout = self.layout.as_ref().map_err(|message| Error::fatal(Stage::Extract, message.clone()))?;
+        let table = &self.spec.table;
+        let server = self.shared.connector.name();
+        // The statement to run and its text parameters.
+        let (page, params) = match from {
+            None => (Page::First, Vec::new()),
+            Some(position) => {
+                let values = decode_key_position(position)?;
+                if values.len() != layout.order.len() {
+                    return Err(Error::fatal(
+                        Stage::Extract,
+                        format!(
+                            "reading {table}: position `{}` has {} values, but rows are ordered by {} columns",
+                            position.as_str(),
+                            values.len(),
+                            layout.order.len()
+                        ),
+                    ));
+                }
+                let lead_null = layout.nullable_watermark && values[0].is_null();
+                let values = if lead_null { &values[1..] } else { &values[..] };
+                let mut params = Vec::with_capacity(values.len());
+                for value in values {
+                    let Some(text) = pg_text(value) else {
+                        return Err(Error::fatal(
+                            Stage::Extract,
+                            format!("reading {table}: position `{}` has a NULL key value", position.as_str()),
+                        ));
+                    };
+                    params.push(text.into_owned());
+                }
+                (if lead_null { Page::AfterNullLead } else { Page::After }, params)
+            }
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let doing = || match from {
+            None => format!("reading the first rows of {table} from {server}"),
+            Some(position) => format!("reading rows of {table} after {} from {server}", position.as_str()),
+        };
+
+        let (client, fresh) = self.session.client(&self.shared.connector, Stage::Extract).await?;
+        if fresh {
+            self.statements = None;
+        }
+        let result = query_page(client, &mut self.statements, layout, page, &params, limit).await;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(error) => {
+                self.session.after_error(&error);
+                return Err(to_dmf_error(error, Stage::Extract, doing()));
+            }
+        };
+        tracing::debug!(table = %table, rows = rows.len(), "page read");
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            records.push(Row::new(Arc::clone(&self.spec.shape), decode_row(row, layout, &self.spec)?));
+        }
+        let Some(last) = records.last() else { return Ok(None) };
+        let key: Vec<Value> = layout.order.iter().filter_map(|&i| last.values().get(i).cloned()).collect();
+        Ok(Some(SourceBatch { records, position: key_position(&key)? }))
+    }
+}
+
+/// Runs one page query, preparing the statements on a new connection.
+async fn query_page(
+    client: &tokio_postgres::Client,
+    slot: &mut Option<Statements>,
+    layout: &Layout,
+    page: Page,
+    params: &[String],
+    limit: i64,
+) -> std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let statements = match slot.take() {
+        Some(statements) => statements,
+        None => Statements {
+            first: client.prepare(&layout.first).await?,
+            after: client.prepare(&layout.after).await?,
+            after_null: match &layout.after_null {
+                Some(sql) => Some(client.prepare(sql).await?),
+                None => None,
+            },
+        },
+    };
+    let statements = slot.insert(statements);
+    let statement = match page {
+        Page::First => &statements.first,
+        Page::After => &statements.after,
+        Page::AfterNullLead => statements.after_null.as_ref().unwrap_or(&statements.after),
+    };
+    let mut refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    refs.push(&limit);
+    client.query(statement, &refs).await
+}
+
+fn decode_row(row: &tokio_postgres::Row, layout: &Layout, spec: &ExtractSpec) -> Result<Vec<Value>> {
+    layout
+        .types
+        .iter()
+        .enumerate()
+        .map(|(i, data_type)| {
+            decode(row, i, data_type).map_err(|error| {
+                let column = &spec.columns[i];
+                to_dmf_error(
+                    error,
+                    Stage::Extract,
+                    format!(
+                        "reading column `{}` ({}) of {}: the value cannot be represented",
+                        column.name, column.native_type, spec.table
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+impl Extractor for PgExtractor {
+    type Item = Row;
+
+    fn continues_after_completion(&self) -> bool {
+        matches!(self.spec.order, ReadOrder::Watermark { .. })
+    }
+
+    async fn estimate(&mut self, from: Option<&Position>) -> Result<Option<u64>> {
+        if from.is_some() {
+            return Ok(None);
+        }
+        let name = qualified(&self.spec.table);
+        let (client, _) = self.session.client(&self.shared.connector, Stage::Extract).await?;
+        let result = client.query_one(ESTIMATE, &[&name]).await;
+        match result {
+            Ok(row) => {
+                let (rows, unknown): (Option<f64>, bool) = (row.get(0), row.get(1));
+                Ok(rows.filter(|_| !unknown).map(|rows| rows.max(0.0) as u64))
+            }
+            Err(error) => {
+                self.session.after_error(&error);
+                Err(to_dmf_error(error, Stage::Extract, format!("estimating the rows of {}", self.spec.table)))
+            }
+        }
+    }
+
+    fn extract(&mut self, from: Option<Position>, batch_size: NonZeroUsize) -> BoxStream<'_, Result<SourceBatch<Row>>> {
+        struct State<'a> {
+            extractor: &'a mut PgExtractor,
+            position: Option<Position>,
+            finished: bool,
+        }
+        let state = State { extractor: self, position: from, finished: false };
+        stream::unfold(state, move |mut state| async move {
+            if state.finished {
+                return None;
+            }
+            match state.extractor.page(state.position.as_ref(), batch_size.get()).await {
+                Ok(Some(batch)) => {
+                    // A short page is the last one: no need to ask again.
+                    state.finished = batch.records.len() < batch_size.get();
+                    state.position = Some(batch.position.clone());
+                    Some((Ok(batch), state))
+                }
+                Ok(None) => None,
+                Err(error) => {
+                    state.finished = true;
+                    Some((Err(error), state))
+                }
+            }
+        })
+        .boxed()
+    }
+}

@@ -1,0 +1,364 @@
+//! [`PgLoader`]: writes batches with COPY (and a staged `INSERT … ON CONFLICT`, `DELETE` or
+//! `UPDATE` where rows may exist), storing the checkpoint in the same transaction.
+
+use std::collections::BTreeSet;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use dmf_core::catalog::DataType;
+use dmf_core::sync::{LoadSpec, WriteMode};
+use dmf_core::{Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, Result, Row, RowShape, Stage};
+use futures::SinkExt;
+use tokio_postgres::{Client, Statement, Transaction};
+
+use crate::copy::write_row;
+use crate::database::Shared;
+use crate::error::to_dmf_error;
+use crate::session::Session;
+use crate::sql::{control, load as sql, qualified};
+use crate::{control as checkpoints, sql::control::SAVE_CHECKPOINT};
+
+/// COPY data is sent in chunks of about this size, so a batch is never copied whole into one
+/// message.
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// Writes batches of rows to one table, each with its checkpoint in `dmf.checkpoints`, in one
+/// transaction: a batch is either committed with its checkpoint or not at all, so a resumed
+/// run neither loses nor repeats rows.
+///
+/// | write mode | statements | counts |
+/// |---|---|---|
+/// | `Insert` | `COPY t (cols) FROM STDIN` | inserted |
+/// | `Upsert` | COPY into the stage, `INSERT … ON CONFLICT (key) DO UPDATE … WHERE … IS DISTINCT FROM …` | inserted, updated, unchanged |
+/// | `Delete` | COPY keys into the stage, `DELETE … USING` the stage | deleted |
+/// | `Update` | COPY into the stage, `UPDATE … FROM` the stage where values differ | updated, unchanged |
+///
+/// The stage is a temporary table of the loader's connection (`ON COMMIT DELETE ROWS`), with
+/// exactly the loaded columns. Columns in `null_columns` are written as NULL for new rows and
+/// left as they are in existing rows (the later pass that fills them sets them). Built by
+/// [`PgDatabase::loader`](dmf_core::sync::Database::loader); connects on first use.
+pub struct PgLoader {
+    shared: Arc<Shared>,
+    spec: LoadSpec,
+    /// `null[i]`: column `i` is written as NULL in this pass.
+    null: Vec<bool>,
+    texts: Texts,
+    session: Session,
+    statements: Option<Statements>,
+}
+
+/// The statements' text, worked out once from the spec.
+struct Texts {
+    create_stage: Option<String>,
+    copy: String,
+    write: Option<String>,
+}
+
+struct Statements {
+    copy: Statement,
+    write: Option<Statement>,
+    save_checkpoint: Statement,
+}
+
+impl Texts {
+    fn new(spec: &LoadSpec) -> Self {
+        let staged = spec.write != WriteMode::Insert;
+        let target = qualified(&spec.table);
+        Self {
+            create_stage: staged.then(|| sql::create_stage(&spec.table, &spec.columns)),
+            copy: sql::copy_in(if staged { sql::STAGE } else { &target }, &spec.columns),
+            write: match spec.write {
+                WriteMode::Insert => None,
+                WriteMode::Upsert => Some(sql::upsert(&spec.table, &spec.columns, &spec.key, &spec.null_columns)),
+                WriteMode::Delete => Some(sql::delete(&spec.table, &spec.key)),
+                WriteMode::Update => sql::update(&spec.table, &spec.columns, &spec.key),
+            },
+        }
+    }
+}
+
+impl PgLoader {
+    pub(crate) fn new(shared: Arc<Shared>, spec: LoadSpec) -> Self {
+        let null = spec.columns.iter().map(|c| spec.null_columns.contains(&c.name)).collect();
+        let texts = Texts::new(&spec);
+        Self { shared, spec, null, texts, session: Session::new(), statements: None }
+    }
+
+    /// Opens the connection when needed and makes the control tables, the stage and the
+    /// statements ready on it.
+    async fn prepare(&mut self) -> Result<()> {
+        let (client, fresh) = self.session.client(&self.shared.connector, Stage::Load).await?;
+        if fresh {
+            self.statements = None;
+        }
+        if self.statements.is_some() {
+            return Ok(());
+        }
+        self.shared.ensure_control_tables(client).await?;
+        let prepared = prepare(client, &self.texts).await;
+        match prepared {
+            Ok(statements) => {
+                self.statements = Some(statements);
+                Ok(())
+            }
+            Err(error) => {
+                self.session.after_error(&error);
+                Err(to_dmf_error(error, Stage::Load, format!("preparing to load {}", self.spec.table)))
+            }
+        }
+    }
+
+    /// The connection and its statements.
+    async fn ready(&mut self) -> Result<(&mut Client, &Statements)> {
+        self.prepare().await?;
+        let (client, fresh) = self.session.client(&self.shared.connector, Stage::Load).await?;
+        if fresh {
+            // Lost between preparing and now: the engine's retry prepares again.
+            self.statements = None;
+        }
+        match &self.statements {
+            Some(statements) => Ok((client, statements)),
+            None => Err(Error::transient(
+                Stage::Load,
+                format!(
+                    "the connection to {} closed while preparing to load {}",
+                    self.shared.connector.name(),
+                    self.spec.table
+                ),
+            )),
+        }
+    }
+
+    /// Where each loaded column's value is in rows of `shape`: `None` when they have exactly
+    /// the loaded columns in order (rows built by a sync), else matched by name.
+    fn value_order(&self, shape: &RowShape) -> Result<Option<Vec<usize>>> {
+        if shape.columns.len() == self.spec.columns.len()
+            && shape.columns.iter().zip(&self.spec.columns).all(|(a, b)| *a == b.name)
+        {
+            return Ok(None);
+        }
+        self.spec
+            .columns
+            .iter()
+            .map(|column| {
+                shape.columns.iter().position(|c| *c == column.name).ok_or_else(|| {
+                    Error::fatal(
+                        Stage::Load,
+                        format!("loading {}: the rows have no column `{}`", self.spec.table, column.name),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+}
+
+async fn prepare(client: &mut Client, texts: &Texts) -> std::result::Result<Statements, tokio_postgres::Error> {
+    if let Some(create) = &texts.create_stage {
+        client.batch_execute(create).await?;
+    }
+    let copy = client.prepare(&texts.copy).await?;
+    let write = match &texts.write {
+        Some(sql) => Some(client.prepare(sql).await?),
+        None => None,
+    };
+    let save_checkpoint = client.prepare(SAVE_CHECKPOINT).await?;
+    Ok(Statements { copy, write, save_checkpoint })
+}
+
+/// Streams `rows` into the COPY `statement`; returns the rows copied.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    statement: &Statement,
+    rows: &[Row],
+    order: Option<&[usize]>,
+    null: &[bool],
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let sink = tx.copy_in::<_, Cursor<Vec<u8>>>(statement).await?;
+    let mut sink = std::pin::pin!(sink);
+    let mut chunk = Vec::with_capacity(COPY_CHUNK);
+    for row in rows {
+        match order {
+            None => write_row(&mut chunk, row.values().iter(), null),
+            Some(order) => write_row(&mut chunk, order.iter().map(|&i| &row.values()[i]), null),
+        }
+        if chunk.len() >= COPY_CHUNK {
+            sink.send(Cursor::new(std::mem::replace(&mut chunk, Vec::with_capacity(COPY_CHUNK)))).await?;
+        }
+    }
+    if !chunk.is_empty() {
+        sink.send(Cursor::new(chunk)).await?;
+    }
+    sink.as_mut().finish().await
+}
+
+/// Writes one batch and its checkpoint in one transaction.
+async fn write_batch(
+    client: &mut Client,
+    statements: &Statements,
+    mode: WriteMode,
+    batch: &LoadBatch<'_, Row>,
+    order: Option<&[usize]>,
+    null: &[bool],
+) -> std::result::Result<LoadReport, tokio_postgres::Error> {
+    let rows = batch.records;
+    let count = rows.len() as u64;
+    let tx = client.transaction().await?;
+    let mut report = LoadReport::default();
+    if !rows.is_empty() {
+        let copied = copy_rows(&tx, &statements.copy, rows, order, null).await?;
+        match (mode, &statements.write) {
+            (WriteMode::Insert, _) => report.inserted = copied,
+            (WriteMode::Upsert, Some(upsert)) => {
+                let row = tx.query_one(upsert, &[]).await?;
+                report.inserted = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+                report.updated = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+                report.unchanged = count.saturating_sub(report.inserted + report.updated);
+            }
+            (WriteMode::Delete, Some(delete)) => {
+                report.deleted = tx.execute(delete, &[]).await?;
+                report.unchanged = count.saturating_sub(report.deleted);
+            }
+            (WriteMode::Update, Some(update)) => {
+                report.updated = tx.execute(update, &[]).await?;
+                report.unchanged = count.saturating_sub(report.updated);
+            }
+            // Nothing to write but the key (an update of key columns only).
+            (_, None) => report.unchanged = count,
+        }
+    }
+    tx.execute(&statements.save_checkpoint, &checkpoint_params(batch.migration, batch.checkpoint).as_params()).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The parameters of [`SAVE_CHECKPOINT`].
+struct CheckpointParams<'a> {
+    migration: &'a str,
+    position: Option<&'a str>,
+    skip: i64,
+    done: bool,
+}
+
+impl CheckpointParams<'_> {
+    fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 4] {
+        [&self.migration, &self.position, &self.skip, &self.done]
+    }
+}
+
+fn checkpoint_params<'a>(migration: &'a MigrationName, checkpoint: &'a Checkpoint) -> CheckpointParams<'a> {
+    CheckpointParams {
+        migration: migration.as_str(),
+        position: checkpoint.position.as_ref().map(|p| p.as_str()),
+        skip: i64::try_from(checkpoint.skip).unwrap_or(i64::MAX),
+        done: checkpoint.done,
+    }
+}
+
+impl Loader for PgLoader {
+    type Item = Row;
+
+    async fn load(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
+        let order = match batch.records.first() {
+            Some(first) => {
+                let shape = first.shape();
+                if let Some(other) = batch.records.iter().find(|r| !Arc::ptr_eq(r.shape(), shape) && r.shape() != shape)
+                {
+                    return Err(Error::fatal(
+                        Stage::Load,
+                        format!(
+                            "loading {}: one batch holds rows of different columns ({:?} and {:?})",
+                            self.spec.table,
+                            shape.columns,
+                            other.shape().columns
+                        ),
+                    ));
+                }
+                self.value_order(shape)?
+            }
+            None => None,
+        };
+        let mode = self.spec.write;
+        let null = self.null.clone();
+        let (client, statements) = self.ready().await?;
+        let result = write_batch(client, statements, mode, &batch, order.as_deref(), &null).await;
+        if let Ok(report) = &result {
+            tracing::debug!(
+                table = %self.spec.table, rows = batch.records.len(), inserted = report.inserted,
+                updated = report.updated, deleted = report.deleted, "batch committed with its checkpoint"
+            );
+        }
+        result.map_err(|error| {
+            self.session.after_error(&error);
+            let verb = match mode {
+                WriteMode::Insert => "inserting",
+                WriteMode::Upsert => "upserting",
+                WriteMode::Delete => "deleting",
+                WriteMode::Update => "updating",
+            };
+            to_dmf_error(
+                error,
+                Stage::Load,
+                format!(
+                    "{verb} {} rows of {} in {}",
+                    batch.records.len(),
+                    self.spec.table,
+                    self.shared.connector.name()
+                ),
+            )
+        })
+    }
+
+    async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
+        let (client, _) = self.ready().await?;
+        let result = checkpoints::read_checkpoint(&*client, migration).await;
+        result.map_err(|error| {
+            self.session.after_error(&error);
+            to_dmf_error(
+                error,
+                Stage::Load,
+                format!("reading the checkpoint of `{migration}` from {}.checkpoints", control::SCHEMA),
+            )
+        })
+    }
+
+    async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
+        let (client, _) = self.ready().await?;
+        let result = checkpoints::clear_checkpoint(&*client, migration).await;
+        result.map_err(|error| {
+            self.session.after_error(&error);
+            to_dmf_error(error, Stage::Load, format!("clearing the checkpoint of `{migration}`"))
+        })
+    }
+
+    /// After loading explicit values into identity or serial columns, moves their sequences
+    /// past the largest value, so the target's own inserts do not collide with copied ids. A
+    /// failure (no privilege on the sequence) is logged, not fatal: the data is loaded.
+    async fn finish(&mut self, migration: &MigrationName) -> Result<()> {
+        if !matches!(self.spec.write, WriteMode::Insert | WriteMode::Upsert) {
+            return Ok(());
+        }
+        let columns: BTreeSet<String> = self
+            .spec
+            .columns
+            .iter()
+            .filter(|c| c.identity && matches!(c.data_type, DataType::Int16 | DataType::Int32 | DataType::Int64))
+            .map(|c| c.name.clone())
+            .collect();
+        if columns.is_empty() {
+            return Ok(());
+        }
+        let table = qualified(&self.spec.table);
+        let (client, _) = self.session.client(&self.shared.connector, Stage::Load).await?;
+        for column in &columns {
+            let statement = sql::sequence_catch_up(&self.spec.table, column);
+            if let Err(error) = client.execute(&statement, &[&table, column]).await {
+                tracing::warn!(
+                    %migration, table = %self.spec.table, %column, error = %crate::error::to_dmf_error(error, Stage::Load, "moving the sequence").chain(),
+                    "could not move the column's sequence past the loaded values; the target's own inserts may collide"
+                );
+            }
+        }
+        Ok(())
+    }
+}
