@@ -76,4 +76,47 @@ impl Checkpoint {
     pub fn at(position: Position) -> Self {
         Self { position: Some(position), skip: 0, done: false }
     }
+
+    /// The checkpoint as stored: the position prefixed with the extractor's
+    /// [scope](crate::Extractor::scope), so that a checkpoint written by a different read order
+    /// (a full sync, then an incremental one) is recognised and not misread.
+    pub fn scoped(&self, scope: Option<&str>) -> Checkpoint {
+        let Some(scope) = scope else { return self.clone() };
+        let position = match &self.position {
+            Some(position) => format!("{scope}{SCOPE_SEPARATOR}{}", position.as_str()),
+            None => format!("{scope}{SCOPE_SEPARATOR}"),
+        };
+        Checkpoint { position: Some(Position::new(position)), ..self.clone() }
+    }
+
+    /// Splits a stored checkpoint into its scope and the checkpoint the extractor wrote.
+    pub fn unscoped(&self) -> (Option<String>, Checkpoint) {
+        let Some((scope, position)) = self.position.as_ref().and_then(|p| p.as_str().split_once(SCOPE_SEPARATOR))
+        else {
+            return (None, self.clone());
+        };
+        let position = (!position.is_empty()).then(|| Position::new(position));
+        (Some(scope.to_owned()), Checkpoint { position, ..self.clone() })
+    }
+}
+
+/// Separates a scope from the position in stored checkpoints (the ASCII unit separator, which
+/// JSON positions never contain unescaped).
+const SCOPE_SEPARATOR: char = '\u{1f}';
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_round_trip_and_unscoped_checkpoints_stay_as_they_are() {
+        let checkpoint = Checkpoint { position: Some(Position::new("[1,2]")), skip: 3, done: true };
+        let stored = checkpoint.scoped(Some("watermark:updated_at"));
+        assert_eq!(stored.position.as_ref().unwrap().as_str(), "watermark:updated_at\u{1f}[1,2]");
+        assert_eq!(stored.unscoped(), (Some("watermark:updated_at".into()), checkpoint.clone()));
+        assert_eq!(checkpoint.scoped(None), checkpoint);
+        assert_eq!(checkpoint.unscoped(), (None, checkpoint.clone()));
+        let start = Checkpoint::default().scoped(Some("s"));
+        assert_eq!(start.unscoped(), (Some("s".into()), Checkpoint::default()));
+    }
 }

@@ -151,6 +151,10 @@ where
         self.inner.continues_after_completion()
     }
 
+    fn scope(&self) -> Option<String> {
+        self.inner.scope()
+    }
+
     async fn estimate(&mut self, from: Option<&Position>) -> Result<Option<u64>> {
         self.inner.estimate(from).await
     }

@@ -236,6 +236,10 @@ impl Extractor for PgExtractor {
         matches!(self.spec.order, ReadOrder::Watermark { .. })
     }
 
+    fn scope(&self) -> Option<String> {
+        self.spec.order.scope()
+    }
+
     async fn estimate(&mut self, from: Option<&Position>) -> Result<Option<u64>> {
         if from.is_some() {
             return Ok(None);

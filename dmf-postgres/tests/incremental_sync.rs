@@ -63,11 +63,16 @@ async fn incremental_reads_only_rows_whose_watermark_grew_and_propagates_deletes
     assert_eq!(common::counts(&second, "shop.Order (deletes)"), (10, 0, 0, 0, 10));
     assert_eq!(common::counts(&second, "public.odd \"quoted\" table (deletes)"), (2, 0, 0, 0, 2));
 
-    // The watermark is stored as [updated_at, key…] with the last row read.
+    // The watermark is stored as [updated_at, key…] with the last row read, behind the scope of
+    // watermark positions (so a checkpoint of another mode is never misread).
     let position: String = target_client
         .query_one("SELECT position FROM dmf.checkpoints WHERE migration = 'shop.customers'", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(position, r#"[{"t":"timestamp_tz","v":"2030-02-01T00:00:00Z"},{"t":"int","v":3010}]"#);
+    assert_eq!(
+        position,
+        "watermark:updated_at\u{1f}".to_owned()
+            + r#"[{"t":"timestamp_tz","v":"2030-02-01T00:00:00Z"},{"t":"int","v":3010}]"#
+    );
 }

@@ -108,6 +108,10 @@ impl Extractor for SqliteExtractor {
         matches!(self.spec.order, ReadOrder::Watermark { .. })
     }
 
+    fn scope(&self) -> Option<String> {
+        self.spec.order.scope()
+    }
+
     async fn estimate(&mut self, from: Option<&Position>) -> Result<Option<u64>> {
         let after = self.after(from)?;
         let statement = sql::count_after(&self.spec.table, &self.order, after.is_some());

@@ -25,7 +25,8 @@ pub struct SqliteLoader {
     columns: Vec<String>,
     /// For each column, where it is in the key (for the parameters of key-matching statements).
     key_index: Vec<usize>,
-    /// The non-key columns' positions.
+    /// The positions of the columns an update writes: neither key nor NULL in this pass (an
+    /// upsert leaves deferred columns of existing rows as they are; their pass fills them).
     rest_index: Vec<usize>,
     /// Column positions written as NULL in this pass.
     null_index: Vec<bool>,
@@ -36,7 +37,9 @@ impl SqliteLoader {
     pub(crate) fn new(path: PathBuf, spec: LoadSpec) -> Self {
         let columns: Vec<String> = spec.columns.iter().map(|c| c.name.clone()).collect();
         let key_index = spec.key.iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
-        let rest_index = (0..columns.len()).filter(|i| !spec.key.contains(&columns[*i])).collect();
+        let rest_index = (0..columns.len())
+            .filter(|i| !spec.key.contains(&columns[*i]) && !spec.null_columns.contains(&columns[*i]))
+            .collect();
         let null_index = columns.iter().map(|c| spec.null_columns.contains(c)).collect();
         Self { connection: LazyConnection::new(path), spec, columns, key_index, rest_index, null_index, ready: false }
     }
@@ -55,8 +58,9 @@ impl SqliteLoader {
         let write = self.spec.write;
         let insert = sql::insert(&table, &self.columns);
         let insert_if_new = sql::insert_if_new(&table, &self.columns, &self.spec.key);
-        let update_if_different = sql::update_if_different(&table, &self.columns, &self.spec.key);
-        let update = sql::update_if_different(&table, &self.columns, &self.spec.key);
+        let updated_columns: Vec<String> = self.rest_index.iter().map(|i| self.columns[*i].clone()).collect();
+        let update_if_different = sql::update_if_different(&table, &updated_columns, &self.spec.key);
+        let update = update_if_different.clone();
         let delete = sql::delete(&table, &self.spec.key);
         let (key_index, rest_index) = (self.key_index.clone(), self.rest_index.clone());
         let null_index = self.null_index.clone();

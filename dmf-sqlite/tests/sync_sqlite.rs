@@ -106,3 +106,26 @@ async fn incremental_moves_only_rows_changed_since_the_last_run() {
     assert_eq!(third.migration("customers").unwrap().counts.read, 0, "{third}");
     assert_eq!(content(&target), content(&source));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_from_full_to_incremental_starts_the_watermark_over() {
+    let dir = Dir::new("switch");
+    let (source, target) = (dir.file("source.db"), dir.file("target.db"));
+    fill(&mut empty_database(&source), 300);
+    empty_database(&target);
+    assert!(sync(&source, &target, SyncMode::Full, RunRequest::all()).await.succeeded());
+    // The full sync's checkpoints are key positions; the incremental extractor must not misread
+    // them as watermarks: it reads everything once (all unchanged), then only changes.
+    let mode = || SyncMode::Incremental { column: "updated_at".into(), propagate_deletes: false };
+    let first = sync(&source, &target, mode(), RunRequest::all().force()).await;
+    assert!(first.succeeded(), "{first}");
+    let customers = first.migration("customers").unwrap().counts;
+    assert_eq!((customers.read, customers.unchanged), (300, 300), "{first}");
+    change_source(&source);
+    let second = sync(&source, &target, mode(), RunRequest::all().force()).await;
+    assert_eq!(
+        second.migration("customers").unwrap().counts.read,
+        3 + 12,
+        "3 updated (ids 42, 142, 242), 12 new: {second}"
+    );
+}

@@ -152,6 +152,7 @@ async fn load_with_retry<L: Loader>(
     checkpoint: &Checkpoint,
 ) -> Result<LoadReport> {
     let mut retry = exec.retrier(Stage::Load);
+    let checkpoint = &checkpoint.scoped(exec.scope.as_deref());
     loop {
         let batch = LoadBatch { migration: exec.name, run: exec.ctx.run, records, checkpoint };
         match loader.load(batch).await {

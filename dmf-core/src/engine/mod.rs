@@ -61,6 +61,8 @@ pub(crate) struct Execution<'a> {
     pub(crate) in_flight: InFlight,
     /// Counts of the batches committed so far, kept for the error when the run stops early.
     pub(crate) counts: std::sync::Mutex<Counts>,
+    /// The extractor's scope, stored with every checkpoint.
+    pub(crate) scope: Option<String>,
 }
 
 impl Execution<'_> {
@@ -90,6 +92,7 @@ where
         retries: AtomicU64::new(0),
         in_flight: InFlight::new(name),
         counts: std::sync::Mutex::new(Counts::default()),
+        scope: extractor.scope(),
     };
     match run_stages(&exec, extractor, transformer, rules, loader).await {
         Ok(result) => Ok(result),
@@ -129,12 +132,20 @@ where
         }
         retry.reset();
     }
-    let mut resume = loop {
+    let stored = loop {
         match loader.checkpoint(name).await {
             Ok(checkpoint) => break checkpoint.unwrap_or_default(),
             Err(error) => retry.after(error).await?,
         }
     };
+    let (scope, mut resume) = stored.unscoped();
+    if stored != Checkpoint::default() && scope != exec.scope {
+        tracing::info!(
+            migration = %name, stored = ?scope, current = ?exec.scope,
+            "the checkpoint was written in another read order; starting from the beginning"
+        );
+        resume = Checkpoint::default();
+    }
     if incremental && resume.done {
         // A watermark: read what changed since the last run.
         resume.done = false;
@@ -193,7 +204,8 @@ where
     let done = Checkpoint { position: last_position, skip: 0, done: true };
     retry.reset();
     loop {
-        let batch = LoadBatch { migration: name, run: ctx.run, records: &[], checkpoint: &done };
+        let stored = done.scoped(exec.scope.as_deref());
+        let batch = LoadBatch { migration: name, run: ctx.run, records: &[], checkpoint: &stored };
         match loader.load(batch).await {
             Ok(_) => break,
             Err(error) => retry.after(error).await?,

@@ -37,6 +37,13 @@ pub trait Extractor: Send + 'static {
         false
     }
 
+    /// Names the order this extractor's positions are in (`None`: the only order it has).
+    /// Checkpoints are stored with it; one written under another scope (by a sync in another
+    /// mode, say) is ignored and the migration starts over rather than misreading it.
+    fn scope(&self) -> Option<String> {
+        None
+    }
+
     /// How many records remain after `from`, if cheaply known (for progress and ETA).
     fn estimate(&mut self, from: Option<&Position>) -> impl Future<Output = Result<Option<u64>>> + Send {
         let _ = from;

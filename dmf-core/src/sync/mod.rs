@@ -107,6 +107,17 @@ pub enum ReadOrder {
     },
 }
 
+impl ReadOrder {
+    /// The [scope](crate::Extractor::scope) of positions in this order: `None` for key order,
+    /// `watermark:COLUMN` for watermark order.
+    pub fn scope(&self) -> Option<String> {
+        match self {
+            ReadOrder::Key => None,
+            ReadOrder::Watermark { column } => Some(format!("watermark:{column}")),
+        }
+    }
+}
+
 /// What an adapter's extractor reads.
 #[derive(Debug, Clone)]
 pub struct ExtractSpec {
@@ -184,7 +195,9 @@ pub struct LoadSpec {
     pub key: Vec<String>,
     /// How to write.
     pub write: WriteMode,
-    /// Columns written as NULL in this pass (deferred foreign keys, filled by a later pass).
+    /// Deferred foreign-key columns, filled by a later pass: new rows get NULL there, and an
+    /// upsert leaves them as they are in existing rows (neither written nor compared), so an
+    /// unchanged re-run writes nothing.
     pub null_columns: BTreeSet<String>,
 }
 
