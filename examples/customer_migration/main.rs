@@ -3,7 +3,8 @@
 //! On its first run it creates `legacy.db` in `--dir` (default `./dmf-demo`) with 100,000
 //! generated legacy customers (about 2 % dirty: bad emails, duplicate emails, unparseable
 //! phones, blank names) and `modern.db` with the new `customers` table, then migrates one into
-//! the other. `modern.db`'s control tables (`dmf_runs`, `dmf_rejects`…) keep the run record
+//! the other (`--source`/`--target` take `sqlite://PATH` or `postgres://…` URLs instead;
+//! tables missing there are created the same way). `modern.db`'s control tables (`dmf_runs`, `dmf_rejects`…) keep the run record
 //! and the reject quarantine. It shows:
 //!
 //! - a [`Transformer`](dmf_core::Transformer) with real business rules (tiers, E.164 phones,
@@ -41,6 +42,7 @@ use dmf_core::{
     EngineConfig, LogNotifier, Orchestrator, Phase, Pipeline, ProgressEvent, RejectLimit, RejectRecord, RunId,
     RunRequest, RunStore, RunSummary, Stage,
 };
+use dmf_postgres::PgDatabase;
 use dmf_sqlite::SqliteDatabase;
 use dmf_testkit::LegacyGenerator;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -58,7 +60,8 @@ Usage: customer_migration [OPTIONS]
 
 Options:
   --dir <DIR>       where legacy.db and modern.db live [default: ./dmf-demo]
-  --source <URL>    the legacy database [default: sqlite://DIR/legacy.db]
+  --source <URL>    the legacy database: sqlite://PATH or postgres://USER@HOST/DB
+                    [default: sqlite://DIR/legacy.db]
   --target <URL>    the new database [default: sqlite://DIR/modern.db]
   --rows <N>        legacy customers to generate [default: 100000]
   --seed <S>        seed of the generator [default: 42]
@@ -181,19 +184,33 @@ fn init_logging() {
         .init();
 }
 
+/// A database named by a URL.
+enum Endpoint {
+    Sqlite(Arc<SqliteDatabase>),
+    Postgres(Arc<PgDatabase>),
+}
+
+/// Opens `sqlite://PATH` (created when missing) or connects to `postgres://…`.
+async fn open(url: &str) -> Result<Endpoint, BoxError> {
+    if url.starts_with("sqlite:") {
+        return Ok(Endpoint::Sqlite(Arc::new(SqliteDatabase::create(dmf_sqlite::path_of_url(url)?)?)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Endpoint::Postgres(Arc::new(PgDatabase::connect(url).await?)));
+    }
+    Err(format!("`{url}`: unsupported URL (use sqlite://PATH or postgres://USER@HOST/DB)").into())
+}
+
 /// Opens the databases the URLs name and runs the migration between them.
 async fn run(args: Args) -> Result<RunSummary, BoxError> {
-    let (source, target) = (args.source_url(), args.target_url());
-    for url in [&source, &target] {
-        if !url.starts_with("sqlite:") {
-            return Err(format!("`{url}`: this build of the demo speaks sqlite:// URLs").into());
-        }
-    }
     std::fs::create_dir_all(&args.dir)?;
-    let open = |url: &str| -> Result<Arc<SqliteDatabase>, BoxError> {
-        Ok(Arc::new(SqliteDatabase::create(dmf_sqlite::path_of_url(url)?)?))
-    };
-    migrate(&args, open(&source)?, open(&target)?).await
+    let (source, target) = (open(&args.source_url()).await?, open(&args.target_url()).await?);
+    match (source, target) {
+        (Endpoint::Sqlite(s), Endpoint::Sqlite(t)) => migrate(&args, s, t).await,
+        (Endpoint::Sqlite(s), Endpoint::Postgres(t)) => migrate(&args, s, t).await,
+        (Endpoint::Postgres(s), Endpoint::Sqlite(t)) => migrate(&args, s, t).await,
+        (Endpoint::Postgres(s), Endpoint::Postgres(t)) => migrate(&args, s, t).await,
+    }
 }
 
 /// Prepares both databases (on the first run) and migrates, whatever the databases are.

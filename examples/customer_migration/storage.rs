@@ -10,6 +10,7 @@ use dmf_core::typed::{TypedExtractor, TypedLoader};
 use dmf_core::{
     DataMigration, EngineConfig, Identity, MigrationContext, MigrationName, Pipeline, Record, RejectLimit, RunId,
 };
+use dmf_postgres::PgDatabase;
 use dmf_sqlite::SqliteDatabase;
 use dmf_testkit::{LegacyCustomer, LegacyGenerator, MemoryRunStore, MemoryTable};
 
@@ -44,6 +45,30 @@ impl DemoDatabase for SqliteDatabase {
             last_name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, phone TEXT NOT NULL,
             tier TEXT NOT NULL CHECK (tier IN ('vip', 'premium', 'regular')), street TEXT NOT NULL,
             city TEXT NOT NULL, postal_code TEXT NOT NULL, created_on DATE NOT NULL)"
+    }
+}
+
+impl DemoDatabase for PgDatabase {
+    async fn execute(&self, sql: &str) -> dmf_core::Result<()> {
+        self.client()
+            .await?
+            .batch_execute(sql)
+            .await
+            .map_err(|e| dmf_postgres::to_dmf_error(e, dmf_core::Stage::Load, "creating the demo's tables"))
+    }
+
+    fn legacy_schema(&self) -> &'static str {
+        "CREATE TABLE legacy_customers (
+            id bigint PRIMARY KEY, full_name text NOT NULL, email text NOT NULL, phone text NOT NULL,
+            level text NOT NULL, address text NOT NULL, created text NOT NULL)"
+    }
+
+    fn modern_schema(&self) -> &'static str {
+        "CREATE TABLE customers (
+            id bigint PRIMARY KEY, legacy_id bigint NOT NULL UNIQUE, first_name text NOT NULL,
+            last_name text NOT NULL, email text NOT NULL UNIQUE, phone text NOT NULL,
+            tier text NOT NULL CHECK (tier IN ('vip', 'premium', 'regular')), street text NOT NULL,
+            city text NOT NULL, postal_code text NOT NULL, created_on date NOT NULL)"
     }
 }
 

@@ -11,8 +11,8 @@
 //!
 //! ```sh
 //! cargo run --release --example sync_database -- --source sqlite://prod.db --target sqlite://test.db
-//! cargo run --release --example sync_database -- --source sqlite://prod.db --target sqlite://test.db \
-//!     --tables customers,orders --mode incremental:updated_at+deletes
+//! cargo run --release --example sync_database -- --source postgres://reader@prod/shop \
+//!     --target postgres://dmf@test/shop --tables public.customers,public.orders --mode incremental:updated_at+deletes
 //! ```
 //!
 //! Modes: `full` (empty the target tables, then load), `upsert` (insert new rows, update rows
@@ -31,6 +31,7 @@ use std::sync::Arc;
 use dmf_core::catalog::TableName;
 use dmf_core::sync::{Database, SyncJob, SyncMode, SyncPlan};
 use dmf_core::{EngineConfig, MigrationStatus, ProgressHub, RejectLimit, RunRequest, RunSummary};
+use dmf_postgres::PgDatabase;
 use dmf_sqlite::SqliteDatabase;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -43,8 +44,8 @@ Synchronises tables of a source database into a target database whose tables alr
 Usage: sync_database --source URL --target URL [OPTIONS]
 
 Options:
-  --source <URL>      sqlite://PATH
-  --target <URL>      sqlite://PATH
+  --source <URL>      sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+  --target <URL>      the same kinds of URL
   --tables <A,B,...>  tables to sync [default: every table of the source]
   --mode <MODE>       full | upsert | diff | incremental:COLUMN[+deletes] [default: upsert]
   --batch-size <N>    rows per batch [default: 5000]
@@ -139,18 +140,26 @@ async fn main() -> ExitCode {
 /// A database named by a URL.
 enum Endpoint {
     Sqlite(Arc<SqliteDatabase>),
+    Postgres(Arc<PgDatabase>),
 }
 
-fn open(url: &str) -> Result<Endpoint, BoxError> {
+/// Opens `sqlite://PATH` (which must exist) or connects to `postgres://…`.
+async fn open(url: &str) -> Result<Endpoint, BoxError> {
     if url.starts_with("sqlite:") {
         return Ok(Endpoint::Sqlite(Arc::new(SqliteDatabase::from_url(url)?)));
     }
-    Err(format!("`{url}`: unsupported URL (use sqlite://PATH)").into())
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Endpoint::Postgres(Arc::new(PgDatabase::connect(url).await?)));
+    }
+    Err(format!("`{url}`: unsupported URL (use sqlite://PATH or postgres://USER@HOST/DB)").into())
 }
 
 async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
-    match (open(&args.source)?, open(&args.target)?) {
+    match (open(&args.source).await?, open(&args.target).await?) {
         (Endpoint::Sqlite(source), Endpoint::Sqlite(target)) => sync(args, source, target).await,
+        (Endpoint::Sqlite(source), Endpoint::Postgres(target)) => sync(args, source, target).await,
+        (Endpoint::Postgres(source), Endpoint::Sqlite(target)) => sync(args, source, target).await,
+        (Endpoint::Postgres(source), Endpoint::Postgres(target)) => sync(args, source, target).await,
     }
 }
 
