@@ -337,3 +337,27 @@ async fn running_only_some_migrations_requires_their_dependencies_done() {
     assert_eq!(b.len(), 5);
     assert!(matches!(orchestrator.run(RunRequest::only(["zzz"])).await, Err(Error::UnknownMigration(_))));
 }
+
+#[tokio::test]
+async fn rolling_back_a_run_that_a_later_run_built_on_is_refused_unless_forced() {
+    let target = MemoryTable::new("t");
+    let orchestrator = Orchestrator::builder(store()).migration(copy("a", 5, &target)).build().unwrap();
+    let first = orchestrator.run(RunRequest::all()).await.unwrap();
+    let second = orchestrator.run(RunRequest::all().force()).await.unwrap();
+    let refused = orchestrator.rollback(RollbackTarget::Run(first.run)).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "rollback refused: run {} wrote to `a` after run {}; roll back run {} first, or force the rollback",
+            second.run, first.run, second.run
+        )
+    );
+    // Newest first is fine, and then the older one.
+    orchestrator.rollback(RollbackTarget::Run(second.run)).await.unwrap();
+    orchestrator.rollback(RollbackTarget::Run(first.run)).await.unwrap();
+    assert!(target.is_empty());
+
+    let third = orchestrator.run(RunRequest::all().force()).await.unwrap();
+    let _fourth = orchestrator.run(RunRequest::all().force()).await.unwrap();
+    assert!(orchestrator.rollback_forced(RollbackTarget::Run(third.run)).await.is_ok());
+}

@@ -38,6 +38,7 @@ mod extract;
 mod load;
 pub mod sql;
 pub mod types;
+mod undo;
 
 pub use catalog::read_catalog;
 pub use control::{CONTROL_TABLES, SqliteRunStore};

@@ -9,7 +9,7 @@ use rusqlite::{TransactionBehavior, params_from_iter};
 
 use crate::connection::{LazyConnection, blocking};
 use crate::control::{delete_checkpoint, ensure_control_tables, read_checkpoint, write_checkpoint};
-use crate::{error, sql, types};
+use crate::{error, sql, types, undo};
 
 /// Loads rows into one table with prepared statements in one transaction per batch.
 ///
@@ -62,7 +62,7 @@ impl SqliteLoader {
         let update_if_different = sql::update_if_different(&table, &updated_columns, &self.spec.key);
         let update = update_if_different.clone();
         let delete = sql::delete(&table, &self.spec.key);
-        let (key_index, rest_index) = (self.key_index.clone(), self.rest_index.clone());
+        let rest_index = self.rest_index.clone();
         let null_index = self.null_index.clone();
         let params = |row, indexes: &[usize]| parameters(&null_index, row, indexes);
         let all: Vec<usize> = (0..self.columns.len()).collect();
@@ -73,24 +73,41 @@ impl SqliteLoader {
             .map(|row| RowParameters {
                 row,
                 all: params(row, &all),
-                key: params(row, &key_index),
+                key: params(row, &self.key_index),
                 rest: params(row, &rest_index),
             })
             .collect();
         let failing_row =
             |row: &Row, e: rusqlite::Error| error::map(Stage::Load, format!("table `{table}`, row {}", row.key()), e);
         let context = |e: rusqlite::Error| error::map(Stage::Load, format!("writing a batch into `{table}`"), e);
+        let undo = self.spec.undo;
+        let key_columns = self.spec.key.clone();
+        let key_index = self.key_index.clone();
+        let key_values =
+            |row: &Row| -> Vec<dmf_core::Value> { key_index.iter().map(|i| row.values()[*i].clone()).collect() };
+        let log = |tx: &rusqlite::Transaction<'_>, row: &Row, action, before: Option<&undo::Image>| {
+            undo::record(tx, batch.run, batch.migration, &table, &key_values(row), action, before).map_err(context)
+        };
         let connection = self.connection()?;
         blocking(|| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(context)?;
             let mut report = LoadReport::default();
             for RowParameters { row, all, key, rest } in &rows {
+                // The row as it was, for the undo log.
+                let before = if undo && write != WriteMode::Insert {
+                    undo::image(&tx, &table, &key_columns, key).map_err(|e| failing_row(row, e))?
+                } else {
+                    None
+                };
                 match write {
                     WriteMode::Insert => {
                         tx.prepare_cached(&insert)
                             .and_then(|mut s| s.execute(params_from_iter(all.iter())))
                             .map_err(|e| failing_row(row, e))?;
                         report.inserted += 1;
+                        if undo {
+                            log(&tx, row, undo::Action::Insert, None)?;
+                        }
                     }
                     WriteMode::Upsert => {
                         let updated = match &update_if_different {
@@ -102,6 +119,9 @@ impl SqliteLoader {
                         };
                         if updated > 0 {
                             report.updated += 1;
+                            if undo {
+                                log(&tx, row, undo::Action::Update, before.as_ref())?;
+                            }
                             continue;
                         }
                         let inserted = tx
@@ -110,6 +130,9 @@ impl SqliteLoader {
                             .map_err(|e| failing_row(row, e))?;
                         if inserted > 0 {
                             report.inserted += 1;
+                            if undo {
+                                log(&tx, row, undo::Action::Insert, None)?;
+                            }
                         } else {
                             report.unchanged += 1;
                         }
@@ -122,6 +145,9 @@ impl SqliteLoader {
                                 .map_err(|e| failing_row(row, e))?;
                             report.updated += changed as u64;
                             report.unchanged += 1 - changed.min(1) as u64;
+                            if undo && changed > 0 {
+                                log(&tx, row, undo::Action::Update, before.as_ref())?;
+                            }
                         }
                     }
                     WriteMode::Delete => {
@@ -130,6 +156,9 @@ impl SqliteLoader {
                             .and_then(|mut s| s.execute(params_from_iter(key.iter())))
                             .map_err(|e| failing_row(row, e))?;
                         report.deleted += changed as u64;
+                        if undo && changed > 0 {
+                            log(&tx, row, undo::Action::Delete, before.as_ref())?;
+                        }
                     }
                 }
             }
@@ -177,5 +206,11 @@ impl Loader for SqliteLoader {
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
         let connection = self.connection()?;
         blocking(|| delete_checkpoint(connection, migration))
+    }
+
+    async fn rollback(&mut self, migration: &MigrationName, run: dmf_core::RunId) -> Result<dmf_core::RollbackReport> {
+        let (table, key) = (self.spec.table.clone(), self.spec.key.clone());
+        let connection = self.connection()?;
+        blocking(|| undo::rollback(connection, &table, &key, migration, run))
     }
 }

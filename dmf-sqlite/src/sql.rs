@@ -65,6 +65,17 @@ pub fn update_if_different(table_name: &TableName, columns: &[String], key: &[St
     ))
 }
 
+/// `SELECT * FROM t WHERE k = ? AND …` (a row's before-image for the undo log).
+pub fn select_row(table_name: &TableName, key: &[String]) -> String {
+    format!("SELECT * FROM {} WHERE {}", table(table_name), key_match(key))
+}
+
+/// `UPDATE t SET c = ?, … WHERE k = ? AND …`, every given column (restoring a before-image).
+pub fn update_all(table_name: &TableName, columns: &[String], key: &[String]) -> String {
+    let set = columns.iter().map(|c| format!("{} = ?", quote(c))).collect::<Vec<_>>().join(", ");
+    format!("UPDATE {} SET {set} WHERE {}", table(table_name), key_match(key))
+}
+
 /// `DELETE FROM t WHERE k = ? AND …`.
 pub fn delete(table_name: &TableName, key: &[String]) -> String {
     format!("DELETE FROM {} WHERE {}", table(table_name), key_match(key))
@@ -155,5 +166,7 @@ mod tests {
         assert_eq!(update_if_different(&t("t"), &k, &k), None);
         assert_eq!(delete(&t("t"), &cols(&["a", "b"])), r#"DELETE FROM "t" WHERE "a" = ? AND "b" = ?"#);
         assert_eq!(delete_all(&t("x\"y")), r#"DELETE FROM "x""y""#);
+        assert_eq!(select_row(&t("t"), &k), r#"SELECT * FROM "t" WHERE "id" = ?"#);
+        assert_eq!(update_all(&t("t"), &c, &k), r#"UPDATE "t" SET "id" = ?, "a" = ?, "b" = ? WHERE "id" = ?"#);
     }
 }

@@ -39,8 +39,8 @@ use std::path::PathBuf;
 
 use dmf_core::sync::{DatabaseCheck, DatabaseRole};
 use dmf_core::{
-    EngineConfig, LogNotifier, Orchestrator, Phase, Pipeline, ProgressEvent, RejectLimit, RejectRecord, RunId,
-    RunRequest, RunStore, RunSummary, Stage,
+    EngineConfig, LogNotifier, Orchestrator, Phase, Pipeline, ProgressEvent, RejectLimit, RejectRecord, RollbackTarget,
+    RunId, RunRequest, RunStatus, RunStore, RunSummary, Stage,
 };
 use dmf_postgres::PgDatabase;
 use dmf_sqlite::SqliteDatabase;
@@ -66,7 +66,10 @@ Options:
   --rows <N>        legacy customers to generate [default: 100000]
   --seed <S>        seed of the generator [default: 42]
   --batch-size <B>  rows per batch [default: 1000]
-  --force           migrate again even if the last run completed
+  --force           migrate again even if the last run completed; with --rollback, roll back
+                    even when a later run wrote to the same table
+  --no-undo         keep no undo log (the run can then not be rolled back row by row)
+  --rollback <RUN>  instead of migrating, roll back run RUN (or `last`) from the undo log
   -h, --help        print this help
 
 Logs go to stderr at WARN; set RUST_LOG (e.g. RUST_LOG=dmf_core=debug) for more.";
@@ -88,6 +91,8 @@ struct Args {
     seed: u64,
     batch_size: usize,
     force: bool,
+    undo: bool,
+    rollback: Option<Option<RunId>>,
 }
 
 impl Default for Args {
@@ -100,6 +105,8 @@ impl Default for Args {
             seed: 42,
             batch_size: 1000,
             force: false,
+            undo: true,
+            rollback: None,
         }
     }
 }
@@ -140,6 +147,16 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--source" => parsed.source = Some(next().ok_or("`--source` needs a URL")?),
             "--target" => parsed.target = Some(next().ok_or("`--target` needs a URL")?),
             "--force" => parsed.force = true,
+            "--no-undo" => parsed.undo = false,
+            "--rollback" => {
+                let run = next().ok_or("`--rollback` needs `last` or a run id")?;
+                parsed.rollback = Some(match run.as_str() {
+                    "last" => None,
+                    id => Some(RunId(
+                        id.parse().map_err(|_| format!("`--rollback` takes `last` or a run id, got `{id}`"))?,
+                    )),
+                });
+            }
             "--batch-size" => match value(&flag, next())? {
                 0 => return Err("`--batch-size` must be at least 1".into()),
                 rows => parsed.batch_size = rows,
@@ -165,7 +182,7 @@ async fn main() -> ExitCode {
     };
     init_logging();
     match run(args).await {
-        Ok(summary) if summary.succeeded() => ExitCode::SUCCESS,
+        Ok(summary) if summary.succeeded() || summary.status == RunStatus::RolledBack => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("error: {}", dmf_core::error_chain(&*error));
@@ -239,7 +256,7 @@ async fn migrate<S: DemoDatabase, T: DemoDatabase>(
     let pipeline = Pipeline::new(
         storage::legacy_extractor(&source).await?,
         CustomerTransformer::new(migrated),
-        storage::modern_loader(&target).await?,
+        storage::modern_loader(&target, args.undo).await?,
     )
     .named("customers")
     .describe("legacy customers into the new customer schema")
@@ -253,6 +270,10 @@ async fn migrate<S: DemoDatabase, T: DemoDatabase>(
         .engine(config)
         .migration(pipeline)
         .build()?;
+
+    if let Some(run) = args.rollback {
+        return rollback(&orchestrator, store.as_ref(), run, args.force).await;
+    }
 
     // Subscribe before the run starts, or the first events are lost.
     let progress = tokio::spawn(show_progress(orchestrator.progress().subscribe()));
@@ -269,6 +290,44 @@ async fn migrate<S: DemoDatabase, T: DemoDatabase>(
     println!("pre-flight:\n{}", summary.preflight);
     print_summary(&summary, store.as_ref(), &target.display_name()).await?;
     Ok(summary)
+}
+
+/// Rolls back `run` (or the latest run that completed or failed) from the undo log.
+async fn rollback(
+    orchestrator: &Orchestrator,
+    store: &dyn RunStore,
+    run: Option<RunId>,
+    force: bool,
+) -> Result<RunSummary, BoxError> {
+    let run = match run {
+        Some(run) => run,
+        None => store
+            .runs(1000)
+            .await?
+            .into_iter()
+            .find(|r| matches!(r.status, RunStatus::Completed | RunStatus::Failed))
+            .map(|r| r.id)
+            .ok_or("there is no run to roll back")?,
+    };
+    let target = RollbackTarget::Run(run);
+    let undone =
+        if force { orchestrator.rollback_forced(target).await? } else { orchestrator.rollback(target).await? };
+    for (migration, _, report) in &undone.undone {
+        println!(
+            "rolled back `{migration}` of run {run}: {} inserted rows deleted, {} restored",
+            report.deleted, report.restored
+        );
+    }
+    let record = store.run(run).await?.ok_or("the rolled-back run has no record")?;
+    Ok(RunSummary {
+        run,
+        status: record.status,
+        migrations: store.migration_records(run).await?,
+        preflight: Default::default(),
+        backup: record.backup,
+        duration: std::time::Duration::ZERO,
+        error: None,
+    })
 }
 
 /// Drives a progress bar from the run's events until the run ends (or the channel closes).

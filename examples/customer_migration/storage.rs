@@ -121,7 +121,8 @@ pub async fn prepare_target<D: DemoDatabase>(
     let count = seeded.len();
     let rows = MemoryTable::new(MODERN);
     rows.insert_rows(seeded);
-    load_once("seed migrated customers", rows, Identity::<ModernCustomer>::default(), modern_loader(db).await?).await?;
+    load_once("seed migrated customers", rows, Identity::<ModernCustomer>::default(), modern_loader(db, false).await?)
+        .await?;
     Ok(count)
 }
 
@@ -148,10 +149,14 @@ pub async fn legacy_extractor<D: Database>(
     Ok(TypedExtractor::new(db.extractor(ExtractSpec::whole_table(&legacy)?)))
 }
 
-/// Inserts modern customers.
-pub async fn modern_loader<D: Database>(db: &Arc<D>) -> Result<TypedLoader<D::Loader, ModernCustomer>, BoxError> {
+/// Inserts modern customers, keeping an undo log when `undo`.
+pub async fn modern_loader<D: Database>(
+    db: &Arc<D>,
+    undo: bool,
+) -> Result<TypedLoader<D::Loader, ModernCustomer>, BoxError> {
     let modern = table(db.as_ref(), MODERN).await?.ok_or("the target has no customers table")?;
-    let spec = LoadSpec::whole_table(&modern, WriteMode::Insert)?;
+    let mut spec = LoadSpec::whole_table(&modern, WriteMode::Insert)?;
+    spec.undo = undo;
     Ok(TypedLoader::new(db.loader(spec.clone()), modern.name.clone(), spec.columns, &spec.key))
 }
 

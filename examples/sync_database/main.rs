@@ -52,6 +52,10 @@ Options:
   --jobs <N>          tables loaded at the same time [default: number of cores]
   --max-rejects <N>   rows that may be rejected before the sync stops [default: 0]
   --restart           start over instead of resuming a sync that did not complete
+  --no-undo           keep no undo log (faster; the run can then only be undone from a backup)
+  --rollback <RUN>    instead of syncing, roll back run RUN (or `last`) in the target from its
+                      undo log; --source is not needed
+  --force             with --rollback: even when a later run wrote to the same tables
   -h, --help          print this help";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +68,9 @@ struct Args {
     jobs: usize,
     max_rejects: u64,
     restart: bool,
+    undo: bool,
+    rollback: Option<Option<dmf_core::RunId>>,
+    force: bool,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
@@ -78,6 +85,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         max_rejects: 0,
         restart: false,
+        undo: true,
+        rollback: None,
+        force: false,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -100,11 +110,26 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--jobs" => parsed.jobs = number(value()?)?.max(1),
             "--max-rejects" => parsed.max_rejects = number(value()?)? as u64,
             "--restart" => parsed.restart = true,
+            "--no-undo" => parsed.undo = false,
+            "--force" => parsed.force = true,
+            "--rollback" => {
+                parsed.rollback = Some(match value()?.as_str() {
+                    "last" => None,
+                    id => Some(dmf_core::RunId(
+                        id.parse().map_err(|_| format!("`--rollback` takes `last` or a run id, got `{id}`"))?,
+                    )),
+                })
+            }
             _ => return Err(format!("unknown argument `{arg}`")),
         }
     }
-    parsed.source = source.ok_or("`--source URL` is required")?;
     parsed.target = target.ok_or("`--target URL` is required")?;
+    parsed.source = match (source, &parsed.rollback) {
+        (Some(source), _) => source,
+        // A rollback needs only the target.
+        (None, Some(_)) => parsed.target.clone(),
+        (None, None) => return Err("`--source URL` is required".into()),
+    };
     Ok(Some(parsed))
 }
 
@@ -128,7 +153,7 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match open_and_sync(&args).await {
-        Ok(summary) if summary.succeeded() => ExitCode::SUCCESS,
+        Ok(summary) if summary.succeeded() || summary.status == dmf_core::RunStatus::RolledBack => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("error: {}", dmf_core::error_chain(&*error));
@@ -164,6 +189,9 @@ async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
 }
 
 async fn sync<S: Database, T: Database>(args: &Args, source: Arc<S>, target: Arc<T>) -> Result<RunSummary, BoxError> {
+    if let Some(run) = args.rollback {
+        return rollback(args, target, run).await;
+    }
     let engine = EngineConfig::builder()
         .batch_size(args.batch_size)
         .reject_limit(RejectLimit::Count(args.max_rejects))
@@ -172,6 +200,7 @@ async fn sync<S: Database, T: Database>(args: &Args, source: Arc<S>, target: Arc
     let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone())
         .engine(engine)
         .jobs(args.jobs)
+        .undo(args.undo)
         .progress(hub.clone());
     if let Some(tables) = &args.tables {
         job = job.tables(tables.clone());
@@ -194,6 +223,31 @@ async fn sync<S: Database, T: Database>(args: &Args, source: Arc<S>, target: Arc
     println!("\npre-flight:\n{}", summary.preflight);
     print!("{summary}");
     Ok(summary)
+}
+
+/// Rolls back a run from the target's undo log and prints what was undone.
+async fn rollback<T: Database>(
+    args: &Args,
+    target: Arc<T>,
+    run: Option<dmf_core::RunId>,
+) -> Result<RunSummary, BoxError> {
+    let job = SyncJob::new(Arc::clone(&target), Arc::clone(&target), SyncMode::Diff);
+    let (run, undone) = job.rollback(run, args.force).await?;
+    println!("rolled back run {run} in {}, in reverse dependency order:", target.display_name());
+    for (migration, _, report) in &undone.undone {
+        println!("  {migration}: {} inserted rows deleted, {} rows restored", report.deleted, report.restored);
+    }
+    let store = target.run_store().await?;
+    let record = store.run(run).await?.ok_or("the rolled-back run has no record")?;
+    Ok(RunSummary {
+        run,
+        status: record.status,
+        migrations: store.migration_records(run).await?,
+        preflight: Default::default(),
+        backup: record.backup,
+        duration: std::time::Duration::ZERO,
+        error: None,
+    })
 }
 
 /// True when a migration of the plan did not complete in its latest run (failed, cancelled, or

@@ -542,7 +542,19 @@ impl Orchestrator {
     /// Rolls back a whole run, or the latest run of named migrations, in reverse dependency
     /// order. Stops at the first migration whose rollback fails (the error names it); those
     /// already undone stay undone and are recorded as rolled back.
+    ///
+    /// Refuses to roll back a run when a later run wrote to one of its migrations since (undo
+    /// that run first); [`rollback_forced`](Self::rollback_forced) does it anyway.
     pub async fn rollback(&self, target: RollbackTarget) -> Result<RollbackSummary> {
+        self.rollback_checked(target, false).await
+    }
+
+    /// [`rollback`](Self::rollback) even when later runs built on the run.
+    pub async fn rollback_forced(&self, target: RollbackTarget) -> Result<RollbackSummary> {
+        self.rollback_checked(target, true).await
+    }
+
+    async fn rollback_checked(&self, target: RollbackTarget, force: bool) -> Result<RollbackSummary> {
         let mut to_undo: Vec<MigrationRecord> = match &target {
             RollbackTarget::Run(run) => {
                 if self.store.run(*run).await?.is_none() {
@@ -570,6 +582,18 @@ impl Orchestrator {
                 records
             }
         };
+        if !force {
+            for record in &to_undo {
+                if let Some(latest) = self.store.latest_record(&record.migration).await? {
+                    if latest.run > record.run && latest.status.may_have_written() {
+                        return Err(Error::RollbackRefused(format!(
+                            "run {} wrote to `{}` after run {}; roll back run {} first, or force the rollback",
+                            latest.run, record.migration, record.run, latest.run
+                        )));
+                    }
+                }
+            }
+        }
         let position: HashMap<&MigrationName, usize> = self.order.iter().enumerate().map(|(i, n)| (n, i)).collect();
         to_undo.sort_by_key(|r| std::cmp::Reverse(position.get(&r.migration).copied().unwrap_or(0)));
 

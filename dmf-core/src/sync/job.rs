@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use super::{Database, DatabaseCheck, DatabaseRole, SyncMode, SyncPlan, sync_migrations};
+use super::{ClearTables, Database, DatabaseCheck, DatabaseRole, SyncMode, SyncPlan, sync_migrations};
 use crate::catalog::TableName;
 use crate::engine::EngineConfig;
-use crate::error::Result;
-use crate::orchestrator::{Orchestrator, RunRequest, RunSummary};
+use crate::error::{Error, Result};
+use crate::names::RunId;
+use crate::orchestrator::{Orchestrator, RollbackSummary, RollbackTarget, RunRequest, RunStatus, RunSummary};
 use crate::progress::ProgressHub;
 
 /// A sync of `tables` (default: all) from `source` into `target`.
@@ -28,6 +29,7 @@ pub struct SyncJob<S, T> {
     engine: EngineConfig,
     jobs: usize,
     progress: ProgressHub,
+    undo: bool,
 }
 
 impl<S: Database, T: Database> SyncJob<S, T> {
@@ -41,6 +43,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             engine: EngineConfig::default(),
             jobs: 1,
             progress: ProgressHub::new(),
+            undo: false,
         }
     }
 
@@ -62,6 +65,13 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         self
     }
 
+    /// Keeps an undo log in the target, so that a run can be rolled back row by row (off by
+    /// default: it costs a read of every changed row's before-image).
+    pub fn undo(mut self, undo: bool) -> Self {
+        self.undo = undo;
+        self
+    }
+
     /// Where progress events go.
     pub fn progress(mut self, hub: ProgressHub) -> Self {
         self.progress = hub;
@@ -72,7 +82,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
     pub async fn plan(&self) -> Result<SyncPlan> {
         let source = self.source.read_catalog().await?;
         let target = self.target.read_catalog().await?;
-        SyncPlan::build(&source, &target, self.tables.as_deref(), self.mode.clone())
+        Ok(SyncPlan::build(&source, &target, self.tables.as_deref(), self.mode.clone())?.with_undo(self.undo))
     }
 
     /// The orchestrator running `plan`, with the target's run store and pre-flight checks of
@@ -95,5 +105,36 @@ impl<S: Database, T: Database> SyncJob<S, T> {
     pub async fn run(&self, request: RunRequest) -> Result<RunSummary> {
         let plan = self.plan().await?;
         self.orchestrator(&plan).await?.run(request).await
+    }
+
+    /// Rolls back `run` (the latest run not yet rolled back when `None`) from the target's undo
+    /// log, table by table in reverse dependency order. Needs only the target. Refused when a
+    /// later run wrote to the same tables, unless `force`.
+    pub async fn rollback(&self, run: Option<RunId>, force: bool) -> Result<(RunId, RollbackSummary)> {
+        let catalog = self.target.read_catalog().await?;
+        // A diff plan names every pass a sync can have (loads, deferred keys, deletes).
+        let plan = SyncPlan::build(&catalog, &catalog, None, SyncMode::Diff)?;
+        let store = self.target.run_store().await?;
+        let run = match run {
+            Some(run) => run,
+            None => store
+                .runs(1000)
+                .await?
+                .into_iter()
+                .find(|r| matches!(r.status, RunStatus::Completed | RunStatus::Failed))
+                .map(|r| r.id)
+                .ok_or_else(|| Error::RollbackRefused("the target has no run to roll back".into()))?,
+        };
+        let mut builder = Orchestrator::builder(store)
+            .migration(ClearTables::new(Arc::clone(&self.target), plan.delete_order()))
+            .progress(self.progress.clone());
+        for migration in sync_migrations(&self.target, &self.target, &plan) {
+            builder = builder.shared_migration(migration);
+        }
+        let orchestrator = builder.build()?;
+        let target = RollbackTarget::Run(run);
+        let summary =
+            if force { orchestrator.rollback_forced(target).await? } else { orchestrator.rollback(target).await? };
+        Ok((run, summary))
     }
 }

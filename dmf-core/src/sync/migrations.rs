@@ -110,7 +110,9 @@ pub fn sync_migrations<S: Database, T: Database>(
             depends.push(MigrationName::new(CLEAR));
         }
         let write = if full { WriteMode::Insert } else { WriteMode::Upsert };
-        let loader = target.loader(table.load_spec(&table.columns, write, table.deferred_columns()));
+        let mut spec = table.load_spec(&table.columns, write, table.deferred_columns());
+        spec.undo = plan.undo;
+        let loader = target.loader(spec);
         let name = table.migration_name();
         let description = format!("{} rows of {}", plan.mode, table.source.name);
         let migration: Arc<dyn DataMigration> = if plan.mode == SyncMode::Diff {
@@ -148,7 +150,9 @@ pub fn sync_migrations<S: Database, T: Database>(
         let name = name_with(table, "deferred keys");
         second_passes.push(name.clone());
         let extractor = source.extractor(table.extract_spec(&columns, order.clone(), false));
-        let loader = target.loader(table.load_spec(&columns, WriteMode::Update, Default::default()));
+        let mut spec = table.load_spec(&columns, WriteMode::Update, Default::default());
+        spec.undo = plan.undo;
+        let loader = target.loader(spec);
         migrations.push(Arc::new(
             Pipeline::new(extractor, Identity::<Row>::default(), loader)
                 .named(name)
@@ -174,7 +178,9 @@ pub fn sync_migrations<S: Database, T: Database>(
                 target.extractor(table.extract_spec(&table.key, ReadOrder::Key, true)),
                 MergeOutput::MissingInSource,
             );
-            let loader = target.loader(table.load_spec(&table.key, WriteMode::Delete, Default::default()));
+            let mut spec = table.load_spec(&table.key, WriteMode::Delete, Default::default());
+            spec.undo = plan.undo;
+            let loader = target.loader(spec);
             migrations.push(Arc::new(
                 Pipeline::new(merge, Identity::<Row>::default(), loader)
                     .named(name_with(table, "deletes"))

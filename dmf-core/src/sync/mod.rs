@@ -166,6 +166,7 @@ impl LoadSpec {
             key,
             write,
             null_columns: BTreeSet::new(),
+            undo: false,
         })
     }
 }
@@ -199,6 +200,9 @@ pub struct LoadSpec {
     /// upsert leaves them as they are in existing rows (neither written nor compared), so an
     /// unchanged re-run writes nothing.
     pub null_columns: BTreeSet<String>,
+    /// Record an undo log (inserted keys, before-images of updated and deleted rows) in the
+    /// same transaction as each batch, so that the run can be rolled back row by row.
+    pub undo: bool,
 }
 
 /// Which side of a sync a database is on (pre-flight differs: a source may be a replica).

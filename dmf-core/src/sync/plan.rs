@@ -69,6 +69,7 @@ impl TablePlan {
             key: self.key.clone(),
             write,
             null_columns,
+            undo: false,
         }
     }
 
@@ -89,6 +90,8 @@ pub struct SyncPlan {
     pub tables: Vec<TablePlan>,
     /// Differences between the source and target tables.
     pub diff: SchemaDiff,
+    /// Loaders keep an undo log, so that a run can be rolled back row by row.
+    pub undo: bool,
 }
 
 impl SyncPlan {
@@ -157,7 +160,13 @@ impl SyncPlan {
                 .collect();
             tables.push(TablePlan { source, target, columns, key, deferred: step.deferred, after });
         }
-        Ok(Self { mode, tables, diff })
+        Ok(Self { mode, tables, diff, undo: false })
+    }
+
+    /// Keeps (or not) an undo log of every row the sync changes.
+    pub fn with_undo(mut self, undo: bool) -> Self {
+        self.undo = undo;
+        self
     }
 
     /// The target tables in delete order (referencing tables first).

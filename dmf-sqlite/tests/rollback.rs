@@ -1,0 +1,84 @@
+//! A sync with the undo log on can be rolled back: the target's content is then exactly what it
+//! was before the run, compared with plain rusqlite.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use dmf_core::sync::{SyncJob, SyncMode};
+use dmf_core::{MigrationStatus, RollbackTarget, RunRequest, RunStatus};
+use dmf_sqlite::SqliteDatabase;
+
+fn job(source: &std::path::Path, target: &std::path::Path, mode: SyncMode) -> SyncJob<SqliteDatabase, SqliteDatabase> {
+    SyncJob::new(Arc::new(SqliteDatabase::open(source).unwrap()), Arc::new(SqliteDatabase::open(target).unwrap()), mode)
+        .engine(engine(100))
+        .jobs(2)
+        .undo(true)
+}
+
+fn undo_entries(target: &std::path::Path, run: dmf_core::RunId) -> i64 {
+    rusqlite::Connection::open(target)
+        .unwrap()
+        .query_row("SELECT count(*) FROM dmf_undo_log WHERE run_id = ?", [run.0], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_from_the_undo_log_restores_the_pre_run_content_exactly() {
+    for mode in [SyncMode::Diff, SyncMode::Upsert] {
+        let dir = Dir::new("rollback");
+        let (source, target) = (dir.file("source.db"), dir.file("target.db"));
+        fill(&mut empty_database(&source), 700);
+        empty_database(&target);
+        assert!(job(&source, &target, SyncMode::Full).run(RunRequest::all()).await.unwrap().succeeded());
+        // The target drifts from production: local edits that the next sync overwrites.
+        connect(&target)
+            .execute_batch(
+                "UPDATE customers SET note = 'local edit', balance = NULL WHERE id % 50 = 1;
+                 DELETE FROM orders WHERE customer_id = 5;",
+            )
+            .unwrap();
+        change_source(&source);
+        let before = content(&target);
+
+        let job = job(&source, &target, mode.clone());
+        let plan = job.plan().await.unwrap();
+        let orchestrator = job.orchestrator(&plan).await.unwrap();
+        let summary = orchestrator.run(RunRequest::all().force()).await.unwrap();
+        assert!(summary.succeeded(), "{summary}");
+        assert_ne!(content(&target), before, "the sync changed the target ({mode})");
+        assert!(undo_entries(&target, summary.run) > 0);
+
+        let undone = orchestrator.rollback(RollbackTarget::Run(summary.run)).await.unwrap();
+        assert_eq!(content(&target), before, "rollback restores the pre-run content exactly ({mode})");
+        assert!(undone.undone.iter().any(|(_, _, report)| report.deleted > 0 && report.restored == 0));
+        assert!(undone.undone.iter().any(|(_, _, report)| report.restored > 0));
+        assert_eq!(undo_entries(&target, summary.run), 0, "the replayed entries are gone");
+        let store = orchestrator.store();
+        assert_eq!(store.run(summary.run).await.unwrap().unwrap().status, RunStatus::RolledBack);
+        for record in store.migration_records(summary.run).await.unwrap() {
+            assert!(
+                matches!(record.status, MigrationStatus::RolledBack | MigrationStatus::Skipped),
+                "{}: {:?}",
+                record.migration,
+                record.status
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_cannot_be_undone_from_the_log_and_says_so() {
+    let dir = Dir::new("rollback-full");
+    let (source, target) = (dir.file("source.db"), dir.file("target.db"));
+    fill(&mut empty_database(&source), 50);
+    empty_database(&target);
+    let job = job(&source, &target, SyncMode::Full);
+    let plan = job.plan().await.unwrap();
+    let orchestrator = job.orchestrator(&plan).await.unwrap();
+    let summary = orchestrator.run(RunRequest::all()).await.unwrap();
+    let error = orchestrator.rollback(RollbackTarget::Run(summary.run)).await.unwrap_err();
+    assert!(error.chain().contains("can only come back from a backup of the target"), "{}", error.chain());
+}
