@@ -15,7 +15,7 @@ use crate::copy::write_row;
 use crate::database::Shared;
 use crate::error::to_dmf_error;
 use crate::session::Session;
-use crate::sql::{control, load as sql, qualified};
+use crate::sql::{control, load as sql, qualified, undo as undo_sql};
 use crate::{control as checkpoints, sql::control::SAVE_CHECKPOINT};
 
 /// COPY data is sent in chunks of about this size, so a batch is never copied whole into one
@@ -57,17 +57,21 @@ struct Texts {
 struct Statements {
     copy: Statement,
     write: Option<Statement>,
+    /// Records the undo log of the staged batch (when the spec asks for one).
+    undo: Option<Statement>,
     save_checkpoint: Statement,
 }
 
 impl Texts {
     fn new(spec: &LoadSpec) -> Self {
-        let staged = spec.write != WriteMode::Insert;
+        // Inserts that keep an undo log go through the stage too, to record their keys.
+        let staged = spec.write != WriteMode::Insert || spec.undo;
         let target = qualified(&spec.table);
         Self {
             create_stage: staged.then(|| sql::create_stage(&spec.table, &spec.columns)),
             copy: sql::copy_in(if staged { sql::STAGE } else { &target }, &spec.columns),
             write: match spec.write {
+                WriteMode::Insert if spec.undo => Some(sql::insert_from_stage(&spec.table, &spec.columns)),
                 WriteMode::Insert => None,
                 WriteMode::Upsert => Some(sql::upsert(&spec.table, &spec.columns, &spec.key, &spec.null_columns)),
                 WriteMode::Delete => Some(sql::delete(&spec.table, &spec.key)),
@@ -95,7 +99,7 @@ impl PgLoader {
             return Ok(());
         }
         self.shared.ensure_control_tables(client).await?;
-        let prepared = prepare(client, &self.texts).await;
+        let prepared = prepare(client, &self.texts, self.spec.undo.then_some(&self.spec)).await;
         match prepared {
             Ok(statements) => {
                 self.statements = Some(statements);
@@ -153,7 +157,11 @@ impl PgLoader {
     }
 }
 
-async fn prepare(client: &mut Client, texts: &Texts) -> std::result::Result<Statements, tokio_postgres::Error> {
+async fn prepare(
+    client: &mut Client,
+    texts: &Texts,
+    undo: Option<&LoadSpec>,
+) -> std::result::Result<Statements, tokio_postgres::Error> {
     if let Some(create) = &texts.create_stage {
         client.batch_execute(create).await?;
     }
@@ -162,8 +170,53 @@ async fn prepare(client: &mut Client, texts: &Texts) -> std::result::Result<Stat
         Some(sql) => Some(client.prepare(sql).await?),
         None => None,
     };
+    let undo = match undo {
+        Some(spec) => {
+            let columns = table_columns(client, &spec.table).await?;
+            let changed = sql::changed(&spec.columns, &spec.key, &spec.null_columns);
+            match undo_sql::capture(&spec.table, &columns, &spec.key, spec.write, changed.as_deref()) {
+                Some(capture) => Some(client.prepare(&capture).await?),
+                None => None,
+            }
+        }
+        None => None,
+    };
     let save_checkpoint = client.prepare(SAVE_CHECKPOINT).await?;
-    Ok(Statements { copy, write, save_checkpoint })
+    Ok(Statements { copy, write, undo, save_checkpoint })
+}
+
+async fn replay_undo_log(
+    client: &mut Client,
+    table: &dmf_core::catalog::TableName,
+    key: &[String],
+    migration: &MigrationName,
+    run: dmf_core::RunId,
+) -> std::result::Result<dmf_core::RollbackReport, tokio_postgres::Error> {
+    let columns = table_columns(client, table).await?;
+    let replay = undo_sql::replay(table, &columns, key);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&run.0, &migration.as_str()];
+    let tx = client.transaction().await?;
+    let deleted = tx.execute(&replay.delete_inserted, &params).await?;
+    let updated = match &replay.restore_updated {
+        Some(restore) => tx.execute(restore, &params).await?,
+        None => 0,
+    };
+    let reinserted = tx.execute(&replay.reinsert_deleted, &params).await?;
+    tx.execute(&replay.forget, &params).await?;
+    tx.commit().await?;
+    Ok(dmf_core::RollbackReport { deleted, restored: updated + reinserted })
+}
+
+/// The target table's writable columns, for the undo log.
+async fn table_columns(
+    client: &Client,
+    table: &dmf_core::catalog::TableName,
+) -> std::result::Result<Vec<undo_sql::TableColumn>, tokio_postgres::Error> {
+    let rows = client.query(undo_sql::TABLE_COLUMNS, &[&qualified(table)]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| undo_sql::TableColumn { name: row.get(0), native: row.get(1), identity_always: row.get(2) })
+        .collect())
 }
 
 /// Streams `rows` into the COPY `statement`; returns the rows copied.
@@ -200,6 +253,7 @@ async fn write_batch(
     batch: &LoadBatch<'_, Row>,
     order: Option<&[usize]>,
     null: &[bool],
+    table_name: &str,
 ) -> std::result::Result<LoadReport, tokio_postgres::Error> {
     let rows = batch.records;
     let count = rows.len() as u64;
@@ -207,8 +261,12 @@ async fn write_batch(
     let mut report = LoadReport::default();
     if !rows.is_empty() {
         let copied = copy_rows(&tx, &statements.copy, rows, order, null).await?;
+        if let Some(undo) = &statements.undo {
+            tx.execute(undo, &[&batch.run.0, &batch.migration.as_str(), &table_name]).await?;
+        }
         match (mode, &statements.write) {
-            (WriteMode::Insert, _) => report.inserted = copied,
+            (WriteMode::Insert, Some(insert)) => report.inserted = tx.execute(insert, &[]).await?,
+            (WriteMode::Insert, None) => report.inserted = copied,
             (WriteMode::Upsert, Some(upsert)) => {
                 let row = tx.query_one(upsert, &[]).await?;
                 report.inserted = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
@@ -280,8 +338,9 @@ impl Loader for PgLoader {
         };
         let mode = self.spec.write;
         let null = self.null.clone();
+        let table_name = self.spec.table.to_string();
         let (client, statements) = self.ready().await?;
-        let result = write_batch(client, statements, mode, &batch, order.as_deref(), &null).await;
+        let result = write_batch(client, statements, mode, &batch, order.as_deref(), &null, &table_name).await;
         if let Ok(report) = &result {
             tracing::debug!(
                 table = %self.spec.table, rows = batch.records.len(), inserted = report.inserted,
@@ -328,6 +387,20 @@ impl Loader for PgLoader {
         result.map_err(|error| {
             self.session.after_error(&error);
             to_dmf_error(error, Stage::Load, format!("clearing the checkpoint of `{migration}`"))
+        })
+    }
+
+    /// Replays the undo log of `run` for this table backwards, in one transaction: deletes the
+    /// rows the run inserted, restores the before-images of the rows it updated and re-inserts
+    /// the rows it deleted, then forgets those entries.
+    async fn rollback(&mut self, migration: &MigrationName, run: dmf_core::RunId) -> Result<dmf_core::RollbackReport> {
+        let table = self.spec.table.clone();
+        let key = self.spec.key.clone();
+        let (client, _) = self.ready().await?;
+        let result = replay_undo_log(client, &table, &key, migration, run).await;
+        result.map_err(|error| {
+            self.session.after_error(&error);
+            to_dmf_error(error, Stage::Rollback, format!("rolling back `{migration}` of run {run} in {table}"))
         })
     }
 

@@ -70,6 +70,19 @@ pub(crate) fn upsert(table: &TableName, columns: &[Column], key: &[String], keep
     )
 }
 
+/// The condition under which an upsert or update changes an existing row `t` from the staged
+/// row `s` (`None`: it never does), for the undo log.
+pub(crate) fn changed(columns: &[Column], key: &[String], keep: &BTreeSet<String>) -> Option<String> {
+    let updated: Vec<&Column> = columns.iter().filter(|c| !key.contains(&c.name) && !keep.contains(&c.name)).collect();
+    (!updated.is_empty()).then(|| differs("t", "s", &updated))
+}
+
+/// Inserts the staged rows (plain inserts that keep an undo log go through the stage).
+pub(crate) fn insert_from_stage(table: &TableName, columns: &[Column]) -> String {
+    let names = column_list(columns.iter().map(|c| c.name.as_str()));
+    format!("INSERT INTO {} ({names}){} SELECT {names} FROM {STAGE}", qualified(table), overriding(columns))
+}
+
 fn key_match(key: &[String]) -> String {
     key.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ")
 }

@@ -274,3 +274,23 @@ pub fn counts(summary: &RunSummary, migration: &str) -> (u64, u64, u64, u64, u64
     let c = record.counts;
     (c.read, c.inserted, c.updated, c.unchanged, c.deleted)
 }
+
+/// About 1 % of the rows updated, some deleted, some inserted.
+pub const CHANGES: &str = r#"
+UPDATE shop.customers SET name = name || ' (renamed)' WHERE id % 100 = 1;
+INSERT INTO shop.customers (email, name, created_at, updated_at, external_id, referred_by)
+SELECT 'late' || g || '@example.com', 'Late ' || g, timestamp '2030-01-01', timestamptz '2030-01-01 00:00:00+00',
+       md5('late' || g)::uuid, CASE WHEN g <= 4 THEN 1 END
+FROM generate_series(1, 10) g;
+UPDATE shop."Order" SET "Total" = coalesce("Total", 0) + 1 WHERE "Id" % 100 = 2;
+DELETE FROM shop.order_lines WHERE order_id > 2990;
+DELETE FROM shop."Order" WHERE "Id" > 2990;
+INSERT INTO shop."Order" ("Id", "select", "user", "Total", updated_at)
+SELECT g, 'new', 1, 1.00, timestamptz '2030-01-01 00:00:00+00' FROM generate_series(3001, 3010) g;
+INSERT INTO shop.order_lines (order_id, line, sku, quantity, price, updated_at)
+SELECT g, 1, 'NEW', 1, 1.00, timestamptz '2030-01-01 00:00:00+00' FROM generate_series(3001, 3010) g;
+UPDATE shop.order_lines SET quantity = quantity + 1 WHERE order_id % 100 = 3 AND line = 1;
+UPDATE public."odd ""quoted"" table" SET "Value" = 'changed' WHERE "key ""k""" IN ('é2', '🦀3');
+DELETE FROM public."odd ""quoted"" table" WHERE "key ""k""" IN ('a4', 'B5');
+INSERT INTO public."odd ""quoted"" table" VALUES ('Zebra', 'new', NULL), ('ü-new', NULL, NULL);
+"#;
