@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backup;
 mod catalog;
 mod connection;
 mod control;
@@ -40,6 +41,7 @@ pub mod sql;
 pub mod types;
 mod undo;
 
+pub use backup::SqliteBackup;
 pub use catalog::read_catalog;
 pub use control::{CONTROL_TABLES, SqliteRunStore};
 pub use database::{SqliteDatabase, path_of_url};

@@ -70,7 +70,32 @@ async fn rollback_from_the_undo_log_restores_the_pre_run_content_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_sync_cannot_be_undone_from_the_log_and_says_so() {
+async fn a_full_sync_is_rolled_back_from_the_backup_taken_before_it() {
+    let dir = Dir::new("rollback-backup");
+    let (source, target) = (dir.file("source.db"), dir.file("target.db"));
+    fill(&mut empty_database(&source), 300);
+    empty_database(&target);
+    fill(&mut connect(&target), 40); // the test environment's own rows, different from the source's
+    connect(&target).execute_batch("UPDATE customers SET note = 'test env'").unwrap();
+    let before = content(&target);
+
+    let job = job(&source, &target, SyncMode::Full).backup(dmf_sqlite::SqliteBackup::new(&target, dir.file("backups")));
+    let summary = job.run(RunRequest::all()).await.unwrap();
+    assert!(summary.succeeded(), "{summary}");
+    let taken = summary.backup.clone().expect("a backup before the first write");
+    assert!(std::path::Path::new(&taken.location).exists());
+    assert_eq!(content(&target), content(&source));
+
+    let (run, undone) = job.rollback(None, false).await.unwrap();
+    assert_eq!(run, summary.run);
+    assert!(undone.order().contains(&"customers"));
+    assert_eq!(content(&target), before, "the pre-run content, restored from the backup");
+    let store = dmf_sqlite::SqliteDatabase::open(&target).unwrap().sqlite_run_store().unwrap();
+    assert_eq!(dmf_core::RunStore::run(&store, run).await.unwrap().unwrap().status, RunStatus::RolledBack);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_without_a_backup_cannot_be_rolled_back_and_says_so() {
     let dir = Dir::new("rollback-full");
     let (source, target) = (dir.file("source.db"), dir.file("target.db"));
     fill(&mut empty_database(&source), 50);
@@ -81,4 +106,6 @@ async fn a_full_sync_cannot_be_undone_from_the_log_and_says_so() {
     let summary = orchestrator.run(RunRequest::all()).await.unwrap();
     let error = orchestrator.rollback(RollbackTarget::Run(summary.run)).await.unwrap_err();
     assert!(error.chain().contains("can only come back from a backup of the target"), "{}", error.chain());
+    let error = job.rollback(Some(summary.run), false).await.unwrap_err();
+    assert!(error.to_string().contains("emptied the target tables (full mode): only a backup"), "{error}");
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use dmf_core::catalog::TableName;
 use dmf_core::sync::{Database, SyncJob, SyncMode, SyncPlan};
-use dmf_core::{EngineConfig, MigrationStatus, ProgressHub, RejectLimit, RunRequest, RunSummary};
+use dmf_core::{Backup, EngineConfig, MigrationStatus, ProgressHub, RejectLimit, RunRequest, RunSummary};
 use dmf_postgres::PgDatabase;
 use dmf_sqlite::SqliteDatabase;
 use tracing_subscriber::EnvFilter;
@@ -52,9 +52,12 @@ Options:
   --jobs <N>          tables loaded at the same time [default: number of cores]
   --max-rejects <N>   rows that may be rejected before the sync stops [default: 0]
   --restart           start over instead of resuming a sync that did not complete
+  --backup <DIR>      back the target up into DIR before the first write (SQLite targets);
+                      a rollback of a full sync restores it
   --no-undo           keep no undo log (faster; the run can then only be undone from a backup)
   --rollback <RUN>    instead of syncing, roll back run RUN (or `last`) in the target from its
-                      undo log; --source is not needed
+                      undo log, or from its backup for a full sync (give --backup DIR);
+                      --source is not needed
   --force             with --rollback: even when a later run wrote to the same tables
   -h, --help          print this help";
 
@@ -69,6 +72,7 @@ struct Args {
     max_rejects: u64,
     restart: bool,
     undo: bool,
+    backup: Option<std::path::PathBuf>,
     rollback: Option<Option<dmf_core::RunId>>,
     force: bool,
 }
@@ -86,6 +90,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         max_rejects: 0,
         restart: false,
         undo: true,
+        backup: None,
         rollback: None,
         force: false,
     };
@@ -111,6 +116,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--max-rejects" => parsed.max_rejects = number(value()?)? as u64,
             "--restart" => parsed.restart = true,
             "--no-undo" => parsed.undo = false,
+            "--backup" => parsed.backup = Some(value()?.into()),
             "--force" => parsed.force = true,
             "--rollback" => {
                 parsed.rollback = Some(match value()?.as_str() {
@@ -180,17 +186,30 @@ async fn open(url: &str) -> Result<Endpoint, BoxError> {
 }
 
 async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
-    match (open(&args.source).await?, open(&args.target).await?) {
-        (Endpoint::Sqlite(source), Endpoint::Sqlite(target)) => sync(args, source, target).await,
-        (Endpoint::Sqlite(source), Endpoint::Postgres(target)) => sync(args, source, target).await,
-        (Endpoint::Postgres(source), Endpoint::Sqlite(target)) => sync(args, source, target).await,
-        (Endpoint::Postgres(source), Endpoint::Postgres(target)) => sync(args, source, target).await,
+    let target = open(&args.target).await?;
+    let backup: Option<Arc<dyn Backup>> = match (&args.backup, &target) {
+        (None, _) => None,
+        (Some(dir), Endpoint::Sqlite(db)) => Some(Arc::new(dmf_sqlite::SqliteBackup::new(db.path(), dir))),
+        (Some(_), Endpoint::Postgres(_)) => {
+            return Err("--backup: backups of PostgreSQL targets (pg_dump) are not supported yet".into());
+        }
+    };
+    match (open(&args.source).await?, target) {
+        (Endpoint::Sqlite(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
+        (Endpoint::Sqlite(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
+        (Endpoint::Postgres(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
+        (Endpoint::Postgres(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
     }
 }
 
-async fn sync<S: Database, T: Database>(args: &Args, source: Arc<S>, target: Arc<T>) -> Result<RunSummary, BoxError> {
+async fn sync<S: Database, T: Database>(
+    args: &Args,
+    source: Arc<S>,
+    target: Arc<T>,
+    backup: Option<Arc<dyn Backup>>,
+) -> Result<RunSummary, BoxError> {
     if let Some(run) = args.rollback {
-        return rollback(args, target, run).await;
+        return rollback(args, target, run, backup).await;
     }
     let engine = EngineConfig::builder()
         .batch_size(args.batch_size)
@@ -204,6 +223,9 @@ async fn sync<S: Database, T: Database>(args: &Args, source: Arc<S>, target: Arc
         .progress(hub.clone());
     if let Some(tables) = &args.tables {
         job = job.tables(tables.clone());
+    }
+    if let Some(backup) = backup {
+        job = job.backup(backup);
     }
     println!("sync {} -> {} ({} mode)", source.display_name(), target.display_name(), args.mode);
     let plan = job.plan().await?;
@@ -230,8 +252,12 @@ async fn rollback<T: Database>(
     args: &Args,
     target: Arc<T>,
     run: Option<dmf_core::RunId>,
+    backup: Option<Arc<dyn Backup>>,
 ) -> Result<RunSummary, BoxError> {
-    let job = SyncJob::new(Arc::clone(&target), Arc::clone(&target), SyncMode::Diff);
+    let mut job = SyncJob::new(Arc::clone(&target), Arc::clone(&target), SyncMode::Diff);
+    if let Some(backup) = backup {
+        job = job.backup(backup);
+    }
     let (run, undone) = job.rollback(run, args.force).await?;
     println!("rolled back run {run} in {}, in reverse dependency order:", target.display_name());
     for (migration, _, report) in &undone.undone {

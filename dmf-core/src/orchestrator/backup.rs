@@ -31,3 +31,14 @@ pub trait Backup: Send + Sync {
     /// Puts the target back as it was when `record` was taken.
     async fn restore(&self, record: &BackupRecord) -> Result<()>;
 }
+
+#[async_trait]
+impl<B: Backup + ?Sized> Backup for std::sync::Arc<B> {
+    async fn backup(&self, run: RunId) -> Result<BackupRecord> {
+        (**self).backup(run).await
+    }
+
+    async fn restore(&self, record: &BackupRecord) -> Result<()> {
+        (**self).restore(record).await
+    }
+}

@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
-use super::{ClearTables, Database, DatabaseCheck, DatabaseRole, SyncMode, SyncPlan, sync_migrations};
+use super::{CLEAR, ClearTables, Database, DatabaseCheck, DatabaseRole, SyncMode, SyncPlan, sync_migrations};
 use crate::catalog::TableName;
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::names::RunId;
-use crate::orchestrator::{Orchestrator, RollbackSummary, RollbackTarget, RunRequest, RunStatus, RunSummary};
+use crate::orchestrator::{
+    Backup, MigrationRecord, MigrationStatus, Orchestrator, RollbackSummary, RollbackTarget, RunRequest, RunStatus,
+    RunSummary,
+};
 use crate::progress::ProgressHub;
 
 /// A sync of `tables` (default: all) from `source` into `target`.
@@ -30,6 +33,7 @@ pub struct SyncJob<S, T> {
     jobs: usize,
     progress: ProgressHub,
     undo: bool,
+    backup: Option<Arc<dyn Backup>>,
 }
 
 impl<S: Database, T: Database> SyncJob<S, T> {
@@ -44,6 +48,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             jobs: 1,
             progress: ProgressHub::new(),
             undo: false,
+            backup: None,
         }
     }
 
@@ -72,6 +77,13 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         self
     }
 
+    /// Takes this backup of the target before the first write of every run (and restores it
+    /// to roll back a run the undo log cannot undo, such as a `full` sync).
+    pub fn backup(mut self, backup: impl Backup + 'static) -> Self {
+        self.backup = Some(Arc::new(backup));
+        self
+    }
+
     /// Where progress events go.
     pub fn progress(mut self, hub: ProgressHub) -> Self {
         self.progress = hub;
@@ -95,6 +107,9 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             .engine(self.engine.clone())
             .max_concurrency(self.jobs)
             .progress(self.progress.clone());
+        if let Some(backup) = &self.backup {
+            builder = builder.backup(Arc::clone(backup));
+        }
         for migration in sync_migrations(&self.source, &self.target, plan) {
             builder = builder.shared_migration(migration);
         }
@@ -125,6 +140,11 @@ impl<S: Database, T: Database> SyncJob<S, T> {
                 .map(|r| r.id)
                 .ok_or_else(|| Error::RollbackRefused("the target has no run to roll back".into()))?,
         };
+        let records = store.migration_records(run).await?;
+        let emptied = records.iter().any(|r| r.migration.as_str() == CLEAR && r.status.may_have_written());
+        if emptied {
+            return self.restore_backup(store, run, records, force).await;
+        }
         let mut builder = Orchestrator::builder(store)
             .migration(ClearTables::new(Arc::clone(&self.target), plan.delete_order()))
             .progress(self.progress.clone());
@@ -135,6 +155,49 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         let target = RollbackTarget::Run(run);
         let summary =
             if force { orchestrator.rollback_forced(target).await? } else { orchestrator.rollback(target).await? };
+        Ok((run, summary))
+    }
+
+    /// Rolls back a run that emptied the target tables: only its backup has their rows.
+    async fn restore_backup(
+        &self,
+        store: Arc<dyn crate::RunStore>,
+        run: RunId,
+        records: Vec<MigrationRecord>,
+        force: bool,
+    ) -> Result<(RunId, RollbackSummary)> {
+        let refuse = |why: String| Err(Error::RollbackRefused(why));
+        let Some(taken) = store.run(run).await?.and_then(|r| r.backup) else {
+            return refuse(format!(
+                "run {run} emptied the target tables (full mode): only a backup taken before it can undo it, \
+                 and it has none (run syncs with a backup directory to allow this)"
+            ));
+        };
+        let Some(backup) = &self.backup else {
+            return refuse(format!(
+                "run {run} can only be undone from its backup at {}: give a backup method",
+                taken.location
+            ));
+        };
+        if !force {
+            if let Some(later) = store.runs(1000).await?.into_iter().find(|r| {
+                r.id > run && matches!(r.status, RunStatus::Completed | RunStatus::Failed | RunStatus::Running)
+            }) {
+                return refuse(format!(
+                    "run {} ran after run {run}; restoring run {run}'s backup would undo it too: roll it back first, or force",
+                    later.id
+                ));
+            }
+        }
+        tracing::warn!(%run, location = %taken.location, "restoring the target's tables from the backup");
+        backup.restore(&taken).await?;
+        let mut summary = RollbackSummary::default();
+        for mut record in records.into_iter().filter(|r| r.status.may_have_written()) {
+            record.status = MigrationStatus::RolledBack;
+            store.save_migration_record(&record).await?;
+            summary.undone.push((record.migration, run, Default::default()));
+        }
+        store.finish_run(run, RunStatus::RolledBack, None).await?;
         Ok((run, summary))
     }
 }

@@ -27,7 +27,8 @@ impl<T: Database> ClearTables<T> {
     }
 }
 
-const CLEAR: &str = "clear target tables";
+/// The name of the migration that empties the target tables in `full` mode.
+pub const CLEAR: &str = "clear target tables";
 
 #[async_trait]
 impl<T: Database> DataMigration for ClearTables<T> {

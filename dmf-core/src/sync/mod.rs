@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 pub use job::SyncJob;
 pub use merge::{MergeExtractor, MergeOutput};
-pub use migrations::{ClearTables, DatabaseCheck, sync_migrations};
+pub use migrations::{CLEAR, ClearTables, DatabaseCheck, sync_migrations};
 pub use plan::{SchemaCheck, SyncPlan, TablePlan};
 
 use crate::catalog::{Catalog, Column, TableName};
