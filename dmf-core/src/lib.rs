@@ -43,6 +43,7 @@ mod names;
 pub mod orchestrator;
 pub mod pipeline;
 pub mod progress;
+pub mod quality;
 mod record;
 pub mod sync;
 pub mod typed;

@@ -129,3 +129,48 @@ async fn switching_from_full_to_incremental_starts_the_watermark_over() {
         "3 updated (ids 42, 142, 242), 12 new: {second}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_changed_value_a_missing_row_and_an_extra_row() {
+    let dir = Dir::new("verify");
+    let (source, target) = (dir.file("source.db"), dir.file("target.db"));
+    fill(&mut empty_database(&source), 400);
+    empty_database(&target);
+    assert!(sync(&source, &target, SyncMode::Full, RunRequest::all()).await.succeeded());
+    let job = dmf_core::sync::SyncJob::new(
+        std::sync::Arc::new(dmf_sqlite::SqliteDatabase::open(&source).unwrap()),
+        std::sync::Arc::new(dmf_sqlite::SqliteDatabase::open(&target).unwrap()),
+        SyncMode::Diff,
+    );
+    let plan = job.plan().await.unwrap();
+    let (s, t) =
+        (dmf_sqlite::SqliteDatabase::open(&source).unwrap(), dmf_sqlite::SqliteDatabase::open(&target).unwrap());
+    let report = dmf_core::quality::compare(&s, &t, &plan, 10).await.unwrap();
+    assert!(report.is_equal(), "{report}");
+    assert_eq!(report.tables.iter().find(|r| r.table == "customers").unwrap().target_rows, 400);
+
+    connect(&target)
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             UPDATE customers SET balance = '1.0000000001' WHERE id = 17;
+             DELETE FROM orders WHERE customer_id = 20 AND order_no = 2;
+             INSERT INTO \"we\"\"ird\" (\"col\"\"umn\", \"val ue\", updated_at) VALUES (999, 'stray', '2024-01-01');",
+        )
+        .unwrap();
+    let report = dmf_core::quality::compare(&s, &t, &plan, 10).await.unwrap();
+    assert!(!report.is_equal());
+    let table = |name: &str| report.tables.iter().find(|r| r.table == name).unwrap();
+    let customers = table("customers");
+    assert_eq!((customers.changed, customers.missing_in_target, customers.extra_in_target), (1, 0, 0));
+    assert_eq!(customers.sample[0].key, "id=17");
+    assert!(customers.sample[0].column.as_deref().unwrap().starts_with("balance: "), "{report}");
+    let orders = table("orders");
+    assert_eq!(orders.missing_in_target, 1);
+    assert_eq!(orders.sample[0].key, "(customer_id=20, order_no=2)");
+    let weird = table("we\"ird");
+    assert_eq!(weird.extra_in_target, 1);
+    assert_eq!(weird.sample[0].key, "col\"umn=999");
+    assert_eq!(report.tables.iter().filter(|r| !r.is_equal()).count(), 3, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("id=17: changed: balance:"), "{text}");
+}

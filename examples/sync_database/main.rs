@@ -55,6 +55,9 @@ Options:
   --backup <DIR>      back the target up into DIR before the first write (SQLite targets);
                       a rollback of a full sync restores it
   --no-undo           keep no undo log (faster; the run can then only be undone from a backup)
+  --verify            instead of syncing, compare every table of the source and the target
+                      row by row and print the verdict (exit 0 when equal, 1 when not)
+  --report-json <F>   with --verify: also write the report as JSON to F
   --rollback <RUN>    instead of syncing, roll back run RUN (or `last`) in the target from its
                       undo log, or from its backup for a full sync (give --backup DIR);
                       --source is not needed
@@ -73,6 +76,8 @@ struct Args {
     restart: bool,
     undo: bool,
     backup: Option<std::path::PathBuf>,
+    verify: bool,
+    report_json: Option<std::path::PathBuf>,
     rollback: Option<Option<dmf_core::RunId>>,
     force: bool,
 }
@@ -91,6 +96,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         restart: false,
         undo: true,
         backup: None,
+        verify: false,
+        report_json: None,
         rollback: None,
         force: false,
     };
@@ -117,6 +124,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--restart" => parsed.restart = true,
             "--no-undo" => parsed.undo = false,
             "--backup" => parsed.backup = Some(value()?.into()),
+            "--verify" => parsed.verify = true,
+            "--report-json" => parsed.report_json = Some(value()?.into()),
             "--force" => parsed.force = true,
             "--rollback" => {
                 parsed.rollback = Some(match value()?.as_str() {
@@ -211,6 +220,9 @@ async fn sync<S: Database, T: Database>(
     if let Some(run) = args.rollback {
         return rollback(args, target, run, backup).await;
     }
+    if args.verify {
+        return verify(args, source, target).await;
+    }
     let engine = EngineConfig::builder()
         .batch_size(args.batch_size)
         .reject_limit(RejectLimit::Count(args.max_rejects))
@@ -245,6 +257,33 @@ async fn sync<S: Database, T: Database>(
     println!("\npre-flight:\n{}", summary.preflight);
     print!("{summary}");
     Ok(summary)
+}
+
+/// Compares source and target table by table; a summary whose status says the verdict.
+async fn verify<S: Database, T: Database>(args: &Args, source: Arc<S>, target: Arc<T>) -> Result<RunSummary, BoxError> {
+    let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone());
+    if let Some(tables) = &args.tables {
+        job = job.tables(tables.clone());
+    }
+    let plan = job.plan().await?;
+    println!("verify {} against {}:", target.display_name(), source.display_name());
+    let report = dmf_core::quality::compare(source.as_ref(), target.as_ref(), &plan, 10).await?;
+    print!("{report}");
+    if let Some(path) = &args.report_json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        println!("report written to {}", path.display());
+    }
+    let equal = report.is_equal();
+    println!("{}", if equal { "the target equals the source" } else { "the target DIFFERS from the source" });
+    Ok(RunSummary {
+        run: dmf_core::RunId(0),
+        status: if equal { dmf_core::RunStatus::Completed } else { dmf_core::RunStatus::Failed },
+        migrations: Vec::new(),
+        preflight: Default::default(),
+        backup: None,
+        duration: std::time::Duration::ZERO,
+        error: None,
+    })
 }
 
 /// Rolls back a run from the target's undo log and prints what was undone.

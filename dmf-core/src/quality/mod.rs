@@ -1,0 +1,220 @@
+//! Data-quality verification after a sync: is the target's content the source's?
+//!
+//! [`compare`] reads each table from both databases in key order, at the same time and a page
+//! at a time (bounded memory, like [`MergeExtractor`](crate::sync::MergeExtractor)), and
+//! compares rows by their [canonical](crate::Value::canonical) values, so the comparison works
+//! across dialects. It reports, per table, the row counts and every key that is missing in the
+//! target, extra in the target, or whose values differ (with the first differing column), and
+//! keeps a sample of them.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::num::NonZeroUsize;
+
+use futures::StreamExt;
+
+use crate::error::Result;
+use crate::pipeline::Extractor;
+use crate::record::Record;
+use crate::sync::{Database, ReadOrder, SyncPlan};
+use crate::value::Row;
+
+/// What differs about one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DifferenceKind {
+    /// In the source, not in the target.
+    MissingInTarget,
+    /// In the target, not in the source.
+    ExtraInTarget,
+    /// In both, with different values.
+    Changed,
+}
+
+/// One differing key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Difference {
+    /// The row's key (`id=42`).
+    pub key: String,
+    /// How it differs.
+    pub kind: DifferenceKind,
+    /// For a changed row, the first column that differs, with both values.
+    pub column: Option<String>,
+}
+
+/// The verdict on one table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableReport {
+    /// The target table.
+    pub table: String,
+    /// Rows in the source.
+    pub source_rows: u64,
+    /// Rows in the target.
+    pub target_rows: u64,
+    /// Keys only in the source.
+    pub missing_in_target: u64,
+    /// Keys only in the target.
+    pub extra_in_target: u64,
+    /// Keys in both whose values differ.
+    pub changed: u64,
+    /// Up to the sample size of differing keys, in key order.
+    pub sample: Vec<Difference>,
+}
+
+impl TableReport {
+    /// True when the target's table holds exactly the source's rows.
+    pub fn is_equal(&self) -> bool {
+        self.missing_in_target == 0 && self.extra_in_target == 0 && self.changed == 0
+    }
+}
+
+/// The verdict on every table of a sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QualityReport {
+    /// Per table, in load order.
+    pub tables: Vec<TableReport>,
+}
+
+impl QualityReport {
+    /// True when every table is equal.
+    pub fn is_equal(&self) -> bool {
+        self.tables.iter().all(TableReport::is_equal)
+    }
+}
+
+impl fmt::Display for QualityReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<30} {:>10} {:>10} {:>9} {:>9} {:>9}  verdict",
+            "table", "source", "target", "missing", "extra", "changed"
+        )?;
+        for t in &self.tables {
+            let verdict = if t.is_equal() { "equal" } else { "DIFFERENT" };
+            writeln!(
+                f,
+                "{:<30} {:>10} {:>10} {:>9} {:>9} {:>9}  {verdict}",
+                t.table, t.source_rows, t.target_rows, t.missing_in_target, t.extra_in_target, t.changed
+            )?;
+            for d in &t.sample {
+                let what = match d.kind {
+                    DifferenceKind::MissingInTarget => "missing in the target".to_owned(),
+                    DifferenceKind::ExtraInTarget => "only in the target".to_owned(),
+                    DifferenceKind::Changed => format!("changed: {}", d.column.as_deref().unwrap_or("?")),
+                };
+                writeln!(f, "    {}: {what}", d.key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first column whose values differ, as `name: source → target`.
+fn first_difference(source: &Row, target: &Row) -> Option<String> {
+    source.shape().columns.iter().zip(source.values().iter().zip(target.values())).find_map(|(column, (a, b))| {
+        (a != b && a.canonical() != b.canonical()).then(|| format!("{column}: {a} -> {b}"))
+    })
+}
+
+/// Compares every table of `plan` between `source` and `target`; keeps up to `sample` differing
+/// keys per table.
+pub async fn compare<S: Database, T: Database>(
+    source: &S,
+    target: &T,
+    plan: &SyncPlan,
+    sample: usize,
+) -> Result<QualityReport> {
+    let page = NonZeroUsize::new(5000).unwrap_or(NonZeroUsize::MIN);
+    let mut report = QualityReport::default();
+    for table in &plan.tables {
+        let mut left = source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false));
+        let mut right = target.extractor(table.extract_spec(&table.columns, ReadOrder::Key, true));
+        // Fused: a side that has ended is asked again while the other goes on.
+        let mut left_pages = left.extract(None, page).fuse();
+        let mut right_pages = right.extract(None, page).fuse();
+        let (mut left_rows, mut right_rows) = (Vec::new().into_iter(), Vec::new().into_iter());
+        let mut verdict = TableReport {
+            table: table.target.name.to_string(),
+            source_rows: 0,
+            target_rows: 0,
+            missing_in_target: 0,
+            extra_in_target: 0,
+            changed: 0,
+            sample: Vec::new(),
+        };
+        let note = |verdict: &mut TableReport, key: String, kind, column| {
+            if verdict.sample.len() < sample {
+                verdict.sample.push(Difference { key, kind, column });
+            }
+        };
+        let (mut l, mut r): (Option<Row>, Option<Row>) = (None, None);
+        loop {
+            if l.is_none() {
+                l = next_row(&mut left_rows, &mut left_pages).await?;
+            }
+            if r.is_none() {
+                r = next_row(&mut right_rows, &mut right_pages).await?;
+            }
+            match (&l, &r) {
+                (None, None) => break,
+                (Some(_), None) => {
+                    if let Some(row) = l.take() {
+                        verdict.source_rows += 1;
+                        verdict.missing_in_target += 1;
+                        note(&mut verdict, row.key(), DifferenceKind::MissingInTarget, None);
+                    }
+                }
+                (None, Some(_)) => {
+                    if let Some(row) = r.take() {
+                        verdict.target_rows += 1;
+                        verdict.extra_in_target += 1;
+                        note(&mut verdict, row.key(), DifferenceKind::ExtraInTarget, None);
+                    }
+                }
+                (Some(a), Some(b)) => match a.cmp_key(b) {
+                    Ordering::Less => {
+                        if let Some(row) = l.take() {
+                            verdict.source_rows += 1;
+                            verdict.missing_in_target += 1;
+                            note(&mut verdict, row.key(), DifferenceKind::MissingInTarget, None);
+                        }
+                    }
+                    Ordering::Greater => {
+                        if let Some(row) = r.take() {
+                            verdict.target_rows += 1;
+                            verdict.extra_in_target += 1;
+                            note(&mut verdict, row.key(), DifferenceKind::ExtraInTarget, None);
+                        }
+                    }
+                    Ordering::Equal => {
+                        if let (Some(a), Some(b)) = (l.take(), r.take()) {
+                            verdict.source_rows += 1;
+                            verdict.target_rows += 1;
+                            if let Some(column) = first_difference(&a, &b) {
+                                verdict.changed += 1;
+                                note(&mut verdict, a.key(), DifferenceKind::Changed, Some(column));
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        report.tables.push(verdict);
+    }
+    Ok(report)
+}
+
+async fn next_row(
+    rows: &mut std::vec::IntoIter<Row>,
+    pages: &mut (impl futures::Stream<Item = Result<crate::pipeline::SourceBatch<Row>>> + Unpin),
+) -> Result<Option<Row>> {
+    loop {
+        if let Some(row) = rows.next() {
+            return Ok(Some(row));
+        }
+        match pages.next().await {
+            Some(page) => *rows = page?.records.into_iter(),
+            None => return Ok(None),
+        }
+    }
+}
