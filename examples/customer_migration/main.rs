@@ -70,6 +70,8 @@ Options:
                     even when a later run wrote to the same table
   --no-undo         keep no undo log (the run can then not be rolled back row by row)
   --rollback <RUN>  instead of migrating, roll back run RUN (or `last`) from the undo log
+  --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the run
+                    and after it, until Ctrl-C
   -h, --help        print this help
 
 Logs go to stderr at WARN; set RUST_LOG (e.g. RUST_LOG=dmf_core=debug) for more.";
@@ -93,6 +95,7 @@ struct Args {
     force: bool,
     undo: bool,
     rollback: Option<Option<RunId>>,
+    dashboard: Option<std::net::SocketAddr>,
 }
 
 impl Default for Args {
@@ -107,6 +110,7 @@ impl Default for Args {
             force: false,
             undo: true,
             rollback: None,
+            dashboard: None,
         }
     }
 }
@@ -148,6 +152,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--target" => parsed.target = Some(next().ok_or("`--target` needs a URL")?),
             "--force" => parsed.force = true,
             "--no-undo" => parsed.undo = false,
+            "--dashboard" => {
+                let addr = next().ok_or("`--dashboard` needs an address such as 127.0.0.1:8080")?;
+                parsed.dashboard =
+                    Some(addr.parse().map_err(|_| format!("`--dashboard` expects HOST:PORT, got `{addr}`"))?);
+            }
             "--rollback" => {
                 let run = next().ok_or("`--rollback` needs `last` or a run id")?;
                 parsed.rollback = Some(match run.as_str() {
@@ -274,21 +283,41 @@ async fn migrate<S: DemoDatabase, T: DemoDatabase>(
     if let Some(run) = args.rollback {
         return rollback(&orchestrator, store.as_ref(), run, args.force).await;
     }
+    let orchestrator = Arc::new(orchestrator);
+    let serving = match args.dashboard {
+        Some(addr) => {
+            let dashboard = dmf_dashboard::Dashboard::builder(Arc::clone(&orchestrator))
+                .bind(addr)
+                .database("source", source.display_name())
+                .database("target", target.display_name())
+                .title("DMF — customer migration")
+                .prometheus()
+                .build()?;
+            // Bound before the run: a busy port fails before anything moves.
+            let server = dashboard.listen().await?;
+            eprintln!("{}", server.banner());
+            Some((server.url(), tokio::spawn(server.run())))
+        }
+        None => None,
+    };
 
     // Subscribe before the run starts, or the first events are lost.
     let progress = tokio::spawn(show_progress(orchestrator.progress().subscribe()));
     let request = if args.force { RunRequest::all().force() } else { RunRequest::all() };
     let outcome = orchestrator.run(request).await;
-    // Dropping the orchestrator closes the progress channel, so the bar task ends even when the
-    // run could not start.
-    drop(orchestrator);
-    if let Err(error) = progress.await {
-        eprintln!("warning: the progress bar stopped early: {error}");
+    if outcome.is_err() {
+        // The run never started, so the bar will see no end event.
+        progress.abort();
     }
+    let _ = progress.await;
     let summary = outcome?;
     println!();
     println!("pre-flight:\n{}", summary.preflight);
     print_summary(&summary, store.as_ref(), &target.display_name()).await?;
+    if let Some((url, serving)) = serving {
+        println!("the dashboard keeps serving {url}; press Ctrl-C to stop");
+        serving.await??;
+    }
     Ok(summary)
 }
 
