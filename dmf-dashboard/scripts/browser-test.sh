@@ -3,7 +3,8 @@
 # with the dashboard on 127.0.0.1), waits for its run to complete, then loads the page in
 # headless Chromium and checks, in the DOM the page's script built, that every migration shows
 # 100 % and that the run's summary counts match the API. Saves a screenshot to
-# ${CARGO_TARGET_DIR:-target}/dashboard-screenshot.png (and to dmf-dashboard/docs/screenshot.png
+# ${CARGO_TARGET_DIR:-target}/dashboard-screenshot.png, copies it to target/ in the checkout (the
+# CI artifact, wherever the build directory is), and to dmf-dashboard/docs/screenshot.png
 # with --update-docs). Installs Debian's chromium when missing. Exits non-zero on any failure.
 #
 #   bash dmf-dashboard/scripts/browser-test.sh [--update-docs]
@@ -125,5 +126,9 @@ if $update_docs; then
     cp "$shot" "$root/dmf-dashboard/docs/screenshot.png"
     step "copied to dmf-dashboard/docs/screenshot.png"
 fi
-step "screenshot: $shot"
+mkdir -p "$root/target"
+if [[ "$shot" != "$root/target/dashboard-screenshot.png" ]]; then
+    cp "$shot" "$root/target/dashboard-screenshot.png"
+fi
+step "screenshot: $shot (copy in $root/target/dashboard-screenshot.png)"
 echo "browser-test: 1 passed, 0 failed"

@@ -55,6 +55,8 @@ Options:
   --backup <DIR>      back the target up into DIR before the first write (SQLite targets);
                       a rollback of a full sync restores it
   --no-undo           keep no undo log (faster; the run can then only be undone from a backup)
+  --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the sync
+                      and after it, until Ctrl-C
   --verify            instead of syncing, compare every table of the source and the target
                       row by row and print the verdict (exit 0 when equal, 1 when not)
   --report-json <F>   with --verify: also write the report as JSON to F
@@ -77,6 +79,7 @@ struct Args {
     undo: bool,
     backup: Option<std::path::PathBuf>,
     verify: bool,
+    dashboard: Option<std::net::SocketAddr>,
     report_json: Option<std::path::PathBuf>,
     rollback: Option<Option<dmf_core::RunId>>,
     force: bool,
@@ -97,6 +100,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         undo: true,
         backup: None,
         verify: false,
+        dashboard: None,
         report_json: None,
         rollback: None,
         force: false,
@@ -125,6 +129,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--no-undo" => parsed.undo = false,
             "--backup" => parsed.backup = Some(value()?.into()),
             "--verify" => parsed.verify = true,
+            "--dashboard" => {
+                let addr = value()?;
+                parsed.dashboard =
+                    Some(addr.parse().map_err(|_| format!("`--dashboard` expects HOST:PORT, got `{addr}`"))?);
+            }
             "--report-json" => parsed.report_json = Some(value()?.into()),
             "--force" => parsed.force = true,
             "--rollback" => {
@@ -249,13 +258,36 @@ async fn sync<S: Database, T: Database>(
         println!("resuming the last sync, which did not complete (--restart starts over)");
         RunRequest::all()
     };
+    let orchestrator = Arc::new(orchestrator);
+    let serving = match args.dashboard {
+        Some(addr) => {
+            let dashboard = dmf_dashboard::Dashboard::builder(Arc::clone(&orchestrator))
+                .bind(addr)
+                .database("source", source.display_name())
+                .database("target", target.display_name())
+                .title("DMF — sync")
+                .prometheus()
+                .build()?;
+            // Bound before the sync: a busy port fails before anything moves.
+            let server = dashboard.listen().await?;
+            eprintln!("{}", server.banner());
+            Some((server.url(), tokio::spawn(server.run())))
+        }
+        None => None,
+    };
     let bars = tokio::spawn(progress::show(hub.subscribe()));
     let outcome = orchestrator.run(request).await;
-    drop((orchestrator, job, hub));
+    if outcome.is_err() {
+        bars.abort(); // the run never started: no end event will come
+    }
     let _ = bars.await;
     let summary = outcome?;
     println!("\npre-flight:\n{}", summary.preflight);
     print!("{summary}");
+    if let Some((url, serving)) = serving {
+        println!("the dashboard keeps serving {url}; press Ctrl-C to stop");
+        serving.await??;
+    }
     Ok(summary)
 }
 
