@@ -1,0 +1,230 @@
+//! [`MssqlDatabase`]: one SQL Server database as a side of a catalog-driven sync
+//! ([`dmf_core::sync::Database`]).
+
+use std::sync::Arc;
+
+use dmf_core::catalog::{Catalog, TableName};
+use dmf_core::orchestrator::CheckOutcome;
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, LoadSpec};
+use dmf_core::{Result, RunStore, Stage};
+use tokio::sync::OnceCell;
+
+use crate::backup::MssqlBackup;
+use crate::config::MssqlConfig;
+use crate::error::to_dmf_error;
+use crate::executor::{Connect, Executor};
+use crate::extract::MssqlExtractor;
+use crate::load::MssqlLoader;
+use crate::notify::DbMailNotifier;
+use crate::pool::{MssqlPool, PoolOptions};
+use crate::run_store::MssqlRunStore;
+use crate::{catalog, control, preflight, sql};
+
+/// How DMF treats one SQL Server database, beyond where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MssqlOptions {
+    /// The database is production: as a target, DMF refuses to write into it when it is the
+    /// primary replica of an availability group (and into a standalone production database
+    /// too). Reading from it as a source is fine.
+    pub production: bool,
+    /// As a target, a synchronous-commit secondary that is unhealthy, suspended or not
+    /// synchronizing is a warning instead of a refusal.
+    pub allow_unhealthy_secondaries: bool,
+    /// A secondary's log send or redo queue above this many KB is a warning (big MERGE loads
+    /// make them grow).
+    pub queue_warning_kb: i64,
+    /// Never create the control tables: pre-flight fails when they are missing.
+    pub read_only_control: bool,
+    /// Pool sizes.
+    pub pool: PoolOptions,
+}
+
+impl Default for MssqlOptions {
+    fn default() -> Self {
+        Self {
+            production: false,
+            allow_unhealthy_secondaries: false,
+            queue_warning_kb: 1_048_576,
+            read_only_control: false,
+            pool: PoolOptions::default(),
+        }
+    }
+}
+
+/// What a database's extractors, loaders and run store share.
+pub(crate) struct Shared {
+    pub(crate) connector: Arc<dyn Connect>,
+    pub(crate) options: MssqlOptions,
+    control_ready: OnceCell<()>,
+}
+
+impl Shared {
+    /// Creates the control tables when missing, once per process for this database.
+    pub(crate) async fn ensure_control_tables(&self, executor: &mut dyn Executor) -> Result<()> {
+        let server = self.connector.display_name();
+        self.control_ready.get_or_try_init(|| control::ensure_control_tables(executor, &server)).await.map(|_| ())
+    }
+
+    /// `user@host:port/database`.
+    pub(crate) fn name(&self) -> String {
+        self.connector.display_name()
+    }
+}
+
+/// A SQL Server database: the source or the target of a sync.
+///
+/// Cheap to clone. Every extractor, loader and run store checks a session out of the pool on
+/// first use and keeps it (a loader's `#dmf_stage` lives there), dropping it after any error.
+///
+/// | what | how |
+/// |---|---|
+/// | catalog | `sys.tables`, `sys.columns`, `sys.indexes`, `sys.foreign_keys`: every schema but `dmf`; identity, computed, rowversion and temporal period columns are never written |
+/// | reading | keyset pages `SELECT TOP (n) … WHERE (k1 > @P2) OR (k1 = @P2 AND k2 > @P3) ORDER BY k1, k2`; text keys in code-point order, GUID keys by their text; or by a rowversion or date watermark, then the key |
+/// | `full` | `DELETE` of the synced tables in one transaction (children first), then a bulk load into each table (`KEEP_IDENTITY`, `KEEP_NULLS`, `CHECK_CONSTRAINTS`) with the checkpoint in the same transaction |
+/// | `upsert`, `diff`, `incremental` | bulk load into `#dmf_stage`, then one batch: `MERGE … WHEN MATCHED AND EXISTS (… EXCEPT …) THEN UPDATE … WHEN NOT MATCHED THEN INSERT … OUTPUT $action … INTO #dmf_merge_log`, `IDENTITY_INSERT` around it when needed, the undo log and the checkpoint, under `XACT_ABORT` in one transaction |
+/// | deletes | stage the keys, `MERGE … WHEN MATCHED THEN DELETE` |
+/// | checkpoints | `dmf.checkpoints`, in the transaction of each batch |
+/// | run records | `dmf.runs`, `dmf.migration_runs`, `dmf.rejects` ([`MssqlRunStore`]) |
+/// | pre-flight | connectivity and version, database state, Always On role and health, control tables |
+#[derive(Clone)]
+pub struct MssqlDatabase {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MssqlDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MssqlDatabase").field("server", &self.shared.name()).finish_non_exhaustive()
+    }
+}
+
+impl MssqlDatabase {
+    /// Parses `text` (an `mssql://` URL or an ADO.NET connection string) and checks that the
+    /// server answers and accepts the login. Errors name the server, never the password.
+    pub async fn connect(text: &str) -> Result<Self> {
+        let database = Self::lazy(text)?;
+        database.check_connection().await?;
+        Ok(database)
+    }
+
+    /// Parses `text` without connecting; the first extractor, loader or check connects.
+    pub fn lazy(text: &str) -> Result<Self> {
+        Ok(Self::from_config(MssqlConfig::parse(text)?, MssqlOptions::default()))
+    }
+
+    /// A database from a configuration and options.
+    pub fn from_config(config: MssqlConfig, options: MssqlOptions) -> Self {
+        let pool = MssqlPool::new(config, options.pool);
+        Self::with_connector(Arc::new(pool), options)
+    }
+
+    /// A database reached through any [`Connect`] (a [`ScriptedConnector`](crate::executor::ScriptedConnector)
+    /// in tests).
+    pub fn with_connector(connector: Arc<dyn Connect>, options: MssqlOptions) -> Self {
+        Self { shared: Arc::new(Shared { connector, options, control_ready: OnceCell::new() }) }
+    }
+
+    /// The same database with other options.
+    pub fn with_options(&self, options: MssqlOptions) -> Self {
+        Self::with_connector(Arc::clone(&self.shared.connector), options)
+    }
+
+    /// The options.
+    pub fn options(&self) -> &MssqlOptions {
+        &self.shared.options
+    }
+
+    /// A session of its own, for SQL of your own (a check after a run).
+    pub async fn session(&self) -> Result<Box<dyn Executor>> {
+        self.shared.connector.session().await.map_err(|e| {
+            to_dmf_error(e, Stage::Preflight, format!("cannot connect to SQL Server at {}", self.shared.name()))
+        })
+    }
+
+    async fn check_connection(&self) -> Result<()> {
+        let mut session = self.session().await?;
+        session
+            .query(sql::admin::PING, &[])
+            .await
+            .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("asking {} to answer", self.shared.name())))?;
+        Ok(())
+    }
+
+    /// Creates the control tables in schema `dmf` when missing (what
+    /// [`run_store`](Database::run_store) and the first loader do anyway).
+    pub async fn create_control_tables(&self) -> Result<()> {
+        let mut session = self.session().await?;
+        self.shared.ensure_control_tables(session.as_mut()).await
+    }
+
+    /// The COPY_ONLY backup of this database into `directory` on the server (`None`: the
+    /// server's default backup directory, SQL Server 2019 and later).
+    pub fn backup(&self, directory: Option<&str>) -> MssqlBackup {
+        MssqlBackup::new(Arc::clone(&self.shared.connector), directory.map(str::to_owned))
+    }
+
+    /// A Database Mail notifier sending through this server with `profile` to `recipients`
+    /// (`;`-separated).
+    pub fn mail_notifier(&self, profile: &str, recipients: &str) -> DbMailNotifier {
+        DbMailNotifier::new(Arc::clone(&self.shared.connector), profile, recipients)
+    }
+}
+
+impl Database for MssqlDatabase {
+    type Extractor = MssqlExtractor;
+    type Loader = MssqlLoader;
+
+    fn display_name(&self) -> String {
+        self.shared.name()
+    }
+
+    async fn read_catalog(&self) -> Result<Catalog> {
+        let mut session = self.session().await?;
+        catalog::read_catalog(session.as_mut())
+            .await
+            .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the catalog of {}", self.shared.name())))
+    }
+
+    fn extractor(&self, spec: ExtractSpec) -> MssqlExtractor {
+        MssqlExtractor::new(Arc::clone(&self.shared), spec)
+    }
+
+    fn loader(&self, spec: LoadSpec) -> MssqlLoader {
+        MssqlLoader::new(Arc::clone(&self.shared), spec)
+    }
+
+    async fn clear_tables(&self, tables: Vec<TableName>) -> Result<()> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let names = tables.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let mut session = self.shared.connector.session().await.map_err(|e| {
+            to_dmf_error(e, Stage::Load, format!("cannot connect to SQL Server at {}", self.shared.name()))
+        })?;
+        session.batch(&sql::load::clear(&tables)).await.map_err(|error| {
+            let doing = format!("emptying {names} in {}", self.shared.name());
+            if error.number() == Some(547) {
+                // A foreign key from a table outside the sync: no retry or bisection helps.
+                return dmf_core::Error::with_source(
+                    Stage::Load,
+                    dmf_core::ErrorKind::Fatal,
+                    format!(
+                        "{doing}: {error}; a table outside the sync references them: add it to the sync or empty it first"
+                    ),
+                    error,
+                );
+            }
+            to_dmf_error(error, Stage::Load, doing)
+        })?;
+        Ok(())
+    }
+
+    async fn run_store(&self) -> Result<Arc<dyn RunStore>> {
+        let mut session = self.session().await?;
+        self.shared.ensure_control_tables(session.as_mut()).await?;
+        Ok(Arc::new(MssqlRunStore::new(Arc::clone(&self.shared), session)))
+    }
+
+    async fn preflight(&self, role: DatabaseRole) -> Vec<CheckOutcome> {
+        preflight::check(&self.shared, role).await
+    }
+}

@@ -1,0 +1,527 @@
+//! [`MssqlLoader`]: writes batches with a bulk load (straight into an emptied table, or into
+//! `#dmf_stage` followed by one MERGE batch), storing the checkpoint in the same transaction.
+
+use std::sync::Arc;
+
+use dmf_core::catalog::TableName;
+use dmf_core::sync::{LoadSpec, WriteMode};
+use dmf_core::{
+    Checkpoint, Error, ErrorKind, LoadBatch, LoadReport, Loader, MigrationName, Record, Result, RollbackReport, Row,
+    RowShape, RunId, Stage, Value,
+};
+use tiberius::TokenRow;
+
+use crate::catalog::{ColumnFacts, table_columns};
+use crate::control::{checkpoint_params, clear_checkpoint, read_checkpoint};
+use crate::database::Shared;
+use crate::error::to_dmf_error;
+use crate::executor::{BulkOptions, Executor, SqlError, SqlRow};
+use crate::session::Session;
+use crate::sql::control::{SAVE_CHECKPOINT, SCHEMA};
+use crate::sql::load::{self as sql, MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
+use crate::sql::{is_collation_name, qualified, quote_ident};
+use crate::types::{SqlType, bulk_data, unsupported_reason};
+
+/// Writes batches of rows to one table, each with its checkpoint in `dmf.checkpoints`, in one
+/// transaction: a batch is either committed with its checkpoint or not at all, so a resumed
+/// run neither loses nor repeats rows.
+///
+/// | write mode | statements | counts |
+/// |---|---|---|
+/// | `Insert` | `BEGIN TRANSACTION`; bulk load into the table (`KEEP_IDENTITY` when identity values are loaded, `KEEP_NULLS`, `CHECK_CONSTRAINTS` so foreign keys stay trusted); the checkpoint; `COMMIT` | inserted |
+/// | `Upsert` | bulk load into `#dmf_stage`; one batch: `MERGE … WHEN MATCHED AND EXISTS (SELECT s.… EXCEPT SELECT t.…) THEN UPDATE … WHEN NOT MATCHED BY TARGET THEN INSERT … OUTPUT $action, inserted.<key> INTO #dmf_merge_log`, with `SET IDENTITY_INSERT … ON/OFF` around it when identity values are loaded, and the checkpoint, under `XACT_ABORT` in one transaction | inserted, updated, unchanged: exact, from the merge log |
+/// | `Delete` | keys into the stage, `MERGE … WHEN MATCHED THEN DELETE` | deleted |
+/// | `Update` | the stage, `MERGE … WHEN MATCHED AND EXISTS (… EXCEPT …) THEN UPDATE` | updated, unchanged |
+///
+/// Only rows that differ are updated (`EXCEPT` compares NULLs as equal), so an unchanged
+/// re-run writes nothing. Computed, rowversion and temporal period columns are never
+/// written; identity columns are never updated. Columns in `null_columns` are written as
+/// NULL for new rows and left alone on existing rows (the later pass fills them). With an
+/// undo log (`LoadSpec::undo`), the merge log also carries `deleted.*` of every writable
+/// column, copied into `dmf.undo_log` in the same transaction (inserts then go through the
+/// stage too: `INSERT … OUTPUT inserted.<key> … SELECT … FROM #dmf_stage`), and
+/// [`Loader::rollback`] replays it.
+///
+/// The stage and the merge log are `#temp` tables of the loader's session, created with the
+/// target columns' exact types and collations by a plain batch (not `sp_executesql`, which
+/// would drop them when the call ends). After any error the session is dropped: the server
+/// rolls back what was open, and the retry starts on a new session with a new stage.
+pub struct MssqlLoader {
+    shared: Arc<Shared>,
+    spec: LoadSpec,
+    /// `null[i]`: column `i` is written as NULL in this pass.
+    null: Vec<bool>,
+    session: Session,
+    prepared: Option<Prepared>,
+}
+
+/// What a session needs, worked out from the target's columns when the session opens.
+struct Prepared {
+    /// The spec's columns that are written (indexes into `LoadSpec::columns`).
+    indices: Vec<usize>,
+    /// The target type of each written column.
+    types: Vec<SqlType>,
+    /// Bracket-quoted names of the loaded columns, for the bulk load.
+    bulk_columns: Vec<String>,
+    /// Identity values are loaded.
+    identity: bool,
+    /// The batch after the stage is loaded (staged modes).
+    merge_batch: Option<String>,
+    /// The MERGE can write anything (an update of key columns only cannot).
+    merges: bool,
+}
+
+/// The writable columns of the target, for the undo log's before-images.
+fn writable(columns: &[ColumnFacts]) -> Vec<&ColumnFacts> {
+    columns.iter().filter(|c| !c.column.generated).collect()
+}
+
+fn collation(facts: &ColumnFacts) -> Option<&str> {
+    facts.collation.as_deref().filter(|c| facts.sql_type.is_character() && is_collation_name(c))
+}
+
+/// The type a column takes in the merge log and in `OPENJSON … WITH`: legacy LOB types as
+/// their `(max)` successors.
+fn log_type(sql_type: &SqlType) -> String {
+    sql_type.comparable_as().map_or_else(|| sql_type.native(), str::to_owned)
+}
+
+impl MssqlLoader {
+    pub(crate) fn new(shared: Arc<Shared>, spec: LoadSpec) -> Self {
+        let null = spec.columns.iter().map(|c| spec.null_columns.contains(&c.name)).collect();
+        Self { shared, spec, null, session: Session::new(), prepared: None }
+    }
+
+    /// The spec asks for an undo log (inserts then go through the stage too, to record
+    /// their keys).
+    fn undo_enabled(&self) -> bool {
+        self.spec.undo
+    }
+
+    /// The written columns' facts with their index in the spec, in load order, checked:
+    /// present and supported. Computed, rowversion and period columns are left out (a
+    /// rowversion watermark rides along in the deferred-keys pass of an incremental sync):
+    /// SQL Server fills them.
+    fn loaded_facts<'a>(&self, target: &'a [ColumnFacts]) -> Result<Vec<(usize, &'a ColumnFacts)>> {
+        let table = &self.spec.table;
+        if target.is_empty() {
+            return Err(Error::fatal(
+                Stage::Load,
+                format!("loading {table}: the table does not exist in {}", self.shared.name()),
+            ));
+        }
+        let mut loaded = Vec::with_capacity(self.spec.columns.len());
+        for (index, column) in self.spec.columns.iter().enumerate() {
+            let facts = target.iter().find(|c| c.column.name == column.name).ok_or_else(|| {
+                Error::fatal(Stage::Load, format!("loading {table}: the target has no column `{}`", column.name))
+            })?;
+            if facts.column.generated {
+                if self.spec.key.contains(&column.name) {
+                    return Err(Error::fatal(
+                        Stage::Load,
+                        format!("loading {table}: key column `{}` is computed; DMF cannot write it", column.name),
+                    ));
+                }
+                tracing::debug!(%table, column = %column.name, "computed, rowversion or period column: never written");
+                continue;
+            }
+            if let Some(reason) = unsupported_reason(&facts.sql_type.native()) {
+                return Err(Error::fatal(
+                    Stage::Load,
+                    format!("loading column `{}` of {table}: {reason}", column.name),
+                ));
+            }
+            loaded.push((index, facts));
+        }
+        Ok(loaded)
+    }
+
+    /// Works out the statements from the target's columns and creates the stage.
+    async fn prepare(&mut self) -> Result<()> {
+        let (executor, fresh) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
+        if fresh {
+            self.prepared = None;
+        }
+        if self.prepared.is_some() {
+            return Ok(());
+        }
+        self.shared.ensure_control_tables(executor).await?;
+        let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
+        let target = match table_columns(executor, &self.spec.table).await {
+            Ok(target) => target,
+            Err(error) => {
+                self.session.after_error(&error);
+                return Err(to_dmf_error(error, Stage::Load, format!("reading the columns of {}", self.spec.table)));
+            }
+        };
+        let written = self.loaded_facts(&target)?;
+        let indices: Vec<usize> = written.iter().map(|(i, _)| *i).collect();
+        let loaded: Vec<&ColumnFacts> = written.iter().map(|(_, c)| *c).collect();
+        let key = &self.spec.key;
+        let identity = loaded.iter().any(|c| c.column.identity);
+        let mut prepared = Prepared {
+            indices: indices.clone(),
+            types: loaded.iter().map(|c| c.sql_type.clone()).collect(),
+            bulk_columns: loaded.iter().map(|c| quote_ident(&c.column.name)).collect(),
+            identity,
+            merge_batch: None,
+            merges: false,
+        };
+        let mode = match self.spec.write {
+            WriteMode::Insert if self.undo_enabled() => Some(MergeMode::Insert),
+            WriteMode::Insert => None,
+            WriteMode::Upsert => Some(MergeMode::Upsert),
+            WriteMode::Update => Some(MergeMode::Update),
+            WriteMode::Delete => Some(MergeMode::Delete),
+        };
+        if let Some(mode) = mode {
+            fn temp<'a>(c: &&'a ColumnFacts) -> TempColumn<'a> {
+                TempColumn { name: c.column.name.as_str(), native: log_type(&c.sql_type), collation: collation(c) }
+            }
+            let stage: Vec<TempColumn<'_>> = loaded
+                .iter()
+                .map(|c| TempColumn { name: &c.column.name, native: c.sql_type.native(), collation: collation(c) })
+                .collect();
+            let key_facts: Vec<&ColumnFacts> = key
+                .iter()
+                .map(|k| {
+                    loaded.iter().find(|c| &c.column.name == k).copied().ok_or_else(|| {
+                        Error::fatal(
+                            Stage::Load,
+                            format!("loading {}: key column `{k}` is not loaded", self.spec.table),
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let log_key: Vec<TempColumn<'_>> = key_facts.iter().map(temp).collect();
+            let image_facts = if self.undo_enabled() { writable(&target) } else { Vec::new() };
+            let log_image: Vec<TempColumn<'_>> = image_facts.iter().map(temp).collect();
+            let columns: Vec<MergeColumn<'_>> = loaded
+                .iter()
+                .zip(indices.iter().map(|&i| self.null[i]))
+                .map(|(c, null)| MergeColumn {
+                    name: &c.column.name,
+                    update: !key.contains(&c.column.name) && !c.column.identity && !null,
+                    compare_as: c.sql_type.comparable_as(),
+                })
+                .collect();
+            let undo = self.undo_enabled().then(|| UndoImage {
+                image: image_facts.iter().map(|c| c.column.name.as_str()).collect(),
+                key_in_image: key.iter().filter_map(|k| image_facts.iter().position(|c| &c.column.name == k)).collect(),
+            });
+            let merge = sql::merge(&self.spec.table, &columns, key, mode, undo.as_ref());
+            let undo_insert = undo.as_ref().map(|u| sql::undo_insert(key, u));
+            prepared.merges = merge.is_some();
+            prepared.merge_batch = Some(sql::merge_batch(
+                &self.spec.table,
+                merge.as_deref(),
+                identity && matches!(mode, MergeMode::Upsert | MergeMode::Insert),
+                undo_insert.as_deref(),
+            ));
+            let create = sql::create_stage(&stage, key, &log_key, &log_image);
+            let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
+            if let Err(error) = executor.batch(&create).await {
+                self.session.after_error(&error);
+                return Err(to_dmf_error(error, Stage::Load, format!("creating the stage for {}", self.spec.table)));
+            }
+        }
+        self.prepared = Some(prepared);
+        Ok(())
+    }
+
+    /// Where each loaded column's value is in rows of `shape`: `None` when they have exactly
+    /// the loaded columns in order (rows built by a sync), else matched by name.
+    fn value_order(&self, shape: &RowShape) -> Result<Option<Vec<usize>>> {
+        if shape.columns.len() == self.spec.columns.len()
+            && shape.columns.iter().zip(&self.spec.columns).all(|(a, b)| *a == b.name)
+        {
+            return Ok(None);
+        }
+        self.spec
+            .columns
+            .iter()
+            .map(|column| {
+                shape.columns.iter().position(|c| *c == column.name).ok_or_else(|| {
+                    Error::fatal(
+                        Stage::Load,
+                        format!("loading {}: the rows have no column `{}`", self.spec.table, column.name),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// The rows as bulk-load rows of the target's exact types. A value that does not fit its
+    /// column is a data error naming the row and the column (the engine isolates the row).
+    fn token_rows(&self, records: &[Row], prepared: &Prepared) -> Result<Vec<TokenRow<'static>>> {
+        let order = match records.first() {
+            Some(first) => self.value_order(first.shape())?,
+            None => None,
+        };
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            let mut row = TokenRow::with_capacity(prepared.types.len());
+            for (&i, ty) in prepared.indices.iter().zip(&prepared.types) {
+                let index = order.as_ref().map_or(i, |order| order[i]);
+                let value =
+                    if self.null[i] { &Value::Null } else { record.values().get(index).unwrap_or(&Value::Null) };
+                let data = bulk_data(value, ty).map_err(|problem| {
+                    Error::data(
+                        Stage::Load,
+                        format!(
+                            "loading {} row {}: column `{}` ({}): {problem}",
+                            self.spec.table,
+                            record.key(),
+                            self.spec.columns[i].name,
+                            ty.native()
+                        ),
+                    )
+                })?;
+                row.push(data);
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    fn batch_params(&self, batch: &LoadBatch<'_, Row>) -> Vec<Value> {
+        let mut params = checkpoint_params(batch.migration, batch.checkpoint);
+        if self.undo_enabled() {
+            params.push(Value::Int(batch.run.0));
+            params.push(Value::Text(self.spec.table.to_string()));
+        }
+        params
+    }
+}
+
+/// `(inserted, updated, deleted)` from the merge log's `(action, n)` rows.
+fn merge_counts(rows: &[SqlRow]) -> std::result::Result<(u64, u64, u64), SqlError> {
+    let (mut inserted, mut updated, mut deleted) = (0, 0, 0);
+    for row in rows {
+        let n = u64::try_from(row.int(1)?.unwrap_or(0)).unwrap_or(0);
+        match row.text(0)?.as_deref() {
+            Some("INSERT") => inserted += n,
+            Some("UPDATE") => updated += n,
+            Some("DELETE") => deleted += n,
+            other => return Err(SqlError::Conversion(format!("unexpected MERGE action {other:?} in the merge log"))),
+        }
+    }
+    Ok((inserted, updated, deleted))
+}
+
+/// Writes one batch and its checkpoint; see [`MssqlLoader`] for the statements.
+async fn write_batch(
+    executor: &mut dyn Executor,
+    prepared: &Prepared,
+    table: &TableName,
+    mode: WriteMode,
+    rows: Vec<TokenRow<'static>>,
+    params: &[Value],
+) -> std::result::Result<LoadReport, SqlError> {
+    let count = rows.len() as u64;
+    let mut report = LoadReport::default();
+    match (mode, &prepared.merge_batch) {
+        (_, None) => {
+            executor.batch(sql::BEGIN).await?;
+            if !rows.is_empty() {
+                let options = BulkOptions {
+                    keep_identity: prepared.identity,
+                    keep_nulls: true,
+                    check_constraints: true,
+                    table_lock: false,
+                };
+                report.inserted =
+                    executor.bulk_insert(&qualified(table), &prepared.bulk_columns, options, rows).await?;
+            }
+            executor.execute(SAVE_CHECKPOINT, &params[..4]).await?;
+            executor.batch(sql::COMMIT).await?;
+        }
+        (_, Some(merge_batch)) => {
+            if !rows.is_empty() {
+                let options =
+                    BulkOptions { keep_identity: false, keep_nulls: true, check_constraints: false, table_lock: true };
+                executor.bulk_insert(sql::STAGE, &prepared.bulk_columns, options, rows).await?;
+            }
+            let counts = executor.query(merge_batch, params).await?;
+            let (inserted, updated, deleted) = merge_counts(&counts)?;
+            report.inserted = inserted;
+            report.updated = updated;
+            report.deleted = deleted;
+            report.unchanged = count.saturating_sub(inserted + updated + deleted);
+            if !prepared.merges {
+                report.unchanged = count;
+            }
+        }
+    }
+    Ok(report)
+}
+
+impl Loader for MssqlLoader {
+    type Item = Row;
+
+    async fn load(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
+        if let Some(first) = batch.records.first() {
+            let shape = first.shape();
+            if let Some(other) = batch.records.iter().find(|r| !Arc::ptr_eq(r.shape(), shape) && r.shape() != shape) {
+                return Err(Error::fatal(
+                    Stage::Load,
+                    format!(
+                        "loading {}: one batch holds rows of different columns ({:?} and {:?})",
+                        self.spec.table,
+                        shape.columns,
+                        other.shape().columns
+                    ),
+                ));
+            }
+        }
+        self.prepare().await?;
+        let Some(prepared) = self.prepared.as_ref() else {
+            return Err(Error::transient(
+                Stage::Load,
+                format!("the session closed while preparing to load {}", self.spec.table),
+            ));
+        };
+        let rows = self.token_rows(batch.records, prepared)?;
+        let params = self.batch_params(&batch);
+        let mode = self.spec.write;
+        let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
+        let Some(prepared) = self.prepared.as_ref() else {
+            return Err(Error::transient(
+                Stage::Load,
+                format!("the session closed while preparing to load {}", self.spec.table),
+            ));
+        };
+        let result = write_batch(executor, prepared, &self.spec.table, mode, rows, &params).await;
+        match result {
+            Ok(report) => {
+                tracing::debug!(
+                    table = %self.spec.table, rows = batch.records.len(), inserted = report.inserted,
+                    updated = report.updated, deleted = report.deleted, "batch committed with its checkpoint"
+                );
+                Ok(report)
+            }
+            Err(error) => {
+                self.session.after_error(&error);
+                self.prepared = None;
+                let verb = match mode {
+                    WriteMode::Insert => "inserting",
+                    WriteMode::Upsert => "upserting",
+                    WriteMode::Delete => "deleting",
+                    WriteMode::Update => "updating",
+                };
+                Err(to_dmf_error(
+                    error,
+                    Stage::Load,
+                    format!("{verb} {} rows of {} in {}", batch.records.len(), self.spec.table, self.shared.name()),
+                ))
+            }
+        }
+    }
+
+    async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
+        self.prepare().await?;
+        let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
+        match read_checkpoint(executor, migration).await {
+            Ok(checkpoint) => Ok(checkpoint),
+            Err(error) => {
+                self.session.after_error(&error);
+                Err(to_dmf_error(
+                    error,
+                    Stage::Load,
+                    format!("reading the checkpoint of `{migration}` from {SCHEMA}.checkpoints"),
+                ))
+            }
+        }
+    }
+
+    async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
+        self.prepare().await?;
+        let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
+        match clear_checkpoint(executor, migration).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.session.after_error(&error);
+                Err(to_dmf_error(error, Stage::Load, format!("clearing the checkpoint of `{migration}`")))
+            }
+        }
+    }
+
+    /// Replays `dmf.undo_log` for `migration` in `run`: deletes the rows it inserted, puts
+    /// back the before-images of the rows it updated and deleted, and forgets those entries,
+    /// in one transaction. A run that kept no undo log has nothing to replay.
+    async fn rollback(&mut self, migration: &MigrationName, run: RunId) -> Result<RollbackReport> {
+        let table = self.spec.table.clone();
+        let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Rollback).await?;
+        let target = match table_columns(executor, &table).await {
+            Ok(target) => target,
+            Err(error) => {
+                self.session.after_error(&error);
+                return Err(to_dmf_error(error, Stage::Rollback, format!("reading the columns of {table}")));
+            }
+        };
+        let image: Vec<UndoColumn<'_>> = writable(&target)
+            .into_iter()
+            .map(|c| UndoColumn { name: &c.column.name, native: log_type(&c.sql_type) })
+            .collect();
+        let key: Vec<UndoColumn<'_>> = self
+            .spec
+            .key
+            .iter()
+            .map(|k| {
+                image.iter().find(|c| c.name == k).cloned().ok_or_else(|| {
+                    Error::fatal(Stage::Rollback, format!("rolling back {table}: key column `{k}` is not in the table"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let identity = target.iter().any(|c| c.column.identity && !c.column.generated);
+        let statement = sql::undo(&table, &key, &image, identity);
+        let params = [Value::Int(run.0), Value::Text(migration.as_str().to_owned())];
+        let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Rollback).await?;
+        match executor.query(&statement, &params).await {
+            Ok(rows) => {
+                let row = rows.first();
+                let count =
+                    |i| row.and_then(|r| r.int(i).ok().flatten()).and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                self.prepared = None;
+                Ok(RollbackReport { deleted: count(0), restored: count(1) })
+            }
+            Err(error) => {
+                self.session.after_error(&error);
+                self.prepared = None;
+                let mut error = to_dmf_error(error, Stage::Rollback, format!("undoing run {run} in {table}"));
+                if error.kind() == ErrorKind::Data {
+                    // A constraint refused the replay: retrying or bisecting cannot help.
+                    error = Error::with_source(Stage::Rollback, ErrorKind::Fatal, error.to_string(), error);
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tiberius::ColumnData;
+
+    use super::*;
+
+    #[test]
+    fn merge_counts_come_from_the_log() {
+        let row = |action: &str, n: i64| {
+            SqlRow::new(vec![ColumnData::String(Some(action.to_owned().into())), ColumnData::I64(Some(n))])
+        };
+        assert_eq!(merge_counts(&[row("INSERT", 3), row("UPDATE", 2)]).unwrap(), (3, 2, 0));
+        assert_eq!(merge_counts(&[row("DELETE", 7)]).unwrap(), (0, 0, 7));
+        assert_eq!(merge_counts(&[]).unwrap(), (0, 0, 0));
+        assert!(merge_counts(&[row("UPSERT", 1)]).is_err());
+    }
+
+    #[test]
+    fn legacy_lob_types_are_logged_as_max_types() {
+        assert_eq!(log_type(&SqlType::Text), "varchar(max)");
+        assert_eq!(log_type(&SqlType::NText), "nvarchar(max)");
+        assert_eq!(log_type(&SqlType::Image), "varbinary(max)");
+        assert_eq!(log_type(&SqlType::parse("nvarchar(20)")), "nvarchar(20)");
+    }
+}

@@ -1,0 +1,516 @@
+//! Writing batches: the per-session stage and merge log, the MERGE batch (with its
+//! checkpoint and, optionally, undo log in one transaction), the plain bulk-insert
+//! transaction, emptying tables, and undoing a run from the undo log.
+
+use dmf_core::catalog::TableName;
+
+use super::control::SAVE_CHECKPOINT;
+use super::{qualified, quote_ident, quote_literal};
+
+/// The stage table of a loader's session: a `#temp` table, private to the session and
+/// dropped with it. Created by a plain batch, never through `sp_executesql` (a `#table`
+/// created inside an RPC is dropped when the RPC ends).
+pub(crate) const STAGE: &str = "#dmf_stage";
+
+/// The MERGE's `OUTPUT … INTO` target: one row per action, from which the counts come.
+pub(crate) const MERGE_LOG: &str = "#dmf_merge_log";
+
+/// A column of the stage or of the merge log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TempColumn<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its type, as DMF spells it (`nvarchar(200)`).
+    pub native: String,
+    /// Its collation, for character columns (the target column's, so comparisons with the
+    /// target never meet a collation conflict); `None`: the database default.
+    pub collation: Option<&'a str>,
+}
+
+fn column_def(column: &TempColumn<'_>, name: &str, not_null: bool) -> String {
+    let mut def = format!("{name} {}", column.native);
+    match column.collation {
+        Some(collation) => def.push_str(&format!(" COLLATE {collation}")),
+        None if is_character(&column.native) => def.push_str(" COLLATE DATABASE_DEFAULT"),
+        None => {}
+    }
+    def.push_str(if not_null { " NOT NULL" } else { " NULL" });
+    def
+}
+
+fn is_character(native: &str) -> bool {
+    let lower = native.to_ascii_lowercase();
+    ["char", "varchar", "nchar", "nvarchar", "text", "ntext"]
+        .iter()
+        .any(|t| lower == *t || lower.starts_with(&format!("{t}(")))
+}
+
+/// The log column holding the inserted value of key column `i`.
+pub(crate) fn new_column(i: usize) -> String {
+    format!("[new_{i}]")
+}
+
+/// The log column holding the deleted (before) value of image column `i`.
+pub(crate) fn old_column(i: usize) -> String {
+    format!("[old_{i}]")
+}
+
+/// (Re)creates the stage (the loaded columns; the key as its primary key, so a batch with a
+/// key twice fails on the bulk load and is bisected, instead of failing the MERGE with
+/// 8672) and the merge log (`action`, the inserted key, the deleted image). One batch.
+pub(crate) fn create_stage(
+    stage: &[TempColumn<'_>],
+    key: &[String],
+    log_key: &[TempColumn<'_>],
+    log_image: &[TempColumn<'_>],
+) -> String {
+    let mut stage_defs: Vec<String> =
+        stage.iter().map(|c| column_def(c, &quote_ident(c.name), key.iter().any(|k| k == c.name))).collect();
+    if !key.is_empty() {
+        stage_defs.push(format!(
+            "PRIMARY KEY CLUSTERED ({})",
+            key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut log_defs = vec!["[action] nvarchar(10) NOT NULL".to_owned()];
+    log_defs.extend(log_key.iter().enumerate().map(|(i, c)| column_def(c, &new_column(i), false)));
+    log_defs.extend(log_image.iter().enumerate().map(|(i, c)| column_def(c, &old_column(i), false)));
+    format!(
+        "DROP TABLE IF EXISTS {STAGE}; DROP TABLE IF EXISTS {MERGE_LOG}; CREATE TABLE {STAGE} ({}); CREATE TABLE {MERGE_LOG} ({});",
+        stage_defs.join(", "),
+        log_defs.join(", ")
+    )
+}
+
+/// What the MERGE does with the staged rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MergeMode {
+    /// Insert every staged row (an emptied table, when the undo log records the keys): a
+    /// plain `INSERT … OUTPUT … SELECT`, so a key already present still fails.
+    Insert,
+    /// Insert new keys, update existing rows that differ.
+    Upsert,
+    /// Update existing rows that differ; never insert.
+    Update,
+    /// Delete the rows whose keys are staged.
+    Delete,
+}
+
+/// A loaded column, as the MERGE uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MergeColumn<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Written and compared on existing rows (not a key, not identity, not deferred).
+    pub update: bool,
+    /// Compared through `CAST(… AS type)` (`text`, `ntext`, `image`, `xml` have no equality).
+    pub compare_as: Option<&'static str>,
+}
+
+/// The undo log written in the MERGE's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UndoImage<'a> {
+    /// The columns of the before-image (`old_i` in the log), in order.
+    pub image: Vec<&'a str>,
+    /// For each key column, its index in `image`.
+    pub key_in_image: Vec<usize>,
+}
+
+fn compared(prefix: &str, column: &MergeColumn<'_>) -> String {
+    let expr = format!("{prefix}.{}", quote_ident(column.name));
+    match column.compare_as {
+        Some(ty) => format!("CAST({expr} AS {ty})"),
+        None => expr,
+    }
+}
+
+/// The MERGE statement alone (`None` when there is nothing it could do: an update of key
+/// columns only); for [`MergeMode::Insert`], the `INSERT … OUTPUT … SELECT` from the stage.
+pub(crate) fn merge(
+    table: &TableName,
+    columns: &[MergeColumn<'_>],
+    key: &[String],
+    mode: MergeMode,
+    undo: Option<&UndoImage<'_>>,
+) -> Option<String> {
+    if mode == MergeMode::Insert {
+        let names = columns.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
+        let values = columns.iter().map(|c| format!("s.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+        let mut output = vec!["N'INSERT'".to_owned()];
+        let mut into = vec!["[action]".to_owned()];
+        for (i, k) in key.iter().enumerate() {
+            output.push(format!("inserted.{}", quote_ident(k)));
+            into.push(new_column(i));
+        }
+        return Some(format!(
+            "INSERT INTO {} ({names}) OUTPUT {} INTO {MERGE_LOG} ({}) SELECT {values} FROM {STAGE} AS s;",
+            qualified(table),
+            output.join(", "),
+            into.join(", ")
+        ));
+    }
+    let on = key.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+    let updated: Vec<&MergeColumn<'_>> = columns.iter().filter(|c| c.update).collect();
+    let mut clauses = Vec::new();
+    if mode != MergeMode::Delete && !updated.is_empty() {
+        let source = updated.iter().map(|c| compared("s", c)).collect::<Vec<_>>().join(", ");
+        let target = updated.iter().map(|c| compared("t", c)).collect::<Vec<_>>().join(", ");
+        let set = updated.iter().map(|c| format!("t.{0} = s.{0}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+        clauses.push(format!("WHEN MATCHED AND EXISTS (SELECT {source} EXCEPT SELECT {target}) THEN UPDATE SET {set}"));
+    }
+    match mode {
+        MergeMode::Upsert => {
+            let names = columns.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
+            let values = columns.iter().map(|c| format!("s.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+            clauses.push(format!("WHEN NOT MATCHED BY TARGET THEN INSERT ({names}) VALUES ({values})"));
+        }
+        MergeMode::Delete => clauses.push("WHEN MATCHED THEN DELETE".to_owned()),
+        MergeMode::Update | MergeMode::Insert => {}
+    }
+    if clauses.is_empty() {
+        return None;
+    }
+    let mut output = vec!["$action".to_owned()];
+    let mut into = vec!["[action]".to_owned()];
+    for (i, k) in key.iter().enumerate() {
+        output.push(format!("inserted.{}", quote_ident(k)));
+        into.push(new_column(i));
+    }
+    if let Some(undo) = undo {
+        for (i, name) in undo.image.iter().enumerate() {
+            output.push(format!("deleted.{}", quote_ident(name)));
+            into.push(old_column(i));
+        }
+    }
+    Some(format!(
+        "MERGE INTO {} AS t USING {STAGE} AS s ON {on} {} OUTPUT {} INTO {MERGE_LOG} ({});",
+        qualified(table),
+        clauses.join(" "),
+        output.join(", "),
+        into.join(", ")
+    ))
+}
+
+/// Copies the merge log into `dmf.undo_log`: the key (inserted or deleted) and, for updates
+/// and deletes, the before-image, as JSON objects. Parameters: `@P1` migration, `@P5` run
+/// id, `@P6` the table's name (as `schema.table`).
+pub(crate) fn undo_insert(key: &[String], undo: &UndoImage<'_>) -> String {
+    let key_json = key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let old = undo.key_in_image.get(i).map_or("NULL".to_owned(), |&j| format!("l.{}", old_column(j)));
+            format!("COALESCE(l.{}, {old}) AS {}", new_column(i), quote_ident(k))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let image_json = undo
+        .image
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("l.{} AS {}", old_column(i), quote_ident(name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO dmf.undo_log (run_id, migration, table_name, [key], [action], before_image) \
+         SELECT @P5, @P1, @P6, (SELECT {key_json} FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES), \
+         LOWER(l.[action]), CASE WHEN l.[action] = N'INSERT' THEN NULL ELSE \
+         (SELECT {image_json} FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES) END \
+         FROM {MERGE_LOG} AS l;"
+    )
+}
+
+/// The counts of the last MERGE, one row per action: `(action, n)`.
+pub(crate) const MERGE_COUNTS: &str = "SELECT [action], COUNT_BIG(*) AS n FROM #dmf_merge_log GROUP BY [action];";
+
+/// One batch of a staged write, sent with parameters (`sp_executesql`; the `#` tables of the
+/// session are visible inside): under `XACT_ABORT`, in one transaction, the MERGE (with
+/// `IDENTITY_INSERT` around it when identity values are loaded), the undo log, and the
+/// checkpoint; then the counts, and the stage and log emptied for the next batch.
+/// Parameters: `@P1` migration, `@P2` position, `@P3` skip, `@P4` done, and with an undo
+/// log `@P5` run id, `@P6` table name.
+pub(crate) fn merge_batch(table: &TableName, merge: Option<&str>, identity_insert: bool, undo: Option<&str>) -> String {
+    let mut sql = String::from("SET XACT_ABORT ON; BEGIN TRANSACTION; ");
+    if let Some(merge) = merge {
+        if identity_insert {
+            sql.push_str(&format!("SET IDENTITY_INSERT {} ON; ", qualified(table)));
+        }
+        sql.push_str(merge);
+        sql.push(' ');
+        if identity_insert {
+            sql.push_str(&format!("SET IDENTITY_INSERT {} OFF; ", qualified(table)));
+        }
+        if let Some(undo) = undo {
+            sql.push_str(undo);
+            sql.push(' ');
+        }
+    }
+    sql.push_str(SAVE_CHECKPOINT);
+    sql.push_str(" COMMIT TRANSACTION; ");
+    sql.push_str(MERGE_COUNTS);
+    sql.push_str(&format!(" TRUNCATE TABLE {STAGE}; TRUNCATE TABLE {MERGE_LOG};"));
+    sql
+}
+
+/// Opens the transaction of a plain bulk insert (a batch: the transaction spans the bulk
+/// load and the checkpoint, which are separate requests).
+pub(crate) const BEGIN: &str = "SET XACT_ABORT ON; BEGIN TRANSACTION;";
+
+/// Commits it.
+pub(crate) const COMMIT: &str = "COMMIT TRANSACTION;";
+
+/// Empties `tables`, in the given order (referencing tables first), in one transaction.
+/// `DELETE`, not `TRUNCATE`: SQL Server refuses to truncate a table that a foreign key
+/// references, even from an empty table.
+pub(crate) fn clear(tables: &[TableName]) -> String {
+    let deletes: Vec<String> = tables.iter().map(|t| format!("DELETE FROM {};", qualified(t))).collect();
+    format!("SET XACT_ABORT ON; BEGIN TRANSACTION; {} COMMIT TRANSACTION;", deletes.join(" "))
+}
+
+/// A column of the table being restored from the undo log: its name and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UndoColumn<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its type (as the JSON is read back: `OPENJSON … WITH (col type '$."col"')`).
+    pub native: String,
+}
+
+/// `'$."name"'`: a JSON path to a property, `"` and `\` escaped for JSON, the whole a T-SQL
+/// literal (paths cannot be parameters).
+pub(crate) fn json_path(name: &str) -> String {
+    let mut escaped = String::with_capacity(name.len() + 4);
+    escaped.push_str("$.\"");
+    for c in name.chars() {
+        match c {
+            '"' => escaped.push_str("\\\""),
+            '\\' => escaped.push_str("\\\\"),
+            c => escaped.push(c),
+        }
+    }
+    escaped.push('"');
+    quote_literal(&escaped)
+}
+
+fn with_clause(columns: &[UndoColumn<'_>]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{} {} {}", quote_ident(c.name), c.native, json_path(c.name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Undoes what one run wrote into one table, newest change first, in one transaction:
+/// inserted keys are deleted, updated rows get their before-image back, deleted rows are
+/// inserted again (with `IDENTITY_INSERT` when the table has an identity column among
+/// `image`). Returns one row: `(deleted, restored)`. Parameters: `@P1` run id, `@P2`
+/// migration.
+pub(crate) fn undo(
+    table: &TableName,
+    key: &[UndoColumn<'_>],
+    image: &[UndoColumn<'_>],
+    identity_insert: bool,
+) -> String {
+    let target = qualified(table);
+    let entries = "FROM dmf.undo_log AS u WHERE u.run_id = @P1 AND u.migration = @P2";
+    let logged = |action: &str, json: &str, alias: &str, columns: &[UndoColumn<'_>]| {
+        format!(
+            "FROM dmf.undo_log AS u CROSS APPLY OPENJSON(u.{json}) WITH ({}) AS {alias} \
+             JOIN {target} AS t ON {} WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'{action}'",
+            with_clause(columns),
+            key.iter().map(|k| format!("t.{0} = {alias}.{0}", quote_ident(k.name))).collect::<Vec<_>>().join(" AND ")
+        )
+    };
+    let set: Vec<String> = image
+        .iter()
+        .filter(|c| !key.iter().any(|k| k.name == c.name))
+        .map(|c| format!("t.{0} = b.{0}", quote_ident(c.name)))
+        .collect();
+    let names = image.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
+    let values = image.iter().map(|c| format!("b.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+    let mut sql =
+        String::from("SET XACT_ABORT ON; BEGIN TRANSACTION; DECLARE @deleted bigint = 0, @restored bigint = 0; ");
+    sql.push_str(&format!("DELETE t {}; SET @deleted = @@ROWCOUNT; ", logged("insert", "[key]", "k", key)));
+    if !set.is_empty() {
+        sql.push_str(&format!(
+            "UPDATE t SET {} {}; SET @restored = @@ROWCOUNT; ",
+            set.join(", "),
+            logged("update", "before_image", "b", image)
+        ));
+    }
+    if identity_insert {
+        sql.push_str(&format!("SET IDENTITY_INSERT {target} ON; "));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO {target} ({names}) SELECT {values} FROM dmf.undo_log AS u \
+         CROSS APPLY OPENJSON(u.before_image) WITH ({}) AS b \
+         WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'delete'; SET @restored = @restored + @@ROWCOUNT; ",
+        with_clause(image)
+    ));
+    if identity_insert {
+        sql.push_str(&format!("SET IDENTITY_INSERT {target} OFF; "));
+    }
+    sql.push_str(&format!(
+        "DELETE u {entries}; COMMIT TRANSACTION; SELECT @deleted AS deleted, @restored AS restored;"
+    ));
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> TableName {
+        TableName::new(Some("dbo"), "Orders")
+    }
+
+    fn temp(name: &'static str, native: &str, collation: Option<&'static str>) -> TempColumn<'static> {
+        TempColumn { name, native: native.into(), collation }
+    }
+
+    #[test]
+    fn stage_and_log_are_created_in_one_batch() {
+        let stage = [
+            temp("id", "int", None),
+            temp("name", "nvarchar(200)", Some("Latin1_General_CS_AS")),
+            temp("note]x", "varchar(max)", None),
+        ];
+        assert_eq!(
+            create_stage(&stage, &["id".into()], &stage[..1], &[]),
+            "DROP TABLE IF EXISTS #dmf_stage; DROP TABLE IF EXISTS #dmf_merge_log; \
+             CREATE TABLE #dmf_stage ([id] int NOT NULL, [name] nvarchar(200) COLLATE Latin1_General_CS_AS NULL, \
+             [note]]x] varchar(max) COLLATE DATABASE_DEFAULT NULL, PRIMARY KEY CLUSTERED ([id])); \
+             CREATE TABLE #dmf_merge_log ([action] nvarchar(10) NOT NULL, [new_0] int NULL);"
+        );
+        assert_eq!(
+            create_stage(&stage[..2], &["id".into()], &stage[..1], &stage[..2]),
+            "DROP TABLE IF EXISTS #dmf_stage; DROP TABLE IF EXISTS #dmf_merge_log; \
+             CREATE TABLE #dmf_stage ([id] int NOT NULL, [name] nvarchar(200) COLLATE Latin1_General_CS_AS NULL, PRIMARY KEY CLUSTERED ([id])); \
+             CREATE TABLE #dmf_merge_log ([action] nvarchar(10) NOT NULL, [new_0] int NULL, [old_0] int NULL, \
+             [old_1] nvarchar(200) COLLATE Latin1_General_CS_AS NULL);"
+        );
+    }
+
+    fn columns() -> Vec<MergeColumn<'static>> {
+        vec![
+            MergeColumn { name: "id", update: false, compare_as: None },
+            MergeColumn { name: "name", update: true, compare_as: None },
+            MergeColumn { name: "notes", update: true, compare_as: Some("nvarchar(max)") },
+            MergeColumn { name: "parent_id", update: false, compare_as: None },
+        ]
+    }
+
+    #[test]
+    fn upsert_merges_only_rows_that_differ_and_logs_every_action() {
+        assert_eq!(
+            merge(&table(), &columns(), &["id".into()], MergeMode::Upsert, None).unwrap(),
+            "MERGE INTO [dbo].[Orders] AS t USING #dmf_stage AS s ON t.[id] = s.[id] \
+             WHEN MATCHED AND EXISTS (SELECT s.[name], CAST(s.[notes] AS nvarchar(max)) EXCEPT SELECT t.[name], CAST(t.[notes] AS nvarchar(max))) \
+             THEN UPDATE SET t.[name] = s.[name], t.[notes] = s.[notes] \
+             WHEN NOT MATCHED BY TARGET THEN INSERT ([id], [name], [notes], [parent_id]) VALUES (s.[id], s.[name], s.[notes], s.[parent_id]) \
+             OUTPUT $action, inserted.[id] INTO #dmf_merge_log ([action], [new_0]);"
+        );
+    }
+
+    #[test]
+    fn update_and_delete_merges() {
+        let key = ["id".to_owned(), "line".to_owned()];
+        let undo = UndoImage { image: vec!["id", "line", "qty"], key_in_image: vec![0, 1] };
+        assert_eq!(
+            merge(&table(), &columns()[..2], &key, MergeMode::Update, None).unwrap(),
+            "MERGE INTO [dbo].[Orders] AS t USING #dmf_stage AS s ON t.[id] = s.[id] AND t.[line] = s.[line] \
+             WHEN MATCHED AND EXISTS (SELECT s.[name] EXCEPT SELECT t.[name]) THEN UPDATE SET t.[name] = s.[name] \
+             OUTPUT $action, inserted.[id], inserted.[line] INTO #dmf_merge_log ([action], [new_0], [new_1]);"
+        );
+        assert_eq!(
+            merge(&table(), &[], &key, MergeMode::Delete, Some(&undo)).unwrap(),
+            "MERGE INTO [dbo].[Orders] AS t USING #dmf_stage AS s ON t.[id] = s.[id] AND t.[line] = s.[line] \
+             WHEN MATCHED THEN DELETE \
+             OUTPUT $action, inserted.[id], inserted.[line], deleted.[id], deleted.[line], deleted.[qty] \
+             INTO #dmf_merge_log ([action], [new_0], [new_1], [old_0], [old_1], [old_2]);"
+        );
+        assert_eq!(merge(&table(), &columns()[..1], &["id".into()], MergeMode::Update, None), None);
+        assert_eq!(
+            merge(&table(), &columns()[..2], &["id".into()], MergeMode::Insert, None).unwrap(),
+            "INSERT INTO [dbo].[Orders] ([id], [name]) OUTPUT N'INSERT', inserted.[id] INTO #dmf_merge_log ([action], [new_0]) \
+             SELECT s.[id], s.[name] FROM #dmf_stage AS s;"
+        );
+    }
+
+    #[test]
+    fn undo_log_rows_come_from_the_merge_log() {
+        let undo = UndoImage { image: vec!["id", "na]me"], key_in_image: vec![0] };
+        assert_eq!(
+            undo_insert(&["id".into()], &undo),
+            "INSERT INTO dmf.undo_log (run_id, migration, table_name, [key], [action], before_image) \
+             SELECT @P5, @P1, @P6, (SELECT COALESCE(l.[new_0], l.[old_0]) AS [id] FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES), \
+             LOWER(l.[action]), CASE WHEN l.[action] = N'INSERT' THEN NULL ELSE \
+             (SELECT l.[old_0] AS [id], l.[old_1] AS [na]]me] FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES) END \
+             FROM #dmf_merge_log AS l;"
+        );
+    }
+
+    #[test]
+    fn merge_batches_hold_merge_identity_insert_undo_and_checkpoint_in_one_transaction() {
+        let batch = merge_batch(&table(), Some("MERGE …;"), true, Some("INSERT INTO dmf.undo_log …;"));
+        assert_eq!(
+            batch,
+            format!(
+                "SET XACT_ABORT ON; BEGIN TRANSACTION; SET IDENTITY_INSERT [dbo].[Orders] ON; MERGE …; \
+                 SET IDENTITY_INSERT [dbo].[Orders] OFF; INSERT INTO dmf.undo_log …; {SAVE_CHECKPOINT} COMMIT TRANSACTION; \
+                 SELECT [action], COUNT_BIG(*) AS n FROM #dmf_merge_log GROUP BY [action]; \
+                 TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;"
+            )
+        );
+        assert_eq!(
+            merge_batch(&table(), None, true, None),
+            format!(
+                "SET XACT_ABORT ON; BEGIN TRANSACTION; {SAVE_CHECKPOINT} COMMIT TRANSACTION; \
+                 SELECT [action], COUNT_BIG(*) AS n FROM #dmf_merge_log GROUP BY [action]; \
+                 TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;"
+            )
+        );
+    }
+
+    #[test]
+    fn clearing_deletes_in_the_given_order() {
+        let tables = [TableName::new(Some("dbo"), "lines"), TableName::new(Some("dbo"), "Order]s")];
+        assert_eq!(
+            clear(&tables),
+            "SET XACT_ABORT ON; BEGIN TRANSACTION; DELETE FROM [dbo].[lines]; DELETE FROM [dbo].[Order]]s]; COMMIT TRANSACTION;"
+        );
+    }
+
+    #[test]
+    fn json_paths_are_escaped_twice() {
+        assert_eq!(json_path("id"), "'$.\"id\"'");
+        assert_eq!(json_path("it's \"x\"\\"), "'$.\"it''s \\\"x\\\"\\\\\"'");
+        assert_eq!(json_path("ü"), "N'$.\"ü\"'");
+    }
+
+    #[test]
+    fn undo_replays_the_log() {
+        let key = [UndoColumn { name: "id", native: "int".into() }];
+        let image = [
+            UndoColumn { name: "id", native: "int".into() },
+            UndoColumn { name: "name", native: "nvarchar(50)".into() },
+        ];
+        assert_eq!(
+            undo(&table(), &key, &image, true),
+            "SET XACT_ABORT ON; BEGIN TRANSACTION; DECLARE @deleted bigint = 0, @restored bigint = 0; \
+             DELETE t FROM dmf.undo_log AS u CROSS APPLY OPENJSON(u.[key]) WITH ([id] int '$.\"id\"') AS k \
+             JOIN [dbo].[Orders] AS t ON t.[id] = k.[id] WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'insert'; \
+             SET @deleted = @@ROWCOUNT; \
+             UPDATE t SET t.[name] = b.[name] FROM dmf.undo_log AS u CROSS APPLY OPENJSON(u.before_image) \
+             WITH ([id] int '$.\"id\"', [name] nvarchar(50) '$.\"name\"') AS b \
+             JOIN [dbo].[Orders] AS t ON t.[id] = b.[id] WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'update'; \
+             SET @restored = @@ROWCOUNT; \
+             SET IDENTITY_INSERT [dbo].[Orders] ON; \
+             INSERT INTO [dbo].[Orders] ([id], [name]) SELECT b.[id], b.[name] FROM dmf.undo_log AS u \
+             CROSS APPLY OPENJSON(u.before_image) WITH ([id] int '$.\"id\"', [name] nvarchar(50) '$.\"name\"') AS b \
+             WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'delete'; SET @restored = @restored + @@ROWCOUNT; \
+             SET IDENTITY_INSERT [dbo].[Orders] OFF; \
+             DELETE u FROM dmf.undo_log AS u WHERE u.run_id = @P1 AND u.migration = @P2; COMMIT TRANSACTION; SELECT @deleted AS deleted, @restored AS restored;"
+        );
+    }
+}

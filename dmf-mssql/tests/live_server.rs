@@ -1,0 +1,165 @@
+//! Live (needs `DMF_TEST_MSSQL_URL`): pre-flight on a real server, the catalog of the rich
+//! schema, a COPY_ONLY backup verified and restored, and the run store round trip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod live_common;
+
+use std::time::Duration;
+
+use dmf_core::catalog::{DataType, LoadOrder, TableName};
+use dmf_core::sync::{Database, DatabaseRole};
+use dmf_core::{
+    Backup, CheckStatus, Counts, MigrationName, MigrationRecord, MigrationStatus, Reject, RunId, RunStatus, Stage,
+};
+use live_common::{RICH_SCHEMA, TestDb, server_url};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_passes_on_a_standalone_server_and_the_control_tables_get_created() {
+    let Some(url) = server_url("preflight") else { return };
+    let db = TestDb::create(&url, "preflight").await;
+    let database = db.database();
+    let outcomes = database.preflight(DatabaseRole::Target).await;
+    assert!(outcomes.iter().all(|o| o.status != CheckStatus::Failed), "{outcomes:#?}");
+    let control = outcomes.iter().find(|o| o.check == "target control tables").unwrap();
+    assert!(control.detail.ends_with("missing: they will be created"), "{}", control.detail);
+    let connectivity = outcomes.iter().find(|o| o.check == "target connectivity").unwrap();
+    assert!(connectivity.detail.contains("SQL Server 1"), "{}", connectivity.detail);
+
+    database.run_store().await.unwrap();
+    let outcomes = database.preflight(DatabaseRole::Target).await;
+    let control = outcomes.iter().find(|o| o.check == "target control tables").unwrap();
+    assert_eq!(control.detail, "dmf.runs, dmf.migration_runs, dmf.checkpoints, dmf.rejects, dmf.undo_log exist");
+    let source = database.preflight(DatabaseRole::Source).await;
+    assert!(source.iter().all(|o| o.status == CheckStatus::Passed), "{source:#?}");
+
+    // A read-only database is refused as a target.
+    db.batch(&format!("ALTER DATABASE [{}] SET READ_ONLY WITH ROLLBACK IMMEDIATE", db.name)).await;
+    let outcomes = db.database().preflight(DatabaseRole::Target).await;
+    let state = outcomes.iter().find(|o| o.check == "target database state").unwrap();
+    assert_eq!(state.status, CheckStatus::Failed, "{outcomes:#?}");
+    db.batch(&format!("ALTER DATABASE [{}] SET READ_WRITE WITH ROLLBACK IMMEDIATE", db.name)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_of_the_rich_schema() {
+    let Some(url) = server_url("catalog") else { return };
+    let db = TestDb::create(&url, "catalog").await;
+    for batch in RICH_SCHEMA {
+        db.batch(batch).await;
+    }
+    let database = db.database();
+    database.run_store().await.unwrap();
+    let catalog = database.read_catalog().await.unwrap();
+    let names: Vec<String> = catalog.tables.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "dbo.odd \"quoted\" ]table",
+            "shop.customers",
+            "shop.departments",
+            "shop.employees",
+            "shop.Order",
+            "shop.order_lines"
+        ],
+        "the dmf control tables are left out"
+    );
+    let customers = catalog.table(&TableName::new(Some("shop"), "customers")).unwrap();
+    assert!(customers.column("id").unwrap().identity);
+    assert!(customers.column("name_upper").unwrap().generated);
+    let rv = customers.column("rv").unwrap();
+    assert!(rv.generated && rv.native_type == "rowversion", "{rv:?}");
+    assert_eq!(
+        customers.column("credit").unwrap().data_type,
+        DataType::Decimal { precision: Some(19), scale: Some(4) }
+    );
+    assert_eq!(customers.column("email").unwrap().data_type, DataType::Text { max_len: Some(200) });
+    assert_eq!(customers.column("updated_at").unwrap().data_type, DataType::TimestampTz);
+    assert_eq!(customers.column("wake_up").unwrap().native_type, "time(3)");
+    assert_eq!(customers.unique_keys, vec![vec!["email".to_owned()]]);
+    assert_eq!(customers.foreign_keys.len(), 1);
+    let lines = catalog.table(&TableName::new(Some("shop"), "order_lines")).unwrap();
+    assert_eq!(lines.primary_key, ["order_id", "line"]);
+    assert_eq!(lines.column("updated_at").unwrap().native_type, "datetime");
+
+    let order = LoadOrder::plan(&catalog.tables).unwrap();
+    let position = |name: &str| order.steps.iter().position(|s| s.table.name == name).unwrap();
+    assert!(position("customers") < position("Order") && position("Order") < position("order_lines"));
+    let cyclic = order.steps.iter().filter(|s| !s.deferred.is_empty()).count();
+    assert_eq!(cyclic, 2, "the customers self-reference and the departments/employees cycle are deferred");
+
+    db.batch("ALTER TABLE shop.order_lines NOCHECK CONSTRAINT ALL").await;
+    let catalog = database.read_catalog().await.unwrap();
+    let lines = catalog.table(&TableName::new(Some("shop"), "order_lines")).unwrap();
+    assert!(!lines.foreign_keys[0].enforced, "a disabled foreign key is read as not enforced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_only_backup_is_verified_and_restores_the_database() {
+    let Some(url) = server_url("backup") else { return };
+    let db = TestDb::create(&url, "backup").await;
+    db.batch("CREATE TABLE dbo.t (id int PRIMARY KEY, v nvarchar(20)); INSERT INTO dbo.t VALUES (1, N'before');").await;
+    let directory = std::env::var("DMF_TEST_MSSQL_BACKUP_DIR").ok();
+    let backup = db.database().backup(directory.as_deref());
+    let record = backup.backup(RunId(1)).await.unwrap();
+    assert!(record.location.ends_with(".bak"), "{record:?}");
+    assert!(record.size_bytes.unwrap_or(0) > 0);
+    let copy_only = db
+        .scalar(&format!(
+            "SELECT CAST(MAX(CAST(is_copy_only AS int)) AS bigint) FROM msdb.dbo.backupset WHERE database_name = N'{}'",
+            db.name
+        ))
+        .await;
+    assert_eq!(copy_only, 1, "the server's own backup chain is not disturbed");
+
+    db.batch("UPDATE dbo.t SET v = N'after'; INSERT INTO dbo.t VALUES (2, N'new');").await;
+    backup.restore(&record).await.unwrap();
+    assert_eq!(db.scalar("SELECT COUNT_BIG(*) FROM dbo.t").await, 1);
+    assert_eq!(db.scalar("SELECT COUNT_BIG(*) FROM dbo.t WHERE v = N'before'").await, 1);
+    let access =
+        db.scalar(&format!("SELECT CAST(user_access AS bigint) FROM sys.databases WHERE name = N'{}'", db.name)).await;
+    assert_eq!(access, 0, "back in MULTI_USER mode");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_store_round_trips_runs_records_and_rejects() {
+    let Some(url) = server_url("run_store") else { return };
+    let db = TestDb::create(&url, "run_store").await;
+    let store = db.database().run_store().await.unwrap();
+    let plan = [MigrationName::new("shop.b"), MigrationName::new("shop.a")];
+    let run = store.start_run(&plan, "test-host").await.unwrap();
+    let mut record = MigrationRecord::new(run, MigrationName::new("shop.a"), MigrationStatus::Completed);
+    record.counts = Counts { read: 5, inserted: 2, updated: 1, unchanged: 1, deleted: 1, skipped: 0, rejected: 1 };
+    record.duration = Duration::from_millis(1234);
+    record.started_at = Some(std::time::SystemTime::now());
+    store.save_migration_record(&record).await.unwrap();
+    store
+        .save_migration_record(&MigrationRecord::new(run, MigrationName::new("shop.b"), MigrationStatus::Failed))
+        .await
+        .unwrap();
+    record.counts.read = 6;
+    store.save_migration_record(&record).await.unwrap();
+    let reject = Reject {
+        stage: Stage::Load,
+        key: "id=2".into(),
+        reason: "it's a 'dup' ]".into(),
+        payload: serde_json::json!({"id": 2, "n": "Zoë"}),
+    };
+    store.record_rejects(run, &MigrationName::new("shop.a"), &[reject.clone(), reject.clone()]).await.unwrap();
+    store.finish_run(run, RunStatus::Failed, Some("boom\ncaused by: x")).await.unwrap();
+
+    let read = store.run(run).await.unwrap().unwrap();
+    assert_eq!((read.status, read.plan.as_slice(), read.host.as_str()), (RunStatus::Failed, &plan[..], "test-host"));
+    assert_eq!(read.error.as_deref(), Some("boom\ncaused by: x"));
+    assert!(read.finished_at.unwrap() >= read.started_at);
+    let records = store.migration_records(run).await.unwrap();
+    let names: Vec<&str> = records.iter().map(|r| r.migration.as_str()).collect();
+    assert_eq!(names, ["shop.b", "shop.a"], "in plan order");
+    assert_eq!(records[1].counts.read, 6, "replaced, not duplicated");
+    assert_eq!(records[1].duration, Duration::from_millis(1234));
+    assert_eq!(store.latest_record(&MigrationName::new("shop.a")).await.unwrap().unwrap().counts.inserted, 2);
+    let rejects = store.rejects(run, Some(&MigrationName::new("shop.a")), 10, 1).await.unwrap();
+    assert_eq!(rejects.len(), 1, "offset 1 of 2");
+    assert_eq!(rejects[0].reject, reject);
+    assert_eq!(store.runs(10).await.unwrap()[0].id, run);
+}

@@ -1,0 +1,386 @@
+//! The loader's statements, in order, and what it makes of the answers: the stage created by
+//! a plain batch, rows bulk-loaded in the target's exact types, one MERGE batch with the
+//! checkpoint whose counts come from `OUTPUT $action`, identity and undo-log handling, and a
+//! fresh session with a fresh stage after any error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use common::*;
+use dmf_core::catalog::{Column, DataType, TableName};
+use dmf_core::sync::{Database, LoadSpec, WriteMode};
+use dmf_core::{
+    Checkpoint, ErrorKind, LoadBatch, LoadReport, Loader, MigrationName, Position, Row, RowShape, RunId, Value,
+};
+use dmf_mssql::executor::{RecordedKind, Response, Script};
+use dmf_mssql::{BulkOptions, MssqlOptions, SqlError};
+use tiberius::ColumnData;
+use tiberius::numeric::Numeric;
+
+fn table() -> TableName {
+    TableName::new(Some("dbo"), "Orders")
+}
+
+fn spec(write: WriteMode, names: &[&str]) -> LoadSpec {
+    let all = [
+        Column::new("id", DataType::Int32, "int").not_null(),
+        Column::new("name", DataType::Text { max_len: Some(50) }, "nvarchar(50)"),
+        Column::new("amount", DataType::Decimal { precision: Some(19), scale: Some(4) }, "money"),
+        Column::new("parent_id", DataType::Int32, "int"),
+        Column::new("total", DataType::Int32, "int"),
+    ];
+    LoadSpec {
+        table: table(),
+        columns: names.iter().map(|n| all.iter().find(|c| c.name == *n).unwrap().clone()).collect(),
+        key: vec!["id".into()],
+        write,
+        null_columns: BTreeSet::new(),
+        undo: false,
+    }
+}
+
+/// The target's columns: identity id, a case-sensitive name, money, a parent, a computed
+/// total and a rowversion.
+fn target_columns(script: &Script) {
+    script.always(
+        pattern::TABLE_COLUMNS,
+        Response::rows(vec![
+            column("id", "int", 4, 10, 0, false, true, false, None),
+            column("name", "nvarchar", 100, 0, 0, true, false, false, Some("Latin1_General_CS_AS")),
+            column("amount", "money", 8, 19, 4, true, false, false, None),
+            column("parent_id", "int", 4, 10, 0, true, false, false, None),
+            column("total", "int", 4, 10, 0, true, false, true, None),
+            column("rv", "timestamp", 8, 0, 0, false, false, true, None),
+        ]),
+    );
+}
+
+fn rows(names: &[&str], values: Vec<Vec<Value>>) -> Vec<Row> {
+    let shape =
+        Arc::new(RowShape { table: table(), columns: names.iter().map(|n| (*n).to_owned()).collect(), key: vec![0] });
+    values.into_iter().map(|v| Row::new(Arc::clone(&shape), v)).collect()
+}
+
+fn order(id: i64, name: &str, amount: &str) -> Vec<Value> {
+    vec![Value::Int(id), Value::Text(name.into()), Value::Decimal(amount.into())]
+}
+
+async fn load(loader: &mut impl Loader<Item = Row>, records: &[Row], position: &str) -> dmf_core::Result<LoadReport> {
+    let migration = MigrationName::new("dbo.Orders");
+    let checkpoint = Checkpoint::at(Position::new(position));
+    loader.load(LoadBatch { migration: &migration, run: RunId(7), records, checkpoint: &checkpoint }).await
+}
+
+fn merge_counts(counts: &[(&str, i64)]) -> Response {
+    Response::rows(counts.iter().map(|(action, n)| vec![text(action), big(*n)]).collect())
+}
+
+const STAGE: &str = "DROP TABLE IF EXISTS #dmf_stage; DROP TABLE IF EXISTS #dmf_merge_log; \
+CREATE TABLE #dmf_stage ([id] int NOT NULL, [name] nvarchar(50) COLLATE Latin1_General_CS_AS NULL, [amount] money NULL, \
+PRIMARY KEY CLUSTERED ([id])); CREATE TABLE #dmf_merge_log ([action] nvarchar(10) NOT NULL, [new_0] int NULL);";
+
+const UPSERT: &str = "SET XACT_ABORT ON; BEGIN TRANSACTION; SET IDENTITY_INSERT [dbo].[Orders] ON; \
+MERGE INTO [dbo].[Orders] AS t USING #dmf_stage AS s ON t.[id] = s.[id] \
+WHEN MATCHED AND EXISTS (SELECT s.[name], s.[amount] EXCEPT SELECT t.[name], t.[amount]) THEN UPDATE SET t.[name] = s.[name], t.[amount] = s.[amount] \
+WHEN NOT MATCHED BY TARGET THEN INSERT ([id], [name], [amount]) VALUES (s.[id], s.[name], s.[amount]) \
+OUTPUT $action, inserted.[id] INTO #dmf_merge_log ([action], [new_0]); SET IDENTITY_INSERT [dbo].[Orders] OFF; \
+UPDATE dmf.checkpoints SET [position] = @P2, skip = @P3, done = @P4, updated_at = SYSUTCDATETIME() WHERE migration = @P1; \
+IF @@ROWCOUNT = 0 INSERT INTO dmf.checkpoints (migration, [position], skip, done, updated_at) VALUES (@P1, @P2, @P3, @P4, SYSUTCDATETIME()); \
+COMMIT TRANSACTION; SELECT [action], COUNT_BIG(*) AS n FROM #dmf_merge_log GROUP BY [action]; \
+TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;";
+
+fn checkpoint_params(position: &str) -> Vec<Value> {
+    vec![Value::Text("dbo.Orders".into()), Value::Text(position.into()), Value::Int(0), Value::Bool(false)]
+}
+
+#[tokio::test]
+async fn upserts_stage_then_merge_with_exact_counts_and_the_checkpoint_in_one_batch() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.on(pattern::MERGE_BATCH, merge_counts(&[("INSERT", 2), ("UPDATE", 1)]));
+    let names = ["id", "name", "amount"];
+    let mut loader = db.loader(spec(WriteMode::Upsert, &names));
+    let batch =
+        rows(&names, vec![order(1, "a", "1.5"), order(2, "Zoë 🦀", "-2"), order(3, "c", "0"), order(4, "d", "9.99")]);
+    let report = load(&mut loader, &batch, "[4]").await.unwrap();
+    assert_eq!(report, LoadReport { inserted: 2, updated: 1, unchanged: 1, deleted: 0 });
+
+    let log = script.log();
+    let kinds: Vec<&RecordedKind> = log.iter().map(|r| &r.kind).collect();
+    assert_eq!(kinds[0], &RecordedKind::Session);
+    assert!(log[1].sql.contains(pattern::INSPECT), "control tables first");
+    assert!(log[2].sql.contains(pattern::TABLE_COLUMNS));
+    assert_eq!(log[2].params, vec![Value::Text("[dbo].[Orders]".into())]);
+    assert_eq!(
+        (&log[3].kind, log[3].sql.as_str()),
+        (&RecordedKind::Batch, STAGE),
+        "the stage is made by a plain batch"
+    );
+    assert_eq!(log[4].sql, "INSERT BULK #dmf_stage ([id], [name], [amount])");
+    let RecordedKind::BulkInsert { options, rows } = &log[4].kind else { panic!("{:?}", log[4].kind) };
+    assert_eq!(
+        *options,
+        BulkOptions { keep_identity: false, keep_nulls: true, check_constraints: false, table_lock: true }
+    );
+    assert_eq!(
+        rows[1],
+        vec![
+            ColumnData::I32(Some(2)),
+            ColumnData::String(Some("Zoë 🦀".into())),
+            ColumnData::Numeric(Some(Numeric::new_with_scale(-20_000, 4)))
+        ],
+        "values take the target's exact types: int as I32, money as a numeric of scale 4"
+    );
+    assert_eq!((&log[5].kind, log[5].sql.as_str()), (&RecordedKind::Query, UPSERT));
+    assert_eq!(log[5].params, checkpoint_params("[4]"));
+    assert_eq!(log.len(), 6);
+
+    // The next batch reuses the session and its stage.
+    script.on(pattern::MERGE_BATCH, merge_counts(&[]));
+    let report = load(&mut loader, &batch[..2], "[2]").await.unwrap();
+    assert_eq!(
+        report,
+        LoadReport { inserted: 0, updated: 0, unchanged: 2, deleted: 0 },
+        "an unchanged re-run writes nothing"
+    );
+    let log = script.log();
+    assert_eq!(log.len(), 8);
+    assert!(log[6].sql.starts_with("INSERT BULK #dmf_stage"));
+    assert_eq!(log[7].sql, UPSERT);
+}
+
+#[tokio::test]
+async fn after_a_deadlock_the_session_is_dropped_and_the_retry_rebuilds_the_stage() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.on(pattern::MERGE_BATCH, Response::Fail(SqlError::server(1205, "Transaction was deadlocked")));
+    script.on(pattern::MERGE_BATCH, merge_counts(&[("INSERT", 1)]));
+    let names = ["id", "name", "amount"];
+    let mut loader = db.loader(spec(WriteMode::Upsert, &names));
+    let batch = rows(&names, vec![order(1, "a", "1")]);
+    let error = load(&mut loader, &batch, "[1]").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transient);
+    assert!(
+        error.to_string().contains("upserting 1 rows of dbo.Orders in sa@test:1433/Sales: SQL Server error 1205"),
+        "{error}"
+    );
+    assert_eq!(sessions(&script), 1);
+
+    let report = load(&mut loader, &batch, "[1]").await.unwrap();
+    assert_eq!(report.inserted, 1);
+    assert_eq!(sessions(&script), 2, "a new session after the error");
+    let second: Vec<String> = script.log().iter().filter(|r| r.session == 2).map(|r| r.sql.clone()).collect();
+    assert_eq!(second.len(), 5, "{second:#?}");
+    assert_eq!(second[0], "", "session opened");
+    assert!(second[1].contains(pattern::TABLE_COLUMNS), "control tables are checked once per process");
+    assert_eq!(second[2], STAGE, "the stage is created again on the new session");
+    assert!(second[3].starts_with("INSERT BULK #dmf_stage"));
+    assert_eq!(second[4], UPSERT);
+}
+
+#[tokio::test]
+async fn full_loads_bulk_insert_into_the_table_with_the_checkpoint_in_the_same_transaction() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    let names = ["id", "name", "amount"];
+    let mut loader = db.loader(spec(WriteMode::Insert, &names));
+    let batch = rows(&names, vec![order(1, "a", "1"), order(2, "b", "2")]);
+    let report = load(&mut loader, &batch, "[2]").await.unwrap();
+    assert_eq!(report, LoadReport { inserted: 2, ..LoadReport::default() });
+    let log = script.log();
+    assert_eq!((&log[3].kind, log[3].sql.as_str()), (&RecordedKind::Batch, "SET XACT_ABORT ON; BEGIN TRANSACTION;"));
+    assert_eq!(log[4].sql, "INSERT BULK [dbo].[Orders] ([id], [name], [amount])");
+    let RecordedKind::BulkInsert { options, .. } = &log[4].kind else { panic!() };
+    assert_eq!(
+        *options,
+        BulkOptions { keep_identity: true, keep_nulls: true, check_constraints: true, table_lock: false },
+        "identity values are kept and constraints checked, so they stay trusted"
+    );
+    assert_eq!(log[5].kind, RecordedKind::Execute);
+    assert!(log[5].sql.starts_with("UPDATE dmf.checkpoints SET [position] = @P2"));
+    assert_eq!(log[5].params, checkpoint_params("[2]"));
+    assert_eq!((&log[6].kind, log[6].sql.as_str()), (&RecordedKind::Batch, "COMMIT TRANSACTION;"));
+    assert_eq!(log.len(), 7);
+    assert!(!statements(&script).iter().any(|s| s.contains("#dmf_stage")), "no stage for plain inserts");
+}
+
+#[tokio::test]
+async fn a_value_that_does_not_fit_its_column_is_a_data_error_naming_row_and_column() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    let names = ["id", "name", "amount"];
+    let mut loader = db.loader(spec(WriteMode::Upsert, &names));
+    let batch = rows(&names, vec![order(1, "a", "1"), vec![Value::Int(1 << 40), Value::Null, Value::Null]]);
+    let error = load(&mut loader, &batch, "[2]").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Data, "the engine bisects and rejects the row");
+    assert_eq!(
+        error.to_string(),
+        "load failed: loading dbo.Orders row id=1099511627776: column `id` (int): 1099511627776 is out of the range of int"
+    );
+    assert!(!statements(&script).iter().any(|s| s.starts_with("INSERT BULK")), "nothing was sent");
+}
+
+#[tokio::test]
+async fn computed_and_rowversion_columns_are_never_written() {
+    for column in ["total", "rv"] {
+        let (script, db) = scripted(MssqlOptions::default());
+        control_tables(&script, true, true);
+        target_columns(&script);
+        script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 1)]));
+        let mut spec = spec(WriteMode::Update, &["id", "name"]);
+        spec.columns.push(Column::new(column, DataType::Int64, "bigint"));
+        let mut loader = db.loader(spec);
+        let names = ["id", "name", column];
+        let batch = rows(&names, vec![vec![Value::Int(1), Value::Text("a".into()), Value::Int(2003)]]);
+        let report = load(&mut loader, &batch, "[2003, 1]").await.unwrap();
+        assert_eq!(report.updated, 1);
+        let log = script.log();
+        let stage = log.iter().find(|r| r.sql.contains(pattern::CREATE_STAGE)).unwrap();
+        assert!(!stage.sql.contains(&format!("[{column}]")), "{}", stage.sql);
+        let bulk = log.iter().find(|r| r.sql.starts_with("INSERT BULK")).unwrap();
+        assert_eq!(bulk.sql, "INSERT BULK #dmf_stage ([id], [name])");
+        let RecordedKind::BulkInsert { rows, .. } = &bulk.kind else { panic!() };
+        assert_eq!(rows[0], vec![ColumnData::I32(Some(1)), ColumnData::String(Some("a".into()))]);
+        let merge = log.iter().find(|r| r.sql.contains(pattern::MERGE_BATCH)).unwrap();
+        assert!(!merge.sql.contains(&format!("[{column}]")), "{}", merge.sql);
+    }
+}
+
+#[tokio::test]
+async fn deferred_columns_are_inserted_as_null_and_never_updated() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.on(pattern::MERGE_BATCH, merge_counts(&[("INSERT", 1)]));
+    let names = ["id", "name", "parent_id"];
+    let mut spec = spec(WriteMode::Upsert, &names);
+    spec.null_columns.insert("parent_id".into());
+    let mut loader = db.loader(spec);
+    let batch = rows(&names, vec![vec![Value::Int(1), Value::Text("a".into()), Value::Int(99)]]);
+    load(&mut loader, &batch, "[1]").await.unwrap();
+    let log = script.log();
+    let bulk = log.iter().find(|r| r.sql.starts_with("INSERT BULK")).unwrap();
+    let RecordedKind::BulkInsert { rows, .. } = &bulk.kind else { panic!() };
+    assert_eq!(rows[0][2], ColumnData::I32(None), "the deferred foreign key is loaded as NULL");
+    let merge = log.iter().find(|r| r.sql.contains(pattern::MERGE_BATCH)).unwrap();
+    assert!(merge.sql.contains("THEN UPDATE SET t.[name] = s.[name] WHEN NOT MATCHED"), "{}", merge.sql);
+    assert!(merge.sql.contains("INSERT ([id], [name], [parent_id])"), "{}", merge.sql);
+}
+
+#[tokio::test]
+async fn deletes_merge_the_staged_keys_and_count_from_the_log() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.on(pattern::MERGE_BATCH, merge_counts(&[("DELETE", 2)]));
+    let mut loader = db.loader(spec(WriteMode::Delete, &["id"]));
+    let batch = rows(&["id"], vec![vec![Value::Int(1)], vec![Value::Int(2)], vec![Value::Int(3)]]);
+    let report = load(&mut loader, &batch, "[3]").await.unwrap();
+    assert_eq!(report, LoadReport { deleted: 2, unchanged: 1, ..LoadReport::default() });
+    let merge = script.log().into_iter().find(|r| r.sql.contains(pattern::MERGE_BATCH)).unwrap();
+    assert!(
+        merge.sql.contains("USING #dmf_stage AS s ON t.[id] = s.[id] WHEN MATCHED THEN DELETE OUTPUT $action"),
+        "{}",
+        merge.sql
+    );
+    assert!(!merge.sql.contains("IDENTITY_INSERT"), "deletes insert nothing");
+}
+
+#[tokio::test]
+async fn with_the_undo_log_the_merge_logs_before_images_in_the_same_transaction() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 1)]));
+    let names = ["id", "name", "amount"];
+    let mut spec = spec(WriteMode::Upsert, &names);
+    spec.undo = true;
+    let mut loader = db.loader(spec);
+    let batch = rows(&names, vec![order(1, "a", "1")]);
+    load(&mut loader, &batch, "[1]").await.unwrap();
+    let log = script.log();
+    let stage = log.iter().find(|r| r.sql.contains(pattern::CREATE_STAGE)).unwrap();
+    assert!(
+        stage.sql.ends_with(
+            "CREATE TABLE #dmf_merge_log ([action] nvarchar(10) NOT NULL, [new_0] int NULL, [old_0] int NULL, \
+             [old_1] nvarchar(50) COLLATE Latin1_General_CS_AS NULL, [old_2] money NULL, [old_3] int NULL);"
+        ),
+        "the log holds every writable column (not the computed one nor the rowversion): {}",
+        stage.sql
+    );
+    let merge = log.iter().find(|r| r.sql.contains(pattern::MERGE_BATCH)).unwrap();
+    assert!(merge.sql.contains(
+        "OUTPUT $action, inserted.[id], deleted.[id], deleted.[name], deleted.[amount], deleted.[parent_id] INTO #dmf_merge_log"
+    ));
+    let undo = merge.sql.find("INSERT INTO dmf.undo_log").expect("undo log written");
+    let commit = merge.sql.find("COMMIT TRANSACTION").unwrap();
+    assert!(undo < commit, "in the batch's transaction");
+    let mut params = checkpoint_params("[1]");
+    params.push(Value::Int(7));
+    params.push(Value::Text("dbo.Orders".into()));
+    assert_eq!(merge.params, params, "run id and table name for the undo rows");
+
+    script.on(
+        "INSERT INTO [dbo].[Orders] ([id], [name], [amount], [parent_id]) SELECT",
+        Response::rows(vec![vec![big(1), big(2)]]),
+    );
+    let report = loader.rollback(&MigrationName::new("dbo.Orders"), RunId(7)).await.unwrap();
+    assert_eq!((report.deleted, report.restored), (1, 2));
+    let undo = script.log().into_iter().last().unwrap();
+    assert!(undo.sql.starts_with("SET XACT_ABORT ON; BEGIN TRANSACTION; DECLARE @deleted bigint = 0"), "{}", undo.sql);
+    assert!(undo.sql.contains("SET IDENTITY_INSERT [dbo].[Orders] ON;"), "deleted rows come back with their ids");
+    assert_eq!(undo.params, vec![Value::Int(7), Value::Text("dbo.Orders".into())]);
+}
+
+#[tokio::test]
+async fn full_loads_with_an_undo_log_insert_through_the_stage_to_record_the_keys() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.on("INSERT INTO [dbo].[Orders] ([id], [name]) OUTPUT", merge_counts(&[("INSERT", 2)]));
+    let names = ["id", "name"];
+    let mut spec = spec(WriteMode::Insert, &names);
+    spec.undo = true;
+    let mut loader = db.loader(spec);
+    let batch = rows(&names, vec![vec![Value::Int(1), Value::Text("a".into())], vec![Value::Int(2), Value::Null]]);
+    let report = load(&mut loader, &batch, "[2]").await.unwrap();
+    assert_eq!(report, LoadReport { inserted: 2, ..LoadReport::default() });
+    let log = script.log();
+    assert!(log.iter().any(|r| r.sql.starts_with("INSERT BULK #dmf_stage")), "through the stage");
+    let insert = log.last().unwrap();
+    assert!(
+        insert.sql.starts_with(
+            "SET XACT_ABORT ON; BEGIN TRANSACTION; SET IDENTITY_INSERT [dbo].[Orders] ON; INSERT INTO [dbo].[Orders] ([id], [name]) \
+             OUTPUT N'INSERT', inserted.[id] INTO #dmf_merge_log ([action], [new_0]) SELECT s.[id], s.[name] FROM #dmf_stage AS s; \
+             SET IDENTITY_INSERT [dbo].[Orders] OFF; INSERT INTO dmf.undo_log"
+        ),
+        "{}",
+        insert.sql
+    );
+}
+
+#[tokio::test]
+async fn checkpoints_are_read_and_cleared_in_the_control_table() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.on(pattern::CHECKPOINT, Response::rows(vec![vec![text("[42]"), big(3), flag(true)]]));
+    let mut loader = db.loader(spec(WriteMode::Upsert, &["id", "name"]));
+    let migration = MigrationName::new("dbo.Orders");
+    let checkpoint = loader.checkpoint(&migration).await.unwrap().unwrap();
+    assert_eq!(checkpoint, Checkpoint { position: Some(Position::new("[42]")), skip: 3, done: true });
+    loader.clear_checkpoint(&migration).await.unwrap();
+    let last = script.log().into_iter().last().unwrap();
+    assert_eq!(
+        (last.sql.as_str(), last.params),
+        ("DELETE FROM dmf.checkpoints WHERE migration = @P1", vec![Value::Text("dbo.Orders".into())])
+    );
+}
