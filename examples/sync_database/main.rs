@@ -31,6 +31,7 @@ use std::sync::Arc;
 use dmf_core::catalog::TableName;
 use dmf_core::sync::{Database, SyncJob, SyncMode, SyncPlan};
 use dmf_core::{Backup, EngineConfig, MigrationStatus, ProgressHub, RejectLimit, RunRequest, RunSummary};
+use dmf_mssql::MssqlDatabase;
 use dmf_postgres::PgDatabase;
 use dmf_sqlite::SqliteDatabase;
 use tracing_subscriber::EnvFilter;
@@ -44,7 +45,9 @@ Synchronises tables of a source database into a target database whose tables alr
 Usage: sync_database --source URL --target URL [OPTIONS]
 
 Options:
-  --source <URL>      sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+  --source <URL>      sqlite://PATH, postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or SQL Server:
+                      mssql://USER[:PASSWORD]@HOST[:PORT]/DB[?trust_server_certificate=true]
+                      or an ADO.NET string (Server=HOST,1433;Database=DB;User Id=..;Password=..)
   --target <URL>      the same kinds of URL
   --tables <A,B,...>  tables to sync [default: every table of the source]
   --mode <MODE>       full | upsert | diff | incremental:COLUMN[+deletes] [default: upsert]
@@ -52,7 +55,8 @@ Options:
   --jobs <N>          tables loaded at the same time [default: number of cores]
   --max-rejects <N>   rows that may be rejected before the sync stops [default: 0]
   --restart           start over instead of resuming a sync that did not complete
-  --backup <DIR>      back the target up into DIR before the first write (SQLite targets);
+  --backup <DIR>      back the target up into DIR before the first write (SQLite: a copy of
+                      the file; SQL Server: BACKUP ... WITH COPY_ONLY into DIR on the server);
                       a rollback of a full sync restores it
   --no-undo           keep no undo log (faster; the run can then only be undone from a backup)
   --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the sync
@@ -190,6 +194,7 @@ async fn main() -> ExitCode {
 enum Endpoint {
     Sqlite(Arc<SqliteDatabase>),
     Postgres(Arc<PgDatabase>),
+    Mssql(Arc<MssqlDatabase>),
 }
 
 /// Opens `sqlite://PATH` (which must exist) or connects to `postgres://…`.
@@ -200,7 +205,10 @@ async fn open(url: &str) -> Result<Endpoint, BoxError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Endpoint::Postgres(Arc::new(PgDatabase::connect(url).await?)));
     }
-    Err(format!("`{url}`: unsupported URL (use sqlite://PATH or postgres://USER@HOST/DB)").into())
+    if url.starts_with("mssql://") || url.contains("Server=") || url.contains("server=") {
+        return Ok(Endpoint::Mssql(Arc::new(MssqlDatabase::connect(url).await?)));
+    }
+    Err(format!("`{url}`: unsupported URL (use sqlite://PATH, postgres://USER@HOST/DB or mssql://USER@HOST/DB)").into())
 }
 
 async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
@@ -208,6 +216,8 @@ async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
     let backup: Option<Arc<dyn Backup>> = match (&args.backup, &target) {
         (None, _) => None,
         (Some(dir), Endpoint::Sqlite(db)) => Some(Arc::new(dmf_sqlite::SqliteBackup::new(db.path(), dir))),
+        // A directory on the SQL Server machine: BACKUP ... WITH COPY_ONLY writes it there.
+        (Some(dir), Endpoint::Mssql(db)) => Some(Arc::new(db.backup(Some(&dir.display().to_string())))),
         (Some(_), Endpoint::Postgres(_)) => {
             return Err("--backup: backups of PostgreSQL targets (pg_dump) are not supported yet".into());
         }
@@ -217,6 +227,11 @@ async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
         (Endpoint::Sqlite(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
         (Endpoint::Postgres(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
         (Endpoint::Postgres(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
+        (Endpoint::Mssql(source), Endpoint::Mssql(target)) => sync(args, source, target, backup).await,
+        (Endpoint::Mssql(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
+        (Endpoint::Mssql(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
+        (Endpoint::Sqlite(source), Endpoint::Mssql(target)) => sync(args, source, target, backup).await,
+        (Endpoint::Postgres(source), Endpoint::Mssql(target)) => sync(args, source, target, backup).await,
     }
 }
 
