@@ -154,3 +154,22 @@ async fn rollback_from_the_undo_log_restores_every_table_exactly() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_quality_report_is_equal_after_a_sync_and_names_a_planted_difference() {
+    let Some(url) = server_url("quality_report") else { return };
+    let (source_db, target_db) = rich_pair(&url, "quality").await;
+    let (source, target) = (source_db.database(), target_db.database());
+    let summary = sync(&source, &target, SyncMode::Full, false).await;
+    assert_eq!(summary.status, RunStatus::Completed, "{summary}");
+    let job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), SyncMode::Diff);
+    let plan = job.plan().await.unwrap();
+    let report = dmf_core::quality::compare(source.as_ref(), target.as_ref(), &plan, 10).await.unwrap();
+    assert!(report.is_equal(), "{report}");
+
+    target_db.batch("UPDATE shop.customers SET name = N'planted' WHERE id = 7").await;
+    let report = dmf_core::quality::compare(source.as_ref(), target.as_ref(), &plan, 10).await.unwrap();
+    let customers = report.tables.iter().find(|t| t.table == "shop.customers").unwrap();
+    assert_eq!(customers.changed, 1, "{report}");
+    assert_eq!(customers.sample[0].key, "id=7");
+}

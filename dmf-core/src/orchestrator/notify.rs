@@ -15,6 +15,13 @@ pub trait Notifier: Send + Sync {
     async fn notify(&self, summary: &RunSummary) -> Result<()>;
 }
 
+#[async_trait]
+impl<N: Notifier + ?Sized> Notifier for std::sync::Arc<N> {
+    async fn notify(&self, summary: &RunSummary) -> Result<()> {
+        (**self).notify(summary).await
+    }
+}
+
 /// Writes the summary to the `tracing` log (info on success, error on failure).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogNotifier;

@@ -8,8 +8,8 @@ use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::names::RunId;
 use crate::orchestrator::{
-    Backup, MigrationRecord, MigrationStatus, Orchestrator, RollbackSummary, RollbackTarget, RunRequest, RunStatus,
-    RunSummary,
+    Backup, MigrationRecord, MigrationStatus, Notifier, Orchestrator, RollbackSummary, RollbackTarget, RunRequest,
+    RunStatus, RunSummary,
 };
 use crate::progress::ProgressHub;
 
@@ -34,6 +34,7 @@ pub struct SyncJob<S, T> {
     progress: ProgressHub,
     undo: bool,
     backup: Option<Arc<dyn Backup>>,
+    notifiers: Vec<Arc<dyn Notifier>>,
 }
 
 impl<S: Database, T: Database> SyncJob<S, T> {
@@ -49,6 +50,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             progress: ProgressHub::new(),
             undo: false,
             backup: None,
+            notifiers: Vec::new(),
         }
     }
 
@@ -84,6 +86,12 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         self
     }
 
+    /// Tells `notifier` the outcome of every run (success or failure, with the summary).
+    pub fn notifier(mut self, notifier: impl Notifier + 'static) -> Self {
+        self.notifiers.push(Arc::new(notifier));
+        self
+    }
+
     /// Where progress events go.
     pub fn progress(mut self, hub: ProgressHub) -> Self {
         self.progress = hub;
@@ -109,6 +117,9 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             .progress(self.progress.clone());
         if let Some(backup) = &self.backup {
             builder = builder.backup(Arc::clone(backup));
+        }
+        for notifier in &self.notifiers {
+            builder = builder.notifier(Arc::clone(notifier));
         }
         for migration in sync_migrations(&self.source, &self.target, plan) {
             builder = builder.shared_migration(migration);
