@@ -41,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+mod backup;
 mod catalog;
 mod config;
 mod control;
@@ -55,6 +56,7 @@ mod session;
 mod sql;
 mod types;
 
+pub use backup::PgBackup;
 pub use config::DEFAULT_CONNECT_TIMEOUT;
 pub use database::PgDatabase;
 pub use error::{error_kind, sqlstate_kind, to_dmf_error};

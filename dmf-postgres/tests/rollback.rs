@@ -53,3 +53,35 @@ async fn rollback_from_the_undo_log_restores_every_table_exactly() {
         assert_eq!(store.run(run).await.unwrap().unwrap().status, RunStatus::RolledBack);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_sync_is_rolled_back_from_the_pg_dump_taken_before_it() {
+    let (source_db, target_db) = common::rich_pair("pgdump").await;
+    let (source, target) = (source_db.database(), target_db.database());
+    // The test environment holds its own rows before the sync replaces them.
+    let seeded = common::sync(&source, &target, SyncMode::Full, false).await;
+    assert_eq!(seeded.status, RunStatus::Completed, "{seeded}");
+    target_db
+        .client()
+        .await
+        .batch_execute("UPDATE shop.customers SET name = 'test env' WHERE id % 3 = 0")
+        .await
+        .unwrap();
+    let before = common::fingerprints(&target_db.client().await).await;
+
+    let dir = std::env::temp_dir().join(format!("dmf-pgdump-{}", std::process::id()));
+    let job = SyncJob::new(source.clone(), target.clone(), SyncMode::Full)
+        .engine(EngineConfig::builder().batch_size(400).build().unwrap())
+        .backup(dmf_postgres::PgBackup::new(&target_db.url, &dir).unwrap());
+    let summary = job.run(RunRequest::all().force()).await.unwrap();
+    assert!(summary.succeeded(), "{summary}");
+    let taken = summary.backup.clone().expect("a pg_dump before the first write");
+    assert_eq!(taken.method, "pg_dump");
+    assert!(std::path::Path::new(&taken.location).exists());
+    assert_ne!(common::fingerprints(&target_db.client().await).await, before);
+
+    let (run, _) = job.rollback(None, false).await.unwrap();
+    assert_eq!(run, summary.run);
+    assert_eq!(common::fingerprints(&target_db.client().await).await, before, "the pre-run content, from the dump");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,7 +56,8 @@ Options:
   --max-rejects <N>   rows that may be rejected before the sync stops [default: 0]
   --restart           start over instead of resuming a sync that did not complete
   --backup <DIR>      back the target up into DIR before the first write (SQLite: a copy of
-                      the file; SQL Server: BACKUP ... WITH COPY_ONLY into DIR on the server);
+                      the file; PostgreSQL: pg_dump -Fc; SQL Server: BACKUP ... WITH COPY_ONLY
+                      into DIR on the server);
                       a rollback of a full sync restores it
   --no-undo           keep no undo log (faster; the run can then only be undone from a backup)
   --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the sync
@@ -218,9 +219,7 @@ async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
         (Some(dir), Endpoint::Sqlite(db)) => Some(Arc::new(dmf_sqlite::SqliteBackup::new(db.path(), dir))),
         // A directory on the SQL Server machine: BACKUP ... WITH COPY_ONLY writes it there.
         (Some(dir), Endpoint::Mssql(db)) => Some(Arc::new(db.backup(Some(&dir.display().to_string())))),
-        (Some(_), Endpoint::Postgres(_)) => {
-            return Err("--backup: backups of PostgreSQL targets (pg_dump) are not supported yet".into());
-        }
+        (Some(dir), Endpoint::Postgres(_)) => Some(Arc::new(dmf_postgres::PgBackup::new(&args.target, dir)?)),
     };
     match (open(&args.source).await?, target) {
         (Endpoint::Sqlite(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
