@@ -73,7 +73,7 @@ for run in $(seq 1 "$RUNS"); do
   reset_target
   measure pipe bash -c pipe | tee -a "$results"
   reset_target
-  measure dmf "$sync_bin" --source "$src" --target "$dst" --mode full --batch-size 10000 --jobs 2 | tee -a "$results"
+  measure dmf "$sync_bin" --source "$src" --target "$dst" --mode full --batch-size 10000 --jobs 2 --no-verify | tee -a "$results"
 done
 
 python3 - "$results" "$ROWS" <<'PY'

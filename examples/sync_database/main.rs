@@ -62,6 +62,7 @@ Options:
   --no-undo           keep no undo log (faster; the run can then only be undone from a backup)
   --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the sync
                       and after it, until Ctrl-C
+  --no-verify         skip the row-by-row comparison of every table after the sync
   --verify            instead of syncing, compare every table of the source and the target
                       row by row and print the verdict (exit 0 when equal, 1 when not)
   --report-json <F>   with --verify: also write the report as JSON to F
@@ -84,6 +85,7 @@ struct Args {
     undo: bool,
     backup: Option<std::path::PathBuf>,
     verify: bool,
+    no_verify: bool,
     dashboard: Option<std::net::SocketAddr>,
     report_json: Option<std::path::PathBuf>,
     rollback: Option<Option<dmf_core::RunId>>,
@@ -105,6 +107,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         undo: true,
         backup: None,
         verify: false,
+        no_verify: false,
         dashboard: None,
         report_json: None,
         rollback: None,
@@ -134,6 +137,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--no-undo" => parsed.undo = false,
             "--backup" => parsed.backup = Some(value()?.into()),
             "--verify" => parsed.verify = true,
+            "--no-verify" => parsed.no_verify = true,
             "--dashboard" => {
                 let addr = value()?;
                 parsed.dashboard =
@@ -295,9 +299,19 @@ async fn sync<S: Database, T: Database>(
         bars.abort(); // the run never started: no end event will come
     }
     let _ = bars.await;
-    let summary = outcome?;
+    let mut summary = outcome?;
     println!("\npre-flight:\n{}", summary.preflight);
     print!("{summary}");
+    if summary.succeeded() && !args.no_verify {
+        // Prove the copy: every table compared row by row with the source.
+        println!("\nverification:");
+        let report = dmf_core::quality::compare(source.as_ref(), target.as_ref(), &plan, 10).await?;
+        print!("{report}");
+        if !report.is_equal() {
+            println!("the target DIFFERS from the source after the sync");
+            summary.status = dmf_core::RunStatus::Failed;
+        }
+    }
     if let Some((url, serving)) = serving {
         println!("the dashboard keeps serving {url}; press Ctrl-C to stop");
         serving.await??;
