@@ -226,6 +226,17 @@ impl Dashboard {
         Server::bind(self.clone()).await
     }
 
+    /// Binds now (a busy port fails before anything runs), prints the banner on stderr, and
+    /// serves in a background task until Ctrl-C: what a command-line tool's `--dashboard ADDR`
+    /// needs. Returns the page's URL and the task.
+    pub async fn serve_in_background(
+        &self,
+    ) -> Result<(String, tokio::task::JoinHandle<Result<(), DashboardError>>), DashboardError> {
+        let server = self.listen().await?;
+        eprintln!("{}", server.banner());
+        Ok((server.url(), tokio::spawn(server.run())))
+    }
+
     /// Serves on the configured address ([`DashboardBuilder::bind`]) until Ctrl-C, for examples
     /// and small tools: `tokio::spawn(dashboard.clone().serve())` keeps it up during and after a
     /// run. Writes one line to stderr when it starts: the address and, when it was generated,

@@ -293,10 +293,7 @@ async fn migrate<S: DemoDatabase, T: DemoDatabase>(
                 .title("DMF — customer migration")
                 .prometheus()
                 .build()?;
-            // Bound before the run: a busy port fails before anything moves.
-            let server = dashboard.listen().await?;
-            eprintln!("{}", server.banner());
-            Some((server.url(), tokio::spawn(server.run())))
+            Some(dashboard.serve_in_background().await?)
         }
         None => None,
     };

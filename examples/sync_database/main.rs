@@ -286,10 +286,7 @@ async fn sync<S: Database, T: Database>(
                 .title("DMF — sync")
                 .prometheus()
                 .build()?;
-            // Bound before the sync: a busy port fails before anything moves.
-            let server = dashboard.listen().await?;
-            eprintln!("{}", server.banner());
-            Some((server.url(), tokio::spawn(server.run())))
+            Some(dashboard.serve_in_background().await?)
         }
         None => None,
     };
