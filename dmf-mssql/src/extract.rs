@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use dmf_core::sync::{ExtractSpec, ReadOrder, decode_key_position, key_position};
 use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Value};
-use futures::StreamExt;
-use futures::stream::{self, BoxStream};
+use futures::stream::BoxStream;
 
 use crate::catalog::table_columns;
 use crate::database::Shared;
@@ -154,7 +153,7 @@ impl MssqlExtractor {
     }
 
     /// Reads the page after `from`; `None` when nothing is left.
-    async fn page(&mut self, from: Option<&Position>, limit: usize) -> Result<Option<SourceBatch<Row>>> {
+    async fn read_page(&mut self, from: Option<&Position>, limit: usize) -> Result<Option<SourceBatch<Row>>> {
         self.ensure_layout().await?;
         let layout = match &self.layout {
             Some(Ok(layout)) => layout,
@@ -262,31 +261,13 @@ impl Extractor for MssqlExtractor {
     }
 
     fn extract(&mut self, from: Option<Position>, batch_size: NonZeroUsize) -> BoxStream<'_, Result<SourceBatch<Row>>> {
-        struct State<'a> {
-            extractor: &'a mut MssqlExtractor,
-            position: Option<Position>,
-            finished: bool,
-        }
-        let state = State { extractor: self, position: from, finished: false };
-        stream::unfold(state, move |mut state| async move {
-            if state.finished {
-                return None;
-            }
-            match state.extractor.page(state.position.as_ref(), batch_size.get()).await {
-                Ok(Some(batch)) => {
-                    // A short page is the last one: no need to ask again.
-                    state.finished = batch.records.len() < batch_size.get();
-                    state.position = Some(batch.position.clone());
-                    Some((Ok(batch), state))
-                }
-                Ok(None) => None,
-                Err(error) => {
-                    state.finished = true;
-                    Some((Err(error), state))
-                }
-            }
-        })
-        .boxed()
+        dmf_core::sync::page_stream(self, from, batch_size)
+    }
+}
+
+impl dmf_core::sync::PagedSource for MssqlExtractor {
+    async fn page(&mut self, after: Option<&Position>, limit: usize) -> Result<Option<SourceBatch<Row>>> {
+        self.read_page(after, limit).await
     }
 }
 

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use dmf_core::catalog::DataType;
 use dmf_core::sync::{ExtractSpec, ReadOrder, decode_key_position, key_position};
 use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Value};
-use futures::StreamExt;
-use futures::stream::{self, BoxStream};
+use futures::stream::BoxStream;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
@@ -113,7 +112,7 @@ impl PgExtractor {
     }
 
     /// Reads the page after `from`; `None` when nothing is left.
-    async fn page(&mut self, from: Option<&Position>, limit: usize) -> Result<Option<SourceBatch<Row>>> {
+    async fn read_page(&mut self, from: Option<&Position>, limit: usize) -> Result<Option<SourceBatch<Row>>> {
         let layout = self.layout.as_ref().map_err(|message| Error::fatal(Stage::Extract, message.clone()))?;
         let table = &self.spec.table;
         let server = self.shared.connector.name();
@@ -260,30 +259,12 @@ impl Extractor for PgExtractor {
     }
 
     fn extract(&mut self, from: Option<Position>, batch_size: NonZeroUsize) -> BoxStream<'_, Result<SourceBatch<Row>>> {
-        struct State<'a> {
-            extractor: &'a mut PgExtractor,
-            position: Option<Position>,
-            finished: bool,
-        }
-        let state = State { extractor: self, position: from, finished: false };
-        stream::unfold(state, move |mut state| async move {
-            if state.finished {
-                return None;
-            }
-            match state.extractor.page(state.position.as_ref(), batch_size.get()).await {
-                Ok(Some(batch)) => {
-                    // A short page is the last one: no need to ask again.
-                    state.finished = batch.records.len() < batch_size.get();
-                    state.position = Some(batch.position.clone());
-                    Some((Ok(batch), state))
-                }
-                Ok(None) => None,
-                Err(error) => {
-                    state.finished = true;
-                    Some((Err(error), state))
-                }
-            }
-        })
-        .boxed()
+        dmf_core::sync::page_stream(self, from, batch_size)
+    }
+}
+
+impl dmf_core::sync::PagedSource for PgExtractor {
+    async fn page(&mut self, after: Option<&Position>, limit: usize) -> Result<Option<SourceBatch<Row>>> {
+        self.read_page(after, limit).await
     }
 }

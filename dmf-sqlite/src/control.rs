@@ -18,33 +18,14 @@ use serde::de::DeserializeOwned;
 use crate::connection::{blocking, open};
 use crate::error;
 
-/// The control tables and the columns each must have.
-pub const CONTROL_TABLES: [(&str, &[&str]); 5] = [
-    ("dmf_runs", &["id", "status", "plan", "host", "started_at", "finished_at", "backup", "error"]),
-    (
-        "dmf_migration_runs",
-        &[
-            "run_id",
-            "migration",
-            "status",
-            "started_at",
-            "finished_at",
-            "rows_read",
-            "rows_inserted",
-            "rows_updated",
-            "rows_unchanged",
-            "rows_deleted",
-            "rows_skipped",
-            "rows_rejected",
-            "duration_ms",
-            "resumed",
-            "error",
-        ],
-    ),
-    ("dmf_checkpoints", &["migration", "position", "skip", "done", "updated_at"]),
-    ("dmf_rejects", &["id", "run_id", "migration", "stage", "source_key", "reason", "payload", "created_at"]),
-    ("dmf_undo_log", &["id", "run_id", "migration", "table_name", "key", "action", "before_image"]),
-];
+/// The control tables (named `dmf_` + each name of [`dmf_core::sync::CONTROL_TABLES`]) and the
+/// columns each must have.
+pub use dmf_core::sync::CONTROL_TABLES;
+
+/// The SQLite name of a control table: `dmf_runs`.
+pub fn control_table_name(table: &str) -> String {
+    format!("dmf_{table}")
+}
 
 /// Creates the control tables that are missing (idempotent).
 pub const CREATE_CONTROL_TABLES: &str = "
@@ -83,8 +64,9 @@ pub fn ensure_control_tables(connection: &Connection) -> Result<()> {
 /// Checks the shape of existing control tables: every column DMF writes must be there.
 pub fn check_control_tables(connection: &Connection) -> Result<()> {
     for (table, expected) in CONTROL_TABLES {
+        let table = control_table_name(table);
         let present: Vec<String> = connection
-            .prepare(&crate::sql::table_info(table))
+            .prepare(&crate::sql::table_info(&table))
             .and_then(|mut s| s.query_map([], |row| row.get::<_, String>("name"))?.collect())
             .map_err(|e| store_error("reading the control tables' columns", e))?;
         let missing: Vec<&str> = expected.iter().filter(|c| !present.iter().any(|p| p == *c)).copied().collect();

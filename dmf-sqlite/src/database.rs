@@ -9,7 +9,7 @@ use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
 use rusqlite::TransactionBehavior;
 
 use crate::connection::{blocking, create, open};
-use crate::control::{CONTROL_TABLES, SqliteRunStore, check_control_tables, ensure_control_tables};
+use crate::control::{CONTROL_TABLES, SqliteRunStore, check_control_tables, control_table_name, ensure_control_tables};
 use crate::extract::SqliteExtractor;
 use crate::load::SqliteLoader;
 use crate::{catalog, error, sql};
@@ -163,7 +163,11 @@ fn control_tables(connection: &rusqlite::Connection) -> CheckOutcome {
         .iter()
         .filter(|(name, _)| {
             connection
-                .query_row("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [name], |_| Ok(()))
+                .query_row(
+                    "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?",
+                    [control_table_name(name)],
+                    |_| Ok(()),
+                )
                 .is_ok()
         })
         .count();

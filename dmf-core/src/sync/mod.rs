@@ -246,6 +246,72 @@ pub trait Database: Send + Sync + 'static {
     fn preflight(&self, role: DatabaseRole) -> impl Future<Output = Vec<CheckOutcome>> + Send;
 }
 
+/// A table read one keyset page at a time: what a database adapter implements so that
+/// [`page_stream`] turns it into an [`Extractor`]'s stream.
+pub trait PagedSource: Send {
+    /// The page after `after` (from the start when `None`), at most `limit` rows; `None` when
+    /// there are no more rows.
+    fn page(
+        &mut self,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Option<crate::pipeline::SourceBatch<crate::value::Row>>>> + Send;
+}
+
+/// Streams `source`'s pages from `from`: a short page is the last (no extra query), and the
+/// stream ends after an error.
+pub fn page_stream<S: PagedSource>(
+    source: &mut S,
+    from: Option<Position>,
+    batch_size: std::num::NonZeroUsize,
+) -> futures::stream::BoxStream<'_, Result<crate::pipeline::SourceBatch<crate::value::Row>>> {
+    use futures::StreamExt;
+    futures::stream::unfold((source, from, false), move |(source, position, finished)| async move {
+        if finished {
+            return None;
+        }
+        match source.page(position.as_ref(), batch_size.get()).await {
+            Ok(Some(batch)) => {
+                let finished = batch.records.len() < batch_size.get();
+                let position = Some(batch.position.clone());
+                Some((Ok(batch), (source, position, finished)))
+            }
+            Ok(None) => None,
+            Err(error) => Some((Err(error), (source, position, true))),
+        }
+    })
+    .boxed()
+}
+
+/// The control tables every adapter keeps in the target (under schema `dmf` or prefix `dmf_`),
+/// with the columns DMF writes; pre-flight checks existing ones have them all.
+pub const CONTROL_TABLES: [(&str, &[&str]); 5] = [
+    ("runs", &["id", "status", "plan", "host", "started_at", "finished_at", "backup", "error"]),
+    (
+        "migration_runs",
+        &[
+            "run_id",
+            "migration",
+            "status",
+            "started_at",
+            "finished_at",
+            "rows_read",
+            "rows_inserted",
+            "rows_updated",
+            "rows_unchanged",
+            "rows_deleted",
+            "rows_skipped",
+            "rows_rejected",
+            "duration_ms",
+            "resumed",
+            "error",
+        ],
+    ),
+    ("checkpoints", &["migration", "position", "skip", "done", "updated_at"]),
+    ("rejects", &["id", "run_id", "migration", "stage", "source_key", "reason", "payload", "created_at"]),
+    ("undo_log", &["id", "run_id", "migration", "table_name", "key", "action", "before_image"]),
+];
+
 /// Encodes key values as an extractor position (a JSON array). All keyset extractors use it,
 /// so a merge of two extractors can resume both from one key.
 pub fn key_position(values: &[Value]) -> Result<Position> {

@@ -7,32 +7,7 @@
 pub(crate) const SCHEMA: &str = "dmf";
 
 /// The control tables with their columns, in creation order (pre-flight checks the shape).
-pub(crate) const TABLES: [(&str, &[&str]); 5] = [
-    ("runs", &["id", "status", "plan", "host", "started_at", "finished_at", "backup", "error"]),
-    (
-        "migration_runs",
-        &[
-            "run_id",
-            "migration",
-            "status",
-            "started_at",
-            "finished_at",
-            "rows_read",
-            "rows_inserted",
-            "rows_updated",
-            "rows_unchanged",
-            "rows_deleted",
-            "rows_skipped",
-            "rows_rejected",
-            "duration_ms",
-            "resumed",
-            "error",
-        ],
-    ),
-    ("checkpoints", &["migration", "position", "skip", "done", "updated_at"]),
-    ("rejects", &["id", "run_id", "migration", "stage", "source_key", "reason", "payload", "created_at"]),
-    ("undo_log", &["id", "run_id", "migration", "table_name", "key", "action", "before_image"]),
-];
+pub(crate) const TABLES: [(&str, &[&str]); 5] = dmf_core::sync::CONTROL_TABLES;
 
 /// Creates the schema and every missing control table, in one transaction holding an
 /// application lock (two processes starting at once take turns). A plain batch: `CREATE
