@@ -50,7 +50,7 @@ pub mod typed;
 mod value;
 
 pub use checkpoint::{Checkpoint, Position};
-pub use engine::{EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy};
+pub use engine::{EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy, RowRateLimit};
 pub use error::{BoxError, Error, ErrorKind, Result, Stage, error_chain};
 pub use graph::DependencyGraph;
 pub use migration::{Counts, DataMigration, MigrationContext, MigrationResult, RollbackReport};

@@ -235,3 +235,16 @@ async fn a_panicking_transformer_rejects_only_that_row() {
     assert_eq!(target.len(), 9);
     assert!(store.all_rejects()[0].reject.reason.contains("cannot handle row 7"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn max_rows_per_sec_paces_reads_and_moves_everything() {
+    let target = MemoryTable::new("target");
+    let config = EngineConfig::builder().batch_size(100).max_rows_per_sec(200).build().unwrap();
+    let migration = pipeline("m", source(1_000), plain(), target.clone());
+    let started = tokio::time::Instant::now();
+    let result = migration.execute(&context(1, config, store())).await.expect("completes");
+    assert_eq!(result.counts.inserted, 1_000);
+    assert_eq!(target.len(), 1_000);
+    // Virtual time: 1,000 rows at 200 rows/s take five seconds, whatever the machine.
+    assert_eq!(started.elapsed().as_secs(), 5);
+}

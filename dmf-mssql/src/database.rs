@@ -192,15 +192,15 @@ impl Database for MssqlDatabase {
         MssqlLoader::new(Arc::clone(&self.shared), spec)
     }
 
-    async fn clear_tables(&self, tables: Vec<TableName>) -> Result<()> {
+    async fn clear_tables(&self, tables: Vec<TableName>) -> Result<u64> {
         if tables.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let names = tables.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         let mut session = self.shared.connector.session().await.map_err(|e| {
             to_dmf_error(e, Stage::Load, format!("cannot connect to SQL Server at {}", self.shared.name()))
         })?;
-        session.batch(&sql::load::clear(&tables)).await.map_err(|error| {
+        let results = session.batch(&sql::load::clear(&tables)).await.map_err(|error| {
             let doing = format!("emptying {names} in {}", self.shared.name());
             if error.number() == Some(547) {
                 // A foreign key from a table outside the sync: no retry or bisection helps.
@@ -215,7 +215,10 @@ impl Database for MssqlDatabase {
             }
             to_dmf_error(error, Stage::Load, doing)
         })?;
-        Ok(())
+        let deleted = results.last().and_then(|rows| rows.first()).map(|row| row.int_required(0)).transpose();
+        let deleted =
+            deleted.map_err(|e| to_dmf_error(e, Stage::Load, format!("counting the rows deleted from {names}")))?;
+        Ok(deleted.unwrap_or(0).max(0) as u64)
     }
 
     async fn run_store(&self) -> Result<Arc<dyn RunStore>> {

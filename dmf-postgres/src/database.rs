@@ -113,17 +113,19 @@ impl Database for PgDatabase {
         PgLoader::new(Arc::clone(&self.shared), spec)
     }
 
-    async fn clear_tables(&self, tables: Vec<TableName>) -> Result<()> {
+    async fn clear_tables(&self, tables: Vec<TableName>) -> Result<u64> {
         if tables.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let names = tables.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         let mut client = self.shared.connector.connect(Stage::Load).await?;
         let doing = format!("emptying {names} in {}", self.shared.connector.name());
         let outcome = async {
             let tx = client.transaction().await?;
+            // TRUNCATE reports no row count: count first, in the same transaction.
+            let deleted: i64 = tx.query_one(&sql::load::count_all(&tables), &[]).await?.get(0);
             tx.batch_execute(&sql::load::truncate(&tables)).await?;
-            tx.commit().await
+            tx.commit().await.map(|()| deleted.max(0) as u64)
         }
         .await;
         outcome.map_err(|error| {

@@ -9,7 +9,7 @@ use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
 use rusqlite::TransactionBehavior;
 
 use crate::connection::{blocking, create, open};
-use crate::control::{CONTROL_TABLES, SqliteRunStore, check_control_tables, control_table_name, ensure_control_tables};
+use crate::control::{CONTROL_TABLES, SqliteRunStore, check_control_tables, control_table_name};
 use crate::extract::SqliteExtractor;
 use crate::load::SqliteLoader;
 use crate::{catalog, error, sql};
@@ -104,7 +104,7 @@ impl Database for SqliteDatabase {
         SqliteLoader::new(self.path.clone(), spec)
     }
 
-    async fn clear_tables(&self, tables: Vec<TableName>) -> Result<()> {
+    async fn clear_tables(&self, tables: Vec<TableName>) -> Result<u64> {
         blocking(|| {
             let mut connection = open(&self.path)?;
             let context = |e| error::map(Stage::Load, format!("emptying tables of `{}`", self.path.display()), e);
@@ -112,11 +112,14 @@ impl Database for SqliteDatabase {
             // Foreign keys are checked at commit, when every table is empty: cycles and
             // self-references cannot block the deletes.
             tx.execute_batch("PRAGMA defer_foreign_keys = ON").map_err(context)?;
+            let mut deleted = 0;
             for table in &tables {
-                tx.execute(&sql::delete_all(table), [])
-                    .map_err(|e| error::map(Stage::Load, format!("emptying table `{table}`"), e))?;
+                deleted += tx
+                    .execute(&sql::delete_all(table), [])
+                    .map_err(|e| error::map(Stage::Load, format!("emptying table `{table}`"), e))?
+                    as u64;
             }
-            tx.commit().map_err(context)
+            tx.commit().map_err(context).map(|()| deleted)
         })
     }
 
@@ -171,11 +174,11 @@ fn control_tables(connection: &rusqlite::Connection) -> CheckOutcome {
                 .is_ok()
         })
         .count();
+    // Pre-flight writes nothing (a dry run relies on it): the run store creates missing tables.
     let outcome = if present == CONTROL_TABLES.len() {
         check_control_tables(connection).map(|()| "present, with the expected columns".to_owned())
     } else {
-        ensure_control_tables(connection)
-            .map(|()| format!("created {} missing dmf_ tables", CONTROL_TABLES.len() - present))
+        Ok(format!("{} dmf_ tables missing: they will be created at the first run", CONTROL_TABLES.len() - present))
     };
     match outcome {
         Ok(detail) => CheckOutcome::passed(check, detail),

@@ -55,6 +55,11 @@ Options:
   --jobs <N>          tables loaded at the same time [default: number of cores]
   --max-rejects <N>   rows that may be rejected before the sync stops [default: 0]
   --restart           start over instead of resuming a sync that did not complete
+  --dry-run           run pre-flight and compare both sides, then print per table, in load
+                      order, the rows the sync would insert, update and delete; writes nothing
+                      (not even the control tables); not for incremental mode
+  --max-rows-per-sec <N>
+                      read at most N rows per second in all (go easy on a production source)
   --backup <DIR>      back the target up into DIR before the first write (SQLite: a copy of
                       the file; PostgreSQL: pg_dump -Fc; SQL Server: BACKUP ... WITH COPY_ONLY
                       into DIR on the server);
@@ -82,6 +87,8 @@ struct Args {
     jobs: usize,
     max_rejects: u64,
     restart: bool,
+    dry_run: bool,
+    max_rows_per_sec: Option<u32>,
     undo: bool,
     backup: Option<std::path::PathBuf>,
     verify: bool,
@@ -104,6 +111,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         max_rejects: 0,
         restart: false,
+        dry_run: false,
+        max_rows_per_sec: None,
         undo: true,
         backup: None,
         verify: false,
@@ -134,6 +143,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--jobs" => parsed.jobs = number(value()?)?.max(1),
             "--max-rejects" => parsed.max_rejects = number(value()?)? as u64,
             "--restart" => parsed.restart = true,
+            "--dry-run" => parsed.dry_run = true,
+            "--max-rows-per-sec" => {
+                let rate = number(value()?)?;
+                parsed.max_rows_per_sec =
+                    Some(u32::try_from(rate).ok().filter(|r| *r > 0).ok_or("`--max-rows-per-sec` expects 1 or more")?);
+            }
             "--no-undo" => parsed.undo = false,
             "--backup" => parsed.backup = Some(value()?.into()),
             "--verify" => parsed.verify = true,
@@ -250,10 +265,12 @@ async fn sync<S: Database, T: Database>(
     if args.verify {
         return verify(args, source, target).await;
     }
-    let engine = EngineConfig::builder()
-        .batch_size(args.batch_size)
-        .reject_limit(RejectLimit::Count(args.max_rejects))
-        .build()?;
+    let mut engine =
+        EngineConfig::builder().batch_size(args.batch_size).reject_limit(RejectLimit::Count(args.max_rejects));
+    if let Some(rate) = args.max_rows_per_sec {
+        engine = engine.max_rows_per_sec(rate);
+    }
+    let engine = engine.build()?;
     let hub = ProgressHub::new();
     let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone())
         .engine(engine)
@@ -269,6 +286,9 @@ async fn sync<S: Database, T: Database>(
     println!("sync {} -> {} ({} mode)", source.display_name(), target.display_name(), args.mode);
     let plan = job.plan().await?;
     print_plan(&plan);
+    if args.dry_run {
+        return dry_run(&job).await;
+    }
     let orchestrator = job.orchestrator(&plan).await?;
     let request = if args.restart || !has_unfinished(&orchestrator).await? {
         RunRequest::all().force()
@@ -316,6 +336,32 @@ async fn sync<S: Database, T: Database>(
     Ok(summary)
 }
 
+/// Prints pre-flight and what each step would write; writes nothing.
+async fn dry_run<S: Database, T: Database>(job: &SyncJob<S, T>) -> Result<RunSummary, BoxError> {
+    let report = job.dry_run().await?;
+    println!("\npre-flight:\n{}", report.preflight);
+    let passed = report.preflight.passed();
+    if passed {
+        println!("dry run: nothing was written; the sync would do, step by step:\n{report}");
+    } else {
+        println!("dry run: pre-flight failed, so the sync would not start");
+    }
+    Ok(verdict(passed))
+}
+
+/// A summary of no run whose status is the verdict of a check (dry run, verification).
+fn verdict(passed: bool) -> RunSummary {
+    RunSummary {
+        run: dmf_core::RunId(0),
+        status: if passed { dmf_core::RunStatus::Completed } else { dmf_core::RunStatus::Failed },
+        migrations: Vec::new(),
+        preflight: Default::default(),
+        backup: None,
+        duration: std::time::Duration::ZERO,
+        error: None,
+    }
+}
+
 /// Compares source and target table by table; a summary whose status says the verdict.
 async fn verify<S: Database, T: Database>(args: &Args, source: Arc<S>, target: Arc<T>) -> Result<RunSummary, BoxError> {
     let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone());
@@ -332,15 +378,7 @@ async fn verify<S: Database, T: Database>(args: &Args, source: Arc<S>, target: A
     }
     let equal = report.is_equal();
     println!("{}", if equal { "the target equals the source" } else { "the target DIFFERS from the source" });
-    Ok(RunSummary {
-        run: dmf_core::RunId(0),
-        status: if equal { dmf_core::RunStatus::Completed } else { dmf_core::RunStatus::Failed },
-        migrations: Vec::new(),
-        preflight: Default::default(),
-        backup: None,
-        duration: std::time::Duration::ZERO,
-        error: None,
-    })
+    Ok(verdict(equal))
 }
 
 /// Rolls back a run from the target's undo log and prints what was undone.

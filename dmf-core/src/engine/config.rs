@@ -1,9 +1,11 @@
 //! Engine settings, built and validated once.
 
 use std::fmt;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::throttle::RowRateLimit;
 use crate::error::{Error, Result};
 
 /// How the batch engine runs a pipeline.
@@ -26,6 +28,7 @@ pub struct EngineConfig {
     transform_concurrency: NonZeroUsize,
     retry: RetryPolicy,
     reject_limit: RejectLimit,
+    rate_limit: Option<Arc<RowRateLimit>>,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +39,7 @@ impl Default for EngineConfig {
             transform_concurrency: NonZeroUsize::MIN,
             retry: RetryPolicy::default(),
             reject_limit: RejectLimit::default(),
+            rate_limit: None,
         }
     }
 }
@@ -72,6 +76,11 @@ impl EngineConfig {
         self.reject_limit
     }
 
+    /// The cap on rows read per second, shared by every migration run with this configuration.
+    pub fn rate_limit(&self) -> Option<&Arc<RowRateLimit>> {
+        self.rate_limit.as_ref()
+    }
+
     /// The bound on rows read but not committed: `pipeline_depth × batch_size`.
     pub fn max_rows_in_flight(&self) -> usize {
         self.pipeline_depth.get().saturating_mul(self.batch_size.get())
@@ -86,6 +95,7 @@ pub struct EngineConfigBuilder {
     transform_concurrency: usize,
     retry: RetryPolicy,
     reject_limit: RejectLimit,
+    max_rows_per_sec: Option<u32>,
 }
 
 impl Default for EngineConfigBuilder {
@@ -97,6 +107,7 @@ impl Default for EngineConfigBuilder {
             transform_concurrency: d.transform_concurrency.get(),
             retry: d.retry,
             reject_limit: d.reject_limit,
+            max_rows_per_sec: None,
         }
     }
 }
@@ -132,6 +143,13 @@ impl EngineConfigBuilder {
         self
     }
 
+    /// Reads at most `rows` rows per second, across all the migrations of a run (to go easy
+    /// on a production source); no cap by default.
+    pub fn max_rows_per_sec(mut self, rows: u32) -> Self {
+        self.max_rows_per_sec = Some(rows);
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<EngineConfig> {
         let positive = |name: &str, value: usize| {
@@ -143,6 +161,13 @@ impl EngineConfigBuilder {
             transform_concurrency: positive("transform_concurrency", self.transform_concurrency)?,
             retry: self.retry,
             reject_limit: self.reject_limit,
+            rate_limit: match self.max_rows_per_sec {
+                None => None,
+                Some(rows) => Some(Arc::new(RowRateLimit::new(
+                    NonZeroU32::new(rows)
+                        .ok_or_else(|| Error::Config("max_rows_per_sec must be at least 1, got 0".into()))?,
+                ))),
+            },
         };
         config.retry.validate()?;
         config.reject_limit.validate()?;

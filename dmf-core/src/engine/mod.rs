@@ -16,6 +16,7 @@ mod config;
 mod in_flight;
 mod load_stage;
 mod retry;
+mod throttle;
 mod transform_stage;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 pub use config::{EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy};
 pub(crate) use retry::Retrier;
+pub use throttle::RowRateLimit;
 
 use crate::checkpoint::{Checkpoint, Position};
 use crate::error::{Error, ErrorKind, Result, Stage};
@@ -256,6 +258,9 @@ async fn extract_stage<E: Extractor>(
                 }
             };
             retry.reset();
+            if let Some(limit) = exec.ctx.config.rate_limit() {
+                limit.pay(records.len()).await;
+            }
             let already_done = usize::try_from(skip_remaining).unwrap_or(usize::MAX).min(records.len());
             records.drain(..already_done);
             skip_remaining -= already_done as u64;

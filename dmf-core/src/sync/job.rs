@@ -127,6 +127,14 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         builder.build()
     }
 
+    /// Runs the pre-flight checks and counts, per migration in the order the real run takes
+    /// them, the rows it would insert, update and delete, by reading both sides in key order.
+    /// Writes nothing, not even the control tables. Not available for incremental mode.
+    pub async fn dry_run(&self) -> Result<super::DryRun> {
+        let plan = self.plan().await?;
+        super::dry_run::dry_run(&self.source, &self.target, &plan, self.engine.batch_size()).await
+    }
+
     /// Plans and runs the sync.
     pub async fn run(&self, request: RunRequest) -> Result<RunSummary> {
         let plan = self.plan().await?;

@@ -170,6 +170,80 @@ where
     }
 }
 
+/// What comparing two sides in key order found, counted (see [`count_differences`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DifferenceCounts {
+    /// Source rows whose key the target lacks.
+    pub only_source: u64,
+    /// Target rows whose key the source lacks.
+    pub only_target: u64,
+    /// Rows in both that differ in a compared column.
+    pub differ_compared: u64,
+    /// Rows in both that differ only in columns not compared.
+    pub differ_elsewhere: u64,
+    /// Rows in both with equal values.
+    pub same: u64,
+    /// Source rows with a non-NULL value in a compared column.
+    pub source_with_values: u64,
+    /// Source rows missing in the target with a non-NULL value in a compared column.
+    pub only_source_with_values: u64,
+}
+
+/// Reads both sides in key order, a page at a time, and counts how they differ, comparing
+/// the columns at `compared` separately from the others (the columns a loader writes).
+pub(crate) async fn count_differences<A, B>(
+    source: &mut A,
+    target: &mut B,
+    compared: &[usize],
+    batch_size: NonZeroUsize,
+) -> Result<DifferenceCounts>
+where
+    A: Extractor<Item = Row>,
+    B: Extractor<Item = Row>,
+{
+    let equal = |x: &Value, y: &Value| x == y || x.canonical() == y.canonical();
+    let has_values = |row: &Row| compared.iter().any(|i| row.values().get(*i).is_some_and(|v| !v.is_null()));
+    let mut counts = DifferenceCounts::default();
+    let mut ours = Side::new(source.extract(None, batch_size));
+    let mut theirs = Side::new(target.extract(None, batch_size));
+    loop {
+        let order = match (ours.peek().await?, theirs.peek().await?) {
+            (None, None) => return Ok(counts),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(s), Some(t)) => s.cmp_key(t),
+        };
+        match order {
+            Ordering::Greater => {
+                theirs.take();
+                counts.only_target += 1;
+            }
+            Ordering::Less => {
+                let Some(row) = ours.take() else { continue };
+                counts.only_source += 1;
+                if has_values(&row) {
+                    counts.source_with_values += 1;
+                    counts.only_source_with_values += 1;
+                }
+            }
+            Ordering::Equal => {
+                let (Some(row), Some(other)) = (ours.take(), theirs.take()) else { continue };
+                if has_values(&row) {
+                    counts.source_with_values += 1;
+                }
+                let pairs = || row.values().iter().zip(other.values()).enumerate();
+                if pairs().any(|(i, (x, y))| compared.contains(&i) && !equal(x, y)) {
+                    counts.differ_compared += 1;
+                } else if pairs().any(|(_, (x, y))| !equal(x, y)) {
+                    counts.differ_elsewhere += 1;
+                } else {
+                    counts.same += 1;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -42,10 +42,10 @@ impl<T: Database> DataMigration for ClearTables<T> {
 
     async fn execute(&self, _ctx: &MigrationContext) -> Result<MigrationResult> {
         let started = std::time::Instant::now();
-        self.target.clear_tables(self.tables.clone()).await?;
+        let deleted = self.target.clear_tables(self.tables.clone()).await?;
         Ok(MigrationResult {
             migration: self.name.clone(),
-            counts: Counts::default(),
+            counts: Counts { deleted, ..Counts::default() },
             duration: started.elapsed(),
             resumed: false,
             retries: 0,

@@ -13,6 +13,7 @@
 //! | `incremental` | rows whose watermark column grew since the last run are upserted; optionally target rows missing from the source are deleted |
 //! | `diff` | both sides are read in key order and compared; only rows that differ or are missing are written, and rows only in the target are deleted |
 
+mod dry_run;
 mod job;
 mod merge;
 mod migrations;
@@ -24,6 +25,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub use dry_run::{DryRun, PlannedStep};
 pub use job::SyncJob;
 pub use merge::{MergeExtractor, MergeOutput};
 pub use migrations::{CLEAR, ClearTables, DatabaseCheck, sync_migrations};
@@ -236,13 +238,15 @@ pub trait Database: Send + Sync + 'static {
     /// A loader for `spec`; checkpoints go to this database's control tables.
     fn loader(&self, spec: LoadSpec) -> Self::Loader;
 
-    /// Deletes every row of `tables`, in the given order, in one transaction.
-    fn clear_tables(&self, tables: Vec<TableName>) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes every row of `tables`, in the given order, in one transaction; returns how many
+    /// rows were deleted.
+    fn clear_tables(&self, tables: Vec<TableName>) -> impl Future<Output = Result<u64>> + Send;
 
     /// The run store on this database's control tables, created when missing.
     fn run_store(&self) -> impl Future<Output = Result<Arc<dyn RunStore>>> + Send;
 
-    /// Checks before any write: connectivity, and for a target that it accepts writes.
+    /// Checks before any write: connectivity, and for a target that it accepts writes and that
+    /// its control tables exist or can be created. Writes nothing (a dry run relies on it).
     fn preflight(&self, role: DatabaseRole) -> impl Future<Output = Vec<CheckOutcome>> + Send;
 }
 

@@ -263,8 +263,13 @@ pub(crate) const COMMIT: &str = "COMMIT TRANSACTION;";
 /// `DELETE`, not `TRUNCATE`: SQL Server refuses to truncate a table that a foreign key
 /// references, even from an empty table.
 pub(crate) fn clear(tables: &[TableName]) -> String {
-    let deletes: Vec<String> = tables.iter().map(|t| format!("DELETE FROM {};", qualified(t))).collect();
-    format!("SET XACT_ABORT ON; BEGIN TRANSACTION; {} COMMIT TRANSACTION;", deletes.join(" "))
+    let deletes: Vec<String> =
+        tables.iter().map(|t| format!("DELETE FROM {}; SET @deleted = @deleted + @@ROWCOUNT;", qualified(t))).collect();
+    format!(
+        "SET XACT_ABORT ON; DECLARE @deleted bigint = 0; BEGIN TRANSACTION; {} COMMIT TRANSACTION; \
+         SELECT @deleted AS deleted;",
+        deletes.join(" ")
+    )
 }
 
 /// A column of the table being restored from the undo log: its name and type.
@@ -477,7 +482,10 @@ mod tests {
         let tables = [TableName::new(Some("dbo"), "lines"), TableName::new(Some("dbo"), "Order]s")];
         assert_eq!(
             clear(&tables),
-            "SET XACT_ABORT ON; BEGIN TRANSACTION; DELETE FROM [dbo].[lines]; DELETE FROM [dbo].[Order]]s]; COMMIT TRANSACTION;"
+            "SET XACT_ABORT ON; DECLARE @deleted bigint = 0; BEGIN TRANSACTION; \
+             DELETE FROM [dbo].[lines]; SET @deleted = @deleted + @@ROWCOUNT; \
+             DELETE FROM [dbo].[Order]]s]; SET @deleted = @deleted + @@ROWCOUNT; \
+             COMMIT TRANSACTION; SELECT @deleted AS deleted;"
         );
     }
 

@@ -111,6 +111,12 @@ pub(crate) fn update(table: &TableName, columns: &[Column], key: &[String]) -> O
 
 /// Empties `tables` in one statement. Without `CASCADE`: PostgreSQL refuses when a table
 /// outside the list references one of them, rather than silently emptying more.
+/// `SELECT count(*)` of every table, summed (the rows a truncate removes).
+pub(crate) fn count_all(tables: &[TableName]) -> String {
+    let counts: Vec<String> = tables.iter().map(|t| format!("(SELECT count(*) FROM {})", qualified(t))).collect();
+    format!("SELECT {}", counts.join(" + "))
+}
+
 pub(crate) fn truncate(tables: &[TableName]) -> String {
     format!("TRUNCATE TABLE {}", tables.iter().map(qualified).collect::<Vec<_>>().join(", "))
 }
@@ -207,6 +213,10 @@ mod tests {
     fn truncate_lists_the_tables_without_cascade() {
         let tables = [TableName::new(Some("public"), "lines"), TableName::new(Some("public"), "user")];
         assert_eq!(truncate(&tables), r#"TRUNCATE TABLE "public"."lines", "public"."user""#);
+        assert_eq!(
+            count_all(&tables),
+            r#"SELECT (SELECT count(*) FROM "public"."lines") + (SELECT count(*) FROM "public"."user")"#
+        );
     }
 
     #[test]
