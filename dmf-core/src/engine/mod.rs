@@ -26,7 +26,7 @@ use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
 pub use config::{EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy};
-pub(crate) use retry::Retrier;
+pub(crate) use retry::{Retrier, backoff};
 
 use crate::checkpoint::{Checkpoint, Position};
 use crate::error::{Error, ErrorKind, Result, Stage};
