@@ -8,8 +8,8 @@
 //!   [`Pipeline`] into a [`DataMigration`].
 //! - [`engine`]: batching, bounded channels, checkpoints, retry with backoff, reject policy,
 //!   bisection of failing batches, cancellation ([`EngineConfig`]).
-//! - [`orchestrator`]: [`Orchestrator`], [`RunStore`], [`Notifier`], [`PreflightCheck`],
-//!   [`Backup`].
+//! - [`orchestrator`]: [`Orchestrator`], [`RunStore`], [`Notifier`] ([`LogNotifier`],
+//!   [`WebhookNotifier`]), [`PreflightCheck`], [`Backup`].
 //! - [`progress`]: [`ProgressEvent`]s, and the `metrics` names in [`progress::metrics`].
 //!
 //! Adapters (dmf-sqlite, dmf-postgres, dmf-mssql) provide extractors, loaders and run stores
@@ -58,7 +58,7 @@ pub use names::{MigrationName, RunId};
 pub use orchestrator::{
     Backup, BackupRecord, CheckOutcome, CheckStatus, LogNotifier, MigrationRecord, MigrationStatus, Notifier, OnError,
     Orchestrator, OrchestratorBuilder, PreflightCheck, PreflightReport, RejectRecord, RollbackSummary, RollbackTarget,
-    RunRecord, RunRequest, RunStatus, RunStore, RunSummary,
+    RunRecord, RunRequest, RunStatus, RunStore, RunSummary, WebhookEvent, WebhookNotifier, WebhookPayload,
 };
 pub use pipeline::{
     Extractor, FnTransformer, Identity, LoadBatch, LoadReport, Loader, Pipeline, Rules, SourceBatch, Transformed,

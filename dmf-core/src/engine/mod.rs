@@ -27,7 +27,7 @@ use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
 pub use config::{EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy};
-pub(crate) use retry::Retrier;
+pub(crate) use retry::{Retrier, backoff};
 pub use throttle::RowRateLimit;
 
 use crate::checkpoint::{Checkpoint, Position};

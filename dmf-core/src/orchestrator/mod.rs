@@ -17,7 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use backup::{Backup, BackupRecord};
-pub use notify::{LogNotifier, Notifier};
+pub use notify::{
+    LogNotifier, Notifier, WebhookBackup, WebhookCounts, WebhookEvent, WebhookMigration, WebhookNotifier,
+    WebhookPayload,
+};
 pub use preflight::{CheckOutcome, CheckStatus, PreflightCheck, PreflightReport};
 pub use store::{MigrationRecord, MigrationStatus, RejectRecord, RunRecord, RunStatus, RunStore};
 pub use summary::{RollbackSummary, RunSummary};

@@ -1,6 +1,11 @@
-//! Notifications of a run's outcome.
+//! Notifications of a run's outcome: the [`Notifier`] trait, [`LogNotifier`] and
+//! [`WebhookNotifier`].
+
+mod webhook;
 
 use async_trait::async_trait;
+
+pub use webhook::{WebhookBackup, WebhookCounts, WebhookEvent, WebhookMigration, WebhookNotifier, WebhookPayload};
 
 use crate::error::Result;
 use crate::orchestrator::RunSummary;
