@@ -72,6 +72,9 @@ Options:
   --rollback <RUN>  instead of migrating, roll back run RUN (or `last`) from the undo log
   --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the run
                     and after it, until Ctrl-C
+  --notify-webhook <URL>
+                    POST the run summary as JSON to URL (http://) when the run ends, whether it
+                    succeeded or failed (retried 3 times, 10 s timeout per attempt)
   -h, --help        print this help
 
 Logs go to stderr at WARN; set RUST_LOG (e.g. RUST_LOG=dmf_core=debug) for more.";
@@ -96,6 +99,7 @@ struct Args {
     undo: bool,
     rollback: Option<Option<RunId>>,
     dashboard: Option<std::net::SocketAddr>,
+    notify_webhook: Option<String>,
 }
 
 impl Default for Args {
@@ -111,6 +115,7 @@ impl Default for Args {
             undo: true,
             rollback: None,
             dashboard: None,
+            notify_webhook: None,
         }
     }
 }
@@ -152,6 +157,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--target" => parsed.target = Some(next().ok_or("`--target` needs a URL")?),
             "--force" => parsed.force = true,
             "--no-undo" => parsed.undo = false,
+            "--notify-webhook" => parsed.notify_webhook = Some(next().ok_or("`--notify-webhook` needs a URL")?),
             "--dashboard" => {
                 let addr = next().ok_or("`--dashboard` needs an address such as 127.0.0.1:8080")?;
                 parsed.dashboard =
@@ -272,13 +278,16 @@ async fn migrate<S: DemoDatabase, T: DemoDatabase>(
     .validate(customer_rules());
 
     let store = target.run_store().await?;
-    let orchestrator = Orchestrator::builder(Arc::clone(&store))
+    let mut orchestrator = Orchestrator::builder(Arc::clone(&store))
         .preflight(DatabaseCheck::new(Arc::clone(&source), DatabaseRole::Source))
         .preflight(DatabaseCheck::new(Arc::clone(&target), DatabaseRole::Target))
         .notifier(LogNotifier)
         .engine(config)
-        .migration(pipeline)
-        .build()?;
+        .migration(pipeline);
+    if let Some(url) = &args.notify_webhook {
+        orchestrator = orchestrator.notifier(dmf_core::WebhookNotifier::new(url)?);
+    }
+    let orchestrator = orchestrator.build()?;
 
     if let Some(run) = args.rollback {
         return rollback(&orchestrator, store.as_ref(), run, args.force).await;

@@ -67,6 +67,9 @@ Options:
   --no-undo           keep no undo log (faster; the run can then only be undone from a backup)
   --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the sync
                       and after it, until Ctrl-C
+  --notify-webhook <URL>
+                      POST the run summary as JSON to URL (http://) when the sync ends,
+                      succeeded or failed (retried 3 times, 10 s timeout per attempt)
   --no-verify         skip the row-by-row comparison of every table after the sync
   --verify            instead of syncing, compare every table of the source and the target
                       row by row and print the verdict (exit 0 when equal, 1 when not)
@@ -94,6 +97,7 @@ struct Args {
     verify: bool,
     no_verify: bool,
     dashboard: Option<std::net::SocketAddr>,
+    notify_webhook: Option<String>,
     report_json: Option<std::path::PathBuf>,
     rollback: Option<Option<dmf_core::RunId>>,
     force: bool,
@@ -118,6 +122,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         verify: false,
         no_verify: false,
         dashboard: None,
+        notify_webhook: None,
         report_json: None,
         rollback: None,
         force: false,
@@ -158,6 +163,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 parsed.dashboard =
                     Some(addr.parse().map_err(|_| format!("`--dashboard` expects HOST:PORT, got `{addr}`"))?);
             }
+            "--notify-webhook" => parsed.notify_webhook = Some(value()?),
             "--report-json" => parsed.report_json = Some(value()?.into()),
             "--force" => parsed.force = true,
             "--rollback" => {
@@ -282,6 +288,9 @@ async fn sync<S: Database, T: Database>(
     }
     if let Some(backup) = backup {
         job = job.backup(backup);
+    }
+    if let Some(url) = &args.notify_webhook {
+        job = job.notifier(dmf_core::WebhookNotifier::new(url)?);
     }
     println!("sync {} -> {} ({} mode)", source.display_name(), target.display_name(), args.mode);
     let plan = job.plan().await?;
@@ -457,6 +466,21 @@ mod tests {
         assert_eq!(args.tables, Some(vec![TableName::parse("public.a"), TableName::parse("b")]));
         assert_eq!(args.mode, SyncMode::Diff);
         assert_eq!(parse(&["--target", "x"]), Err("`--source URL` is required".into()));
+        let args = parse(&[
+            "--source=a",
+            "--target=b",
+            "--dry-run",
+            "--max-rows-per-sec",
+            "500",
+            "--notify-webhook",
+            "http://127.0.0.1:9/hook",
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(args.dry_run);
+        assert_eq!(args.max_rows_per_sec, Some(500));
+        assert_eq!(args.notify_webhook.as_deref(), Some("http://127.0.0.1:9/hook"));
+        assert!(parse(&["--source=a", "--target=b", "--max-rows-per-sec=0"]).unwrap_err().contains("1 or more"));
         assert!(
             parse(&["--source", "a", "--target", "b", "--mode", "merge"]).unwrap_err().contains("unknown sync mode")
         );
