@@ -62,6 +62,11 @@ pub enum ErrorKind {
     /// Caused by the content of one or more rows (constraint violation, conversion failure):
     /// the engine bisects the batch to find the rows and rejects only those.
     Data,
+    /// A row references a row the target does not have (a foreign-key violation on insert or
+    /// update). Like [`Data`](Self::Data) the engine bisects to find the rows; a sync that
+    /// reads without a snapshot sets them aside for its catch-up pass (their parent may have
+    /// been written to the source after its table was copied) instead of rejecting them.
+    MissingParent,
     /// Anything else (bad configuration, missing table, permission denied, disk full): retrying or
     /// bisecting cannot help, so the migration stops and can be resumed once the cause is fixed.
     Fatal,

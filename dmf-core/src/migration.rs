@@ -89,6 +89,10 @@ pub struct Counts {
     pub skipped: u64,
     /// Records set aside in the reject quarantine.
     pub rejected: u64,
+    /// Rows whose parent row the target lacked, left for a sync's catch-up pass (counted in
+    /// this run's summary; not kept in the run store's records).
+    #[serde(default)]
+    pub deferred: u64,
 }
 
 impl Counts {
@@ -101,6 +105,7 @@ impl Counts {
         self.deleted += other.deleted;
         self.skipped += other.skipped;
         self.rejected += other.rejected;
+        self.deferred += other.deferred;
     }
 }
 

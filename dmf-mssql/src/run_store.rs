@@ -118,6 +118,7 @@ fn migration_record(row: &SqlRow) -> Result<MigrationRecord> {
             deleted: n(9)?,
             skipped: n(10)?,
             rejected: n(11)?,
+            deferred: 0,
         },
         duration: Duration::from_millis(n(12)?),
         resumed: row.bool(13).map_err(sql_error)?.unwrap_or(false),

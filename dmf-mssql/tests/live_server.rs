@@ -129,7 +129,8 @@ async fn the_run_store_round_trips_runs_records_and_rejects() {
     let plan = [MigrationName::new("shop.b"), MigrationName::new("shop.a")];
     let run = store.start_run(&plan, "test-host").await.unwrap();
     let mut record = MigrationRecord::new(run, MigrationName::new("shop.a"), MigrationStatus::Completed);
-    record.counts = Counts { read: 5, inserted: 2, updated: 1, unchanged: 1, deleted: 1, skipped: 0, rejected: 1 };
+    record.counts =
+        Counts { read: 5, inserted: 2, updated: 1, unchanged: 1, deleted: 1, skipped: 0, rejected: 1, deferred: 0 };
     record.duration = Duration::from_millis(1234);
     record.started_at = Some(std::time::SystemTime::now());
     store.save_migration_record(&record).await.unwrap();

@@ -76,7 +76,8 @@ async fn migration_records_are_upserted_with_every_count() {
     control_tables(&script, true, true);
     let store = db.run_store().await.unwrap();
     let mut record = MigrationRecord::new(RunId(3), MigrationName::new("dbo.Orders"), MigrationStatus::Completed);
-    record.counts = Counts { read: 10, inserted: 4, updated: 3, unchanged: 2, deleted: 1, skipped: 0, rejected: 0 };
+    record.counts =
+        Counts { read: 10, inserted: 4, updated: 3, unchanged: 2, deleted: 1, skipped: 0, rejected: 0, deferred: 0 };
     record.duration = Duration::from_millis(1500);
     record.resumed = true;
     store.save_migration_record(&record).await.unwrap();

@@ -18,19 +18,22 @@ use dmf_core::{Error, ErrorKind, Stage};
 /// | `53300` | too many connections | transient |
 /// | — | connection closed, I/O error, timeout | transient |
 /// | class `22` | data exception (bad value, overflow, bad encoding…) | data |
-/// | class `23` | integrity constraint violation (unique, foreign key, not null, check) | data |
+/// | `23503` | foreign-key violation: the parent row is missing | missing parent |
+/// | class `23` | other integrity constraint violations (unique, not null, check) | data |
 /// | anything else | authentication (`28`), syntax or undefined object (`42`), unknown database (`3D000`)… | fatal |
 ///
 /// ```
 /// use dmf_core::ErrorKind;
 /// assert_eq!(dmf_postgres::sqlstate_kind("40P01"), ErrorKind::Transient);
 /// assert_eq!(dmf_postgres::sqlstate_kind("23505"), ErrorKind::Data);
+/// assert_eq!(dmf_postgres::sqlstate_kind("23503"), ErrorKind::MissingParent);
 /// assert_eq!(dmf_postgres::sqlstate_kind("42P01"), ErrorKind::Fatal);
 /// ```
 pub fn sqlstate_kind(code: &str) -> ErrorKind {
     match code {
         "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300" => ErrorKind::Transient,
         code if code.starts_with("08") => ErrorKind::Transient,
+        "23503" => ErrorKind::MissingParent,
         code if code.starts_with("22") || code.starts_with("23") => ErrorKind::Data,
         _ => ErrorKind::Fatal,
     }
@@ -183,7 +186,7 @@ mod tests {
         datetime_field_overflow_22008_is_data: "22008" => Data,
         character_not_in_repertoire_22021_is_data: "22021" => Data,
         unique_violation_23505_is_data: "23505" => Data,
-        foreign_key_violation_23503_is_data: "23503" => Data,
+        foreign_key_violation_23503_is_a_missing_parent: "23503" => MissingParent,
         not_null_violation_23502_is_data: "23502" => Data,
         check_violation_23514_is_data: "23514" => Data,
         invalid_password_28p01_is_fatal: "28P01" => Fatal,

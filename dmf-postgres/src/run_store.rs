@@ -99,6 +99,7 @@ fn migration_record(row: &tokio_postgres::Row) -> Result<MigrationRecord> {
             deleted: count(9),
             skipped: count(10),
             rejected: count(11),
+            deferred: 0,
         },
         duration: Duration::from_millis(to_u64(row.get(12))),
         resumed: row.get::<_, Option<bool>>(13).unwrap_or(false),

@@ -39,7 +39,8 @@ async fn records_runs_migrations_rejects_and_checkpoints() {
     let mut done = record(1, "a", MigrationStatus::Completed);
     done.started_at = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
     done.finished_at = Some(SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_005_123_456));
-    done.counts = Counts { read: 10, inserted: 4, updated: 3, unchanged: 1, deleted: 2, skipped: 1, rejected: 1 };
+    done.counts =
+        Counts { read: 10, inserted: 4, updated: 3, unchanged: 1, deleted: 2, skipped: 1, rejected: 1, deferred: 0 };
     done.duration = Duration::from_millis(5123);
     done.resumed = true;
     done.error = Some("none really".into());

@@ -211,6 +211,7 @@ fn record_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<MigrationRecord> {
             deleted: count(9)?,
             skipped: count(10)?,
             rejected: count(11)?,
+            deferred: 0,
         },
         duration: Duration::from_millis(row.get::<_, i64>(12)?.max(0) as u64),
         resumed: row.get::<_, i64>(13)? != 0,

@@ -4,11 +4,15 @@ use dmf_core::{Error, ErrorKind, Stage};
 use rusqlite::ffi;
 
 /// The kind of a SQLite error: busy or locked databases are worth retrying; constraint
-/// violations and type mismatches are about row content; everything else is fatal.
+/// violations and type mismatches are about row content (a foreign-key violation says which:
+/// a missing parent row); everything else is fatal.
 pub fn kind_of(error: &rusqlite::Error) -> ErrorKind {
     match error {
         rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
             ffi::ErrorCode::DatabaseBusy | ffi::ErrorCode::DatabaseLocked => ErrorKind::Transient,
+            ffi::ErrorCode::ConstraintViolation if failure.extended_code == ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                ErrorKind::MissingParent
+            }
             ffi::ErrorCode::ConstraintViolation | ffi::ErrorCode::TypeMismatch | ffi::ErrorCode::TooBig => {
                 ErrorKind::Data
             }
@@ -43,7 +47,7 @@ mod tests {
         assert_eq!(kind_of(&failure(ffi::SQLITE_BUSY)), ErrorKind::Transient);
         assert_eq!(kind_of(&failure(ffi::SQLITE_LOCKED)), ErrorKind::Transient);
         assert_eq!(kind_of(&failure(ffi::SQLITE_CONSTRAINT_UNIQUE)), ErrorKind::Data);
-        assert_eq!(kind_of(&failure(ffi::SQLITE_CONSTRAINT_FOREIGNKEY)), ErrorKind::Data);
+        assert_eq!(kind_of(&failure(ffi::SQLITE_CONSTRAINT_FOREIGNKEY)), ErrorKind::MissingParent);
         assert_eq!(kind_of(&failure(ffi::SQLITE_CONSTRAINT_NOTNULL)), ErrorKind::Data);
         assert_eq!(kind_of(&failure(ffi::SQLITE_MISMATCH)), ErrorKind::Data);
         assert_eq!(kind_of(&failure(ffi::SQLITE_CANTOPEN)), ErrorKind::Fatal);

@@ -29,6 +29,7 @@ pub struct EngineConfig {
     retry: RetryPolicy,
     reject_limit: RejectLimit,
     rate_limit: Option<Arc<RowRateLimit>>,
+    defer_missing_parents: bool,
 }
 
 impl Default for EngineConfig {
@@ -40,6 +41,7 @@ impl Default for EngineConfig {
             retry: RetryPolicy::default(),
             reject_limit: RejectLimit::default(),
             rate_limit: None,
+            defer_missing_parents: false,
         }
     }
 }
@@ -79,6 +81,20 @@ impl EngineConfig {
     /// The cap on rows read per second, shared by every migration run with this configuration.
     pub fn rate_limit(&self) -> Option<&Arc<RowRateLimit>> {
         self.rate_limit.as_ref()
+    }
+
+    /// True when rows failing with [`ErrorKind::MissingParent`](crate::ErrorKind::MissingParent)
+    /// are counted as deferred (for a catch-up pass) rather than rejected.
+    pub fn defer_missing_parents(&self) -> bool {
+        self.defer_missing_parents
+    }
+
+    /// This configuration, deferring rows whose parent is missing (see
+    /// [`defer_missing_parents`](Self::defer_missing_parents)) or not. Syncs turn it on when
+    /// they have a catch-up pass.
+    pub fn with_deferred_missing_parents(mut self, defer: bool) -> Self {
+        self.defer_missing_parents = defer;
+        self
     }
 
     /// The bound on rows read but not committed: `pipeline_depth × batch_size`.
@@ -161,6 +177,7 @@ impl EngineConfigBuilder {
             transform_concurrency: positive("transform_concurrency", self.transform_concurrency)?,
             retry: self.retry,
             reject_limit: self.reject_limit,
+            defer_missing_parents: false,
             rate_limit: match self.max_rows_per_sec {
                 None => None,
                 Some(rows) => Some(Arc::new(RowRateLimit::new(

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::transform_stage::TransformedBatch;
 use super::{Execution, is_row_error, record_metrics};
 use crate::checkpoint::Checkpoint;
-use crate::error::{Error, Result, Stage};
+use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::migration::Counts;
 use crate::pipeline::{LoadBatch, LoadReport, Loader};
 use crate::progress::{Phase, ProgressEvent, metrics};
@@ -132,8 +132,13 @@ async fn load_bisecting<L: Loader>(
             }
             Err(error) if is_row_error(&error) && hi - lo == 1 => {
                 let record = &batch.mapped[lo];
-                tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row rejected by the target");
-                record_rejects(exec, &[Reject::of(Stage::Load, record, error.chain())], delta, so_far).await?;
+                if error.kind() == ErrorKind::MissingParent && exec.ctx.config.defer_missing_parents() {
+                    tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row deferred to the catch-up pass");
+                    delta.deferred += 1;
+                } else {
+                    tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row rejected by the target");
+                    record_rejects(exec, &[Reject::of(Stage::Load, record, error.chain())], delta, so_far).await?;
+                }
                 if last_part {
                     // Nothing left to load with the batch's final checkpoint: commit it alone.
                     load_with_retry(exec, loader, &[], &checkpoint).await?;

@@ -312,5 +312,5 @@ fn record_metrics(name: &MigrationName, delta: &Counts) {
 
 /// True when an error is about row content, so bisection can isolate the rows.
 fn is_row_error(error: &Error) -> bool {
-    error.kind() == ErrorKind::Data
+    matches!(error.kind(), ErrorKind::Data | ErrorKind::MissingParent)
 }

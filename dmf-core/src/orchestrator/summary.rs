@@ -88,6 +88,9 @@ impl fmt::Display for RunSummary {
                 c.skipped,
                 c.rejected
             )?;
+            if c.deferred > 0 {
+                writeln!(f, "    {} rows waited for a parent row the target lacked (catch-up pass)", c.deferred)?;
+            }
             if let Some(error) = &r.error {
                 for line in error.lines() {
                     writeln!(f, "    {line}")?;

@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use super::merge::{DifferenceCounts, count_differences};
-use super::{CLEAR, Database, DatabaseRole, ReadOrder, SyncMode, SyncPlan, TablePlan};
+use super::{CATCH_UP, CLEAR, Database, DatabaseRole, ReadOrder, SyncMode, SyncPlan, TablePlan};
 use crate::catalog::TableName;
 use crate::error::{Error, Result};
 use crate::migration::Counts;
@@ -132,6 +132,14 @@ pub(crate) async fn dry_run<S: Database, T: Database>(
     }
     report.steps.extend(loads);
     report.steps.extend(deferred);
+    if plan.catches_up() {
+        // Nothing is deferred when nothing changes during the copy.
+        report.steps.push(PlannedStep {
+            migration: MigrationName::new(CATCH_UP),
+            table: None,
+            counts: Counts::default(),
+        });
+    }
     // The real run deletes referencing tables' rows first.
     report.steps.extend(deletes.into_iter().rev());
     Ok(report)

@@ -112,7 +112,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             .preflight(DatabaseCheck::new(Arc::clone(&self.source), DatabaseRole::Source))
             .preflight(DatabaseCheck::new(Arc::clone(&self.target), DatabaseRole::Target))
             .preflight(plan.schema_check())
-            .engine(self.engine.clone())
+            .engine(self.engine.clone().with_deferred_missing_parents(plan.catches_up()))
             .max_concurrency(self.jobs)
             .progress(self.progress.clone());
         if let Some(backup) = &self.backup {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::catch_up::{CATCH_UP, CatchUp, Ledger, Reporting};
 use super::{Database, DatabaseRole, MergeExtractor, MergeOutput, ReadOrder, SyncMode, SyncPlan, TablePlan, WriteMode};
 use crate::catalog::TableName;
 use crate::error::{Error, Result, Stage};
@@ -86,9 +87,10 @@ fn name_with(table: &TablePlan, suffix: &str) -> MigrationName {
 }
 
 /// The migrations of a sync: one per table (named after the target table), plus a first step
-/// emptying the tables in `full` mode, second passes for deferred foreign keys, and delete
-/// passes in `diff` mode and incremental mode with delete propagation. Dependencies follow
-/// the foreign keys: parents load first, children's rows are deleted first.
+/// emptying the tables in `full` mode, second passes for deferred foreign keys, the
+/// [catch-up pass](super::catch_up) in `full`, `upsert` and `diff` modes, and delete passes in
+/// `diff` mode and incremental mode with delete propagation. Dependencies follow the foreign
+/// keys: parents load first, children's rows are deleted first.
 pub fn sync_migrations<S: Database, T: Database>(
     source: &Arc<S>,
     target: &Arc<T>,
@@ -99,6 +101,11 @@ pub fn sync_migrations<S: Database, T: Database>(
     if full {
         migrations.push(Arc::new(ClearTables::new(Arc::clone(target), plan.delete_order())));
     }
+    let ledger = Arc::new(Ledger::default());
+    let catch_up = plan.catches_up();
+    let report = |migration: Arc<dyn DataMigration>| -> Arc<dyn DataMigration> {
+        if catch_up { Arc::new(Reporting::new(migration, Arc::clone(&ledger))) } else { migration }
+    };
     let loads: Vec<MigrationName> = plan.tables.iter().map(TablePlan::migration_name).collect();
     let order = match &plan.mode {
         SyncMode::Incremental { column, .. } => ReadOrder::Watermark { column: column.clone() },
@@ -111,62 +118,51 @@ pub fn sync_migrations<S: Database, T: Database>(
             depends.push(MigrationName::new(CLEAR));
         }
         let write = if full { WriteMode::Insert } else { WriteMode::Upsert };
-        let mut spec = table.load_spec(&table.columns, write, table.deferred_columns());
-        spec.undo = plan.undo;
-        let loader = target.loader(spec);
-        let name = table.migration_name();
         let description = format!("{} rows of {}", plan.mode, table.source.name);
-        let migration: Arc<dyn DataMigration> = if plan.mode == SyncMode::Diff {
+        let load = Load { name: table.migration_name(), description, depends, write };
+        migrations.push(report(if plan.mode == SyncMode::Diff {
             let merge = MergeExtractor::new(
                 source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false)),
                 target.extractor(table.extract_spec(&table.columns, ReadOrder::Key, true)),
                 MergeOutput::ChangedOrMissing,
             );
-            Arc::new(
-                Pipeline::new(merge, Identity::<Row>::default(), loader)
-                    .named(name)
-                    .describe(description)
-                    .depends_on(depends),
-            )
+            load.pipeline(merge, target, table, plan.undo)
         } else {
             let extractor = source.extractor(table.extract_spec(&table.columns, order.clone(), false));
-            Arc::new(
-                Pipeline::new(extractor, Identity::<Row>::default(), loader)
-                    .named(name)
-                    .describe(description)
-                    .depends_on(depends),
-            )
-        };
-        migrations.push(migration);
+            load.pipeline(extractor, target, table, plan.undo)
+        }));
     }
 
     let mut second_passes = Vec::new();
     for table in plan.tables.iter().filter(|t| !t.deferred.is_empty()) {
-        let mut columns = table.fixup_columns();
-        if let ReadOrder::Watermark { column } = &order {
-            if !columns.contains(column) {
-                columns.push(column.clone());
-            }
-        }
         let name = name_with(table, "deferred keys");
         second_passes.push(name.clone());
-        let extractor = source.extractor(table.extract_spec(&columns, order.clone(), false));
-        let mut spec = table.load_spec(&columns, WriteMode::Update, Default::default());
-        spec.undo = plan.undo;
-        let loader = target.loader(spec);
-        migrations.push(Arc::new(
-            Pipeline::new(extractor, Identity::<Row>::default(), loader)
-                .named(name)
-                .describe(format!("fills the foreign keys of {} deferred to break a cycle", table.target.name))
-                .depends_on(loads.clone()),
-        ));
+        migrations.push(report(deferred_keys(source, target, table, &order, name, loads.clone(), plan.undo)));
+    }
+
+    let mut before_deletes = loads.clone();
+    before_deletes.extend(second_passes.iter().cloned());
+    if catch_up {
+        let mut passes = Vec::new();
+        for table in &plan.tables {
+            let description = format!("upserts rows of {} that arrived during the copy", table.source.name);
+            let load =
+                Load { name: name_with(table, "catch-up"), description, depends: Vec::new(), write: WriteMode::Upsert };
+            let extractor = source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false));
+            passes.push(load.pipeline(extractor, target, table, plan.undo));
+        }
+        for table in plan.tables.iter().filter(|t| !t.deferred.is_empty()) {
+            let name = name_with(table, "catch-up deferred keys");
+            passes.push(deferred_keys(source, target, table, &ReadOrder::Key, name, Vec::new(), plan.undo));
+        }
+        migrations.push(Arc::new(CatchUp::new(before_deletes.clone(), Arc::clone(&ledger), passes)));
+        before_deletes.push(MigrationName::new(CATCH_UP));
     }
 
     let deletes = matches!(plan.mode, SyncMode::Diff | SyncMode::Incremental { propagate_deletes: true, .. });
     if deletes {
         for table in &plan.tables {
-            let mut depends = loads.clone();
-            depends.extend(second_passes.iter().cloned());
+            let mut depends = before_deletes.clone();
             // Rows of tables referencing this one go first.
             depends.extend(
                 plan.tables
@@ -191,4 +187,56 @@ pub fn sync_migrations<S: Database, T: Database>(
         }
     }
     migrations
+}
+
+/// A pass writing a table's moved columns (deferred foreign keys as NULL in new rows).
+struct Load {
+    name: MigrationName,
+    description: String,
+    depends: Vec<MigrationName>,
+    write: WriteMode,
+}
+
+impl Load {
+    fn pipeline<E, T>(self, extractor: E, target: &Arc<T>, table: &TablePlan, undo: bool) -> Arc<dyn DataMigration>
+    where
+        E: crate::pipeline::Extractor<Item = Row> + 'static,
+        T: Database,
+    {
+        let mut spec = table.load_spec(&table.columns, self.write, table.deferred_columns());
+        spec.undo = undo;
+        Arc::new(
+            Pipeline::new(extractor, Identity::<Row>::default(), target.loader(spec))
+                .named(self.name)
+                .describe(self.description)
+                .depends_on(self.depends),
+        )
+    }
+}
+
+/// The second pass filling a table's deferred foreign-key columns.
+fn deferred_keys<S: Database, T: Database>(
+    source: &Arc<S>,
+    target: &Arc<T>,
+    table: &TablePlan,
+    order: &ReadOrder,
+    name: MigrationName,
+    depends: Vec<MigrationName>,
+    undo: bool,
+) -> Arc<dyn DataMigration> {
+    let mut columns = table.fixup_columns();
+    if let ReadOrder::Watermark { column } = order {
+        if !columns.contains(column) {
+            columns.push(column.clone());
+        }
+    }
+    let extractor = source.extractor(table.extract_spec(&columns, order.clone(), false));
+    let mut spec = table.load_spec(&columns, WriteMode::Update, Default::default());
+    spec.undo = undo;
+    Arc::new(
+        Pipeline::new(extractor, Identity::<Row>::default(), target.loader(spec))
+            .named(name)
+            .describe(format!("fills the foreign keys of {} deferred to break a cycle", table.target.name))
+            .depends_on(depends),
+    )
 }

@@ -13,6 +13,7 @@
 //! | `incremental` | rows whose watermark column grew since the last run are upserted; optionally target rows missing from the source are deleted |
 //! | `diff` | both sides are read in key order and compared; only rows that differ or are missing are written, and rows only in the target are deleted |
 
+mod catch_up;
 mod dry_run;
 mod job;
 mod merge;
@@ -25,6 +26,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub use catch_up::CATCH_UP;
 pub use dry_run::{DryRun, PlannedStep};
 pub use job::SyncJob;
 pub use merge::{MergeExtractor, MergeOutput};

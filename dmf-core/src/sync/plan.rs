@@ -169,6 +169,12 @@ impl SyncPlan {
         self
     }
 
+    /// True when the sync has a [catch-up pass](super::catch_up) (`full`, `upsert` and `diff`
+    /// modes: they read every row again at the next run, so a row still deferred is never lost).
+    pub fn catches_up(&self) -> bool {
+        !matches!(self.mode, SyncMode::Incremental { .. })
+    }
+
     /// The target tables in delete order (referencing tables first).
     pub fn delete_order(&self) -> Vec<TableName> {
         self.tables.iter().rev().map(|t| t.target.name.clone()).collect()
