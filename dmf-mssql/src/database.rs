@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::orchestrator::CheckOutcome;
+use dmf_core::quality::{RuleCheck, Violations};
 use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, LoadSpec};
 use dmf_core::{Result, RunStore, Stage};
 use tokio::sync::OnceCell;
@@ -229,5 +230,9 @@ impl Database for MssqlDatabase {
 
     async fn preflight(&self, role: DatabaseRole) -> Vec<CheckOutcome> {
         preflight::check(&self.shared, role).await
+    }
+
+    async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
+        crate::rules::find_violations(&self.shared, check, sample).await
     }
 }

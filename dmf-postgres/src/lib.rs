@@ -51,6 +51,7 @@ mod error;
 mod extract;
 mod load;
 mod preflight;
+mod rules;
 mod run_store;
 mod session;
 mod sql;

@@ -31,7 +31,7 @@ pub fn read_catalog(connection: &Connection) -> rusqlite::Result<Catalog> {
     Ok(Catalog { tables })
 }
 
-fn read_table(connection: &Connection, name: &str) -> rusqlite::Result<Table> {
+pub(crate) fn read_table(connection: &Connection, name: &str) -> rusqlite::Result<Table> {
     let mut columns = Vec::new();
     let mut key: Vec<(i64, String)> = Vec::new();
     let mut statement = connection.prepare(&sql::table_info(name))?;

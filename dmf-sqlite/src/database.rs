@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dmf_core::catalog::{Catalog, TableName};
+use dmf_core::quality::{RuleCheck, Violations};
 use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, LoadSpec};
 use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
 use rusqlite::TransactionBehavior;
@@ -145,6 +146,10 @@ impl Database for SqliteDatabase {
             outcomes.push(blocking(|| control_tables(&connection)));
         }
         outcomes
+    }
+
+    async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
+        crate::rules::find_violations(&self.path, check, sample)
     }
 }
 

@@ -37,6 +37,7 @@ mod database;
 pub mod error;
 mod extract;
 mod load;
+mod rules;
 pub mod sql;
 pub mod types;
 mod undo;

@@ -6,6 +6,13 @@
 //! across dialects. It reports, per table, the row counts and every key that is missing in the
 //! target, extra in the target, or whose values differ (with the first differing column), and
 //! keeps a sample of them.
+//!
+//! [`rule_checks`] and [`check_rules`] check what a row-by-row comparison cannot see:
+//! foreign-key orphans, NULLs and duplicates where the source declares NOT NULL and unique keys
+//! the target does not, and predicates of the user's. [`verify`] runs both and gives one
+//! [`QualityReport`].
+
+mod rules;
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -18,6 +25,8 @@ use crate::pipeline::Extractor;
 use crate::record::Record;
 use crate::sync::{Database, ReadOrder, SyncPlan};
 use crate::value::Row;
+
+pub use rules::{Rule, RuleCheck, RuleKind, RuleReport, Violations, check_rules, rule_checks};
 
 /// What differs about one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -73,12 +82,20 @@ impl TableReport {
 pub struct QualityReport {
     /// Per table, in load order.
     pub tables: Vec<TableReport>,
+    /// Per rule checked on the target ([`check_rules`]), in the order they ran.
+    #[serde(default)]
+    pub rules: Vec<RuleReport>,
 }
 
 impl QualityReport {
-    /// True when every table is equal.
+    /// True when every table is equal (about content only: rules are not considered).
     pub fn is_equal(&self) -> bool {
         self.tables.iter().all(TableReport::is_equal)
+    }
+
+    /// True when every table is equal and no row breaks a rule.
+    pub fn passed(&self) -> bool {
+        self.is_equal() && self.rules.iter().all(RuleReport::passed)
     }
 }
 
@@ -103,6 +120,17 @@ impl fmt::Display for QualityReport {
                     DifferenceKind::Changed => format!("changed: {}", d.column.as_deref().unwrap_or("?")),
                 };
                 writeln!(f, "    {}: {what}", d.key)?;
+            }
+        }
+        if !self.rules.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "{:<60} {:>10}  verdict", "rule", "violations")?;
+            for r in &self.rules {
+                let verdict = if r.passed() { "ok" } else { "VIOLATED" };
+                writeln!(f, "{:<60} {:>10}  {verdict}", r.rule, r.violations)?;
+                for key in &r.sample {
+                    writeln!(f, "    {key}")?;
+                }
             }
         }
         Ok(())
@@ -204,6 +232,36 @@ pub async fn compare<S: Database, T: Database>(
     Ok(report)
 }
 
+/// [`compare`]s every table of `plan` between `source` and `target`, then checks the target
+/// against the rules [`rule_checks`] derives from the plan and `rules` ([`check_rules`]); keeps
+/// up to `sample` keys per table and per rule. An invalid rule is refused before anything is
+/// read.
+///
+/// ```no_run
+/// # async fn demo<S: dmf_core::sync::Database, T: dmf_core::sync::Database>(
+/// #     source: S, target: T, plan: dmf_core::sync::SyncPlan) -> dmf_core::Result<()> {
+/// use dmf_core::quality::{Rule, verify};
+/// let rules: Vec<Rule> = vec!["public.orders: check(amount >= 0)".parse()?];
+/// let report = verify(&source, &target, &plan, &rules, 10).await?;
+/// print!("{report}");
+/// if !report.passed() {
+///     std::process::exit(1);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn verify<S: Database, T: Database>(
+    source: &S,
+    target: &T,
+    plan: &SyncPlan,
+    rules: &[Rule],
+    sample: usize,
+) -> Result<QualityReport> {
+    let checks = rule_checks(plan, rules)?;
+    let mut report = compare(source, target, plan, sample).await?;
+    report.rules = check_rules(target, &checks, sample).await?;
+    Ok(report)
+}
+
 async fn next_row(
     rows: &mut std::vec::IntoIter<Row>,
     pages: &mut (impl futures::Stream<Item = Result<crate::pipeline::SourceBatch<Row>>> + Unpin),
@@ -216,5 +274,50 @@ async fn next_row(
             Some(page) => *rows = page?.records.into_iter(),
             None => return Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_prints_rules_after_the_tables_and_passes_only_without_violations() {
+        let table = TableReport {
+            table: "public.orders".into(),
+            source_rows: 3,
+            target_rows: 3,
+            missing_in_target: 0,
+            extra_in_target: 0,
+            changed: 0,
+            sample: vec![],
+        };
+        let rule = |violations, sample: &[&str]| RuleReport {
+            table: "public.orders".into(),
+            rule: "public.orders: FK orders_customer_fk (customer_id) → public.customers (id)".into(),
+            kind: RuleKind::ForeignKey,
+            violations,
+            sample: sample.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut report = QualityReport { tables: vec![table], rules: vec![rule(0, &[])] };
+        assert!(report.is_equal() && report.passed());
+        report.rules.push(rule(2, &["id=7", "id=9"]));
+        assert!(report.is_equal(), "content equality ignores rules");
+        assert!(!report.passed());
+        let text = report.to_string();
+        let rules_table = text.split_once("\n\n").unwrap().1;
+        assert_eq!(
+            rules_table,
+            "rule                                                         violations  verdict\n\
+             public.orders: FK orders_customer_fk (customer_id) → public.customers (id)          0  ok\n\
+             public.orders: FK orders_customer_fk (customer_id) → public.customers (id)          2  VIOLATED\n    \
+             id=7\n    id=9\n"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["rules"][1]["kind"], "foreign_key");
+        assert_eq!(json["rules"][1]["sample"][1], "id=9");
+        // Reports written before rules existed still read.
+        let old: QualityReport = serde_json::from_str(r#"{"tables": []}"#).unwrap();
+        assert!(old.rules.is_empty());
     }
 }

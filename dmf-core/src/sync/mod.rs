@@ -250,6 +250,22 @@ pub trait Database: Send + Sync + 'static {
     /// Checks before any write: connectivity, and for a target that it accepts writes and that
     /// its control tables exist or can be created. Writes nothing (a dry run relies on it).
     fn preflight(&self, role: DatabaseRole) -> impl Future<Output = Vec<CheckOutcome>> + Send;
+
+    /// The rows of this database that break `check`: their count, and the keys of up to
+    /// `sample` of them in key order (formatted through
+    /// [`RuleCheck::key_shape`](crate::quality::RuleCheck::key_shape)).
+    ///
+    /// One set-based query per check, whatever the table's size (an anti-join for a foreign
+    /// key, a grouping for a unique key), plus one bounded by `sample` for the keys; never
+    /// skipped for a key the database enforces, since disabled or unvalidated constraints are
+    /// where violations hide. Identifiers are quoted and the sample size bound; only a
+    /// [`RuleCheck::Predicate`](crate::quality::RuleCheck::Predicate)'s SQL, the user's own, is
+    /// run as given.
+    fn find_violations(
+        &self,
+        check: &crate::quality::RuleCheck,
+        sample: usize,
+    ) -> impl Future<Output = Result<crate::quality::Violations>> + Send;
 }
 
 /// A table read one keyset page at a time: what a database adapter implements so that

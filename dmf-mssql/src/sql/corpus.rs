@@ -12,13 +12,14 @@
 
 use std::collections::BTreeSet;
 
-use dmf_core::catalog::TableName;
+use dmf_core::catalog::{ForeignKey, TableName};
+use dmf_core::quality::RuleCheck;
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::parser::Parser;
 
 use super::extract::{Compare, Ordered, Page, Selected, page_query};
 use super::load::{MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
-use super::{admin, catalog, control, load};
+use super::{admin, catalog, control, load, rules};
 
 /// How a statement is checked beyond its exact-text test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +164,49 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
         UndoColumn { name: "price", native: "decimal(19,4)".into() },
     ];
     add("load_undo", load::undo(&table, &undo_key, &undo_image, true), Check::Parsed);
+
+    // Rule checks.
+    let key = vec![n.key1.to_owned(), n.key2.to_owned()];
+    let foreign_key = |name: &str, columns: &[&str], to: &TableName, referenced: &[&str]| ForeignKey {
+        name: name.to_owned(),
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        referenced_table: to.clone(),
+        referenced_columns: referenced.iter().map(|c| c.to_string()).collect(),
+        enforced: false,
+    };
+    let parent = TableName::new(Some("dbo"), "Orders");
+    let checks = [
+        (
+            "foreign_key",
+            RuleCheck::ForeignKey {
+                table: table.clone(),
+                key: key.clone(),
+                foreign_key: foreign_key("FK_lines_orders", &[n.key1, n.key2], &parent, &["id", "line"]),
+            },
+        ),
+        (
+            "self_reference",
+            RuleCheck::ForeignKey {
+                table: table.clone(),
+                key: key.clone(),
+                foreign_key: foreign_key("FK_lines_parent", &["parent_id"], &table, &[n.key1]),
+            },
+        ),
+        ("not_null", RuleCheck::NotNull { table: table.clone(), key: key.clone(), column: n.text.to_owned() }),
+        (
+            "unique",
+            RuleCheck::Unique {
+                table: table.clone(),
+                key: key.clone(),
+                columns: vec![n.text.to_owned(), "code".into()],
+            },
+        ),
+        ("predicate", RuleCheck::Predicate { table: table.clone(), key, sql: "[price] >= 0 AND code <> N'x'".into() }),
+    ];
+    for (label, check) in &checks {
+        add(&format!("rules_{label}_count"), rules::count_violations(check), Check::Parsed);
+        add(&format!("rules_{label}_sample"), rules::sample_violations(check), Check::Parsed);
+    }
 
     // Control tables.
     add("control_create", control::CREATE.into(), Check::Parsed);

@@ -6,6 +6,7 @@ pub(crate) mod catalog;
 pub(crate) mod control;
 pub(crate) mod extract;
 pub(crate) mod load;
+pub(crate) mod rules;
 pub(crate) mod undo;
 
 use dmf_core::catalog::TableName;
