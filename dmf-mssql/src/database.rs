@@ -235,4 +235,39 @@ impl Database for MssqlDatabase {
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
         crate::rules::find_violations(&self.shared, check, sample).await
     }
+
+    /// Refused: SQL Server cannot share one transaction's snapshot between sessions, and the
+    /// extractors read in sessions of their own. The error names the alternative, a database
+    /// snapshot read as the source.
+    async fn snapshot(&self) -> Result<Self> {
+        Err(snapshot_refused(&self.shared.name()))
+    }
+}
+
+/// Why a SQL Server source cannot be read in one snapshot, and what to do instead.
+fn snapshot_refused(server: &str) -> dmf_core::Error {
+    dmf_core::Error::Config(format!(
+        "cannot read {server} in one consistent snapshot: SQL Server sessions cannot share a snapshot, and DMF \
+         reads each table in a session of its own; create a database snapshot instead (CREATE DATABASE <db>_snap \
+         ON (NAME = <logical data file name>, FILENAME = '<path>.ss') AS SNAPSHOT OF <db>), sync from it as an \
+         ordinary source, then DROP DATABASE <db>_snap"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use dmf_core::sync::Database;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_snapshot_is_refused_with_the_alternative() {
+        let database = MssqlDatabase::lazy("mssql://dmf:secret@db.example/Sales").unwrap();
+        let error = database.snapshot().await.unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, dmf_core::Error::Config(_)), "{text}");
+        assert!(text.contains("cannot read dmf@db.example:1433/Sales in one consistent snapshot"), "{text}");
+        assert!(text.contains("AS SNAPSHOT OF <db>"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+    }
 }

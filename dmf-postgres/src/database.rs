@@ -16,6 +16,7 @@ use crate::error::to_dmf_error;
 use crate::extract::PgExtractor;
 use crate::load::PgLoader;
 use crate::run_store::PgRunStore;
+use crate::snapshot::ExportedSnapshot;
 use crate::{catalog, control, preflight, sql};
 
 /// What a database's extractors, loaders and run store share.
@@ -49,9 +50,19 @@ impl Shared {
 /// | deletes | stage the keys, `DELETE … USING` the stage |
 /// | checkpoints | `dmf.checkpoints`, in the transaction of each batch |
 /// | run records | `dmf.runs`, `dmf.migration_runs`, `dmf.rejects` ([`PgRunStore`]) |
+/// | [`snapshot`](Database::snapshot) | one connection in a read-only `REPEATABLE READ` transaction runs `pg_export_snapshot()` and stays open until the handle is dropped; each extractor's connection joins it with `SET TRANSACTION SNAPSHOT` |
+///
+/// A snapshot handle holds a transaction open on the server for as long as it lives (and each
+/// of its extractors another): vacuum cannot clean up row versions newer than the snapshot in
+/// the whole cluster meanwhile. Those sessions turn off `idle_in_transaction_session_timeout`
+/// for themselves, since they are idle in a transaction between pages by design (a
+/// `transaction_timeout`, PostgreSQL 17, still applies: a reader that cannot join the snapshot
+/// any more fails the migration, saying so).
 #[derive(Debug, Clone)]
 pub struct PgDatabase {
     shared: Arc<Shared>,
+    /// The exported snapshot that the extractors read (snapshot handles only).
+    snapshot: Option<Arc<ExportedSnapshot>>,
 }
 
 impl PgDatabase {
@@ -76,7 +87,13 @@ impl PgDatabase {
     }
 
     fn with_connector(connector: Connector) -> Self {
-        Self { shared: Arc::new(Shared { connector, control_ready: OnceCell::new() }) }
+        Self { shared: Arc::new(Shared { connector, control_ready: OnceCell::new() }), snapshot: None }
+    }
+
+    /// The identifier of the snapshot this handle's extractors read (`pg_export_snapshot()`),
+    /// for a [snapshot handle](Database::snapshot).
+    pub fn snapshot_id(&self) -> Option<&str> {
+        self.snapshot.as_deref().map(ExportedSnapshot::id)
     }
 
     /// Opens a new connection, for SQL of your own (a code-first migration's extractor, a
@@ -98,7 +115,10 @@ impl Database for PgDatabase {
     type Loader = PgLoader;
 
     fn display_name(&self) -> String {
-        self.shared.connector.name().to_owned()
+        match &self.snapshot {
+            Some(snapshot) => format!("{} (snapshot {})", self.shared.connector.name(), snapshot.id()),
+            None => self.shared.connector.name().to_owned(),
+        }
     }
 
     async fn read_catalog(&self) -> Result<Catalog> {
@@ -107,7 +127,7 @@ impl Database for PgDatabase {
     }
 
     fn extractor(&self, spec: ExtractSpec) -> PgExtractor {
-        PgExtractor::new(Arc::clone(&self.shared), spec)
+        PgExtractor::new(Arc::clone(&self.shared), spec, self.snapshot.clone())
     }
 
     fn loader(&self, spec: LoadSpec) -> PgLoader {
@@ -159,5 +179,10 @@ impl Database for PgDatabase {
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
         crate::rules::find_violations(&self.shared, check, sample).await
+    }
+
+    async fn snapshot(&self) -> Result<Self> {
+        let snapshot = ExportedSnapshot::export(&self.shared.connector).await?;
+        Ok(Self { shared: Arc::clone(&self.shared), snapshot: Some(Arc::new(snapshot)) })
     }
 }

@@ -129,7 +129,8 @@ impl ServerError<'_> {
     }
 }
 
-fn describe(doing: &str, error: &tokio_postgres::Error) -> String {
+/// `doing`, then what the server or the driver said (see [`to_dmf_error`]).
+pub(crate) fn describe(doing: &str, error: &tokio_postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
         return ServerError {
             code: db.code().code(),

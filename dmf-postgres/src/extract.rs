@@ -14,6 +14,7 @@ use tokio_postgres::types::ToSql;
 use crate::database::Shared;
 use crate::error::to_dmf_error;
 use crate::session::Session;
+use crate::snapshot::ExportedSnapshot;
 use crate::sql::extract::{ESTIMATE, Ordered, Page, Selected, page_query};
 use crate::sql::{cast_type, qualified};
 use crate::types::{decode, pg_text, read_as_text};
@@ -30,6 +31,11 @@ use crate::types::{decode, pg_text, read_as_text};
 /// DMF adapter reads in, so merges across databases agree. Position values are bound as text
 /// and cast in SQL to the column's type, so any key type works. Built by
 /// [`PgDatabase::extractor`](dmf_core::sync::Database::extractor); connects on first use.
+///
+/// Each page is one query in a transaction of its own: nothing stays open on the server between
+/// pages. The extractor of a [snapshot handle](dmf_core::sync::Database::snapshot) instead reads
+/// every page (and its estimate) in one read-only `REPEATABLE READ` transaction on the exported
+/// snapshot, open until the extractor is dropped.
 pub struct PgExtractor {
     shared: Arc<Shared>,
     spec: ExtractSpec,
@@ -106,9 +112,9 @@ impl Layout {
 }
 
 impl PgExtractor {
-    pub(crate) fn new(shared: Arc<Shared>, spec: ExtractSpec) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, spec: ExtractSpec, snapshot: Option<Arc<ExportedSnapshot>>) -> Self {
         let layout = Layout::new(&spec);
-        Self { shared, spec, layout, session: Session::new(), statements: None }
+        Self { shared, spec, layout, session: Session::in_snapshot(snapshot), statements: None }
     }
 
     /// Reads the page after `from`; `None` when nothing is left.

@@ -2,7 +2,8 @@
 //!
 //! The PostgreSQL adapter of DMF, over tokio-postgres: a [`PgDatabase`] is one side of a
 //! catalog-driven sync ([`dmf_core::sync::Database`]). It reads the catalog from
-//! `pg_catalog`, reads tables in keyset pages ([`PgExtractor`]), writes them with COPY and
+//! `pg_catalog`, reads tables in keyset pages ([`PgExtractor`]; all of them in one exported
+//! snapshot for a [snapshot handle](dmf_core::sync::Database::snapshot)), writes them with COPY and
 //! staged `INSERT … ON CONFLICT` ([`PgLoader`]) with the checkpoint in the same transaction,
 //! keeps run records in the `dmf` schema of the target ([`PgRunStore`]), and checks a server
 //! before a run writes to it (standby, read-only, control tables).
@@ -54,6 +55,7 @@ mod preflight;
 mod rules;
 mod run_store;
 mod session;
+mod snapshot;
 mod sql;
 mod types;
 

@@ -2,12 +2,14 @@
 //! stalling the async runtime.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dmf_core::{Error, Result, Stage};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error;
+use crate::snapshot::ReadSnapshot;
 
 /// Runs blocking SQLite work: on a multi-threaded runtime the worker thread is handed over to
 /// it (`block_in_place`), so borrowed rows need no copy; elsewhere (a current-thread runtime in
@@ -65,6 +67,25 @@ impl LazyConnection {
         match &mut self.connection {
             Some(connection) => Ok(connection),
             slot => Ok(slot.insert(open(&self.path)?)),
+        }
+    }
+}
+
+/// Where an extractor reads: its own connection, or the connection of a snapshot that it shares
+/// with the snapshot's other extractors.
+pub(crate) enum ReadConnection {
+    /// Opened on first use; each page is a query of its own, no transaction held between pages.
+    Own(LazyConnection),
+    /// The read transaction of [`SqliteDatabase::snapshot`](dmf_core::sync::Database::snapshot).
+    Snapshot(Arc<ReadSnapshot>),
+}
+
+impl ReadConnection {
+    /// Runs blocking `work` on the connection (see [`blocking`]).
+    pub(crate) fn run<T>(&mut self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match self {
+            ReadConnection::Own(lazy) => blocking(|| work(lazy.get()?)),
+            ReadConnection::Snapshot(snapshot) => blocking(|| snapshot.read(work)),
         }
     }
 }

@@ -9,10 +9,11 @@ use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, LoadSpec};
 use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
 use rusqlite::TransactionBehavior;
 
-use crate::connection::{blocking, create, open};
+use crate::connection::{LazyConnection, ReadConnection, blocking, create, open};
 use crate::control::{CONTROL_TABLES, SqliteRunStore, check_control_tables, control_table_name};
 use crate::extract::SqliteExtractor;
 use crate::load::SqliteLoader;
+use crate::snapshot::ReadSnapshot;
 use crate::{catalog, error, sql};
 
 /// A SQLite database file.
@@ -25,22 +26,33 @@ use crate::{catalog, error, sql};
 /// println!("{} tables in {}", catalog.tables.len(), db.display_name());
 /// # Ok(()) }
 /// ```
+///
+/// [`snapshot`](Database::snapshot) starts a read transaction on one connection, kept open
+/// until the last clone of the handle and the last of its extractors are dropped; all the
+/// handle's extractors read through that connection, taking turns a page at a time. DMF
+/// switches every file it opens to WAL mode, where writers on other connections keep
+/// committing meanwhile (the WAL grows: checkpoints cannot pass the snapshot). In a file that
+/// could not be switched and stays in a rollback-journal mode, the open read lock makes writers
+/// wait for the snapshot instead (`SQLITE_BUSY` after their busy timeout); the pre-flight of a
+/// snapshot handle warns then.
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
     path: PathBuf,
+    /// The read transaction of a snapshot handle.
+    snapshot: Option<Arc<ReadSnapshot>>,
 }
 
 impl SqliteDatabase {
     /// An existing database file (an error names a missing file).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        blocking(|| open(&path)).map(|_| Self { path })
+        blocking(|| open(&path)).map(|_| Self { path, snapshot: None })
     }
 
     /// A database file, created empty when missing.
     pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        blocking(|| create(&path)).map(|_| Self { path })
+        blocking(|| create(&path)).map(|_| Self { path, snapshot: None })
     }
 
     /// Opens `sqlite://PATH` or `sqlite:PATH` (the file must exist).
@@ -85,7 +97,10 @@ impl Database for SqliteDatabase {
     type Loader = SqliteLoader;
 
     fn display_name(&self) -> String {
-        format!("sqlite://{}", self.path.display())
+        match self.snapshot {
+            Some(_) => format!("sqlite://{} (snapshot)", self.path.display()),
+            None => format!("sqlite://{}", self.path.display()),
+        }
     }
 
     async fn read_catalog(&self) -> Result<Catalog> {
@@ -98,7 +113,11 @@ impl Database for SqliteDatabase {
     }
 
     fn extractor(&self, spec: ExtractSpec) -> SqliteExtractor {
-        SqliteExtractor::new(self.path.clone(), spec)
+        let connection = match &self.snapshot {
+            Some(snapshot) => ReadConnection::Snapshot(Arc::clone(snapshot)),
+            None => ReadConnection::Own(LazyConnection::new(self.path.clone())),
+        };
+        SqliteExtractor::new(connection, spec)
     }
 
     fn loader(&self, spec: LoadSpec) -> SqliteLoader {
@@ -145,11 +164,38 @@ impl Database for SqliteDatabase {
             outcomes.push(blocking(|| writable(&connection)));
             outcomes.push(blocking(|| control_tables(&connection)));
         }
+        if let Some(snapshot) = &self.snapshot {
+            outcomes.push(snapshot_check(&self.path, snapshot));
+        }
         outcomes
     }
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
         crate::rules::find_violations(&self.path, check, sample)
+    }
+
+    async fn snapshot(&self) -> Result<Self> {
+        let snapshot = blocking(|| ReadSnapshot::begin(&self.path))?;
+        Ok(Self { path: self.path.clone(), snapshot: Some(Arc::new(snapshot)) })
+    }
+}
+
+/// What holding the snapshot does to writers, by journal mode.
+fn snapshot_check(path: &Path, snapshot: &ReadSnapshot) -> CheckOutcome {
+    let check = "read snapshot";
+    match snapshot.journal_mode().as_str() {
+        "wal" => CheckOutcome::passed(
+            check,
+            format!("one read transaction on `{}` (WAL mode: writers keep committing)", path.display()),
+        ),
+        mode => CheckOutcome::warning(
+            check,
+            format!(
+                "`{}` is in journal mode {mode}, not WAL: writers to it wait (SQLITE_BUSY after their busy timeout) \
+                 until the snapshot is dropped",
+                path.display()
+            ),
+        ),
     }
 }
 

@@ -1,7 +1,6 @@
 //! Streaming keyset extraction from a SQLite table: one page per batch, never the whole table.
 
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use dmf_core::sync::{ExtractSpec, ReadOrder, decode_key_position, key_position};
@@ -9,12 +8,14 @@ use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Valu
 use futures::stream::{self, BoxStream, StreamExt};
 use rusqlite::params_from_iter;
 
-use crate::connection::{LazyConnection, blocking};
+use crate::connection::ReadConnection;
 use crate::{error, sql, types};
 
-/// Reads a table in key order (or watermark order), a page at a time.
+/// Reads a table in key order (or watermark order), a page at a time: on a connection of its
+/// own, each page a query of its own, or, for a snapshot handle, in the snapshot's read
+/// transaction.
 pub struct SqliteExtractor {
-    connection: LazyConnection,
+    connection: ReadConnection,
     spec: Arc<ExtractSpec>,
     /// The columns the pages are ordered and resumed by.
     order: Vec<String>,
@@ -23,7 +24,7 @@ pub struct SqliteExtractor {
 }
 
 impl SqliteExtractor {
-    pub(crate) fn new(path: PathBuf, spec: ExtractSpec) -> Self {
+    pub(crate) fn new(connection: ReadConnection, spec: ExtractSpec) -> Self {
         let order: Vec<String> = match &spec.order {
             ReadOrder::Key => spec.key.clone(),
             ReadOrder::Watermark { column } => {
@@ -32,7 +33,7 @@ impl SqliteExtractor {
         };
         let names: Vec<&str> = spec.columns.iter().map(|c| c.name.as_str()).collect();
         let order_index = order.iter().filter_map(|o| names.iter().position(|n| n == o)).collect();
-        Self { connection: LazyConnection::new(path), spec: Arc::new(spec), order, order_index }
+        Self { connection, spec: Arc::new(spec), order, order_index }
     }
 
     fn column_names(&self) -> Vec<String> {
@@ -61,8 +62,7 @@ impl SqliteExtractor {
         let spec = Arc::clone(&self.spec);
         let statement = sql::keyset_page(&spec.table, &self.column_names(), &self.order, after.is_some());
         let context = || format!("reading table `{}`", spec.table);
-        let connection = self.connection.get()?;
-        blocking(|| {
+        self.connection.run(|connection| {
             let mut prepared =
                 connection.prepare_cached(&statement).map_err(|e| error::map(Stage::Extract, context(), e))?;
             let mut bound: Vec<rusqlite::types::ToSqlOutput<'_>> =
@@ -116,8 +116,7 @@ impl Extractor for SqliteExtractor {
         let after = self.after(from)?;
         let statement = sql::count_after(&self.spec.table, &self.order, after.is_some());
         let table = self.spec.table.clone();
-        let connection = self.connection.get()?;
-        blocking(|| {
+        self.connection.run(|connection| {
             let bound: Vec<_> = after.as_deref().unwrap_or(&[]).iter().map(types::to_sql).collect();
             connection
                 .query_row(&statement, params_from_iter(bound.iter()), |row| row.get::<_, i64>(0))

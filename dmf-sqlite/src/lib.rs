@@ -2,7 +2,8 @@
 //!
 //! The SQLite adapter of DMF, and its embedded default: a [`SqliteDatabase`] is a sync source
 //! or target (catalog reader, keyset extractor, loader with the checkpoint in the same
-//! transaction, control tables and a [`SqliteRunStore`]).
+//! transaction, control tables and a [`SqliteRunStore`]). A [snapshot
+//! handle](dmf_core::sync::Database::snapshot) reads every table in one read transaction.
 //!
 //! SQLite work is blocking; it runs on the runtime's worker thread handed over with
 //! `block_in_place` (multi-threaded runtime), so batches are written without copying them.
@@ -38,6 +39,7 @@ pub mod error;
 mod extract;
 mod load;
 mod rules;
+mod snapshot;
 pub mod sql;
 pub mod types;
 mod undo;

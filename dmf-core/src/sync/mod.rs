@@ -266,6 +266,39 @@ pub trait Database: Send + Sync + 'static {
         check: &crate::quality::RuleCheck,
         sample: usize,
     ) -> impl Future<Output = Result<crate::quality::Violations>> + Send;
+    /// A handle on the same database whose extractors all read one consistent snapshot, taken now
+    /// and held until every clone of the returned handle (and every extractor made from one) is
+    /// dropped.
+    ///
+    /// By default an extractor reads in short keyset queries and holds no transaction open on
+    /// the source between pages, so rows committed during a sync may be seen by one table and
+    /// not by another (a child whose parent was read before it was inserted). Every extractor of
+    /// a snapshot handle, whatever its table and whenever it starts, sees the database exactly
+    /// as it was when `snapshot` returned: a sync from it copies that state in one pass.
+    ///
+    /// Costs, while the snapshot is held:
+    /// - PostgreSQL: one connection keeps a read-only `REPEATABLE READ` transaction open (and
+    ///   each extractor another, importing the exported snapshot): vacuum cannot remove row
+    ///   versions newer than the snapshot anywhere in the cluster, so busy tables bloat for as
+    ///   long as the sync runs.
+    /// - SQLite: one connection keeps a read transaction open and every extractor reads through
+    ///   it, one page at a time. In WAL mode writers still commit, but checkpoints cannot pass
+    ///   the snapshot's end mark, so the WAL file grows; in a rollback-journal mode the open read
+    ///   lock makes writers wait (`SQLITE_BUSY` after the busy timeout).
+    /// - Databases whose sessions cannot share a snapshot (SQL Server) return an error naming
+    ///   the alternative.
+    ///
+    /// A snapshot lives only in this process and only as long as the handle: a resumed run
+    /// (after a crash or a cancel) reads a new snapshot, and the rows loaded before the
+    /// interruption came from the old one, so only a run that completes in one pass is an exact
+    /// copy of one point in time. Calling `snapshot` on a snapshot handle takes a new snapshot.
+    ///
+    /// A snapshot handle is meant as a source. Its catalog read, pre-flight, loaders, run store
+    /// and `clear_tables` behave as the original handle's do, on their own connections, outside
+    /// the snapshot (its extractors do not see what its loaders write).
+    fn snapshot(&self) -> impl Future<Output = Result<Self>> + Send
+    where
+        Self: Sized;
 }
 
 /// A table read one keyset page at a time: what a database adapter implements so that

@@ -1,12 +1,14 @@
 //! Every SQL statement the adapter sends, as pure functions of names (tested by exact text).
 //! Identifiers pass through [`quote_ident`]; values never appear here: they travel as bound
-//! parameters or COPY data.
+//! parameters or COPY data (the one exception, a snapshot identifier that `SET TRANSACTION
+//! SNAPSHOT` cannot take as a parameter, is validated first: [`snapshot::begin_import`]).
 
 pub(crate) mod catalog;
 pub(crate) mod control;
 pub(crate) mod extract;
 pub(crate) mod load;
 pub(crate) mod rules;
+pub(crate) mod snapshot;
 pub(crate) mod undo;
 
 use dmf_core::catalog::TableName;
