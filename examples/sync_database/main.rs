@@ -60,6 +60,15 @@ Options:
                       (not even the control tables); not for incremental mode
   --max-rows-per-sec <N>
                       read at most N rows per second in all (go easy on a production source)
+  --snapshot          read every table in one consistent snapshot of the source (PostgreSQL:
+                      an exported REPEATABLE READ snapshot; SQLite: one read transaction), so
+                      the copy is exactly that moment's data in one pass. By default tables are
+                      read in short queries with no transaction held open, and rows whose parent
+                      arrived during the copy are loaded by a catch-up pass after their parents
+  --rule <RULE>       with the verification: also check RULE on the target, e.g.
+                      'public.orders: check(total >= 0)', 'customers: unique(email)',
+                      'customers: not null(email)' (repeatable). Foreign keys (orphans) and the
+                      source's NOT NULL and unique keys the target lacks are always checked
   --backup <DIR>      back the target up into DIR before the first write (SQLite: a copy of
                       the file; PostgreSQL: pg_dump -Fc; SQL Server: BACKUP ... WITH COPY_ONLY
                       into DIR on the server);
@@ -73,7 +82,8 @@ Options:
   --no-verify         skip the row-by-row comparison of every table after the sync
   --verify            instead of syncing, compare every table of the source and the target
                       row by row and print the verdict (exit 0 when equal, 1 when not)
-  --report-json <F>   with --verify: also write the report as JSON to F
+  --report-json <F>   write the verification report (after the sync, or with --verify) as JSON
+                      to F
   --rollback <RUN>    instead of syncing, roll back run RUN (or `last`) in the target from its
                       undo log, or from its backup for a full sync (give --backup DIR);
                       --source is not needed
@@ -91,6 +101,8 @@ struct Args {
     max_rejects: u64,
     restart: bool,
     dry_run: bool,
+    snapshot: bool,
+    rules: Vec<dmf_core::quality::Rule>,
     max_rows_per_sec: Option<u32>,
     undo: bool,
     backup: Option<std::path::PathBuf>,
@@ -116,6 +128,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         max_rejects: 0,
         restart: false,
         dry_run: false,
+        snapshot: false,
+        rules: Vec::new(),
         max_rows_per_sec: None,
         undo: true,
         backup: None,
@@ -149,6 +163,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--max-rejects" => parsed.max_rejects = number(value()?)? as u64,
             "--restart" => parsed.restart = true,
             "--dry-run" => parsed.dry_run = true,
+            "--snapshot" => parsed.snapshot = true,
+            "--rule" => parsed.rules.push(value()?.parse().map_err(|e: dmf_core::Error| e.to_string())?),
             "--max-rows-per-sec" => {
                 let rate = number(value()?)?;
                 parsed.max_rows_per_sec =
@@ -277,6 +293,8 @@ async fn sync<S: Database, T: Database>(
         engine = engine.max_rows_per_sec(rate);
     }
     let engine = engine.build()?;
+    // The snapshot is held until `source` (and every extractor made from it) is dropped.
+    let source = if args.snapshot { Arc::new(source.snapshot().await?) } else { source };
     let hub = ProgressHub::new();
     let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone())
         .engine(engine)
@@ -331,10 +349,15 @@ async fn sync<S: Database, T: Database>(
     if summary.succeeded() && !args.no_verify {
         // Prove the copy: every table compared row by row with the source.
         println!("\nverification:");
-        let report = dmf_core::quality::compare(source.as_ref(), target.as_ref(), &plan, 10).await?;
+        // With --snapshot, `source` is the snapshot: the copy is compared with it.
+        let report = dmf_core::quality::verify(source.as_ref(), target.as_ref(), &plan, &args.rules, 10).await?;
         print!("{report}");
-        if !report.is_equal() {
-            println!("the target DIFFERS from the source after the sync");
+        if let Some(path) = &args.report_json {
+            std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+            println!("report written to {}", path.display());
+        }
+        if !report.passed() {
+            println!("the target DIFFERS from the source or breaks a rule after the sync");
             summary.status = dmf_core::RunStatus::Failed;
         }
     }
@@ -379,15 +402,21 @@ async fn verify<S: Database, T: Database>(args: &Args, source: Arc<S>, target: A
     }
     let plan = job.plan().await?;
     println!("verify {} against {}:", target.display_name(), source.display_name());
-    let report = dmf_core::quality::compare(source.as_ref(), target.as_ref(), &plan, 10).await?;
+    let report = dmf_core::quality::verify(source.as_ref(), target.as_ref(), &plan, &args.rules, 10).await?;
     print!("{report}");
     if let Some(path) = &args.report_json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
         println!("report written to {}", path.display());
     }
-    let equal = report.is_equal();
-    println!("{}", if equal { "the target equals the source" } else { "the target DIFFERS from the source" });
-    Ok(verdict(equal))
+    println!(
+        "{}",
+        match (report.is_equal(), report.passed()) {
+            (true, true) => "the target equals the source and passes every rule",
+            (true, false) => "the target equals the source but BREAKS a rule",
+            _ => "the target DIFFERS from the source",
+        }
+    );
+    Ok(verdict(report.passed()))
 }
 
 /// Rolls back a run from the target's undo log and prints what was undone.
@@ -481,6 +510,12 @@ mod tests {
         assert_eq!(args.max_rows_per_sec, Some(500));
         assert_eq!(args.notify_webhook.as_deref(), Some("http://127.0.0.1:9/hook"));
         assert!(parse(&["--source=a", "--target=b", "--max-rows-per-sec=0"]).unwrap_err().contains("1 or more"));
+        let args = parse(&["--source=a", "--target=b", "--snapshot", "--rule", "public.orders: check(total >= 0)"])
+            .unwrap()
+            .unwrap();
+        assert!(args.snapshot);
+        assert_eq!(args.rules.len(), 1);
+        assert!(parse(&["--source=a", "--target=b", "--rule", "orders total >= 0"]).is_err());
         assert!(
             parse(&["--source", "a", "--target", "b", "--mode", "merge"]).unwrap_err().contains("unknown sync mode")
         );

@@ -33,6 +33,7 @@ pub struct SyncJob<S, T> {
     jobs: usize,
     progress: ProgressHub,
     undo: bool,
+    snapshot: bool,
     backup: Option<Arc<dyn Backup>>,
     notifiers: Vec<Arc<dyn Notifier>>,
 }
@@ -49,6 +50,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             jobs: 1,
             progress: ProgressHub::new(),
             undo: false,
+            snapshot: false,
             backup: None,
             notifiers: Vec::new(),
         }
@@ -79,6 +81,15 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         self
     }
 
+    /// Reads every table of the source in one consistent [snapshot](Database::snapshot), taken
+    /// when the orchestrator is built, instead of short keyset queries that see the source
+    /// change during the copy. The copy is then exactly the snapshot, in one pass; the source
+    /// holds a transaction open meanwhile (see [`Database::snapshot`] for the costs).
+    pub fn snapshot(mut self, snapshot: bool) -> Self {
+        self.snapshot = snapshot;
+        self
+    }
+
     /// Takes this backup of the target before the first write of every run (and restores it
     /// to roll back a run the undo log cannot undo, such as a `full` sync).
     pub fn backup(mut self, backup: impl Backup + 'static) -> Self {
@@ -106,10 +117,12 @@ impl<S: Database, T: Database> SyncJob<S, T> {
     }
 
     /// The orchestrator running `plan`, with the target's run store and pre-flight checks of
-    /// both databases and of the schemas.
+    /// both databases and of the schemas. With [`snapshot`](Self::snapshot), the snapshot is
+    /// taken here and held as long as the orchestrator.
     pub async fn orchestrator(&self, plan: &SyncPlan) -> Result<Orchestrator> {
+        let source = if self.snapshot { Arc::new(self.source.snapshot().await?) } else { Arc::clone(&self.source) };
         let mut builder = Orchestrator::builder(self.target.run_store().await?)
-            .preflight(DatabaseCheck::new(Arc::clone(&self.source), DatabaseRole::Source))
+            .preflight(DatabaseCheck::new(Arc::clone(&source), DatabaseRole::Source))
             .preflight(DatabaseCheck::new(Arc::clone(&self.target), DatabaseRole::Target))
             .preflight(plan.schema_check())
             .engine(self.engine.clone().with_deferred_missing_parents(plan.catches_up()))
@@ -121,7 +134,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         for notifier in &self.notifiers {
             builder = builder.notifier(Arc::clone(notifier));
         }
-        for migration in sync_migrations(&self.source, &self.target, plan) {
+        for migration in sync_migrations(&source, &self.target, plan) {
             builder = builder.shared_migration(migration);
         }
         builder.build()
