@@ -160,7 +160,15 @@ async fn a_run_answers_its_id_at_once_and_can_be_cancelled_and_resumed() {
             break;
         }
     }
-    let (_, migrations) = get(&client, &served.url("/api/migrations")).await;
+    // The dashboard's live view follows the events on its own task: wait until it has a rate.
+    let mut migrations = serde_json::Value::Null;
+    for _ in 0..200 {
+        migrations = get(&client, &served.url("/api/migrations")).await.1;
+        if migrations["migrations"][0]["progress"]["rows_per_sec"].as_f64().is_some_and(|r| r > 0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let progress = &migrations["migrations"][0]["progress"];
     assert_eq!((progress["run"].as_i64(), progress["rows_estimated"].as_u64()), (Some(run), Some(3000)));
     assert!(progress["eta_seconds"].as_f64().unwrap() > 0.0, "{progress}");

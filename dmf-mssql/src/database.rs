@@ -6,7 +6,7 @@ use std::sync::Arc;
 use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::orchestrator::CheckOutcome;
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, LoadSpec};
 use dmf_core::{Result, RunStore, Stage};
 use tokio::sync::OnceCell;
 
@@ -230,6 +230,16 @@ impl Database for MssqlDatabase {
 
     async fn preflight(&self, role: DatabaseRole) -> Vec<CheckOutcome> {
         preflight::check(&self.shared, role).await
+    }
+
+    async fn foreign_key_trust(&self, _tables: &[TableName], _skip_triggers: bool) -> Result<ForeignKeyTrust> {
+        Ok(ForeignKeyTrust {
+            allowed: false,
+            reason: "the SQL Server fast path (bulk load without CHECK_CONSTRAINTS, then a set-based proof) is not \
+                     built yet"
+                .into(),
+            per_row_tables: Vec::new(),
+        })
     }
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {

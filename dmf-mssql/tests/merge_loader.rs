@@ -40,6 +40,7 @@ fn spec(write: WriteMode, names: &[&str]) -> LoadSpec {
         write,
         null_columns: BTreeSet::new(),
         undo: false,
+        trust_foreign_keys: false,
     }
 }
 

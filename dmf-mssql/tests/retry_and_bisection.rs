@@ -55,6 +55,7 @@ fn pipeline(source: &dmf_mssql::MssqlDatabase, target: &dmf_mssql::MssqlDatabase
         write: WriteMode::Upsert,
         null_columns: BTreeSet::new(),
         undo: false,
+        trust_foreign_keys: false,
     };
     Pipeline::new(source.extractor(spec), Identity::<Row>::default(), target.loader(load)).named("dbo.T")
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::orchestrator::CheckOutcome;
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, LoadSpec};
 use dmf_core::{Error, ErrorKind, Result, RunStore, Stage};
 use tokio::sync::OnceCell;
 use tokio_postgres::Client;
@@ -175,6 +175,11 @@ impl Database for PgDatabase {
 
     async fn preflight(&self, role: DatabaseRole) -> Vec<CheckOutcome> {
         preflight::check(&self.shared, role).await
+    }
+
+    async fn foreign_key_trust(&self, tables: &[TableName], skip_triggers: bool) -> Result<ForeignKeyTrust> {
+        let client = self.shared.connector.connect(Stage::Preflight).await?;
+        crate::trust::decide(&client, self.shared.connector.name(), tables, skip_triggers).await
     }
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {

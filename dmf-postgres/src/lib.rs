@@ -57,6 +57,7 @@ mod run_store;
 mod session;
 mod snapshot;
 mod sql;
+mod trust;
 mod types;
 
 pub use backup::PgBackup;

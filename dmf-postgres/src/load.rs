@@ -99,6 +99,12 @@ impl PgLoader {
             return Ok(());
         }
         self.shared.ensure_control_tables(client).await?;
+        if self.spec.trust_foreign_keys {
+            // The sync proves every foreign key with one query each after the load.
+            client.batch_execute(crate::trust::SKIP_CHECKS).await.map_err(|e| {
+                to_dmf_error(e, Stage::Load, format!("skipping per-row foreign-key checks to load {}", self.spec.table))
+            })?;
+        }
         let prepared = prepare(client, &self.texts, self.spec.undo.then_some(&self.spec)).await;
         match prepared {
             Ok(statements) => {

@@ -57,6 +57,7 @@ async fn batches_commit_with_their_checkpoint_or_not_at_all_and_every_mode_count
         write,
         null_columns: BTreeSet::new(),
         undo: false,
+        trust_foreign_keys: false,
     };
     let shape =
         Arc::new(RowShape { table: table.name.clone(), columns: vec!["id".into(), "name".into()], key: vec![0] });

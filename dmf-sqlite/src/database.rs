@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, LoadSpec};
 use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
 use rusqlite::TransactionBehavior;
 
@@ -168,6 +168,15 @@ impl Database for SqliteDatabase {
             outcomes.push(snapshot_check(&self.path, snapshot));
         }
         outcomes
+    }
+
+    async fn foreign_key_trust(&self, _tables: &[TableName], _skip_triggers: bool) -> Result<ForeignKeyTrust> {
+        // `PRAGMA foreign_keys` is per connection and leaves triggers alone.
+        Ok(ForeignKeyTrust {
+            allowed: true,
+            reason: "SQLite: the loading connections set PRAGMA foreign_keys = OFF".into(),
+            per_row_tables: Vec::new(),
+        })
     }
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {

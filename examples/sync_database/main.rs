@@ -60,6 +60,15 @@ Options:
                       (not even the control tables); not for incremental mode
   --max-rows-per-sec <N>
                       read at most N rows per second in all (go easy on a production source)
+  --fk-checks <HOW>   auto | per-row [default: auto]. In full mode, auto lets the loading
+                      sessions skip per-row foreign-key checks when the target allows it
+                      (PostgreSQL: superuser or SET on session_replication_role; SQLite: always)
+                      and proves every foreign key with one set-based query each afterwards;
+                      an orphan fails the run, naming the foreign key and keys. Pre-flight
+                      prints which path was chosen and why
+  --skip-target-triggers
+                      let the fast path load PostgreSQL tables with user triggers (which it
+                      silences); without it those tables keep per-row checks
   --snapshot          read every table in one consistent snapshot of the source (PostgreSQL:
                       an exported REPEATABLE READ snapshot; SQLite: one read transaction), so
                       the copy is exactly that moment's data in one pass. By default tables are
@@ -102,6 +111,8 @@ struct Args {
     restart: bool,
     dry_run: bool,
     snapshot: bool,
+    fk_checks: dmf_core::sync::ForeignKeyChecks,
+    skip_target_triggers: bool,
     rules: Vec<dmf_core::quality::Rule>,
     max_rows_per_sec: Option<u32>,
     undo: bool,
@@ -129,6 +140,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         restart: false,
         dry_run: false,
         snapshot: false,
+        fk_checks: dmf_core::sync::ForeignKeyChecks::Auto,
+        skip_target_triggers: false,
         rules: Vec::new(),
         max_rows_per_sec: None,
         undo: true,
@@ -164,6 +177,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--restart" => parsed.restart = true,
             "--dry-run" => parsed.dry_run = true,
             "--snapshot" => parsed.snapshot = true,
+            "--fk-checks" => parsed.fk_checks = value()?.parse().map_err(|e: dmf_core::Error| e.to_string())?,
+            "--skip-target-triggers" => parsed.skip_target_triggers = true,
             "--rule" => parsed.rules.push(value()?.parse().map_err(|e: dmf_core::Error| e.to_string())?),
             "--max-rows-per-sec" => {
                 let rate = number(value()?)?;
@@ -300,6 +315,8 @@ async fn sync<S: Database, T: Database>(
         .engine(engine)
         .jobs(args.jobs)
         .undo(args.undo)
+        .foreign_key_checks(args.fk_checks)
+        .skip_target_triggers(args.skip_target_triggers)
         .progress(hub.clone());
     if let Some(tables) = &args.tables {
         job = job.tables(tables.clone());
@@ -476,6 +493,7 @@ fn print_plan(plan: &SyncPlan) {
     for (table, columns) in deferred {
         println!("  {table}: {} loaded as NULL first, filled by a second pass (foreign-key cycle)", columns.join(", "));
     }
+    println!("FK checks: {}", plan.foreign_keys.detail);
 }
 
 #[cfg(test)]
@@ -516,6 +534,9 @@ mod tests {
         assert!(args.snapshot);
         assert_eq!(args.rules.len(), 1);
         assert!(parse(&["--source=a", "--target=b", "--rule", "orders total >= 0"]).is_err());
+        let args = parse(&["--source=a", "--target=b", "--fk-checks", "per-row"]).unwrap().unwrap();
+        assert_eq!(args.fk_checks, dmf_core::sync::ForeignKeyChecks::PerRow);
+        assert!(parse(&["--source=a", "--target=b", "--fk-checks", "never"]).unwrap_err().contains("auto or per-row"));
         assert!(
             parse(&["--source", "a", "--target", "b", "--mode", "merge"]).unwrap_err().contains("unknown sync mode")
         );

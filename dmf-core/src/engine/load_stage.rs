@@ -73,13 +73,7 @@ async fn record_rejects(exec: &Execution<'_>, rejects: &[Reject], delta: &mut Co
     let Some(last) = rejects.last() else {
         return Ok(());
     };
-    let mut retry = exec.retrier(Stage::RunStore);
-    loop {
-        match exec.ctx.store.record_rejects(exec.ctx.run, exec.name, rejects).await {
-            Ok(()) => break,
-            Err(error) => retry.after(error).await?,
-        }
-    }
+    store_rejects(exec, rejects).await?;
     delta.rejected += rejects.len() as u64;
     let rejected = so_far.rejected + delta.rejected;
     let read = so_far.read + delta.read;
@@ -94,6 +88,17 @@ async fn record_rejects(exec: &Execution<'_>, rejects: &[Reject], delta: &mut Co
         });
     }
     Ok(())
+}
+
+/// Writes rejects to the run store's quarantine (retrying transient failures).
+async fn store_rejects(exec: &Execution<'_>, rejects: &[Reject]) -> Result<()> {
+    let mut retry = exec.retrier(Stage::RunStore);
+    loop {
+        match exec.ctx.store.record_rejects(exec.ctx.run, exec.name, rejects).await {
+            Ok(()) => return Ok(()),
+            Err(error) => retry.after(error).await?,
+        }
+    }
 }
 
 /// Loads a batch; when row content makes it fail, splits it in halves until the failing rows
@@ -134,6 +139,10 @@ async fn load_bisecting<L: Loader>(
                 let record = &batch.mapped[lo];
                 if error.kind() == ErrorKind::MissingParent && exec.ctx.config.defer_missing_parents() {
                     tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row deferred to the catch-up pass");
+                    // Kept in the quarantine (not counted as a reject): if the catch-up pass
+                    // cannot load it either, this is where it is.
+                    let reason = format!("deferred to the catch-up pass: {}", error.chain());
+                    store_rejects(exec, &[Reject::of(Stage::Load, record, reason)]).await?;
                     delta.deferred += 1;
                 } else {
                     tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row rejected by the target");

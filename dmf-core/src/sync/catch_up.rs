@@ -8,6 +8,13 @@
 //! the new parents arrive, then the deferred children. Upserts skip unchanged rows, so the pass
 //! writes only what changed during the copy.
 //!
+//! When the loading sessions skipped per-row foreign-key checks (the fast path of a `full`
+//! sync), no row is refused for a missing parent: the pass then starts with a *proof*, one
+//! set-based orphan query per foreign key of the loaded tables. Orphans send it through the
+//! catch-up loads (their parents were written during the copy), after which the proof runs
+//! again; an orphan that remains fails the run, naming the foreign key, the table and sample
+//! keys, and a rollback restores the target. A sync never reports success with an orphan.
+//!
 //! Rows deferred again during the catch-up pass (the source kept writing) are counted in its
 //! result and left to the next sync, which reads every table again (the catch-up pass exists
 //! only in `full`, `upsert` and `diff` modes, never in `incremental` mode, where a row behind
@@ -19,10 +26,12 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
+use super::Database;
+use crate::error::{Error, Result, Stage};
 use crate::migration::{Counts, DataMigration, MigrationContext, MigrationResult, RollbackReport};
 use crate::names::MigrationName;
 use crate::orchestrator::MigrationStatus;
+use crate::quality::{RuleCheck, Violations};
 
 /// The name of the migration running the catch-up pass.
 pub const CATCH_UP: &str = "catch-up pass";
@@ -93,19 +102,64 @@ impl DataMigration for Reporting {
     }
 }
 
-/// Upserts every table again, parents first, when a load migration of the run deferred rows
-/// (or when the run resumed loads of an earlier process, whose deferrals are not known here).
+/// Counts orphans of foreign keys in the target with set-based queries.
+#[async_trait]
+pub(crate) trait OrphanProbe: Send + Sync {
+    /// Every foreign key with orphans: the check and what it found.
+    async fn orphans(&self) -> Result<Vec<(RuleCheck, Violations)>>;
+}
+
+/// The foreign keys of the tables loaded without per-row checks, probed in `target`.
+pub(crate) struct TargetProbe<T> {
+    pub(crate) target: Arc<T>,
+    pub(crate) checks: Vec<RuleCheck>,
+}
+
+/// Sample keys reported per orphaned foreign key.
+const ORPHAN_SAMPLE: usize = 5;
+
+#[async_trait]
+impl<T: Database> OrphanProbe for TargetProbe<T> {
+    async fn orphans(&self) -> Result<Vec<(RuleCheck, Violations)>> {
+        let mut found = Vec::new();
+        for check in &self.checks {
+            let violations = self.target.find_violations(check, ORPHAN_SAMPLE).await?;
+            tracing::debug!(check = %check, orphans = violations.count, "foreign key proved");
+            if violations.count > 0 {
+                found.push((check.clone(), violations));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Upserts every table again, parents first, when a load migration of the run deferred rows,
+/// when the proof finds orphans, or when the run resumed loads of an earlier process (whose
+/// deferrals are not known here); then, with a proof, proves every foreign key again.
 pub(crate) struct CatchUp {
     name: MigrationName,
     depends: Vec<MigrationName>,
     ledger: Arc<Ledger>,
     /// The upsert passes, in load order, then the deferred-key passes.
     passes: Vec<Arc<dyn DataMigration>>,
+    proof: Option<Box<dyn OrphanProbe>>,
 }
 
 impl CatchUp {
-    pub(crate) fn new(depends: Vec<MigrationName>, ledger: Arc<Ledger>, passes: Vec<Arc<dyn DataMigration>>) -> Self {
-        Self { name: MigrationName::new(CATCH_UP), depends, ledger, passes }
+    pub(crate) fn new(
+        depends: Vec<MigrationName>,
+        ledger: Arc<Ledger>,
+        passes: Vec<Arc<dyn DataMigration>>,
+        proof: Option<Box<dyn OrphanProbe>>,
+    ) -> Self {
+        Self { name: MigrationName::new(CATCH_UP), depends, ledger, passes, proof }
+    }
+
+    async fn orphans(&self) -> Result<Vec<(RuleCheck, Violations)>> {
+        match &self.proof {
+            Some(proof) => proof.orphans().await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// True when a load this run depends on resumed from, or was completed by, an earlier run.
@@ -136,7 +190,8 @@ impl DataMigration for CatchUp {
         let started = Instant::now();
         let deferred = self.ledger.total();
         let mut counts = Counts::default();
-        if deferred > 0 || self.loads_resumed(ctx).await? {
+        let orphans = self.orphans().await?;
+        if deferred > 0 || !orphans.is_empty() || self.loads_resumed(ctx).await? {
             tracing::info!(run = %ctx.run, deferred, "catch-up pass: loading every table again, parents first");
             // Each pass reads its table from the start: the ledger says only that rows are
             // missing, not where.
@@ -152,6 +207,10 @@ impl DataMigration for CatchUp {
                     "rows still lack their parent after the catch-up pass (the source kept changing); \
                      the next sync copies them"
                 );
+            }
+            let orphans = self.orphans().await?;
+            if !orphans.is_empty() {
+                return Err(orphans_remain(&orphans));
             }
         }
         Ok(MigrationResult {
@@ -173,4 +232,32 @@ impl DataMigration for CatchUp {
         }
         Ok(report)
     }
+}
+
+/// The error failing a run whose target keeps orphans after the catch-up pass.
+fn orphans_remain(orphans: &[(RuleCheck, Violations)]) -> Error {
+    let found: Vec<String> = orphans
+        .iter()
+        .map(|(check, found)| {
+            let name = match check {
+                RuleCheck::ForeignKey { foreign_key, .. } => foreign_key.name.clone(),
+                other => other.to_string(),
+            };
+            format!(
+                "foreign key `{name}` of {}: {} row(s) reference no row of the parent table (keys: {})",
+                check.table(),
+                found.count,
+                found.sample.join("; ")
+            )
+        })
+        .collect();
+    Error::fatal(
+        Stage::Load,
+        format!(
+            "the target is not consistent after the load: {}; these rows are orphans in the source too, or \
+             their parents were deleted during the copy. Roll the run back (--rollback last), fix the source, \
+             and sync again",
+            found.join("; ")
+        ),
+    )
 }

@@ -77,6 +77,7 @@ pub(crate) async fn dry_run<S: Database, T: Database>(
     let mut outcomes = source.preflight(DatabaseRole::Source).await;
     outcomes.extend(target.preflight(DatabaseRole::Target).await);
     outcomes.extend(plan.schema_check().check().await);
+    outcomes.extend(plan.foreign_key_check().check().await);
     let mut report = DryRun { preflight: PreflightReport { outcomes }, steps: Vec::new() };
     if !report.preflight.passed() {
         return Ok(report);

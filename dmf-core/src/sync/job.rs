@@ -34,6 +34,8 @@ pub struct SyncJob<S, T> {
     progress: ProgressHub,
     undo: bool,
     snapshot: bool,
+    foreign_key_checks: super::ForeignKeyChecks,
+    skip_target_triggers: bool,
     backup: Option<Arc<dyn Backup>>,
     notifiers: Vec<Arc<dyn Notifier>>,
 }
@@ -51,6 +53,8 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             progress: ProgressHub::new(),
             undo: false,
             snapshot: false,
+            foreign_key_checks: super::ForeignKeyChecks::Auto,
+            skip_target_triggers: false,
             backup: None,
             notifiers: Vec::new(),
         }
@@ -90,6 +94,20 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         self
     }
 
+    /// How a `full` sync has foreign keys checked (default [`Auto`](super::ForeignKeyChecks::Auto):
+    /// deferred to a set-based proof when the target allows it).
+    pub fn foreign_key_checks(mut self, checks: super::ForeignKeyChecks) -> Self {
+        self.foreign_key_checks = checks;
+        self
+    }
+
+    /// Lets the fast path load tables that have user triggers, which skipping per-row checks
+    /// silences on PostgreSQL (without it, those tables keep per-row checks).
+    pub fn skip_target_triggers(mut self, skip: bool) -> Self {
+        self.skip_target_triggers = skip;
+        self
+    }
+
     /// Takes this backup of the target before the first write of every run (and restores it
     /// to roll back a run the undo log cannot undo, such as a `full` sync).
     pub fn backup(mut self, backup: impl Backup + 'static) -> Self {
@@ -109,11 +127,20 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         self
     }
 
-    /// Reads both catalogs and plans the sync; writes nothing.
+    /// Reads both catalogs and plans the sync, asking the target whether loads may skip
+    /// per-row foreign-key checks; writes nothing.
     pub async fn plan(&self) -> Result<SyncPlan> {
         let source = self.source.read_catalog().await?;
         let target = self.target.read_catalog().await?;
-        Ok(SyncPlan::build(&source, &target, self.tables.as_deref(), self.mode.clone())?.with_undo(self.undo))
+        let plan = SyncPlan::build(&source, &target, self.tables.as_deref(), self.mode.clone())?.with_undo(self.undo);
+        let trust = match (&plan.mode, self.foreign_key_checks) {
+            (SyncMode::Full, super::ForeignKeyChecks::Auto) => {
+                let tables: Vec<TableName> = plan.tables.iter().map(|t| t.target.name.clone()).collect();
+                Some(self.target.foreign_key_trust(&tables, self.skip_target_triggers).await?)
+            }
+            _ => None,
+        };
+        Ok(plan.with_foreign_key_checks(self.foreign_key_checks, trust.as_ref()))
     }
 
     /// The orchestrator running `plan`, with the target's run store and pre-flight checks of
@@ -125,6 +152,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             .preflight(DatabaseCheck::new(Arc::clone(&source), DatabaseRole::Source))
             .preflight(DatabaseCheck::new(Arc::clone(&self.target), DatabaseRole::Target))
             .preflight(plan.schema_check())
+            .preflight(plan.foreign_key_check())
             .engine(self.engine.clone().with_deferred_missing_parents(plan.catches_up()))
             .max_concurrency(self.jobs)
             .progress(self.progress.clone());

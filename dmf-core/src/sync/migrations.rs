@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::catch_up::{CATCH_UP, CatchUp, Ledger, Reporting};
+use super::catch_up::{CATCH_UP, CatchUp, Ledger, OrphanProbe, Reporting, TargetProbe};
 use super::{Database, DatabaseRole, MergeExtractor, MergeOutput, ReadOrder, SyncMode, SyncPlan, TablePlan, WriteMode};
 use crate::catalog::TableName;
 use crate::error::{Error, Result, Stage};
@@ -12,6 +12,7 @@ use crate::migration::{Counts, DataMigration, MigrationContext, MigrationResult,
 use crate::names::MigrationName;
 use crate::orchestrator::{CheckOutcome, PreflightCheck};
 use crate::pipeline::{Identity, Pipeline};
+use crate::quality::RuleCheck;
 use crate::value::Row;
 
 /// Empties the target tables of a `full` sync, referencing tables first, in one transaction.
@@ -149,13 +150,30 @@ pub fn sync_migrations<S: Database, T: Database>(
             let load =
                 Load { name: name_with(table, "catch-up"), description, depends: Vec::new(), write: WriteMode::Upsert };
             let extractor = source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false));
-            passes.push(load.pipeline(extractor, target, table, plan.undo));
+            // Per row: a child written during this pass must wait for its parent (deferred),
+            // never land as an orphan that would fail the proof.
+            passes.push(load.pipeline(extractor, target, &per_row(table), plan.undo));
         }
         for table in plan.tables.iter().filter(|t| !t.deferred.is_empty()) {
             let name = name_with(table, "catch-up deferred keys");
-            passes.push(deferred_keys(source, target, table, &ReadOrder::Key, name, Vec::new(), plan.undo));
+            passes.push(deferred_keys(source, target, &per_row(table), &ReadOrder::Key, name, Vec::new(), plan.undo));
         }
-        migrations.push(Arc::new(CatchUp::new(before_deletes.clone(), Arc::clone(&ledger), passes)));
+        let proof: Option<Box<dyn OrphanProbe>> = plan.trusts_foreign_keys().then(|| {
+            let checks = plan
+                .tables
+                .iter()
+                .filter(|t| t.trust_foreign_keys)
+                .flat_map(|t| {
+                    t.target.foreign_keys.iter().map(|fk| RuleCheck::ForeignKey {
+                        table: t.target.name.clone(),
+                        key: t.key.clone(),
+                        foreign_key: fk.clone(),
+                    })
+                })
+                .collect();
+            Box::new(TargetProbe { target: Arc::clone(target), checks }) as Box<dyn OrphanProbe>
+        });
+        migrations.push(Arc::new(CatchUp::new(before_deletes.clone(), Arc::clone(&ledger), passes, proof)));
         before_deletes.push(MigrationName::new(CATCH_UP));
     }
 
@@ -187,6 +205,11 @@ pub fn sync_migrations<S: Database, T: Database>(
         }
     }
     migrations
+}
+
+/// `table`, loaded with the target's per-row foreign-key checks.
+fn per_row(table: &TablePlan) -> TablePlan {
+    TablePlan { trust_foreign_keys: false, ..table.clone() }
 }
 
 /// A pass writing a table's moved columns (deferred foreign keys as NULL in new rows).

@@ -31,7 +31,7 @@ pub use dry_run::{DryRun, PlannedStep};
 pub use job::SyncJob;
 pub use merge::{MergeExtractor, MergeOutput};
 pub use migrations::{CLEAR, ClearTables, DatabaseCheck, sync_migrations};
-pub use plan::{SchemaCheck, SyncPlan, TablePlan};
+pub use plan::{FK_CHECK, PlannedCheck, SchemaCheck, SyncPlan, TablePlan};
 
 use crate::catalog::{Catalog, Column, TableName};
 use crate::checkpoint::Position;
@@ -171,6 +171,7 @@ impl LoadSpec {
             write,
             null_columns: BTreeSet::new(),
             undo: false,
+            trust_foreign_keys: false,
         })
     }
 }
@@ -207,6 +208,48 @@ pub struct LoadSpec {
     /// Record an undo log (inserted keys, before-images of updated and deleted rows) in the
     /// same transaction as each batch, so that the run can be rolled back row by row.
     pub undo: bool,
+    /// Skip the target's per-row foreign-key enforcement in this loader's session (PostgreSQL
+    /// `session_replication_role = replica`, SQLite `PRAGMA foreign_keys = OFF`), without
+    /// changing any table: the sync proves every foreign key with one set-based query each
+    /// before it reports success (see [`ForeignKeyChecks`]).
+    pub trust_foreign_keys: bool,
+}
+
+/// How a `full` sync has the target's foreign keys checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForeignKeyChecks {
+    /// Deferred to a set-based proof after the load when the target allows the loading
+    /// sessions to skip per-row checks (and no user trigger would be silenced); per row
+    /// otherwise.
+    #[default]
+    Auto,
+    /// Per row, by the target, always (the slow path).
+    PerRow,
+}
+
+impl FromStr for ForeignKeyChecks {
+    type Err = Error;
+
+    /// `auto` or `per-row`.
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "per-row" => Ok(Self::PerRow),
+            other => Err(Error::Config(format!("unknown foreign-key check mode `{other}`: use auto or per-row"))),
+        }
+    }
+}
+
+/// Whether a target lets loading sessions skip per-row foreign-key checks, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKeyTrust {
+    /// True when the loading sessions may skip per-row checks.
+    pub allowed: bool,
+    /// Why (or why not), in a sentence for pre-flight.
+    pub reason: String,
+    /// Tables that keep per-row checks even so, with the reason (PostgreSQL: a user trigger
+    /// that skipping would silence).
+    pub per_row_tables: Vec<(TableName, String)>,
 }
 
 /// Which side of a sync a database is on (pre-flight differs: a source may be a replica).
@@ -246,6 +289,15 @@ pub trait Database: Send + Sync + 'static {
 
     /// The run store on this database's control tables, created when missing.
     fn run_store(&self) -> impl Future<Output = Result<Arc<dyn RunStore>>> + Send;
+
+    /// Whether this database, as a target, lets loading sessions skip per-row foreign-key
+    /// checks for `tables` ([`LoadSpec::trust_foreign_keys`]), and which tables must keep them.
+    /// `skip_triggers`: the user accepts that skipping also silences the tables' own triggers.
+    fn foreign_key_trust(
+        &self,
+        tables: &[TableName],
+        skip_triggers: bool,
+    ) -> impl Future<Output = Result<ForeignKeyTrust>> + Send;
 
     /// Checks before any write: connectivity, and for a target that it accepts writes and that
     /// its control tables exist or can be created. Writes nothing (a dry run relies on it).

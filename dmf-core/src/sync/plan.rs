@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{ExtractSpec, LoadSpec, ReadOrder, SyncMode, WriteMode};
+use super::{ExtractSpec, ForeignKeyChecks, ForeignKeyTrust, LoadSpec, ReadOrder, SyncMode, WriteMode};
 use crate::catalog::{Catalog, Column, ForeignKey, LoadOrder, SchemaDiff, Table, TableName};
 use crate::error::{Error, Result};
 use crate::names::MigrationName;
 use crate::orchestrator::{CheckOutcome, PreflightCheck};
+
+/// The pre-flight line saying how foreign keys are checked.
+pub const FK_CHECK: &str = "FK checks";
 use crate::value::RowShape;
 
 /// One table of a sync.
@@ -27,6 +30,9 @@ pub struct TablePlan {
     pub deferred: Vec<ForeignKey>,
     /// Tables of the sync that must be loaded before this one.
     pub after: Vec<TableName>,
+    /// The loading sessions skip per-row foreign-key checks for this table; the sync proves
+    /// its foreign keys with set-based queries instead.
+    pub trust_foreign_keys: bool,
 }
 
 impl TablePlan {
@@ -70,6 +76,7 @@ impl TablePlan {
             write,
             null_columns,
             undo: false,
+            trust_foreign_keys: self.trust_foreign_keys,
         }
     }
 
@@ -92,6 +99,8 @@ pub struct SyncPlan {
     pub diff: SchemaDiff,
     /// Loaders keep an undo log, so that a run can be rolled back row by row.
     pub undo: bool,
+    /// How the target's foreign keys are checked, as decided for pre-flight.
+    pub foreign_keys: CheckOutcome,
 }
 
 impl SyncPlan {
@@ -158,9 +167,18 @@ impl SyncPlan {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            tables.push(TablePlan { source, target, columns, key, deferred: step.deferred, after });
+            tables.push(TablePlan {
+                source,
+                target,
+                columns,
+                key,
+                deferred: step.deferred,
+                after,
+                trust_foreign_keys: false,
+            });
         }
-        Ok(Self { mode, tables, diff, undo: false })
+        let foreign_keys = CheckOutcome::passed(FK_CHECK, "per row, by the target");
+        Ok(Self { mode, tables, diff, undo: false, foreign_keys })
     }
 
     /// Keeps (or not) an undo log of every row the sync changes.
@@ -175,6 +193,54 @@ impl SyncPlan {
         !matches!(self.mode, SyncMode::Incremental { .. })
     }
 
+    /// Decides how the target's foreign keys are checked: in a `full` sync with
+    /// [`ForeignKeyChecks::Auto`] and a target that allows it, the loading sessions skip per-row
+    /// checks (except for the tables `trust` keeps per row) and the sync proves every foreign
+    /// key afterwards; per row otherwise. The decision and its reason go to pre-flight.
+    pub fn with_foreign_key_checks(mut self, checks: ForeignKeyChecks, trust: Option<&ForeignKeyTrust>) -> Self {
+        let why_not = match (&self.mode, checks, trust) {
+            (SyncMode::Full, ForeignKeyChecks::Auto, Some(trust)) if trust.allowed => None,
+            (SyncMode::Full, ForeignKeyChecks::Auto, Some(trust)) => Some(trust.reason.clone()),
+            (SyncMode::Full, ForeignKeyChecks::PerRow, _) => Some("--fk-checks per-row was asked for".to_owned()),
+            (SyncMode::Full, ForeignKeyChecks::Auto, None) => Some("the target was not asked".to_owned()),
+            (mode, _, _) => Some(format!("the fast path is for full syncs, this one is {mode}")),
+        };
+        let detail = match why_not {
+            Some(reason) => {
+                for table in &mut self.tables {
+                    table.trust_foreign_keys = false;
+                }
+                format!("per row, because {reason}")
+            }
+            None => {
+                let kept = trust.map(|t| t.per_row_tables.as_slice()).unwrap_or_default();
+                for table in &mut self.tables {
+                    table.trust_foreign_keys = !kept.iter().any(|(name, _)| *name == table.target.name);
+                }
+                let mut detail = "deferred to a set-based proof".to_owned();
+                if let Some(trust) = trust {
+                    detail.push_str(&format!(" ({})", trust.reason));
+                }
+                for (table, why) in kept {
+                    detail.push_str(&format!("; {table} per row, because {why}"));
+                }
+                detail
+            }
+        };
+        self.foreign_keys = CheckOutcome::passed(FK_CHECK, detail);
+        self
+    }
+
+    /// The pre-flight line saying how foreign keys are checked ([`FK_CHECK`]).
+    pub fn foreign_key_check(&self) -> PlannedCheck {
+        PlannedCheck(self.foreign_keys.clone())
+    }
+
+    /// True when some table is loaded without per-row foreign-key checks.
+    pub fn trusts_foreign_keys(&self) -> bool {
+        self.tables.iter().any(|t| t.trust_foreign_keys)
+    }
+
     /// The target tables in delete order (referencing tables first).
     pub fn delete_order(&self) -> Vec<TableName> {
         self.tables.iter().rev().map(|t| t.target.name.clone()).collect()
@@ -183,6 +249,17 @@ impl SyncPlan {
     /// The pre-flight check refusing incompatible schemas.
     pub fn schema_check(&self) -> SchemaCheck {
         SchemaCheck { diff: self.diff.clone(), tables: self.tables.len() }
+    }
+}
+
+/// Pre-flight: reports a decision taken while planning (how foreign keys are checked).
+#[derive(Debug, Clone)]
+pub struct PlannedCheck(CheckOutcome);
+
+#[async_trait]
+impl PreflightCheck for PlannedCheck {
+    async fn check(&self) -> Vec<CheckOutcome> {
+        vec![self.0.clone()]
     }
 }
 
