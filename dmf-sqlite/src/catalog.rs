@@ -113,11 +113,11 @@ fn foreign_keys(connection: &Connection, table: &str) -> rusqlite::Result<Vec<Fo
         fk.columns.push(from);
         fk.referenced_columns.push(to.unwrap_or_default());
     }
-    // SQLite keeps no constraint names: name them after what they link.
+    // SQLite does not report constraint names: name them as PostgreSQL names unnamed ones.
     Ok(by_id
         .into_values()
         .map(|mut fk| {
-            fk.name = format!("{table}({}) -> {}", fk.columns.join(", "), fk.referenced_table.name);
+            fk.name = format!("{table}_{}_fkey", fk.columns.join("_"));
             fk
         })
         .collect())

@@ -90,11 +90,10 @@ async fn plan(source: &SqliteDatabase, target: &SqliteDatabase) -> SyncPlan {
         .unwrap()
 }
 
-const FK_ORDERS: &str = "orders: FK orders(customer_id) -> customers (customer_id) → customers (id)";
-const FK_LINES: &str = "order_lines: FK order_lines(order_id) -> orders (order_id) → orders (id)";
-const FK_SHIPMENTS: &str =
-    "shipments: FK shipments(order_id, line) -> order_lines (order_id, line) → order_lines (order_id, line)";
-const FK_EMPLOYEES: &str = "employees: FK employees(manager_id) -> employees (manager_id) → employees (id)";
+const FK_ORDERS: &str = "orders: FK orders_customer_id_fkey (customer_id) → customers (id)";
+const FK_LINES: &str = "order_lines: FK order_lines_order_id_fkey (order_id) → orders (id)";
+const FK_SHIPMENTS: &str = "shipments: FK shipments_order_id_line_fkey (order_id, line) → order_lines (order_id, line)";
+const FK_EMPLOYEES: &str = "employees: FK employees_manager_id_fkey (manager_id) → employees (id)";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_violation_is_named_with_its_table_rule_and_key() {
@@ -142,7 +141,7 @@ async fn every_violation_is_named_with_its_table_rule_and_key() {
     assert!(!report.passed());
     assert_eq!(report.rules, reports);
     let text = report.to_string();
-    assert!(text.contains("shipments: FK shipments(order_id, line)"), "{text}");
+    assert!(text.contains("shipments: FK shipments_order_id_line_fkey (order_id, line)"), "{text}");
     assert!(text.contains("VIOLATED\n    (order_id=2, line=2)\n"), "{text}");
 }
 
