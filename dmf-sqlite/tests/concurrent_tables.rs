@@ -1,0 +1,80 @@
+//! Tables with no foreign-key path between them load at the same time (`jobs`): seen in the
+//! progress events, where one table commits batches while the other is between its first and
+//! last batch (not timing), and with one job they never overlap.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Dir, connect};
+use dmf_core::sync::{SyncJob, SyncMode};
+use dmf_core::{EngineConfig, Phase, ProgressEvent, ProgressHub, RunRequest};
+use dmf_sqlite::SqliteDatabase;
+
+const SCHEMA: &str = "CREATE TABLE left_side (id INTEGER PRIMARY KEY, v TEXT);
+                      CREATE TABLE right_side (id INTEGER PRIMARY KEY, v TEXT);";
+
+/// True when `other` committed a batch after `table`'s first batch and before its last.
+fn overlapped(events: &[ProgressEvent], table: &str, other: &str) -> bool {
+    let loading = |name: &str| -> Vec<usize> {
+        events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.phase == Phase::Loading && e.migration.as_ref().is_some_and(|m| m.as_str() == name))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let mine = loading(table);
+    let (Some(first), Some(last)) = (mine.first(), mine.last()) else { return false };
+    loading(other).iter().any(|i| i > first && i < last)
+}
+
+async fn sync(jobs: usize) -> Vec<ProgressEvent> {
+    let dir = Dir::new("concurrent-tables");
+    let (source, target) = (dir.file("source.db"), dir.file("target.db"));
+    connect(&source).execute_batch(SCHEMA).unwrap();
+    connect(&source)
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+             INSERT INTO left_side SELECT i, 'l' || i FROM n;
+             INSERT INTO right_side SELECT id, 'r' || id FROM left_side;",
+        )
+        .unwrap();
+    connect(&target).execute_batch(SCHEMA).unwrap();
+    let hub = ProgressHub::new();
+    let mut events = hub.subscribe();
+    let job = SyncJob::new(
+        Arc::new(SqliteDatabase::open(&source).unwrap()),
+        Arc::new(SqliteDatabase::open(&target).unwrap()),
+        SyncMode::Upsert,
+    )
+    .engine(EngineConfig::builder().batch_size(100).build().unwrap())
+    .jobs(jobs)
+    .progress(hub);
+    let collect = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(event) = events.recv().await {
+            let end = event.migration.is_none() && matches!(event.phase, Phase::Completed | Phase::Failed);
+            seen.push(event);
+            if end {
+                break;
+            }
+        }
+        seen
+    });
+    let summary = job.run(RunRequest::all().force()).await.unwrap();
+    assert!(summary.succeeded(), "{summary}");
+    collect.await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_tables_load_at_the_same_time_with_two_jobs_and_one_after_the_other_with_one() {
+    let events = sync(2).await;
+    assert!(
+        overlapped(&events, "left_side", "right_side") || overlapped(&events, "right_side", "left_side"),
+        "two jobs: the tables' batches interleave"
+    );
+    let events = sync(1).await;
+    assert!(!overlapped(&events, "left_side", "right_side") && !overlapped(&events, "right_side", "left_side"));
+}
