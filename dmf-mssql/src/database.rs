@@ -19,6 +19,7 @@ use crate::load::MssqlLoader;
 use crate::notify::DbMailNotifier;
 use crate::pool::{MssqlPool, PoolOptions};
 use crate::run_store::MssqlRunStore;
+use crate::trust::TrustMemory;
 use crate::{catalog, control, preflight, sql};
 
 /// How DMF treats one SQL Server database, beyond where it is.
@@ -57,6 +58,9 @@ pub(crate) struct Shared {
     pub(crate) connector: Arc<dyn Connect>,
     pub(crate) options: MssqlOptions,
     control_ready: OnceCell<()>,
+    /// The constraints trusted before the fast path's loads, to trust again after the proof
+    /// (shared with the handles [`MssqlDatabase::with_options`] makes).
+    pub(crate) trust: Arc<TrustMemory>,
 }
 
 impl Shared {
@@ -81,7 +85,8 @@ impl Shared {
 /// |---|---|
 /// | catalog | `sys.tables`, `sys.columns`, `sys.indexes`, `sys.foreign_keys`: every schema but `dmf`; identity, computed, rowversion and temporal period columns are never written |
 /// | reading | keyset pages `SELECT TOP (n) … WHERE (k1 > @P2) OR (k1 = @P2 AND k2 > @P3) ORDER BY k1, k2`; text keys in code-point order, GUID keys by their text; or by a rowversion or date watermark, then the key |
-/// | `full` | `DELETE` of the synced tables in one transaction (children first), then a bulk load into each table (`KEEP_IDENTITY`, `KEEP_NULLS`, `CHECK_CONSTRAINTS`) with the checkpoint in the same transaction |
+/// | `full` | `DELETE` of the synced tables in one transaction (children first), then a bulk load into each table (`KEEP_IDENTITY`, `KEEP_NULLS`, `CHECK_CONSTRAINTS`, `FIRE_TRIGGERS`) with the checkpoint in the same transaction |
+/// | `full`, fast path | the same bulk load without `CHECK_CONSTRAINTS` and `FIRE_TRIGGERS`; then one orphan query per foreign key (dmf-core's proof) and `ALTER TABLE … WITH CHECK CHECK CONSTRAINT` for each constraint that was trusted before and is not now; needs ALTER on the tables; tables with insert triggers stay on the path above unless `skip_target_triggers` |
 /// | `upsert`, `diff`, `incremental` | bulk load into `#dmf_stage`, then one batch: `MERGE … WHEN MATCHED AND EXISTS (… EXCEPT …) THEN UPDATE … WHEN NOT MATCHED THEN INSERT … OUTPUT $action … INTO #dmf_merge_log`, `IDENTITY_INSERT` around it when needed, the undo log and the checkpoint, under `XACT_ABORT` in one transaction |
 /// | deletes | stage the keys, `MERGE … WHEN MATCHED THEN DELETE` |
 /// | checkpoints | `dmf.checkpoints`, in the transaction of each batch |
@@ -121,12 +126,16 @@ impl MssqlDatabase {
     /// A database reached through any [`Connect`] (a [`ScriptedConnector`](crate::executor::ScriptedConnector)
     /// in tests).
     pub fn with_connector(connector: Arc<dyn Connect>, options: MssqlOptions) -> Self {
-        Self { shared: Arc::new(Shared { connector, options, control_ready: OnceCell::new() }) }
+        Self::with_memory(connector, options, Arc::default())
+    }
+
+    fn with_memory(connector: Arc<dyn Connect>, options: MssqlOptions, trust: Arc<TrustMemory>) -> Self {
+        Self { shared: Arc::new(Shared { connector, options, control_ready: OnceCell::new(), trust }) }
     }
 
     /// The same database with other options.
     pub fn with_options(&self, options: MssqlOptions) -> Self {
-        Self::with_connector(Arc::clone(&self.shared.connector), options)
+        Self::with_memory(Arc::clone(&self.shared.connector), options, Arc::clone(&self.shared.trust))
     }
 
     /// The options.
@@ -232,14 +241,19 @@ impl Database for MssqlDatabase {
         preflight::check(&self.shared, role).await
     }
 
-    async fn foreign_key_trust(&self, _tables: &[TableName], _skip_triggers: bool) -> Result<ForeignKeyTrust> {
-        Ok(ForeignKeyTrust {
-            allowed: false,
-            reason: "the SQL Server fast path (bulk load without CHECK_CONSTRAINTS, then a set-based proof) is not \
-                     built yet"
-                .into(),
-            per_row_tables: Vec::new(),
-        })
+    /// Allowed when the login may re-validate the constraints the bulk loads will leave not
+    /// trusted (ALTER on the tables that have trusted ones); tables it may not ALTER, and
+    /// tables with enabled insert triggers (unless `skip_triggers`), keep per-row checks.
+    /// Remembers which constraints are trusted now, for
+    /// [`after_trusted_load`](Database::after_trusted_load).
+    async fn foreign_key_trust(&self, tables: &[TableName], skip_triggers: bool) -> Result<ForeignKeyTrust> {
+        crate::trust::decide(&self.shared, tables, skip_triggers).await
+    }
+
+    /// Re-validates, one `ALTER TABLE … WITH CHECK CHECK CONSTRAINT` each, the foreign keys and
+    /// CHECK constraints of `tables` that were trusted before the bulk loads and are not now.
+    async fn after_trusted_load(&self, tables: &[TableName]) -> Result<()> {
+        crate::trust::restore(&self.shared, tables).await
     }
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {

@@ -85,6 +85,7 @@ mod rules;
 mod run_store;
 mod session;
 mod sql;
+mod trust;
 mod types;
 
 pub use backup::{BACKUP_METHOD, MssqlBackup};

@@ -28,7 +28,7 @@ use crate::types::{SqlType, bulk_data, unsupported_reason};
 ///
 /// | write mode | statements | counts |
 /// |---|---|---|
-/// | `Insert` | `BEGIN TRANSACTION`; bulk load into the table (`KEEP_IDENTITY` when identity values are loaded, `KEEP_NULLS`, `CHECK_CONSTRAINTS` so foreign keys stay trusted); the checkpoint; `COMMIT` | inserted |
+/// | `Insert` | `BEGIN TRANSACTION`; bulk load into the table (`KEEP_IDENTITY` when identity values are loaded, `KEEP_NULLS`, `CHECK_CONSTRAINTS` so constraints stay trusted, `FIRE_TRIGGERS`; with `LoadSpec::trust_foreign_keys` neither of the last two, see below); the checkpoint; `COMMIT` | inserted |
 /// | `Upsert` | bulk load into `#dmf_stage`; one batch: `MERGE … WHEN MATCHED AND EXISTS (SELECT s.… EXCEPT SELECT t.…) THEN UPDATE … WHEN NOT MATCHED BY TARGET THEN INSERT … OUTPUT $action, inserted.<key> INTO #dmf_merge_log`, with `SET IDENTITY_INSERT … ON/OFF` around it when identity values are loaded, and the checkpoint, under `XACT_ABORT` in one transaction | inserted, updated, unchanged: exact, from the merge log |
 /// | `Delete` | keys into the stage, `MERGE … WHEN MATCHED THEN DELETE` | deleted |
 /// | `Update` | the stage, `MERGE … WHEN MATCHED AND EXISTS (… EXCEPT …) THEN UPDATE` | updated, unchanged |
@@ -41,6 +41,14 @@ use crate::types::{SqlType, bulk_data, unsupported_reason};
 /// column, copied into `dmf.undo_log` in the same transaction (inserts then go through the
 /// stage too: `INSERT … OUTPUT inserted.<key> … SELECT … FROM #dmf_stage`), and
 /// [`Loader::rollback`] replays it.
+///
+/// The fast path of a `full` sync (`LoadSpec::trust_foreign_keys`, `Insert` without an undo
+/// log): the bulk load skips the table's foreign keys, CHECK constraints and insert triggers,
+/// and SQL Server marks the skipped constraints not trusted. The loader first remembers which
+/// were trusted; the sync proves every foreign key with one query each and then trusts those
+/// again ([`Database::after_trusted_load`](dmf_core::sync::Database::after_trusted_load)).
+/// With an undo log, inserts go through the stage and an `INSERT … SELECT`, which checks
+/// every row: the fast path then only adds the proof.
 ///
 /// The stage and the merge log are `#temp` tables of the loader's session, created with the
 /// target columns' exact types and collations by a plain batch (not `sp_executesql`, which
@@ -69,6 +77,8 @@ struct Prepared {
     merge_batch: Option<String>,
     /// The MERGE can write anything (an update of key columns only cannot).
     merges: bool,
+    /// The plain bulk load skips the target's constraint checks and triggers (the fast path).
+    skip_checks: bool,
 }
 
 /// The writable columns of the target, for the undo log's before-images.
@@ -166,6 +176,7 @@ impl MssqlLoader {
             identity,
             merge_batch: None,
             merges: false,
+            skip_checks: false,
         };
         let mode = match self.spec.write {
             WriteMode::Insert if self.undo_enabled() => Some(MergeMode::Insert),
@@ -224,6 +235,20 @@ impl MssqlLoader {
                 self.session.after_error(&error);
                 return Err(to_dmf_error(error, Stage::Load, format!("creating the stage for {}", self.spec.table)));
             }
+        }
+        if mode.is_none() && self.spec.trust_foreign_keys {
+            // Remember which constraints are trusted before this load marks them not trusted,
+            // so that only those are trusted again after the proof.
+            let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
+            match crate::trust::constraints(executor, &self.spec.table).await {
+                Ok(states) => self.shared.trust.remember(&self.spec.table, &states),
+                Err(error) => {
+                    self.session.after_error(&error);
+                    let doing = format!("reading the constraints of {} before loading it", self.spec.table);
+                    return Err(to_dmf_error(error, Stage::Load, doing));
+                }
+            }
+            prepared.skip_checks = true;
         }
         self.prepared = Some(prepared);
         Ok(())
@@ -325,11 +350,15 @@ async fn write_batch(
         (_, None) => {
             executor.batch(sql::BEGIN).await?;
             if !rows.is_empty() {
+                // The per-row path checks constraints (they stay trusted) and fires insert
+                // triggers like any insert; the fast path does neither and leaves the proof
+                // and the re-validation to the sync.
                 let options = BulkOptions {
                     keep_identity: prepared.identity,
                     keep_nulls: true,
-                    check_constraints: true,
+                    check_constraints: !prepared.skip_checks,
                     table_lock: false,
+                    fire_triggers: !prepared.skip_checks,
                 };
                 report.inserted =
                     executor.bulk_insert(&qualified(table), &prepared.bulk_columns, options, rows).await?;
@@ -339,8 +368,15 @@ async fn write_batch(
         }
         (_, Some(merge_batch)) => {
             if !rows.is_empty() {
-                let options =
-                    BulkOptions { keep_identity: false, keep_nulls: true, check_constraints: false, table_lock: true };
+                // The stage is a #temp table: no constraint but its key, no trigger. The MERGE
+                // into the target checks constraints and fires triggers row by row.
+                let options = BulkOptions {
+                    keep_identity: false,
+                    keep_nulls: true,
+                    check_constraints: false,
+                    table_lock: true,
+                    fire_triggers: false,
+                };
                 executor.bulk_insert(sql::STAGE, &prepared.bulk_columns, options, rows).await?;
             }
             let counts = executor.query(merge_batch, params).await?;

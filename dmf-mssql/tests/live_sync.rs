@@ -1,7 +1,7 @@
 //! Live (needs `DMF_TEST_MSSQL_URL`): every sync mode between two SQL Server databases with
 //! the rich schema, checked by SQL Server's own fingerprints; exact MERGE counts; identity
 //! values kept; incremental by rowversion, by datetime and datetimeoffset; rollback from the
-//! undo log.
+//! undo log; the fast path of a full sync leaving every constraint as trusted as it was.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -10,7 +10,7 @@ mod live_common;
 use std::sync::Arc;
 
 use dmf_core::catalog::TableName;
-use dmf_core::sync::{SyncJob, SyncMode};
+use dmf_core::sync::{FK_CHECK, ForeignKeyChecks, SyncJob, SyncMode};
 use dmf_core::{EngineConfig, RunRequest, RunStatus};
 use live_common::{CHANGES, counts, fingerprints, rich_pair, server_url, sync};
 
@@ -29,12 +29,64 @@ async fn a_full_sync_copies_every_table_exactly_identity_values_included() {
         .await;
     assert!(target_db.scalar("SELECT MAX(id) FROM shop.customers").await > 1000);
     let untrusted = target_db.scalar("SELECT COUNT_BIG(*) FROM sys.foreign_keys WHERE is_not_trusted = 1").await;
-    assert_eq!(untrusted, 0, "bulk loads checked the constraints, which stay trusted");
+    assert_eq!(untrusted, 0, "the fast path re-validated the foreign keys its bulk loads left not trusted");
 
     // Again: the tables are emptied and loaded anew.
     let again = sync(&source, &target, SyncMode::Full, false).await;
     assert_eq!(again.status, RunStatus::Completed, "{again}");
     assert_eq!(fingerprints(&target_db).await, fingerprints(&source_db).await);
+}
+
+/// Reads `is_not_trusted` of a foreign key or CHECK constraint by name.
+async fn not_trusted(db: &live_common::TestDb, constraint: &str) -> i64 {
+    db.scalar(&format!(
+        "SELECT CAST(is_not_trusted AS bigint) FROM sys.foreign_keys WHERE name = N'{constraint}' \
+         UNION ALL SELECT CAST(is_not_trusted AS bigint) FROM sys.check_constraints WHERE name = N'{constraint}'"
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_fast_path_leaves_every_constraint_as_trusted_as_it_was_and_fires_triggers_only_per_row() {
+    let Some(url) = server_url("fast_full_sync") else { return };
+    let (source_db, target_db) = rich_pair(&url, "fast").await;
+    for db in [&source_db, &target_db] {
+        db.batch("ALTER TABLE shop.order_lines ADD CONSTRAINT CK_order_lines_quantity CHECK (quantity > 0)").await;
+    }
+    // Not trusted before the load, on purpose: DMF must leave it so.
+    target_db
+        .batch("ALTER TABLE shop.employees WITH NOCHECK ADD CONSTRAINT CK_employees_name CHECK (LEN(name) > 0)")
+        .await;
+    // A table with an insert trigger stays on the per-row path, which fires it.
+    target_db.batch("CREATE TABLE dbo.audit (n int NOT NULL)").await;
+    target_db
+        .batch(
+            "CREATE TRIGGER dbo.trg_odd ON dbo.[odd \"quoted\" ]]table] AFTER INSERT AS \
+             INSERT INTO dbo.audit (n) SELECT COUNT(*) FROM inserted",
+        )
+        .await;
+    assert_eq!(not_trusted(&target_db, "CK_employees_name").await, 1);
+    let (source, target) = (source_db.database(), target_db.database());
+
+    let summary = SyncJob::new(Arc::clone(&source), Arc::clone(&target), SyncMode::Full)
+        .engine(EngineConfig::builder().batch_size(300).build().unwrap())
+        .jobs(2)
+        .foreign_key_checks(ForeignKeyChecks::Auto)
+        .run(RunRequest::all().force())
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary}");
+    let line = summary.preflight.outcomes.iter().find(|o| o.check == FK_CHECK).unwrap().detail.clone();
+    assert!(line.starts_with("deferred to a set-based proof (bulk loads without CHECK_CONSTRAINTS"), "{line}");
+    assert!(line.contains("CHECK constraint `CK_employees_name` of shop.employees"), "{line}");
+    assert!(line.contains("dbo.odd \"quoted\" ]table per row, because its insert triggers trg_odd"), "{line}");
+    assert_eq!(fingerprints(&target_db).await, fingerprints(&source_db).await);
+
+    let untrusted = target_db.scalar("SELECT COUNT_BIG(*) FROM sys.foreign_keys WHERE is_not_trusted = 1").await;
+    assert_eq!(untrusted, 0, "every foreign key is trusted again");
+    assert_eq!(not_trusted(&target_db, "CK_order_lines_quantity").await, 0, "re-validated after the bulk load");
+    assert_eq!(not_trusted(&target_db, "CK_employees_name").await, 1, "left as it was");
+    assert_eq!(target_db.scalar("SELECT SUM(n) FROM dbo.audit").await, 200, "FIRE_TRIGGERS on the per-row path");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -126,7 +126,14 @@ async fn upserts_stage_then_merge_with_exact_counts_and_the_checkpoint_in_one_ba
     let RecordedKind::BulkInsert { options, rows } = &log[4].kind else { panic!("{:?}", log[4].kind) };
     assert_eq!(
         *options,
-        BulkOptions { keep_identity: false, keep_nulls: true, check_constraints: false, table_lock: true }
+        BulkOptions {
+            keep_identity: false,
+            keep_nulls: true,
+            check_constraints: false,
+            table_lock: true,
+            fire_triggers: false
+        },
+        "the stage is a #temp table: the MERGE checks the target's constraints and fires its triggers"
     );
     assert_eq!(
         rows[1],
@@ -201,8 +208,14 @@ async fn full_loads_bulk_insert_into_the_table_with_the_checkpoint_in_the_same_t
     let RecordedKind::BulkInsert { options, .. } = &log[4].kind else { panic!() };
     assert_eq!(
         *options,
-        BulkOptions { keep_identity: true, keep_nulls: true, check_constraints: true, table_lock: false },
-        "identity values are kept and constraints checked, so they stay trusted"
+        BulkOptions {
+            keep_identity: true,
+            keep_nulls: true,
+            check_constraints: true,
+            table_lock: false,
+            fire_triggers: true
+        },
+        "identity values are kept, constraints checked so they stay trusted, insert triggers fired"
     );
     assert_eq!(log[5].kind, RecordedKind::Execute);
     assert!(log[5].sql.starts_with("UPDATE dmf.checkpoints SET [position] = @P2"));

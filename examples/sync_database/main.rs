@@ -62,13 +62,16 @@ Options:
                       read at most N rows per second in all (go easy on a production source)
   --fk-checks <HOW>   auto | per-row [default: auto]. In full mode, auto lets the loading
                       sessions skip per-row foreign-key checks when the target allows it
-                      (PostgreSQL: superuser or SET on session_replication_role; SQLite: always)
+                      (PostgreSQL: superuser or SET on session_replication_role; SQLite: always;
+                      SQL Server: ALTER on the tables, to trust the constraints again after bulk
+                      loads without CHECK_CONSTRAINTS)
                       and proves every foreign key with one set-based query each afterwards;
                       an orphan fails the run, naming the foreign key and keys. Pre-flight
                       prints which path was chosen and why
   --skip-target-triggers
-                      let the fast path load PostgreSQL tables with user triggers (which it
-                      silences); without it those tables keep per-row checks
+                      let the fast path load tables with user triggers (PostgreSQL) or insert
+                      triggers (SQL Server), which it silences; without it those tables keep
+                      per-row checks
   --snapshot          read every table in one consistent snapshot of the source (PostgreSQL:
                       an exported REPEATABLE READ snapshot; SQLite: one read transaction), so
                       the copy is exactly that moment's data in one pass. By default tables are

@@ -14,6 +14,9 @@
 //! catch-up loads (their parents were written during the copy), after which the proof runs
 //! again; an orphan that remains fails the run, naming the foreign key, the table and sample
 //! keys, and a rollback restores the target. A sync never reports success with an orphan.
+//! Once the proof finds none, the target may put back what skipping the checks changed
+//! ([`Database::after_trusted_load`]: SQL Server re-validates the constraints its bulk loads
+//! marked not trusted); an error there fails the run too.
 //!
 //! Rows deferred again during the catch-up pass (the source kept writing) are counted in its
 //! result and left to the next sync, which reads every table again (the catch-up pass exists
@@ -27,6 +30,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::Database;
+use crate::catalog::TableName;
 use crate::error::{Error, Result, Stage};
 use crate::migration::{Counts, DataMigration, MigrationContext, MigrationResult, RollbackReport};
 use crate::names::MigrationName;
@@ -107,12 +111,19 @@ impl DataMigration for Reporting {
 pub(crate) trait OrphanProbe: Send + Sync {
     /// Every foreign key with orphans: the check and what it found.
     async fn orphans(&self) -> Result<Vec<(RuleCheck, Violations)>>;
+
+    /// Called once the proof found no orphan: the target puts back what the loads without
+    /// per-row checks changed ([`Database::after_trusted_load`]).
+    async fn finish(&self) -> Result<()>;
 }
 
 /// The foreign keys of the tables loaded without per-row checks, probed in `target`.
 pub(crate) struct TargetProbe<T> {
     pub(crate) target: Arc<T>,
     pub(crate) checks: Vec<RuleCheck>,
+    /// The tables loaded without per-row checks (some may have no foreign key, only CHECK
+    /// constraints a target skipped too).
+    pub(crate) tables: Vec<TableName>,
 }
 
 /// Sample keys reported per orphaned foreign key.
@@ -130,6 +141,10 @@ impl<T: Database> OrphanProbe for TargetProbe<T> {
             }
         }
         Ok(found)
+    }
+
+    async fn finish(&self) -> Result<()> {
+        self.target.after_trusted_load(&self.tables).await
     }
 }
 
@@ -213,6 +228,9 @@ impl DataMigration for CatchUp {
                 return Err(orphans_remain(&orphans));
             }
         }
+        if let Some(proof) = &self.proof {
+            proof.finish().await?;
+        }
         Ok(MigrationResult {
             migration: self.name.clone(),
             counts,
@@ -260,4 +278,143 @@ fn orphans_remain(orphans: &[(RuleCheck, Violations)]) -> Error {
             found.join("; ")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::catalog::ForeignKey;
+    use crate::checkpoint::Checkpoint;
+    use crate::engine::EngineConfig;
+    use crate::names::RunId;
+    use crate::orchestrator::{BackupRecord, MigrationRecord, RejectRecord, RunRecord, RunStatus, RunStore};
+    use crate::record::Reject;
+
+    /// A run store with no records (the catch-up pass only asks whether loads resumed).
+    struct NoRecords;
+
+    #[async_trait]
+    impl RunStore for NoRecords {
+        async fn start_run(&self, _: &[MigrationName], _: &str) -> Result<RunId> {
+            Ok(RunId(1))
+        }
+        async fn finish_run(&self, _: RunId, _: RunStatus, _: Option<&str>) -> Result<()> {
+            Ok(())
+        }
+        async fn record_backup(&self, _: RunId, _: &BackupRecord) -> Result<()> {
+            Ok(())
+        }
+        async fn save_migration_record(&self, _: &MigrationRecord) -> Result<()> {
+            Ok(())
+        }
+        async fn latest_record(&self, _: &MigrationName) -> Result<Option<MigrationRecord>> {
+            Ok(None)
+        }
+        async fn run(&self, _: RunId) -> Result<Option<RunRecord>> {
+            Ok(None)
+        }
+        async fn runs(&self, _: usize) -> Result<Vec<RunRecord>> {
+            Ok(Vec::new())
+        }
+        async fn migration_records(&self, _: RunId) -> Result<Vec<MigrationRecord>> {
+            Ok(Vec::new())
+        }
+        async fn record_rejects(&self, _: RunId, _: &MigrationName, _: &[Reject]) -> Result<()> {
+            Ok(())
+        }
+        async fn rejects(&self, _: RunId, _: Option<&MigrationName>, _: usize, _: usize) -> Result<Vec<RejectRecord>> {
+            Ok(Vec::new())
+        }
+        async fn checkpoint(&self, _: &MigrationName) -> Result<Option<Checkpoint>> {
+            Ok(None)
+        }
+    }
+
+    /// A proof answering from a list (one answer per call, the last repeated), recording the
+    /// calls, whose `finish` fails when told to.
+    struct Scripted {
+        answers: Mutex<Vec<Vec<(RuleCheck, Violations)>>>,
+        calls: Arc<Mutex<Vec<&'static str>>>,
+        finish_fails: bool,
+    }
+
+    #[async_trait]
+    impl OrphanProbe for Scripted {
+        async fn orphans(&self) -> Result<Vec<(RuleCheck, Violations)>> {
+            self.calls.lock().unwrap().push("orphans");
+            let mut answers = self.answers.lock().unwrap();
+            Ok(if answers.len() > 1 { answers.remove(0) } else { answers[0].clone() })
+        }
+
+        async fn finish(&self) -> Result<()> {
+            self.calls.lock().unwrap().push("finish");
+            if self.finish_fails {
+                return Err(Error::fatal(
+                    Stage::Validate,
+                    "re-validating CHECK constraint `CK_total` of dbo.orders: 1 row breaks it",
+                ));
+            }
+            Ok(())
+        }
+    }
+
+    fn orphan() -> (RuleCheck, Violations) {
+        let check = RuleCheck::ForeignKey {
+            table: TableName::new(Some("dbo"), "orders"),
+            key: vec!["id".into()],
+            foreign_key: ForeignKey {
+                name: "FK_orders_customers".into(),
+                columns: vec!["customer_id".into()],
+                referenced_table: TableName::new(Some("dbo"), "customers"),
+                referenced_columns: vec!["id".into()],
+                enforced: true,
+            },
+        };
+        (check, Violations { count: 1, sample: vec!["id=7".into()] })
+    }
+
+    fn catch_up(
+        answers: Vec<Vec<(RuleCheck, Violations)>>,
+        finish_fails: bool,
+    ) -> (CatchUp, Arc<Mutex<Vec<&'static str>>>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let probe = Scripted { answers: Mutex::new(answers), calls: Arc::clone(&calls), finish_fails };
+        (CatchUp::new(Vec::new(), Arc::new(Ledger::default()), Vec::new(), Some(Box::new(probe))), calls)
+    }
+
+    fn context() -> MigrationContext {
+        MigrationContext::new(RunId(1), Arc::new(EngineConfig::default()), Arc::new(NoRecords))
+    }
+
+    #[tokio::test]
+    async fn a_clean_proof_lets_the_target_restore_what_the_fast_path_changed() {
+        let (pass, calls) = catch_up(vec![Vec::new()], false);
+        pass.execute(&context()).await.unwrap();
+        assert_eq!(*calls.lock().unwrap(), ["orphans", "finish"]);
+    }
+
+    #[tokio::test]
+    async fn orphans_that_remain_fail_the_run_naming_the_foreign_key_and_keys_and_nothing_is_restored() {
+        let (pass, calls) = catch_up(vec![vec![orphan()]], false);
+        let error = pass.execute(&context()).await.unwrap_err().to_string();
+        assert!(error.contains("foreign key `FK_orders_customers` of dbo.orders: 1 row(s)"), "{error}");
+        assert!(error.contains("(keys: id=7)"), "{error}");
+        assert_eq!(*calls.lock().unwrap(), ["orphans", "orphans"], "no finish while an orphan remains");
+    }
+
+    #[tokio::test]
+    async fn orphans_the_catch_up_resolves_are_followed_by_the_restore() {
+        let (pass, calls) = catch_up(vec![vec![orphan()], Vec::new()], false);
+        pass.execute(&context()).await.unwrap();
+        assert_eq!(*calls.lock().unwrap(), ["orphans", "orphans", "finish"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_restore_fails_the_run_with_its_message() {
+        let (pass, _) = catch_up(vec![Vec::new()], true);
+        let error = pass.execute(&context()).await.unwrap_err().to_string();
+        assert!(error.contains("CHECK constraint `CK_total` of dbo.orders"), "{error}");
+    }
 }

@@ -102,7 +102,8 @@ impl<S: Database, T: Database> SyncJob<S, T> {
     }
 
     /// Lets the fast path load tables that have user triggers, which skipping per-row checks
-    /// silences on PostgreSQL (without it, those tables keep per-row checks).
+    /// silences (PostgreSQL: ordinary user triggers; SQL Server: insert triggers, which a bulk
+    /// load without `FIRE_TRIGGERS` does not fire). Without it, those tables keep per-row checks.
     pub fn skip_target_triggers(mut self, skip: bool) -> Self {
         self.skip_target_triggers = skip;
         self

@@ -171,7 +171,8 @@ pub fn sync_migrations<S: Database, T: Database>(
                     })
                 })
                 .collect();
-            Box::new(TargetProbe { target: Arc::clone(target), checks }) as Box<dyn OrphanProbe>
+            let tables = plan.tables.iter().filter(|t| t.trust_foreign_keys).map(|t| t.target.name.clone()).collect();
+            Box::new(TargetProbe { target: Arc::clone(target), checks, tables }) as Box<dyn OrphanProbe>
         });
         migrations.push(Arc::new(CatchUp::new(before_deletes.clone(), Arc::clone(&ledger), passes, proof)));
         before_deletes.push(MigrationName::new(CATCH_UP));

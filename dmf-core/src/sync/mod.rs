@@ -299,6 +299,21 @@ pub trait Database: Send + Sync + 'static {
         skip_triggers: bool,
     ) -> impl Future<Output = Result<ForeignKeyTrust>> + Send;
 
+    /// Called once per run after the set-based proof found no orphan, before the run is
+    /// reported completed, with the tables loaded without per-row checks
+    /// ([`LoadSpec::trust_foreign_keys`]).
+    ///
+    /// For a target whose fast path changes what the database believes about its own
+    /// constraints: SQL Server marks the foreign keys and CHECK constraints a bulk load without
+    /// `CHECK_CONSTRAINTS` skipped as not trusted, and re-validates here the ones that were
+    /// trusted before the load. Nothing else may change: a sync never alters the target's
+    /// structure. An error fails the run and names the constraint and the table. The default
+    /// does nothing (PostgreSQL and SQLite skip checks per session and leave no trace).
+    fn after_trusted_load(&self, tables: &[TableName]) -> impl Future<Output = Result<()>> + Send {
+        let _ = tables;
+        async { Ok(()) }
+    }
+
     /// Checks before any write: connectivity, and for a target that it accepts writes and that
     /// its control tables exist or can be created. Writes nothing (a dry run relies on it).
     fn preflight(&self, role: DatabaseRole) -> impl Future<Output = Vec<CheckOutcome>> + Send;

@@ -116,10 +116,13 @@ pub struct BulkOptions {
     /// NULLs stay NULL instead of taking the column default (`KEEP_NULLS`).
     pub keep_nulls: bool,
     /// Foreign-key and check constraints are checked, so they stay trusted
-    /// (`CHECK_CONSTRAINTS`).
+    /// (`CHECK_CONSTRAINTS`). Without it SQL Server checks neither and marks both not trusted.
     pub check_constraints: bool,
     /// A bulk-update table lock (`TABLOCK`).
     pub table_lock: bool,
+    /// The table's insert triggers fire, once per bulk load with every loaded row in
+    /// `inserted` (`FIRE_TRIGGERS`). Without it no trigger fires.
+    pub fire_triggers: bool,
 }
 
 /// An error from SQL Server or from the way to it, in a form the adapter can classify

@@ -62,6 +62,9 @@ fn bulk_flags(options: BulkOptions) -> SqlBulkCopyOptions {
     if options.table_lock {
         flags |= SqlBulkCopyOption::TableLock;
     }
+    if options.fire_triggers {
+        flags |= SqlBulkCopyOption::FireTriggers;
+    }
     flags
 }
 
@@ -130,16 +133,20 @@ mod tests {
             keep_nulls: true,
             check_constraints: true,
             table_lock: true,
+            fire_triggers: true,
         });
         for flag in [
             SqlBulkCopyOption::KeepIdentity,
             SqlBulkCopyOption::KeepNulls,
             SqlBulkCopyOption::CheckConstraints,
             SqlBulkCopyOption::TableLock,
+            SqlBulkCopyOption::FireTriggers,
         ] {
             assert!(all.contains(flag), "{flag:?}");
         }
-        assert!(!all.contains(SqlBulkCopyOption::FireTriggers));
+        let fast = bulk_flags(BulkOptions { keep_nulls: true, ..BulkOptions::default() });
+        assert!(!fast.contains(SqlBulkCopyOption::CheckConstraints));
+        assert!(!fast.contains(SqlBulkCopyOption::FireTriggers));
     }
 
     #[test]

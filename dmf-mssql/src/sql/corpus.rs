@@ -19,7 +19,7 @@ use sqlparser::parser::Parser;
 
 use super::extract::{Compare, Ordered, Page, Selected, page_query};
 use super::load::{MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
-use super::{admin, catalog, control, load, rules};
+use super::{admin, catalog, control, load, rules, trust};
 
 /// How a statement is checked beyond its exact-text test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +207,13 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
         add(&format!("rules_{label}_count"), rules::count_violations(check), Check::Parsed);
         add(&format!("rules_{label}_sample"), rules::sample_violations(check), Check::Parsed);
     }
+
+    // Constraint trust around the fast path of a full load.
+    add("trust_may_alter", trust::MAY_ALTER.into(), Check::Parsed);
+    add("trust_insert_triggers", trust::INSERT_TRIGGERS.into(), Check::Parsed);
+    add("trust_constraints", trust::CONSTRAINTS.into(), Check::Parsed);
+    add("trust_retrust_foreign_key", trust::retrust(&table, "FK_lines_orders"), Check::Golden);
+    add("trust_retrust_check", trust::retrust(&table, n.text), Check::Golden);
 
     // Control tables.
     add("control_create", control::CREATE.into(), Check::Parsed);
