@@ -286,6 +286,8 @@ async fn a_lost_snapshot_is_a_fatal_error_not_a_read_of_the_current_rows() {
         .unwrap()
         .get(0);
     assert!(killed);
+    // pg_terminate_backend only signals: wait until the exporting backend is gone.
+    until_open_transactions(&observer, "dmf_snap_lost", 0).await;
 
     let mut extractor = snapshot.extractor(parents);
     let error = extractor.extract(None, NonZeroUsize::new(10).unwrap()).next().await.unwrap().unwrap_err();
