@@ -106,7 +106,7 @@ fn orchestrator(
     let mut builder = Orchestrator::builder(store.clone()).engine(engine(case)).max_concurrency(case.jobs);
     for (index, range) in ranges.into_iter().enumerate() {
         let faults = match &failing {
-            Some((failing, faults)) if *failing == index % count => faults.clone(),
+            Some((failing, faults)) if *failing % count == index => faults.clone(),
             _ => poison(case),
         };
         let name = range_migration_name(&dmf_core::catalog::TableName::new(None, "t"), index + 1, count);
