@@ -1,12 +1,13 @@
 //! [`MssqlDatabase`]: one SQL Server database as a side of a catalog-driven sync
 //! ([`dmf_core::sync::Database`]).
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::orchestrator::CheckOutcome;
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
 use dmf_core::{Result, RunStore, Stage};
 use tokio::sync::OnceCell;
 
@@ -196,6 +197,11 @@ impl Database for MssqlDatabase {
 
     fn extractor(&self, spec: ExtractSpec) -> MssqlExtractor {
         MssqlExtractor::new(Arc::clone(&self.shared), spec)
+    }
+
+    async fn key_ranges(&self, spec: &ExtractSpec, parts: NonZeroUsize) -> Result<Vec<KeyRange>> {
+        let mut session = self.session().await?;
+        crate::ranges::key_ranges(session.as_mut(), &self.shared.name(), spec, parts).await
     }
 
     fn loader(&self, spec: LoadSpec) -> MssqlLoader {

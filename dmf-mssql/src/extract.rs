@@ -27,6 +27,9 @@ use crate::types::{SqlType, decode, unsupported_reason};
 ///   need not be among the columns the rows carry (it is never written). A `datetime`
 ///   watermark is compared as `datetime` (not `datetime2`, whose extra precision would drift).
 ///
+/// With a [key range](ExtractSpec::range), pages start after its lower bound (or the position
+/// past it) and stop at its upper bound (`(k1 < @Pn) OR (k1 = @Pn AND k2 <= @Pn+1)`).
+///
 /// Text keys are compared and ordered in code-point order (`Latin1_General_100_BIN2`) and
 /// `uniqueidentifier` keys by their text, the order every DMF adapter reads in, so merges
 /// across databases agree (at the price of an index seek: such pages sort). `money` is read
@@ -49,9 +52,11 @@ struct Layout {
     first: String,
     after: String,
     after_null: Option<String>,
+    /// A key range's upper bound, bound after the position (empty: no upper bound).
+    up_to: Vec<Value>,
 }
 
-fn compare_of(sql_type: &SqlType) -> Compare {
+pub(crate) fn compare_of(sql_type: &SqlType) -> Compare {
     match sql_type {
         SqlType::Char(_) | SqlType::VarChar(_) | SqlType::NChar(_) | SqlType::NVarChar(_) => Compare::Text,
         SqlType::UniqueIdentifier => Compare::GuidText,
@@ -76,6 +81,8 @@ impl Layout {
         if spec.key.is_empty() {
             return Err(format!("reading {}: no key columns to read it in resumable order", spec.table));
         }
+        let range = spec.key_range().map_err(|e| e.to_string())?;
+        let up_to: Vec<Value> = range.and_then(|r| r.up_to.clone()).unwrap_or_default();
         for column in &spec.columns {
             if let Some(reason) = unsupported_reason(&column.native_type) {
                 return Err(format!("reading column `{}` of {}: {reason}", column.name, spec.table));
@@ -112,12 +119,14 @@ impl Layout {
             select.iter().map(|(name, ty)| Selected { name, read_as: ty.read_as() }).collect();
         let ordered: Vec<Ordered<'_>> =
             order.iter().map(|&i| Ordered { name: &select[i].0, compare: compare_of(&select[i].1) }).collect();
+        let query = |page| page_query(&spec.table, &selected, &ordered, page, !up_to.is_empty());
         Ok(Self {
-            first: page_query(&spec.table, &selected, &ordered, Page::First),
-            after: page_query(&spec.table, &selected, &ordered, Page::After),
-            after_null: nullable_watermark.then(|| page_query(&spec.table, &selected, &ordered, Page::AfterNullLead)),
+            first: query(Page::First),
+            after: query(Page::After),
+            after_null: nullable_watermark.then(|| query(Page::AfterNullLead)),
             order,
             nullable_watermark,
+            up_to,
         })
     }
 }
@@ -162,8 +171,8 @@ impl MssqlExtractor {
         };
         let table = &self.spec.table;
         let mut params = vec![Value::Int(i64::try_from(limit).unwrap_or(i64::MAX))];
-        let sql = match from {
-            None => &layout.first,
+        let resume = match from {
+            None => None,
             Some(position) => {
                 let values = decode_key_position(position)?;
                 if values.len() != layout.order.len() {
@@ -177,12 +186,24 @@ impl MssqlExtractor {
                         ),
                     ));
                 }
+                Some(values)
+            }
+        };
+        // Within a key range, from its lower bound or the position past it.
+        let start = match &self.spec.range {
+            Some(range) => range.start(resume),
+            None => resume,
+        };
+        let sql = match &start {
+            None => &layout.first,
+            Some(values) => {
                 let lead_null = layout.nullable_watermark && values[0].is_null();
                 let values = if lead_null { &values[1..] } else { &values[..] };
                 if values.iter().any(Value::is_null) {
+                    let shown = from.map_or_else(|| format!("{values:?}"), |p| p.as_str().to_owned());
                     return Err(Error::fatal(
                         Stage::Extract,
-                        format!("reading {table}: position `{}` has a NULL key value", position.as_str()),
+                        format!("reading {table}: position `{shown}` has a NULL key value"),
                     ));
                 }
                 params.extend(values.iter().cloned());
@@ -192,6 +213,7 @@ impl MssqlExtractor {
                 }
             }
         };
+        params.extend(layout.up_to.iter().cloned());
         let server = self.shared.name();
         let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Extract).await?;
         let rows = match executor.query(sql, &params).await {
@@ -242,11 +264,13 @@ impl Extractor for MssqlExtractor {
     }
 
     fn scope(&self) -> Option<String> {
-        self.spec.order.scope()
+        self.spec.scope()
     }
 
+    /// The catalog's row count, for a first read of the whole table; none for a key range or
+    /// a resumed read (counting them would scan).
     async fn estimate(&mut self, from: Option<&Position>) -> Result<Option<u64>> {
-        if from.is_some() {
+        if from.is_some() || self.spec.range.is_some() {
             return Ok(None);
         }
         let name = Value::Text(qualified(&self.spec.table));

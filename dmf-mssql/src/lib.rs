@@ -81,6 +81,7 @@ mod load;
 mod notify;
 mod pool;
 mod preflight;
+mod ranges;
 mod rules;
 mod run_store;
 mod session;

@@ -34,6 +34,7 @@ fn spec(order: ReadOrder, extra: Option<Column>) -> ExtractSpec {
         columns,
         key: vec!["id".into()],
         order,
+        range: None,
     }
 }
 

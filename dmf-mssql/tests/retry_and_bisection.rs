@@ -47,6 +47,7 @@ fn pipeline(source: &dmf_mssql::MssqlDatabase, target: &dmf_mssql::MssqlDatabase
         columns: columns(),
         key: vec!["id".into()],
         order: ReadOrder::Key,
+        range: None,
     };
     let load = LoadSpec {
         table: table(),

@@ -1,12 +1,13 @@
 //! [`PgDatabase`]: one PostgreSQL database as a side of a catalog-driven sync
 //! ([`dmf_core::sync::Database`]).
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::orchestrator::CheckOutcome;
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
 use dmf_core::{Error, ErrorKind, Result, RunStore, Stage};
 use tokio::sync::OnceCell;
 use tokio_postgres::Client;
@@ -128,6 +129,11 @@ impl Database for PgDatabase {
 
     fn extractor(&self, spec: ExtractSpec) -> PgExtractor {
         PgExtractor::new(Arc::clone(&self.shared), spec, self.snapshot.clone())
+    }
+
+    async fn key_ranges(&self, spec: &ExtractSpec, parts: NonZeroUsize) -> Result<Vec<KeyRange>> {
+        // Outside any snapshot: ranges read at another moment still cover every key.
+        crate::ranges::key_ranges(&self.shared, spec, parts).await
     }
 
     fn loader(&self, spec: LoadSpec) -> PgLoader {

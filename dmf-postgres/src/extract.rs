@@ -4,7 +4,7 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use dmf_core::catalog::DataType;
+use dmf_core::catalog::{Column, DataType};
 use dmf_core::sync::{ExtractSpec, ReadOrder, decode_key_position, key_position};
 use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Value};
 use futures::stream::BoxStream;
@@ -26,6 +26,9 @@ use crate::types::{decode, pg_text, read_as_text};
 /// - [`ReadOrder::Watermark`]: ordered by the watermark column then the key, positions
 ///   `[watermark, key…]`; the position stays meaningful after the migration completed, so the
 ///   next run reads only rows whose watermark grew.
+///
+/// With a [key range](ExtractSpec::range), pages start after its lower bound (or the position
+/// past it) and stop at its upper bound (`AND (k1, k2) <= (…)`).
 ///
 /// Text key columns are compared and ordered with `COLLATE "C"` (byte order), the order every
 /// DMF adapter reads in, so merges across databases agree. Position values are bound as text
@@ -55,6 +58,8 @@ struct Layout {
     first: String,
     after: String,
     after_null: Option<String>,
+    /// A key range's upper bound, as text parameters (empty: no upper bound).
+    up_to: Vec<String>,
 }
 
 struct Statements {
@@ -73,6 +78,10 @@ impl Layout {
         if spec.key.is_empty() {
             return Err(format!("reading {}: no key columns to read it in resumable order", spec.table));
         }
+        let range = spec.key_range().map_err(|e| e.to_string())?;
+        // `key_range` checked the bound holds no NULL.
+        let up_to = text_params(range.and_then(|r| r.up_to.as_deref()).unwrap_or(&[])).unwrap_or_default();
+        let bounded = !up_to.is_empty();
         let watermark = match &spec.order {
             ReadOrder::Key => None,
             ReadOrder::Watermark { column } => Some(position_of(column)?),
@@ -88,27 +97,37 @@ impl Layout {
         let ordered: Vec<Ordered<'_>> = order
             .iter()
             .enumerate()
-            .map(|(i, &index)| {
-                let column = &spec.columns[index];
-                let by_text = matches!(column.data_type, DataType::Other(_));
-                Ordered {
-                    name: &column.name,
-                    cast: if by_text { "text".to_owned() } else { cast_type(&column.native_type) },
-                    binary_collation: by_text || matches!(column.data_type, DataType::Text { .. }),
-                    by_text,
-                    nulls_first: i == 0 && nullable_watermark,
-                }
-            })
+            .map(|(i, &index)| ordered(&spec.columns[index], i == 0 && nullable_watermark))
             .collect();
+        let query = |page| page_query(&spec.table, &select, &ordered, page, bounded);
         Ok(Self {
             types: spec.columns.iter().map(|c| c.data_type.clone()).collect(),
-            first: page_query(&spec.table, &select, &ordered, Page::First),
-            after: page_query(&spec.table, &select, &ordered, Page::After),
-            after_null: nullable_watermark.then(|| page_query(&spec.table, &select, &ordered, Page::AfterNullLead)),
+            first: query(Page::First),
+            after: query(Page::After),
+            after_null: nullable_watermark.then(|| query(Page::AfterNullLead)),
             order,
             nullable_watermark,
+            up_to,
         })
     }
+}
+
+/// How the pages order and compare `column`: text (and types read as text) in byte order,
+/// `COLLATE "C"`, the order every DMF adapter reads in.
+pub(crate) fn ordered(column: &Column, nulls_first: bool) -> Ordered<'_> {
+    let by_text = matches!(column.data_type, DataType::Other(_));
+    Ordered {
+        name: &column.name,
+        cast: if by_text { "text".to_owned() } else { cast_type(&column.native_type) },
+        binary_collation: by_text || matches!(column.data_type, DataType::Text { .. }),
+        by_text,
+        nulls_first,
+    }
+}
+
+/// Key values as the text parameters the page queries cast; `Err` for a NULL.
+fn text_params(values: &[Value]) -> std::result::Result<Vec<String>, ()> {
+    values.iter().map(|v| pg_text(v).map(|t| t.into_owned()).ok_or(())).collect()
 }
 
 impl PgExtractor {
@@ -122,9 +141,8 @@ impl PgExtractor {
         let layout = self.layout.as_ref().map_err(|message| Error::fatal(Stage::Extract, message.clone()))?;
         let table = &self.spec.table;
         let server = self.shared.connector.name();
-        // The statement to run and its text parameters.
-        let (page, params) = match from {
-            None => (Page::First, Vec::new()),
+        let resume = match from {
+            None => None,
             Some(position) => {
                 let values = decode_key_position(position)?;
                 if values.len() != layout.order.len() {
@@ -138,21 +156,31 @@ impl PgExtractor {
                         ),
                     ));
                 }
+                Some(values)
+            }
+        };
+        // Within a key range, from its lower bound or the position past it.
+        let start = match &self.spec.range {
+            Some(range) => range.start(resume),
+            None => resume,
+        };
+        // The statement to run and its text parameters.
+        let (page, mut params) = match &start {
+            None => (Page::First, Vec::new()),
+            Some(values) => {
                 let lead_null = layout.nullable_watermark && values[0].is_null();
                 let values = if lead_null { &values[1..] } else { &values[..] };
-                let mut params = Vec::with_capacity(values.len());
-                for value in values {
-                    let Some(text) = pg_text(value) else {
-                        return Err(Error::fatal(
-                            Stage::Extract,
-                            format!("reading {table}: position `{}` has a NULL key value", position.as_str()),
-                        ));
-                    };
-                    params.push(text.into_owned());
-                }
+                let Ok(params) = text_params(values) else {
+                    let shown = from.map_or_else(|| format!("{values:?}"), |p| p.as_str().to_owned());
+                    return Err(Error::fatal(
+                        Stage::Extract,
+                        format!("reading {table}: position `{shown}` has a NULL key value"),
+                    ));
+                };
                 (if lead_null { Page::AfterNullLead } else { Page::After }, params)
             }
         };
+        params.extend(layout.up_to.iter().cloned());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let doing = || match from {
             None => format!("reading the first rows of {table} from {server}"),
@@ -242,11 +270,13 @@ impl Extractor for PgExtractor {
     }
 
     fn scope(&self) -> Option<String> {
-        self.spec.order.scope()
+        self.spec.scope()
     }
 
+    /// The planner's count of the table's rows (`pg_class.reltuples`), for a first read of the
+    /// whole table; none for a key range or a resumed read (counting them would scan).
     async fn estimate(&mut self, from: Option<&Position>) -> Result<Option<u64>> {
-        if from.is_some() {
+        if from.is_some() || self.spec.range.is_some() {
             return Ok(None);
         }
         let name = qualified(&self.spec.table);

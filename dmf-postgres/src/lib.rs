@@ -52,6 +52,7 @@ mod error;
 mod extract;
 mod load;
 mod preflight;
+mod ranges;
 mod rules;
 mod run_store;
 mod session;

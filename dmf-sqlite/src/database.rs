@@ -1,11 +1,12 @@
 //! [`SqliteDatabase`]: a SQLite file as a sync source or target.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
 use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
 use rusqlite::TransactionBehavior;
 
@@ -118,6 +119,11 @@ impl Database for SqliteDatabase {
             None => ReadConnection::Own(LazyConnection::new(self.path.clone())),
         };
         SqliteExtractor::new(connection, spec)
+    }
+
+    async fn key_ranges(&self, spec: &ExtractSpec, parts: NonZeroUsize) -> Result<Vec<KeyRange>> {
+        // A connection of its own: ranges read from another moment still cover every key.
+        blocking(|| crate::ranges::key_ranges(&open(&self.path)?, spec, parts))
     }
 
     fn loader(&self, spec: LoadSpec) -> SqliteLoader {

@@ -13,7 +13,8 @@ use crate::{error, sql, types};
 
 /// Reads a table in key order (or watermark order), a page at a time: on a connection of its
 /// own, each page a query of its own, or, for a snapshot handle, in the snapshot's read
-/// transaction.
+/// transaction. With a [key range](ExtractSpec::range), only the keys in it: pages start after
+/// the range's lower bound (or the resume position past it) and stop at its upper bound.
 pub struct SqliteExtractor {
     connection: ReadConnection,
     spec: Arc<ExtractSpec>,
@@ -58,15 +59,27 @@ impl SqliteExtractor {
         Ok(Some(values))
     }
 
+    /// Where a read from `from` starts, within the spec's key range: the greater of the
+    /// position and the range's lower bound. Errors for a range in watermark order.
+    fn start(&self, from: Option<&Position>) -> Result<Option<Vec<Value>>> {
+        let after = self.after(from)?;
+        Ok(match self.spec.key_range()? {
+            Some(range) => range.start(after),
+            None => after,
+        })
+    }
+
     fn read_page(&mut self, after: Option<&[Value]>, limit: usize) -> Result<Vec<Row>> {
         let spec = Arc::clone(&self.spec);
-        let statement = sql::keyset_page(&spec.table, &self.column_names(), &self.order, after.is_some());
+        let up_to = up_to(&spec);
+        let statement =
+            sql::keyset_page(&spec.table, &self.column_names(), &self.order, after.is_some(), up_to.is_some());
         let context = || format!("reading table `{}`", spec.table);
         self.connection.run(|connection| {
             let mut prepared =
                 connection.prepare_cached(&statement).map_err(|e| error::map(Stage::Extract, context(), e))?;
             let mut bound: Vec<rusqlite::types::ToSqlOutput<'_>> =
-                after.unwrap_or(&[]).iter().map(types::to_sql).collect();
+                after.unwrap_or(&[]).iter().chain(up_to.unwrap_or(&[])).map(types::to_sql).collect();
             bound.push(rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Integer(limit as i64)));
             let mut rows =
                 prepared.query(params_from_iter(bound.iter())).map_err(|e| error::map(Stage::Extract, context(), e))?;
@@ -101,6 +114,11 @@ impl SqliteExtractor {
     }
 }
 
+/// The key range's upper bound, if any.
+fn up_to(spec: &ExtractSpec) -> Option<&[Value]> {
+    spec.range.as_ref().and_then(|r| r.up_to.as_deref())
+}
+
 impl Extractor for SqliteExtractor {
     type Item = Row;
 
@@ -109,15 +127,18 @@ impl Extractor for SqliteExtractor {
     }
 
     fn scope(&self) -> Option<String> {
-        self.spec.order.scope()
+        self.spec.scope()
     }
 
     async fn estimate(&mut self, from: Option<&Position>) -> Result<Option<u64>> {
-        let after = self.after(from)?;
-        let statement = sql::count_after(&self.spec.table, &self.order, after.is_some());
-        let table = self.spec.table.clone();
+        let after = self.start(from)?;
+        let spec = Arc::clone(&self.spec);
+        let up_to = up_to(&spec);
+        let statement = sql::count_after(&spec.table, &self.order, after.is_some(), up_to.is_some());
+        let table = spec.table.clone();
         self.connection.run(|connection| {
-            let bound: Vec<_> = after.as_deref().unwrap_or(&[]).iter().map(types::to_sql).collect();
+            let bound: Vec<_> =
+                after.as_deref().unwrap_or(&[]).iter().chain(up_to.unwrap_or(&[])).map(types::to_sql).collect();
             connection
                 .query_row(&statement, params_from_iter(bound.iter()), |row| row.get::<_, i64>(0))
                 .map(|n| Some(n.max(0) as u64))
@@ -134,7 +155,7 @@ impl Extractor for SqliteExtractor {
             );
             return stream::once(async move { Err(Error::fatal(Stage::Extract, message)) }).boxed();
         }
-        let after = match self.after(from.as_ref()) {
+        let after = match self.start(from.as_ref()) {
             Ok(after) => after,
             Err(error) => return stream::once(async move { Err(error) }).boxed(),
         };

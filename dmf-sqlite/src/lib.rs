@@ -38,6 +38,7 @@ mod database;
 pub mod error;
 mod extract;
 mod load;
+mod ranges;
 mod rules;
 mod snapshot;
 pub mod sql;

@@ -23,21 +23,51 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// `SELECT cols FROM t [WHERE (order cols) > (?, …)] ORDER BY order cols LIMIT ?`.
+/// `SELECT cols FROM t [WHERE (order cols) > (?, …)] [AND (order cols) <= (?, …)] ORDER BY order
+/// cols LIMIT ?`: the page after a position (`after`), within a key range's upper bound
+/// (`up_to`). Parameters: the position's values, the bound's values, the limit.
 ///
 /// `order` lists the columns of the keyset (key columns, or the watermark then the key).
 /// SQLite compares text with the BINARY collation (byte order), the order DMF uses everywhere.
-pub fn keyset_page(table_name: &TableName, columns: &[String], order: &[String], after: bool) -> String {
-    let order_list = list(order);
-    let filter = if after { format!(" WHERE ({order_list}) > ({})", placeholders(order.len())) } else { String::new() };
-    format!("SELECT {} FROM {}{filter} ORDER BY {order_list} LIMIT ?", list(columns), table(table_name))
+pub fn keyset_page(table_name: &TableName, columns: &[String], order: &[String], after: bool, up_to: bool) -> String {
+    format!(
+        "SELECT {} FROM {}{} ORDER BY {} LIMIT ?",
+        list(columns),
+        table(table_name),
+        bounds(order, after, up_to),
+        list(order)
+    )
 }
 
-/// `SELECT count(*) FROM t [WHERE (order cols) > (?, …)]`.
-pub fn count_after(table_name: &TableName, order: &[String], after: bool) -> String {
-    let filter =
-        if after { format!(" WHERE ({}) > ({})", list(order), placeholders(order.len())) } else { String::new() };
-    format!("SELECT count(*) FROM {}{filter}", table(table_name))
+/// `SELECT count(*) FROM t [WHERE (order cols) > (?, …)] [AND (order cols) <= (?, …)]`.
+pub fn count_after(table_name: &TableName, order: &[String], after: bool, up_to: bool) -> String {
+    format!("SELECT count(*) FROM {}{}", table(table_name), bounds(order, after, up_to))
+}
+
+/// ` WHERE (cols) > (?, …) AND (cols) <= (?, …)`, either part left out.
+fn bounds(order: &[String], after: bool, up_to: bool) -> String {
+    let (columns, values) = (list(order), placeholders(order.len()));
+    let mut conditions = Vec::new();
+    if after {
+        conditions.push(format!("({columns}) > ({values})"));
+    }
+    if up_to {
+        conditions.push(format!("({columns}) <= ({values})"));
+    }
+    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
+}
+
+/// `SELECT min(k), max(k) FROM t`: the bounds of a single integer key, from its index.
+pub fn key_min_max(table_name: &TableName, key: &str) -> String {
+    let key = quote(key);
+    format!("SELECT min({key}), max({key}) FROM {}", table(table_name))
+}
+
+/// `SELECT k1, k2 FROM t ORDER BY k1, k2 LIMIT 1 OFFSET ?`: the key at a rank, in the order
+/// the extractor reads (a walk of the key's index up to the rank).
+pub fn key_at(table_name: &TableName, key: &[String]) -> String {
+    let key = list(key);
+    format!("SELECT {key} FROM {} ORDER BY {key} LIMIT 1 OFFSET ?", table(table_name))
 }
 
 /// `INSERT INTO t (cols) VALUES (?, …)`.
@@ -139,16 +169,42 @@ mod tests {
     #[test]
     fn keyset_pages() {
         assert_eq!(
-            keyset_page(&t("Order"), &cols(&["id", "line", "note"]), &cols(&["id", "line"]), true),
+            keyset_page(&t("Order"), &cols(&["id", "line", "note"]), &cols(&["id", "line"]), true, false),
             r#"SELECT "id", "line", "note" FROM "Order" WHERE ("id", "line") > (?, ?) ORDER BY "id", "line" LIMIT ?"#
         );
         assert_eq!(
-            keyset_page(&t("t"), &cols(&["id"]), &cols(&["id"]), false),
+            keyset_page(&t("t"), &cols(&["id"]), &cols(&["id"]), false, false),
             r#"SELECT "id" FROM "t" ORDER BY "id" LIMIT ?"#
         );
         assert_eq!(
-            count_after(&t("t"), &cols(&["w", "id"]), true),
+            count_after(&t("t"), &cols(&["w", "id"]), true, false),
             r#"SELECT count(*) FROM "t" WHERE ("w", "id") > (?, ?)"#
+        );
+    }
+
+    #[test]
+    fn key_range_pages_stop_at_the_upper_bound() {
+        assert_eq!(
+            keyset_page(&t("Order"), &cols(&["id", "line", "note"]), &cols(&["id", "line"]), true, true),
+            r#"SELECT "id", "line", "note" FROM "Order" WHERE ("id", "line") > (?, ?) AND ("id", "line") <= (?, ?) ORDER BY "id", "line" LIMIT ?"#
+        );
+        assert_eq!(
+            keyset_page(&t("t"), &cols(&["k"]), &cols(&["k"]), false, true),
+            r#"SELECT "k" FROM "t" WHERE ("k") <= (?) ORDER BY "k" LIMIT ?"#
+        );
+        assert_eq!(
+            count_after(&t("t"), &cols(&["a", "b"]), true, true),
+            r#"SELECT count(*) FROM "t" WHERE ("a", "b") > (?, ?) AND ("a", "b") <= (?, ?)"#
+        );
+        assert_eq!(count_after(&t("t"), &cols(&["a"]), false, true), r#"SELECT count(*) FROM "t" WHERE ("a") <= (?)"#);
+    }
+
+    #[test]
+    fn key_splits() {
+        assert_eq!(key_min_max(&t("Order"), "i\"d"), r#"SELECT min("i""d"), max("i""d") FROM "Order""#);
+        assert_eq!(
+            key_at(&t("t"), &cols(&["region", "seq"])),
+            r#"SELECT "region", "seq" FROM "t" ORDER BY "region", "seq" LIMIT 1 OFFSET ?"#
         );
     }
 

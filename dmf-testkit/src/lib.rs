@@ -4,7 +4,8 @@
 //! a user would use them:
 //!
 //! - [`MemoryTable`]: a table that is both an extractor and a loader (atomic batches with
-//!   checkpoints, unique constraints, an undo log for rollback);
+//!   checkpoints, unique constraints, an undo log for rollback), read whole or in key ranges
+//!   ([`MemoryTable::key_ranges`], [`MemoryRange`]);
 //! - [`MemoryRunStore`] and [`RecordingNotifier`];
 //! - fault injection: [`FaultPlan`] with [`FaultyLoader`] / [`FaultyExtractor`] (fail at call
 //!   N, transient failures, poison rows, slow stages, crashes that drop the run mid-flight);
@@ -35,6 +36,6 @@ mod run_store;
 
 pub use faults::{CrashSwitch, FaultPlan, FaultyExtractor, FaultyLoader, until_crash};
 pub use legacy::{Dirt, LegacyCustomer, LegacyGenerator};
-pub use memory_table::MemoryTable;
+pub use memory_table::{MemoryRange, MemoryTable};
 pub use notifier::RecordingNotifier;
 pub use run_store::MemoryRunStore;

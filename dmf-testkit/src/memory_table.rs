@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use dmf_core::sync::KeyRange;
 use dmf_core::{
     Checkpoint, Error, Extractor, LoadBatch, LoadReport, Loader, MigrationName, Position, Record, RollbackReport,
-    RunId, SourceBatch, Stage,
+    RunId, SourceBatch, Stage, Value,
 };
 use futures::stream::{self, BoxStream, StreamExt};
 
@@ -179,6 +180,25 @@ impl<T: Record + Clone + PartialEq> MemoryTable<T> {
         self.lock().checkpoints.get(&MigrationName::new(migration)).cloned()
     }
 
+    /// Splits the table's read positions (its rows' sequence numbers, in the order it reads
+    /// them) into at most `parts` contiguous ranges of equal width, the first and last open,
+    /// as [`Database::key_ranges`](dmf_core::sync::Database::key_ranges) splits a key: read
+    /// each with [`range`](Self::range).
+    pub fn key_ranges(&self, parts: NonZeroUsize) -> Vec<KeyRange> {
+        let last = self.lock().rows.keys().next_back().copied();
+        match last {
+            Some(last) => KeyRange::split_integers(0, i64::try_from(last).unwrap_or(i64::MAX), parts),
+            None => vec![KeyRange::all()],
+        }
+    }
+
+    /// An extractor of the rows whose read position (sequence number, as a one-column
+    /// [`Value::Int`] key) is in `range`. Its positions are the table's, its checkpoints are
+    /// scoped by the range ([`KeyRange::scope`]).
+    pub fn range(&self, range: KeyRange) -> MemoryRange<T> {
+        MemoryRange { table: self.clone(), range }
+    }
+
     /// `load` calls that committed so far (empty checkpoint-only ones included).
     pub fn committed_loads(&self) -> u64 {
         self.lock().loads
@@ -274,6 +294,85 @@ impl<T: Record + Clone + PartialEq> Extractor for MemoryTable<T> {
                     .map(|position| SourceBatch { records: page.into_iter().map(|(_, row)| row).collect(), position });
                 Some((batch, Some(last + 1)))
             }
+        })
+        .boxed()
+    }
+}
+
+/// The rows of a [`MemoryTable`] in one [`KeyRange`] of read positions; see
+/// [`MemoryTable::range`].
+pub struct MemoryRange<T> {
+    table: MemoryTable<T>,
+    range: KeyRange,
+}
+
+impl<T> MemoryRange<T> {
+    /// The range read.
+    pub fn key_range(&self) -> &KeyRange {
+        &self.range
+    }
+}
+
+fn seq_key(seq: u64) -> Vec<Value> {
+    vec![Value::Int(i64::try_from(seq).unwrap_or(i64::MAX))]
+}
+
+impl<T: Record + Clone + PartialEq> MemoryRange<T> {
+    /// The first sequence number to read, after `from` (or the range's start).
+    fn first(&self, from: Option<&Position>) -> dmf_core::Result<u64> {
+        let resume = from.map(|p| p.decode::<u64>()).transpose()?.map(seq_key);
+        Ok(match self.range.start(resume).as_deref() {
+            Some([Value::Int(after)]) => u64::try_from(*after).map_or(0, |a| a + 1),
+            Some(other) => {
+                return Err(Error::fatal(
+                    Stage::Extract,
+                    format!("table `{}`: range bound {other:?} is not a read position", self.table.name),
+                ));
+            }
+            None => 0,
+        })
+    }
+
+    fn rows_from(&self, first: u64, limit: usize) -> Vec<(u64, T)> {
+        let state = self.table.lock();
+        state
+            .rows
+            .range(first..)
+            .take_while(|(seq, _)| self.range.contains(&seq_key(**seq)))
+            .take(limit)
+            .map(|(seq, row)| (*seq, row.clone()))
+            .collect()
+    }
+}
+
+impl<T: Record + Clone + PartialEq> Extractor for MemoryRange<T> {
+    type Item = T;
+
+    fn scope(&self) -> Option<String> {
+        self.range.scope()
+    }
+
+    async fn estimate(&mut self, from: Option<&Position>) -> dmf_core::Result<Option<u64>> {
+        let first = self.first(from)?;
+        Ok(Some(self.rows_from(first, usize::MAX).len() as u64))
+    }
+
+    fn extract(
+        &mut self,
+        from: Option<Position>,
+        batch_size: NonZeroUsize,
+    ) -> BoxStream<'_, dmf_core::Result<SourceBatch<T>>> {
+        let first = match self.first(from.as_ref()) {
+            Ok(first) => first,
+            Err(error) => return stream::once(async move { Err(error) }).boxed(),
+        };
+        stream::unfold((self, Some(first)), move |(range, next)| async move {
+            let next = next?;
+            let page = range.rows_from(next, batch_size.get());
+            let last = page.last()?.0;
+            let batch = Position::encode(&last)
+                .map(|position| SourceBatch { records: page.into_iter().map(|(_, row)| row).collect(), position });
+            Some((batch, (range, Some(last + 1))))
         })
         .boxed()
     }

@@ -53,6 +53,9 @@ Options:
   --mode <MODE>       full | upsert | diff | incremental:COLUMN[+deletes] [default: upsert]
   --batch-size <N>    rows per batch [default: 5000]
   --jobs <N>          tables loaded at the same time [default: number of cores]
+  --range-readers <N> read each large table (at least N x batch size x 10 rows) in N key
+                      ranges at once, each range resumable on its own; ranges share the
+                      --jobs slots with other tables [default: 1]
   --max-rejects <N>   rows that may be rejected before the sync stops [default: 0]
   --restart           start over instead of resuming a sync that did not complete
   --dry-run           run pre-flight and compare both sides, then print per table, in load
@@ -110,6 +113,7 @@ struct Args {
     mode: SyncMode,
     batch_size: usize,
     jobs: usize,
+    range_readers: usize,
     max_rejects: u64,
     restart: bool,
     dry_run: bool,
@@ -139,6 +143,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         mode: SyncMode::Upsert,
         batch_size: 5000,
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        range_readers: 1,
         max_rejects: 0,
         restart: false,
         dry_run: false,
@@ -176,6 +181,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--mode" => parsed.mode = value()?.parse().map_err(|e: dmf_core::Error| e.to_string())?,
             "--batch-size" => parsed.batch_size = number(value()?)?.max(1),
             "--jobs" => parsed.jobs = number(value()?)?.max(1),
+            "--range-readers" => parsed.range_readers = number(value()?)?.max(1),
             "--max-rejects" => parsed.max_rejects = number(value()?)? as u64,
             "--restart" => parsed.restart = true,
             "--dry-run" => parsed.dry_run = true,
@@ -317,6 +323,7 @@ async fn sync<S: Database, T: Database>(
     let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone())
         .engine(engine)
         .jobs(args.jobs)
+        .range_readers(args.range_readers)
         .undo(args.undo)
         .foreign_key_checks(args.fk_checks)
         .skip_target_triggers(args.skip_target_triggers)
@@ -489,7 +496,11 @@ fn print_plan(plan: &SyncPlan) {
     for table in &plan.tables {
         let after: Vec<String> = table.after.iter().map(ToString::to_string).collect();
         let after = if after.is_empty() { String::new() } else { format!(", after {}", after.join(", ")) };
-        println!("  {}  key ({}){after}", table.target.name, table.key.join(", "));
+        let ranges = match table.ranges.len() {
+            0 | 1 => String::new(),
+            n => format!(", in {n} key ranges"),
+        };
+        println!("  {}  key ({}){after}{ranges}", table.target.name, table.key.join(", "));
         if !table.deferred.is_empty() {
             deferred.insert(table.target.name.to_string(), table.deferred_columns().into_iter().collect());
         }
@@ -541,6 +552,7 @@ mod tests {
         let args = parse(&["--source=a", "--target=b", "--fk-checks", "per-row"]).unwrap().unwrap();
         assert_eq!(args.fk_checks, dmf_core::sync::ForeignKeyChecks::PerRow);
         assert!(parse(&["--source=a", "--target=b", "--fk-checks", "never"]).unwrap_err().contains("auto or per-row"));
+        assert_eq!(parse(&["--source=a", "--target=b", "--range-readers", "4"]).unwrap().unwrap().range_readers, 4);
         assert!(
             parse(&["--source", "a", "--target", "b", "--mode", "merge"]).unwrap_err().contains("unknown sync mode")
         );

@@ -38,6 +38,13 @@ use crate::orchestrator::MigrationStatus;
 use crate::quality::{RuleCheck, Violations};
 
 /// The name of the migration running the catch-up pass.
+///
+/// Without a snapshot, each table is read with short keyset queries while the source keeps
+/// changing, so a child row written (with its new parent) after the parent table was copied
+/// arrives before its parent. Such rows are deferred, not rejected, and once every table is
+/// loaded this pass upserts every table again, parents first, with per-row foreign-key checks.
+/// After a fast-path load (per-row checks skipped) it starts with a set-based proof of every
+/// foreign key; orphans send it through the same loads, and an orphan that remains fails the run.
 pub const CATCH_UP: &str = "catch-up pass";
 
 /// Rows deferred by the load migrations of one sync, in this process.

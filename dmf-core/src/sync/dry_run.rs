@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use super::merge::{DifferenceCounts, count_differences};
-use super::{CATCH_UP, CLEAR, Database, DatabaseRole, ReadOrder, SyncMode, SyncPlan, TablePlan};
+use super::{CATCH_UP, CLEAR, Database, DatabaseRole, KeyRange, ReadOrder, SyncMode, SyncPlan, TablePlan};
 use crate::catalog::TableName;
 use crate::error::{Error, Result};
 use crate::migration::Counts;
@@ -88,33 +88,43 @@ pub(crate) async fn dry_run<S: Database, T: Database>(
     let mut deletes = Vec::new();
     let mut cleared = 0;
     for table in &plan.tables {
-        let load = compare(source, target, table, &table.columns, &loaded_columns(table), batch_size).await?;
-        cleared += load.only_target + load.differ_compared + load.differ_elsewhere + load.same;
-        let counts = match plan.mode {
-            SyncMode::Full => Counts {
-                inserted: load.only_source + load.differ_compared + load.differ_elsewhere + load.same,
-                ..Counts::default()
-            },
-            SyncMode::Upsert => Counts {
-                inserted: load.only_source,
-                updated: load.differ_compared,
-                unchanged: load.differ_elsewhere + load.same,
-                ..Counts::default()
-            },
-            // Only rows that differ somewhere reach the loader.
-            _ => Counts {
-                inserted: load.only_source,
-                updated: load.differ_compared,
-                unchanged: load.differ_elsewhere,
-                ..Counts::default()
-            },
+        // One step per key range, like the real run's migrations.
+        let ranges: Vec<Option<&KeyRange>> = match table.ranges.len() {
+            0 | 1 => vec![None],
+            _ => table.ranges.iter().map(Some).collect(),
         };
-        loads.push(step(table.migration_name(), table, counts));
+        let mut only_target = 0;
+        for (name, range) in table.load_names().into_iter().zip(ranges) {
+            let load =
+                compare(source, target, table, &table.columns, &loaded_columns(table), range, batch_size).await?;
+            cleared += load.only_target + load.differ_compared + load.differ_elsewhere + load.same;
+            only_target += load.only_target;
+            let counts = match plan.mode {
+                SyncMode::Full => Counts {
+                    inserted: load.only_source + load.differ_compared + load.differ_elsewhere + load.same,
+                    ..Counts::default()
+                },
+                SyncMode::Upsert => Counts {
+                    inserted: load.only_source,
+                    updated: load.differ_compared,
+                    unchanged: load.differ_elsewhere + load.same,
+                    ..Counts::default()
+                },
+                // Only rows that differ somewhere reach the loader.
+                _ => Counts {
+                    inserted: load.only_source,
+                    updated: load.differ_compared,
+                    unchanged: load.differ_elsewhere,
+                    ..Counts::default()
+                },
+            };
+            loads.push(step(name, table, counts));
+        }
         if !table.deferred.is_empty() {
             let columns = table.fixup_columns();
             let keys = table.key.len();
             let compared: Vec<usize> = (keys..columns.len()).collect();
-            let fix = compare(source, target, table, &columns, &compared, batch_size).await?;
+            let fix = compare(source, target, table, &columns, &compared, None, batch_size).await?;
             let read = fix.only_source + fix.differ_compared + fix.differ_elsewhere + fix.same;
             // After the first pass, new rows hold NULL in the deferred columns (and a full sync
             // emptied the table first).
@@ -123,7 +133,7 @@ pub(crate) async fn dry_run<S: Database, T: Database>(
             deferred.push(step(MigrationName::new(format!("{} (deferred keys)", table.target.name)), table, counts));
         }
         if plan.mode == SyncMode::Diff {
-            let counts = Counts { deleted: load.only_target, ..Counts::default() };
+            let counts = Counts { deleted: only_target, ..Counts::default() };
             deletes.push(step(MigrationName::new(format!("{} (deletes)", table.target.name)), table, counts));
         }
     }
@@ -163,9 +173,14 @@ async fn compare<S: Database, T: Database>(
     table: &TablePlan,
     columns: &[String],
     compared: &[usize],
+    range: Option<&KeyRange>,
     batch_size: NonZeroUsize,
 ) -> Result<DifferenceCounts> {
-    let mut ours = source.extractor(table.extract_spec(columns, ReadOrder::Key, false));
-    let mut theirs = target.extractor(table.extract_spec(columns, ReadOrder::Key, true));
+    let within = |spec: super::ExtractSpec| match range {
+        Some(range) => spec.within(range.clone()),
+        None => spec,
+    };
+    let mut ours = source.extractor(within(table.extract_spec(columns, ReadOrder::Key, false)));
+    let mut theirs = target.extractor(within(table.extract_spec(columns, ReadOrder::Key, true)));
     count_differences(&mut ours, &mut theirs, compared, batch_size).await
 }

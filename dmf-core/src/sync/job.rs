@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use super::{CLEAR, ClearTables, Database, DatabaseCheck, DatabaseRole, SyncMode, SyncPlan, sync_migrations};
+use super::{
+    CLEAR, ClearTables, Database, DatabaseCheck, DatabaseRole, RangeReaders, SyncMode, SyncPlan, sync_migrations,
+};
 use crate::catalog::TableName;
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
@@ -31,6 +33,8 @@ pub struct SyncJob<S, T> {
     tables: Option<Vec<TableName>>,
     engine: EngineConfig,
     jobs: usize,
+    range_readers: usize,
+    range_min_rows: Option<u64>,
     progress: ProgressHub,
     undo: bool,
     snapshot: bool,
@@ -50,6 +54,8 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             tables: None,
             engine: EngineConfig::default(),
             jobs: 1,
+            range_readers: 1,
+            range_min_rows: None,
             progress: ProgressHub::new(),
             undo: false,
             snapshot: false,
@@ -75,6 +81,23 @@ impl<S: Database, T: Database> SyncJob<S, T> {
     /// Tables loaded at the same time when no foreign key orders them.
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Reads each large table with `readers` key-range readers at once (default 1: one reader
+    /// per table), each range a migration with its own checkpoint (`TABLE [range i/N]`; see
+    /// [`SyncPlan::with_key_ranges`]). Ranges run alongside other migrations within
+    /// [`jobs`](Self::jobs), so rows in flight stay within `jobs × pipeline_depth × batch_size`.
+    /// Not for incremental mode.
+    pub fn range_readers(mut self, readers: usize) -> Self {
+        self.range_readers = readers.max(1);
+        self
+    }
+
+    /// Splits only tables of at least `rows` rows into key ranges (default: `range_readers ×
+    /// batch_size × 10`, ten batches per range at least).
+    pub fn range_min_rows(mut self, rows: u64) -> Self {
+        self.range_min_rows = Some(rows);
         self
     }
 
@@ -129,11 +152,20 @@ impl<S: Database, T: Database> SyncJob<S, T> {
     }
 
     /// Reads both catalogs and plans the sync, asking the target whether loads may skip
-    /// per-row foreign-key checks; writes nothing.
+    /// per-row foreign-key checks and, with [`range_readers`](Self::range_readers), the source
+    /// where to split large tables; writes nothing.
     pub async fn plan(&self) -> Result<SyncPlan> {
         let source = self.source.read_catalog().await?;
         let target = self.target.read_catalog().await?;
-        let plan = SyncPlan::build(&source, &target, self.tables.as_deref(), self.mode.clone())?.with_undo(self.undo);
+        let mut plan =
+            SyncPlan::build(&source, &target, self.tables.as_deref(), self.mode.clone())?.with_undo(self.undo);
+        if let Some(readers) = std::num::NonZeroUsize::new(self.range_readers).filter(|r| r.get() > 1) {
+            let mut split = RangeReaders::new(readers, self.engine.batch_size());
+            if let Some(rows) = self.range_min_rows {
+                split = split.min_rows(rows);
+            }
+            plan = plan.with_key_ranges(&*self.source, split).await?;
+        }
         let trust = match (&plan.mode, self.foreign_key_checks) {
             (SyncMode::Full, super::ForeignKeyChecks::Auto) => {
                 let tables: Vec<TableName> = plan.tables.iter().map(|t| t.target.name.clone()).collect();
@@ -146,10 +178,14 @@ impl<S: Database, T: Database> SyncJob<S, T> {
 
     /// The orchestrator running `plan`, with the target's run store and pre-flight checks of
     /// both databases and of the schemas. With [`snapshot`](Self::snapshot), the snapshot is
-    /// taken here and held as long as the orchestrator.
+    /// taken here and held as long as the orchestrator. Tables whose key-range loads an earlier
+    /// run left unfinished are read in the ranges stored with their checkpoints
+    /// ([`SyncPlan::resume_key_ranges`]).
     pub async fn orchestrator(&self, plan: &SyncPlan) -> Result<Orchestrator> {
         let source = if self.snapshot { Arc::new(self.source.snapshot().await?) } else { Arc::clone(&self.source) };
-        let mut builder = Orchestrator::builder(self.target.run_store().await?)
+        let store = self.target.run_store().await?;
+        let plan = &plan.clone().resume_key_ranges(&*store).await?;
+        let mut builder = Orchestrator::builder(store)
             .preflight(DatabaseCheck::new(Arc::clone(&source), DatabaseRole::Source))
             .preflight(DatabaseCheck::new(Arc::clone(&self.target), DatabaseRole::Target))
             .preflight(plan.schema_check())
@@ -205,6 +241,16 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         let emptied = records.iter().any(|r| r.migration.as_str() == CLEAR && r.status.may_have_written());
         if emptied {
             return self.restore_backup(store, run, records, force).await;
+        }
+        // Tables the run loaded in key ranges: their loads are named by range. Only the count
+        // matters here (rolling back reads the undo log, not the source).
+        let mut plan = plan;
+        for record in &records {
+            if let Some((table, _, count)) = super::parse_range_migration_name(record.migration.as_str()) {
+                if let Some(planned) = plan.tables.iter_mut().find(|t| t.target.name.to_string() == table) {
+                    planned.ranges = vec![super::KeyRange::all(); count];
+                }
+            }
         }
         let mut builder = Orchestrator::builder(store)
             .migration(ClearTables::new(Arc::clone(&self.target), plan.delete_order()))

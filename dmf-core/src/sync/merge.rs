@@ -148,6 +148,11 @@ where
 {
     type Item = Row;
 
+    /// The source's scope: both sides read the same order and key range.
+    fn scope(&self) -> Option<String> {
+        self.source.scope()
+    }
+
     fn extract(&mut self, from: Option<Position>, batch_size: NonZeroUsize) -> BoxStream<'_, Result<SourceBatch<Row>>> {
         let state = MergeState {
             source: Side::new(self.source.extract(from.clone(), batch_size)),

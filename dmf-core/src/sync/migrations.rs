@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::catch_up::{CATCH_UP, CatchUp, Ledger, OrphanProbe, Reporting, TargetProbe};
-use super::{Database, DatabaseRole, MergeExtractor, MergeOutput, ReadOrder, SyncMode, SyncPlan, TablePlan, WriteMode};
+use super::{
+    Database, DatabaseRole, KeyRange, MergeExtractor, MergeOutput, ReadOrder, SyncMode, SyncPlan, TablePlan, WriteMode,
+};
 use crate::catalog::TableName;
 use crate::error::{Error, Result, Stage};
 use crate::migration::{Counts, DataMigration, MigrationContext, MigrationResult, RollbackReport};
@@ -87,9 +89,11 @@ fn name_with(table: &TablePlan, suffix: &str) -> MigrationName {
     MigrationName::new(format!("{} ({suffix})", table.target.name))
 }
 
-/// The migrations of a sync: one per table (named after the target table), plus a first step
+/// The migrations of a sync: one per table (named after the target table), or one per key
+/// range of a table split into ranges (`TABLE [range i/N]`, each with its own checkpoint;
+/// everything that waits for the table waits for all of them), plus a first step
 /// emptying the tables in `full` mode, second passes for deferred foreign keys, the
-/// [catch-up pass](super::catch_up) in `full`, `upsert` and `diff` modes, and delete passes in
+/// [catch-up pass](super::CATCH_UP) in `full`, `upsert` and `diff` modes, and delete passes in
 /// `diff` mode and incremental mode with delete propagation. Dependencies follow the foreign
 /// keys: parents load first, children's rows are deleted first.
 pub fn sync_migrations<S: Database, T: Database>(
@@ -107,31 +111,53 @@ pub fn sync_migrations<S: Database, T: Database>(
     let report = |migration: Arc<dyn DataMigration>| -> Arc<dyn DataMigration> {
         if catch_up { Arc::new(Reporting::new(migration, Arc::clone(&ledger))) } else { migration }
     };
-    let loads: Vec<MigrationName> = plan.tables.iter().map(TablePlan::migration_name).collect();
+    let loads: Vec<MigrationName> = plan.tables.iter().flat_map(TablePlan::load_names).collect();
     let order = match &plan.mode {
         SyncMode::Incremental { column, .. } => ReadOrder::Watermark { column: column.clone() },
         _ => ReadOrder::Key,
     };
 
     for table in &plan.tables {
-        let mut depends: Vec<MigrationName> = table.after.iter().map(|t| MigrationName::new(t.to_string())).collect();
+        // A parent split into key ranges is loaded when all its ranges are.
+        let mut depends: Vec<MigrationName> = table
+            .after
+            .iter()
+            .flat_map(|parent| match plan.tables.iter().find(|t| t.target.name == *parent) {
+                Some(parent) => parent.load_names(),
+                None => vec![MigrationName::new(parent.to_string())],
+            })
+            .collect();
         if full {
             depends.push(MigrationName::new(CLEAR));
         }
         let write = if full { WriteMode::Insert } else { WriteMode::Upsert };
-        let description = format!("{} rows of {}", plan.mode, table.source.name);
-        let load = Load { name: table.migration_name(), description, depends, write };
-        migrations.push(report(if plan.mode == SyncMode::Diff {
-            let merge = MergeExtractor::new(
-                source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false)),
-                target.extractor(table.extract_spec(&table.columns, ReadOrder::Key, true)),
-                MergeOutput::ChangedOrMissing,
-            );
-            load.pipeline(merge, target, table, plan.undo)
-        } else {
-            let extractor = source.extractor(table.extract_spec(&table.columns, order.clone(), false));
-            load.pipeline(extractor, target, table, plan.undo)
-        }));
+        let ranges: Vec<Option<&KeyRange>> = match table.ranges.len() {
+            0 | 1 => vec![None],
+            _ => table.ranges.iter().map(Some).collect(),
+        };
+        for (name, range) in table.load_names().into_iter().zip(ranges) {
+            let within = |spec: super::ExtractSpec| match range {
+                Some(range) => spec.within(range.clone()),
+                None => spec,
+            };
+            let description = match range {
+                Some(range) => format!("{} rows of {}, keys {range}", plan.mode, table.source.name),
+                None => format!("{} rows of {}", plan.mode, table.source.name),
+            };
+            let load = Load { name, description, depends: depends.clone(), write };
+            migrations.push(report(if plan.mode == SyncMode::Diff {
+                // Both sides read the same range.
+                let merge = MergeExtractor::new(
+                    source.extractor(within(table.extract_spec(&table.columns, ReadOrder::Key, false))),
+                    target.extractor(within(table.extract_spec(&table.columns, ReadOrder::Key, true))),
+                    MergeOutput::ChangedOrMissing,
+                );
+                load.pipeline(merge, target, table, plan.undo)
+            } else {
+                let extractor = source.extractor(within(table.extract_spec(&table.columns, order.clone(), false)));
+                load.pipeline(extractor, target, table, plan.undo)
+            }));
+        }
     }
 
     let mut second_passes = Vec::new();

@@ -4,7 +4,8 @@
 //! Everything here is dialect-neutral. An adapter implements [`Database`] (catalog reader,
 //! keyset extractor, loader, control tables); [`SyncPlan`] decides columns, keys, load order
 //! and the schema diff; [`sync_migrations`] turns the plan into migrations for the
-//! [`Orchestrator`](crate::Orchestrator).
+//! [`Orchestrator`](crate::Orchestrator). A large table can be read by several readers at once,
+//! one per [`KeyRange`] ([`SyncPlan::with_key_ranges`]), each range a resumable migration.
 //!
 //! | mode | what moves |
 //! |---|---|
@@ -19,6 +20,7 @@ mod job;
 mod merge;
 mod migrations;
 mod plan;
+mod ranges;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -32,6 +34,7 @@ pub use job::SyncJob;
 pub use merge::{MergeExtractor, MergeOutput};
 pub use migrations::{CLEAR, ClearTables, DatabaseCheck, sync_migrations};
 pub use plan::{FK_CHECK, PlannedCheck, SchemaCheck, SyncPlan, TablePlan};
+pub use ranges::{KeyRange, RangeReaders, parse_range_migration_name, range_migration_name, single_integer_key};
 
 use crate::catalog::{Catalog, Column, TableName};
 use crate::checkpoint::Position;
@@ -135,9 +138,48 @@ pub struct ExtractSpec {
     pub order: ReadOrder,
     /// The shape of the rows produced.
     pub shape: Arc<RowShape>,
+    /// Only the keys in this range (key order only; `None`: every row).
+    pub range: Option<KeyRange>,
 }
 
 impl ExtractSpec {
+    /// The same read, of the keys in `range` only.
+    pub fn within(mut self, range: KeyRange) -> Self {
+        self.range = (!range.is_all()).then_some(range);
+        self
+    }
+
+    /// The [scope](crate::Extractor::scope) of the positions of this read: the read order's
+    /// ([`ReadOrder::scope`]) and the key range's ([`KeyRange::scope`]), joined by `;`.
+    pub fn scope(&self) -> Option<String> {
+        let parts: Vec<String> =
+            [self.order.scope(), self.range.as_ref().and_then(KeyRange::scope)].into_iter().flatten().collect();
+        (!parts.is_empty()).then(|| parts.join(";"))
+    }
+
+    /// The range to read, checked: ranges are on the key, so only a read in key order can have
+    /// one, and each bound holds one non-NULL value per key column.
+    pub fn key_range(&self) -> Result<Option<&KeyRange>> {
+        let Some(range) = &self.range else { return Ok(None) };
+        if let ReadOrder::Watermark { column } = &self.order {
+            return Err(Error::Config(format!(
+                "table `{}`: key range {range} cannot be read in the order of watermark `{column}`; ranges are \
+                 for reads in key order",
+                self.table
+            )));
+        }
+        for bound in [&range.after, &range.up_to].into_iter().flatten() {
+            if bound.len() != self.key.len() || bound.iter().any(Value::is_null) {
+                return Err(Error::Config(format!(
+                    "table `{}`: key range {range} does not bound the key ({}) with one non-NULL value per column",
+                    self.table,
+                    self.key.join(", ")
+                )));
+            }
+        }
+        Ok(Some(range))
+    }
+
     /// Reads every column of `table` in key order (for code-first migrations over an adapter).
     pub fn whole_table(table: &crate::catalog::Table) -> Result<Self> {
         let key = table
@@ -153,6 +195,7 @@ impl ExtractSpec {
             columns,
             key,
             order: ReadOrder::Key,
+            range: None,
         })
     }
 }
@@ -279,6 +322,22 @@ pub trait Database: Send + Sync + 'static {
 
     /// An extractor for `spec`.
     fn extractor(&self, spec: ExtractSpec) -> Self::Extractor;
+
+    /// Splits the key space of `spec.table` (its key columns `spec.key`, compared as its
+    /// extractor compares them) into at most `parts` contiguous [`KeyRange`]s of about as many
+    /// rows each, to be read at the same time: the first range has no lower bound and the last
+    /// no upper bound, so together they hold every key, including keys inserted after the split.
+    ///
+    /// A single integer key ([`single_integer_key`]) is cut into equal widths between its
+    /// minimum and maximum ([`KeyRange::split_integers`]); other keys at the keys that divide a
+    /// sample of them in equal parts ([`KeyRange::between`]). Reads the source (an index
+    /// lookup, or one scan of a sample or of the key), writes nothing; fewer ranges than
+    /// `parts` (one for an empty table) when there are too few keys.
+    fn key_ranges(
+        &self,
+        spec: &ExtractSpec,
+        parts: std::num::NonZeroUsize,
+    ) -> impl Future<Output = Result<Vec<KeyRange>>> + Send;
 
     /// A loader for `spec`; checkpoints go to this database's control tables.
     fn loader(&self, spec: LoadSpec) -> Self::Loader;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{ExtractSpec, ForeignKeyChecks, ForeignKeyTrust, LoadSpec, ReadOrder, SyncMode, WriteMode};
+use super::{ExtractSpec, ForeignKeyChecks, ForeignKeyTrust, KeyRange, LoadSpec, ReadOrder, SyncMode, WriteMode};
 use crate::catalog::{Catalog, Column, ForeignKey, LoadOrder, SchemaDiff, Table, TableName};
 use crate::error::{Error, Result};
 use crate::names::MigrationName;
@@ -33,6 +33,9 @@ pub struct TablePlan {
     /// The loading sessions skip per-row foreign-key checks for this table; the sync proves
     /// its foreign keys with set-based queries instead.
     pub trust_foreign_keys: bool,
+    /// The key ranges read at the same time, one migration each (see
+    /// [`SyncPlan::with_key_ranges`]); empty when one reader reads the whole table.
+    pub ranges: Vec<KeyRange>,
 }
 
 impl TablePlan {
@@ -64,6 +67,16 @@ impl TablePlan {
             key: self.key.clone(),
             order,
             shape: self.shape(table, names),
+            range: None,
+        }
+    }
+
+    /// The migrations loading this table: one per key range (`TABLE [range i/N]`), or one
+    /// named after the table when it is not split.
+    pub fn load_names(&self) -> Vec<MigrationName> {
+        match self.ranges.len() {
+            0 | 1 => vec![self.migration_name()],
+            count => (1..=count).map(|i| super::range_migration_name(&self.target.name, i, count)).collect(),
         }
     }
 
@@ -101,6 +114,9 @@ pub struct SyncPlan {
     pub undo: bool,
     /// How the target's foreign keys are checked, as decided for pre-flight.
     pub foreign_keys: CheckOutcome,
+    /// Key ranges asked for per large table (1: none split; see
+    /// [`with_key_ranges`](Self::with_key_ranges)).
+    pub range_readers: usize,
 }
 
 impl SyncPlan {
@@ -175,10 +191,11 @@ impl SyncPlan {
                 deferred: step.deferred,
                 after,
                 trust_foreign_keys: false,
+                ranges: Vec::new(),
             });
         }
         let foreign_keys = CheckOutcome::passed(FK_CHECK, "per row, by the target");
-        Ok(Self { mode, tables, diff, undo: false, foreign_keys })
+        Ok(Self { mode, tables, diff, undo: false, foreign_keys, range_readers: 1 })
     }
 
     /// Keeps (or not) an undo log of every row the sync changes.
@@ -187,7 +204,7 @@ impl SyncPlan {
         self
     }
 
-    /// True when the sync has a [catch-up pass](super::catch_up) (`full`, `upsert` and `diff`
+    /// True when the sync has a [catch-up pass](super::CATCH_UP) (`full`, `upsert` and `diff`
     /// modes: they read every row again at the next run, so a row still deferred is never lost).
     pub fn catches_up(&self) -> bool {
         !matches!(self.mode, SyncMode::Incremental { .. })

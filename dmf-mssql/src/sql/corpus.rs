@@ -19,7 +19,7 @@ use sqlparser::parser::Parser;
 
 use super::extract::{Compare, Ordered, Page, Selected, page_query};
 use super::load::{MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
-use super::{admin, catalog, control, load, rules, trust};
+use super::{admin, catalog, control, extract, load, rules, trust};
 
 /// How a statement is checked beyond its exact-text test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,16 +104,24 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
         Ordered { name: "guid", compare: Compare::GuidText },
     ];
     for (label, page) in [("first", Page::First), ("after", Page::After)] {
-        add(&format!("extract_key_{label}"), page_query(&table, &select, &key, page), Check::Parsed);
+        add(&format!("extract_key_{label}"), page_query(&table, &select, &key, page, false), Check::Parsed);
+        add(&format!("extract_key_range_{label}"), page_query(&table, &select, &key, page, true), Check::Parsed);
     }
+    add("ranges_key_min_max", extract::key_min_max(&table, n.key1), Check::Parsed);
+    let key_select = [select[0].clone(), select[1].clone(), select[3].clone(), select[4].clone()];
+    add("ranges_key_boundaries", extract::key_boundaries(&table, &key_select, &key), Check::Parsed);
     let rowversion = [Ordered { name: "rv", compare: Compare::RowVersion }, key[0].clone()];
     for (label, page) in [("first", Page::First), ("after", Page::After)] {
-        add(&format!("extract_rowversion_{label}"), page_query(&table, &select, &rowversion, page), Check::Parsed);
+        add(
+            &format!("extract_rowversion_{label}"),
+            page_query(&table, &select, &rowversion, page, false),
+            Check::Parsed,
+        );
     }
     let modified =
         [Ordered { name: "modified_at", compare: Compare::Native { cast: Some("datetime".into()) } }, key[0].clone()];
     for (label, page) in [("after", Page::After), ("after_null", Page::AfterNullLead)] {
-        add(&format!("extract_watermark_{label}"), page_query(&table, &select, &modified, page), Check::Parsed);
+        add(&format!("extract_watermark_{label}"), page_query(&table, &select, &modified, page, false), Check::Parsed);
     }
 
     // Load.

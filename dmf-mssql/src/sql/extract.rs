@@ -90,23 +90,55 @@ fn after(columns: &[Ordered<'_>], first: usize) -> String {
     terms.join(" OR ")
 }
 
-/// One page of `table` in the order of `order`:
-/// `SELECT TOP (@P1) cols FROM t [WHERE after-position] ORDER BY order`. A rowversion
-/// watermark also bounds the page below `MIN_ACTIVE_ROWVERSION()`, so rows of transactions
-/// still open (whose versions are lower than rows already committed) are read by a later
-/// run instead of being skipped for ever.
-pub(crate) fn page_query(table: &TableName, select: &[Selected<'_>], order: &[Ordered<'_>], page: Page) -> String {
-    let columns: Vec<String> = select
+/// `(a < @P5) OR (a = @P5 AND b <= @P6)` over `columns`, parameters numbered from `first`:
+/// at or before a key (a key range's upper bound).
+fn at_most(columns: &[Ordered<'_>], first: usize) -> String {
+    let terms: Vec<String> = (0..columns.len())
+        .map(|i| {
+            let mut parts: Vec<String> = columns[..i]
+                .iter()
+                .enumerate()
+                .map(|(j, c)| format!("{} = {}", order_expr(c), param_expr(c, first + j)))
+                .collect();
+            let op = if i + 1 == columns.len() { "<=" } else { "<" };
+            parts.push(format!("{} {op} {}", order_expr(&columns[i]), param_expr(&columns[i], first + i)));
+            format!("({})", parts.join(" AND "))
+        })
+        .collect();
+    terms.join(" OR ")
+}
+
+fn select_list(select: &[Selected<'_>]) -> Vec<String> {
+    select
         .iter()
         .map(|c| match c.read_as {
             Some(ty) => format!("CAST(t.{0} AS {ty}) AS {0}", quote_ident(c.name)),
             None => format!("t.{}", quote_ident(c.name)),
         })
-        .collect();
+        .collect()
+}
+
+/// One page of `table` in the order of `order`:
+/// `SELECT TOP (@P1) cols FROM t [WHERE after-position] [AND at-most-bound] ORDER BY order`.
+/// With `up_to`, the page stops at a key range's upper bound, whose values follow the
+/// position's (the first page: `@P2`…). A rowversion watermark also bounds the page below
+/// `MIN_ACTIVE_ROWVERSION()`, so rows of transactions still open (whose versions are lower than
+/// rows already committed) are read by a later run instead of being skipped for ever.
+pub(crate) fn page_query(
+    table: &TableName,
+    select: &[Selected<'_>],
+    order: &[Ordered<'_>],
+    page: Page,
+    up_to: bool,
+) -> String {
+    let columns = select_list(select);
     let mut conditions = Vec::new();
-    match (page, order.split_first()) {
-        (Page::First, _) | (_, None) => {}
-        (Page::After, _) => conditions.push(format!("({})", after(order, 2))),
+    let next = match (page, order.split_first()) {
+        (Page::First, _) | (_, None) => 2,
+        (Page::After, _) => {
+            conditions.push(format!("({})", after(order, 2)));
+            2 + order.len()
+        }
         (Page::AfterNullLead, Some((lead, rest))) => {
             let lead = format!("t.{}", quote_ident(lead.name));
             if rest.is_empty() {
@@ -114,7 +146,11 @@ pub(crate) fn page_query(table: &TableName, select: &[Selected<'_>], order: &[Or
             } else {
                 conditions.push(format!("(({lead} IS NULL AND ({})) OR {lead} IS NOT NULL)", after(rest, 2)));
             }
+            2 + rest.len()
         }
+    };
+    if up_to && !order.is_empty() {
+        conditions.push(format!("({})", at_most(order, next)));
     }
     if let Some(rowversion) = order.iter().find(|c| c.compare == Compare::RowVersion) {
         conditions.push(format!("t.{} < MIN_ACTIVE_ROWVERSION()", quote_ident(rowversion.name)));
@@ -129,6 +165,33 @@ pub(crate) fn page_query(table: &TableName, select: &[Selected<'_>], order: &[Or
         sql.push_str(&order.iter().map(order_expr).collect::<Vec<_>>().join(", "));
     }
     sql
+}
+
+/// `SELECT CAST(MIN(t.[k]) AS bigint), CAST(MAX(t.[k]) AS bigint) FROM t`: the bounds of a
+/// single integer key, two index lookups.
+pub(crate) fn key_min_max(table: &TableName, key: &str) -> String {
+    let key = quote_ident(key);
+    format!("SELECT CAST(MIN(t.{key}) AS bigint), CAST(MAX(t.{key}) AS bigint) FROM {} AS t", qualified(table))
+}
+
+/// The last key of each of the first `@P1 - 1` of `@P1` equal parts (`NTILE`) of the keys in
+/// the extractor's order (code-point order for text): the boundaries of key ranges of about as
+/// many rows each. One ordered scan of the key; the keys are selected as the extractor selects
+/// them, and the outer queries order by the rank the inner one computed, so no collation is
+/// needed past it.
+pub(crate) fn key_boundaries(table: &TableName, key: &[Selected<'_>], order: &[Ordered<'_>]) -> String {
+    let (tile, rank, last) = (quote_ident("dmf tile"), quote_ident("dmf rank"), quote_ident("dmf last"));
+    let names = |alias: &str| key.iter().map(|c| format!("{alias}.{}", quote_ident(c.name))).collect::<Vec<_>>();
+    let order_by = order.iter().map(order_expr).collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT {} FROM (SELECT {}, s.{tile}, ROW_NUMBER() OVER (PARTITION BY s.{tile} ORDER BY s.{rank} DESC) AS {last} \
+         FROM (SELECT {}, NTILE(@P1) OVER (ORDER BY {order_by}) AS {tile}, ROW_NUMBER() OVER (ORDER BY {order_by}) AS {rank} \
+         FROM {} AS t) AS s) AS r WHERE r.{last} = 1 AND r.{tile} < @P1 ORDER BY r.{tile}",
+        names("r").join(", "),
+        names("s").join(", "),
+        select_list(key).join(", "),
+        qualified(table)
+    )
 }
 
 #[cfg(test)]
@@ -157,7 +220,7 @@ mod tests {
     #[test]
     fn first_page_has_no_where() {
         assert_eq!(
-            page_query(&table(), &select(), &key(), Page::First),
+            page_query(&table(), &select(), &key(), Page::First, false),
             "SELECT TOP (@P1) t.[order_id], t.[line], CAST(t.[price] AS decimal(19,4)) AS [price] FROM [sales].[Order Lines] AS t ORDER BY t.[order_id], t.[line]"
         );
     }
@@ -165,10 +228,59 @@ mod tests {
     #[test]
     fn next_pages_spell_out_the_keyset_comparison() {
         assert_eq!(
-            page_query(&table(), &select(), &key(), Page::After),
+            page_query(&table(), &select(), &key(), Page::After, false),
             "SELECT TOP (@P1) t.[order_id], t.[line], CAST(t.[price] AS decimal(19,4)) AS [price] FROM [sales].[Order Lines] AS t \
              WHERE ((t.[order_id] > CAST(@P2 AS int)) OR (t.[order_id] = CAST(@P2 AS int) AND t.[line] > CAST(@P3 AS smallint))) \
              ORDER BY t.[order_id], t.[line]"
+        );
+    }
+
+    #[test]
+    fn key_range_pages_stop_at_the_upper_bound() {
+        assert_eq!(
+            page_query(&table(), &select(), &key(), Page::First, true),
+            "SELECT TOP (@P1) t.[order_id], t.[line], CAST(t.[price] AS decimal(19,4)) AS [price] FROM [sales].[Order Lines] AS t \
+             WHERE ((t.[order_id] < CAST(@P2 AS int)) OR (t.[order_id] = CAST(@P2 AS int) AND t.[line] <= CAST(@P3 AS smallint))) \
+             ORDER BY t.[order_id], t.[line]"
+        );
+        assert_eq!(
+            page_query(&table(), &select(), &key(), Page::After, true),
+            "SELECT TOP (@P1) t.[order_id], t.[line], CAST(t.[price] AS decimal(19,4)) AS [price] FROM [sales].[Order Lines] AS t \
+             WHERE ((t.[order_id] > CAST(@P2 AS int)) OR (t.[order_id] = CAST(@P2 AS int) AND t.[line] > CAST(@P3 AS smallint))) \
+             AND ((t.[order_id] < CAST(@P4 AS int)) OR (t.[order_id] = CAST(@P4 AS int) AND t.[line] <= CAST(@P5 AS smallint))) \
+             ORDER BY t.[order_id], t.[line]"
+        );
+        let text = [Ordered { name: "code", compare: Compare::Text }];
+        assert_eq!(
+            page_query(
+                &TableName::new(None, "t"),
+                &[Selected { name: "code", read_as: None }],
+                &text,
+                Page::After,
+                true
+            ),
+            "SELECT TOP (@P1) t.[code] FROM [t] AS t WHERE ((t.[code] COLLATE Latin1_General_100_BIN2 > @P2)) \
+             AND ((t.[code] COLLATE Latin1_General_100_BIN2 <= @P3)) ORDER BY t.[code] COLLATE Latin1_General_100_BIN2"
+        );
+    }
+
+    #[test]
+    fn key_splits() {
+        assert_eq!(
+            key_min_max(&table(), "order]id"),
+            "SELECT CAST(MIN(t.[order]]id]) AS bigint), CAST(MAX(t.[order]]id]) AS bigint) FROM [sales].[Order Lines] AS t"
+        );
+        let order =
+            [Ordered { name: "code", compare: Compare::Text }, Ordered { name: "g", compare: Compare::GuidText }];
+        let select = [Selected { name: "code", read_as: None }, Selected { name: "g", read_as: None }];
+        assert_eq!(
+            key_boundaries(&table(), &select, &order),
+            "SELECT r.[code], r.[g] FROM (SELECT s.[code], s.[g], s.[dmf tile], \
+             ROW_NUMBER() OVER (PARTITION BY s.[dmf tile] ORDER BY s.[dmf rank] DESC) AS [dmf last] \
+             FROM (SELECT t.[code], t.[g], \
+             NTILE(@P1) OVER (ORDER BY t.[code] COLLATE Latin1_General_100_BIN2, CONVERT(char(36), t.[g]) COLLATE Latin1_General_100_BIN2) AS [dmf tile], \
+             ROW_NUMBER() OVER (ORDER BY t.[code] COLLATE Latin1_General_100_BIN2, CONVERT(char(36), t.[g]) COLLATE Latin1_General_100_BIN2) AS [dmf rank] \
+             FROM [sales].[Order Lines] AS t) AS s) AS r WHERE r.[dmf last] = 1 AND r.[dmf tile] < @P1 ORDER BY r.[dmf tile]"
         );
     }
 
@@ -181,7 +293,7 @@ mod tests {
         ];
         let select = [Selected { name: "a", read_as: None }];
         assert_eq!(
-            page_query(&TableName::new(None, "t"), &select, &order, Page::After),
+            page_query(&TableName::new(None, "t"), &select, &order, Page::After, false),
             "SELECT TOP (@P1) t.[a] FROM [t] AS t WHERE ((t.[a] > @P2) OR (t.[a] = @P2 AND t.[b] > @P3) OR (t.[a] = @P2 AND t.[b] = @P3 AND t.[c] > @P4)) ORDER BY t.[a], t.[b], t.[c]"
         );
     }
@@ -192,7 +304,7 @@ mod tests {
             [Ordered { name: "code]x", compare: Compare::Text }, Ordered { name: "g", compare: Compare::GuidText }];
         let select = [Selected { name: "code]x", read_as: None }, Selected { name: "g", read_as: None }];
         assert_eq!(
-            page_query(&TableName::new(Some("dbo"), "t"), &select, &order, Page::After),
+            page_query(&TableName::new(Some("dbo"), "t"), &select, &order, Page::After, false),
             "SELECT TOP (@P1) t.[code]]x], t.[g] FROM [dbo].[t] AS t WHERE ((t.[code]]x] COLLATE Latin1_General_100_BIN2 > @P2) \
              OR (t.[code]]x] COLLATE Latin1_General_100_BIN2 = @P2 AND CONVERT(char(36), t.[g]) COLLATE Latin1_General_100_BIN2 > CONVERT(char(36), CAST(@P3 AS uniqueidentifier)))) \
              ORDER BY t.[code]]x] COLLATE Latin1_General_100_BIN2, CONVERT(char(36), t.[g]) COLLATE Latin1_General_100_BIN2"
@@ -207,11 +319,11 @@ mod tests {
         ];
         let select = [Selected { name: "id", read_as: None }, Selected { name: "rv", read_as: Some("bigint") }];
         assert_eq!(
-            page_query(&TableName::new(Some("dbo"), "Orders"), &select, &order, Page::First),
+            page_query(&TableName::new(Some("dbo"), "Orders"), &select, &order, Page::First, false),
             "SELECT TOP (@P1) t.[id], CAST(t.[rv] AS bigint) AS [rv] FROM [dbo].[Orders] AS t WHERE t.[rv] < MIN_ACTIVE_ROWVERSION() ORDER BY t.[rv], t.[id]"
         );
         assert_eq!(
-            page_query(&TableName::new(Some("dbo"), "Orders"), &select, &order, Page::After),
+            page_query(&TableName::new(Some("dbo"), "Orders"), &select, &order, Page::After, false),
             "SELECT TOP (@P1) t.[id], CAST(t.[rv] AS bigint) AS [rv] FROM [dbo].[Orders] AS t \
              WHERE ((t.[rv] > CAST(@P2 AS binary(8))) OR (t.[rv] = CAST(@P2 AS binary(8)) AND t.[id] > CAST(@P3 AS bigint))) \
              AND t.[rv] < MIN_ACTIVE_ROWVERSION() ORDER BY t.[rv], t.[id]"
@@ -227,19 +339,19 @@ mod tests {
         let select = [Selected { name: "id", read_as: None }, Selected { name: "modified_at", read_as: None }];
         let table = TableName::new(Some("dbo"), "T");
         assert_eq!(
-            page_query(&table, &select, &order, Page::After),
+            page_query(&table, &select, &order, Page::After, false),
             "SELECT TOP (@P1) t.[id], t.[modified_at] FROM [dbo].[T] AS t \
              WHERE ((t.[modified_at] > CAST(@P2 AS datetime)) OR (t.[modified_at] = CAST(@P2 AS datetime) AND t.[id] > CAST(@P3 AS int))) \
              ORDER BY t.[modified_at], t.[id]"
         );
         assert_eq!(
-            page_query(&table, &select, &order, Page::AfterNullLead),
+            page_query(&table, &select, &order, Page::AfterNullLead, false),
             "SELECT TOP (@P1) t.[id], t.[modified_at] FROM [dbo].[T] AS t \
              WHERE ((t.[modified_at] IS NULL AND ((t.[id] > CAST(@P2 AS int)))) OR t.[modified_at] IS NOT NULL) \
              ORDER BY t.[modified_at], t.[id]"
         );
         assert_eq!(
-            page_query(&table, &select, &order[..1], Page::AfterNullLead),
+            page_query(&table, &select, &order[..1], Page::AfterNullLead, false),
             "SELECT TOP (@P1) t.[id], t.[modified_at] FROM [dbo].[T] AS t WHERE t.[modified_at] IS NOT NULL ORDER BY t.[modified_at]"
         );
     }

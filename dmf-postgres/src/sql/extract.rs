@@ -55,36 +55,58 @@ fn param_expr(column: &Ordered<'_>, n: usize) -> String {
 
 /// `(a, b) > ($1, $2)` over `columns`, parameters numbered from `first`.
 fn after(columns: &[Ordered<'_>], first: usize) -> String {
+    compare(columns, ">", first)
+}
+
+/// `(a, b) OP ($n, $n+1)` over `columns`, parameters numbered from `first`.
+fn compare(columns: &[Ordered<'_>], op: &str, first: usize) -> String {
     let left: Vec<String> = columns.iter().map(order_expr).collect();
     let right: Vec<String> = columns.iter().enumerate().map(|(i, c)| param_expr(c, first + i)).collect();
-    format!("({}) > ({})", left.join(", "), right.join(", "))
+    format!("({}) {op} ({})", left.join(", "), right.join(", "))
 }
 
 /// One page of `table` in the order of `order`:
-/// `SELECT cols FROM t [WHERE (k1, k2) > ($1, $2)] ORDER BY k1, k2 LIMIT $n`.
-pub(crate) fn page_query(table: &TableName, select: &[Selected<'_>], order: &[Ordered<'_>], page: Page) -> String {
+/// `SELECT cols FROM t [WHERE (k1, k2) > ($1, $2)] [AND (k1, k2) <= ($3, $4)] ORDER BY k1, k2
+/// LIMIT $n`. With `up_to`, the page stops at a key range's upper bound, whose values follow
+/// the position's (the first page: `$1`, `$2`…).
+pub(crate) fn page_query(
+    table: &TableName,
+    select: &[Selected<'_>],
+    order: &[Ordered<'_>],
+    page: Page,
+    up_to: bool,
+) -> String {
     let columns: Vec<String> = select
         .iter()
         .map(|c| if c.as_text { format!("{}::text", quote_ident(c.name)) } else { quote_ident(c.name) })
         .collect();
     let mut sql = format!("SELECT {} FROM {}", columns.join(", "), qualified(table));
-    let limit = match (page, order.split_first()) {
+    let mut conditions = Vec::new();
+    let mut next = match (page, order.split_first()) {
         (Page::First, _) | (_, None) => 1,
         (Page::After, _) => {
-            sql.push_str(" WHERE ");
-            sql.push_str(&after(order, 1));
+            conditions.push(after(order, 1));
             order.len() + 1
         }
         (Page::AfterNullLead, Some((lead, rest))) => {
             let lead = quote_ident(lead.name);
             if rest.is_empty() {
-                sql.push_str(&format!(" WHERE {lead} IS NOT NULL"));
+                conditions.push(format!("{lead} IS NOT NULL"));
             } else {
-                sql.push_str(&format!(" WHERE ({lead} IS NULL AND {}) OR {lead} IS NOT NULL", after(rest, 1)));
+                let resume = format!("({lead} IS NULL AND {}) OR {lead} IS NOT NULL", after(rest, 1));
+                conditions.push(if up_to { format!("({resume})") } else { resume });
             }
             order.len()
         }
     };
+    if up_to && !order.is_empty() {
+        conditions.push(compare(order, "<=", next));
+        next += order.len();
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
     let order_by: Vec<String> = order
         .iter()
         .map(|c| if c.nulls_first { format!("{} NULLS FIRST", order_expr(c)) } else { order_expr(c) })
@@ -93,8 +115,40 @@ pub(crate) fn page_query(table: &TableName, select: &[Selected<'_>], order: &[Or
         sql.push_str(" ORDER BY ");
         sql.push_str(&order_by.join(", "));
     }
-    sql.push_str(&format!(" LIMIT ${limit}"));
+    sql.push_str(&format!(" LIMIT ${next}"));
     sql
+}
+
+/// `SELECT min(k)::int8, max(k)::int8 FROM t`: the bounds of a single integer key, two index
+/// lookups.
+pub(crate) fn key_min_max(table: &TableName, key: &str) -> String {
+    let key = quote_ident(key);
+    format!("SELECT min({key})::int8, max({key})::int8 FROM {}", qualified(table))
+}
+
+/// The last key of each of the first `$1 - 1` of `$1` equal parts of the keys in key order
+/// (`ntile`), optionally of a `TABLESAMPLE SYSTEM ($2)` percent sample of the table's pages:
+/// the boundaries of key ranges of about as many rows each. Keys are selected as the
+/// extractor selects them and ordered as it orders them (`COLLATE "C"`).
+pub(crate) fn key_boundaries(table: &TableName, key: &[Selected<'_>], order: &[Ordered<'_>], sampled: bool) -> String {
+    let tile = quote_ident("dmf tile");
+    let inner: Vec<String> = key.iter().map(|c| quote_ident(c.name)).collect();
+    let outer: Vec<String> = key
+        .iter()
+        .map(|c| if c.as_text { format!("{}::text", quote_ident(c.name)) } else { quote_ident(c.name) })
+        .collect();
+    let ascending: Vec<String> = order.iter().map(order_expr).collect();
+    let descending: Vec<String> = order.iter().map(|c| format!("{} DESC", order_expr(c))).collect();
+    let sample = if sampled { " TABLESAMPLE SYSTEM ($2)" } else { "" };
+    format!(
+        "SELECT DISTINCT ON ({tile}) {} FROM (SELECT {}, ntile($1) OVER (ORDER BY {}) AS {tile} FROM {}{sample}) AS s \
+         WHERE {tile} < $1 ORDER BY {tile}, {}",
+        outer.join(", "),
+        inner.join(", "),
+        ascending.join(", "),
+        qualified(table),
+        descending.join(", ")
+    )
 }
 
 /// The planner's row count of a table (all its partitions), from `pg_class.reltuples`: cheap,
@@ -136,7 +190,7 @@ mod tests {
     #[test]
     fn first_page_has_no_where() {
         assert_eq!(
-            page_query(&table(), &select(), &key(), Page::First),
+            page_query(&table(), &select(), &key(), Page::First, false),
             r#"SELECT "id", "code", "amount"::text FROM "public"."Order" ORDER BY "id", "code" COLLATE "C" LIMIT $1"#
         );
     }
@@ -144,7 +198,7 @@ mod tests {
     #[test]
     fn next_pages_compare_the_whole_key_with_text_parameters() {
         assert_eq!(
-            page_query(&table(), &select(), &key(), Page::After),
+            page_query(&table(), &select(), &key(), Page::After, false),
             r#"SELECT "id", "code", "amount"::text FROM "public"."Order" WHERE ("id", "code" COLLATE "C") > (($1::text)::bigint, (($2::text)::character varying) COLLATE "C") ORDER BY "id", "code" COLLATE "C" LIMIT $3"#
         );
     }
@@ -154,8 +208,39 @@ mod tests {
         let order =
             [Ordered { name: "ip", cast: "text".into(), binary_collation: true, by_text: true, nulls_first: false }];
         assert_eq!(
-            page_query(&table(), &[Selected { name: "ip", as_text: true }], &order, Page::After),
+            page_query(&table(), &[Selected { name: "ip", as_text: true }], &order, Page::After, false),
             r#"SELECT "ip"::text FROM "public"."Order" WHERE ("ip"::text COLLATE "C") > ((($1::text)::text) COLLATE "C") ORDER BY "ip"::text COLLATE "C" LIMIT $2"#
+        );
+    }
+
+    #[test]
+    fn key_range_pages_stop_at_the_upper_bound() {
+        assert_eq!(
+            page_query(&table(), &select(), &key(), Page::First, true),
+            r#"SELECT "id", "code", "amount"::text FROM "public"."Order" WHERE ("id", "code" COLLATE "C") <= (($1::text)::bigint, (($2::text)::character varying) COLLATE "C") ORDER BY "id", "code" COLLATE "C" LIMIT $3"#
+        );
+        assert_eq!(
+            page_query(&table(), &select(), &key(), Page::After, true),
+            r#"SELECT "id", "code", "amount"::text FROM "public"."Order" WHERE ("id", "code" COLLATE "C") > (($1::text)::bigint, (($2::text)::character varying) COLLATE "C") AND ("id", "code" COLLATE "C") <= (($3::text)::bigint, (($4::text)::character varying) COLLATE "C") ORDER BY "id", "code" COLLATE "C" LIMIT $5"#
+        );
+    }
+
+    #[test]
+    fn key_splits() {
+        assert_eq!(
+            key_min_max(&table(), "i\"d"),
+            r#"SELECT min("i""d")::int8, max("i""d")::int8 FROM "public"."Order""#
+        );
+        let key = [Selected { name: "id", as_text: false }, Selected { name: "code", as_text: false }];
+        assert_eq!(
+            key_boundaries(&table(), &key, &self::key(), false),
+            r#"SELECT DISTINCT ON ("dmf tile") "id", "code" FROM (SELECT "id", "code", ntile($1) OVER (ORDER BY "id", "code" COLLATE "C") AS "dmf tile" FROM "public"."Order") AS s WHERE "dmf tile" < $1 ORDER BY "dmf tile", "id" DESC, "code" COLLATE "C" DESC"#
+        );
+        let order =
+            [Ordered { name: "ip", cast: "text".into(), binary_collation: true, by_text: true, nulls_first: false }];
+        assert_eq!(
+            key_boundaries(&table(), &[Selected { name: "ip", as_text: true }], &order, true),
+            r#"SELECT DISTINCT ON ("dmf tile") "ip"::text FROM (SELECT "ip", ntile($1) OVER (ORDER BY "ip"::text COLLATE "C") AS "dmf tile" FROM "public"."Order" TABLESAMPLE SYSTEM ($2)) AS s WHERE "dmf tile" < $1 ORDER BY "dmf tile", "ip"::text COLLATE "C" DESC"#
         );
     }
 
@@ -171,11 +256,11 @@ mod tests {
         order.push(key().remove(0));
         let select = [Selected { name: "id", as_text: false }, Selected { name: "updated_at", as_text: false }];
         assert_eq!(
-            page_query(&table(), &select, &order, Page::After),
+            page_query(&table(), &select, &order, Page::After, false),
             r#"SELECT "id", "updated_at" FROM "public"."Order" WHERE ("updated_at", "id") > (($1::text)::timestamp with time zone, ($2::text)::bigint) ORDER BY "updated_at" NULLS FIRST, "id" LIMIT $3"#
         );
         assert_eq!(
-            page_query(&table(), &select, &order, Page::AfterNullLead),
+            page_query(&table(), &select, &order, Page::AfterNullLead, false),
             r#"SELECT "id", "updated_at" FROM "public"."Order" WHERE ("updated_at" IS NULL AND ("id") > (($1::text)::bigint)) OR "updated_at" IS NOT NULL ORDER BY "updated_at" NULLS FIRST, "id" LIMIT $2"#
         );
     }

@@ -1,0 +1,283 @@
+//! Large tables read by several key-range readers at once: a full sync with three ranges per
+//! table (an integer key, a text key, a composite key) copies exactly the source while its
+//! ranges load side by side and the table referencing a split table waits for all its ranges;
+//! a diff sync in ranges writes only the differences; a run stopped inside its ranges resumes
+//! them, even after the source changed, with no row lost or loaded twice; a large table is
+//! split from a sample of its pages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use common::TestDb;
+use dmf_core::sync::{Database, KeyRange, ReadOrder, SyncJob, SyncMode, SyncPlan};
+use dmf_core::{
+    CancellationToken, EngineConfig, MigrationName, MigrationStatus, Phase, ProgressEvent, ProgressHub, RunRequest,
+    RunStatus, Value,
+};
+use dmf_postgres::PgDatabase;
+use tokio_postgres::Client;
+
+const SCHEMA: &str = r#"
+CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, price numeric(12,2));
+CREATE TABLE labels (code text PRIMARY KEY, item_id bigint NOT NULL REFERENCES items (id), note text);
+CREATE TABLE events (region text NOT NULL, seq integer NOT NULL, payload text, PRIMARY KEY (region, seq));
+"#;
+
+const DATA: &str = r#"
+INSERT INTO items SELECT g, 'item ' || g, (g * 1.25)::numeric(12,2) FROM generate_series(1, 12000) g;
+INSERT INTO labels
+SELECT (ARRAY['a', 'B', 'é', '🦀', 'Z'])[1 + g % 5] || g, 1 + g % 12000, CASE WHEN g % 7 = 0 THEN NULL ELSE md5(g::text) END
+FROM generate_series(1, 9000) g;
+INSERT INTO events SELECT (ARRAY['b', 'B', 'é', '🦀'])[1 + g % 4], g, md5(g::text) FROM generate_series(1, 6000) g;
+ANALYZE;
+"#;
+
+const TABLES: [&str; 3] = ["items", "labels", "events"];
+
+async fn pair(label: &str) -> (TestDb, TestDb) {
+    let (source, target) =
+        (TestDb::create(&format!("{label}_src")).await, TestDb::create(&format!("{label}_dst")).await);
+    let client = source.client().await;
+    client.batch_execute(SCHEMA).await.unwrap();
+    client.batch_execute(DATA).await.unwrap();
+    target.client().await.batch_execute(SCHEMA).await.unwrap();
+    (source, target)
+}
+
+/// Each table's row count and an md5 of its rows in byte order, computed by PostgreSQL alone.
+async fn fingerprints(client: &Client) -> Vec<(i64, String)> {
+    let mut prints = Vec::new();
+    for table in TABLES {
+        let sql = format!(
+            "SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text COLLATE \"C\"), '')) FROM {table} t"
+        );
+        let row = client.query_one(&sql, &[]).await.unwrap();
+        prints.push((row.get(0), row.get(1)));
+    }
+    prints
+}
+
+fn job(
+    source: &Arc<PgDatabase>,
+    target: &Arc<PgDatabase>,
+    mode: SyncMode,
+    hub: &ProgressHub,
+) -> SyncJob<PgDatabase, PgDatabase> {
+    SyncJob::new(Arc::clone(source), Arc::clone(target), mode)
+        .engine(EngineConfig::builder().batch_size(250).build().unwrap())
+        .jobs(3)
+        .range_readers(3)
+        .range_min_rows(1000)
+        .progress(hub.clone())
+}
+
+/// Collects every event of the hub until the run ends.
+fn record(hub: &ProgressHub) -> tokio::task::JoinHandle<Vec<ProgressEvent>> {
+    let mut events = hub.subscribe();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(event) = events.recv().await {
+            let run_ended = event.migration.is_none() && matches!(event.phase, Phase::Completed | Phase::Failed);
+            seen.push(event);
+            if run_ended {
+                break;
+            }
+        }
+        seen
+    })
+}
+
+fn migration(event: &ProgressEvent) -> &str {
+    event.migration.as_ref().map_or("", |m| m.as_str())
+}
+
+fn ranges_of<'a>(plan: &'a SyncPlan, table: &str) -> &'a [KeyRange] {
+    &plan.tables.iter().find(|t| t.target.name.name == table).unwrap().ranges
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_and_diff_syncs_in_key_ranges_copy_the_source_with_ranges_loading_side_by_side() {
+    let (source_db, target_db) = pair("ranges").await;
+    let (source, target) = (source_db.database(), target_db.database());
+    let (source_client, target_client) = (source_db.client().await, target_db.client().await);
+    let hub = ProgressHub::new();
+    let events = record(&hub);
+    let job = job(&source, &target, SyncMode::Full, &hub);
+    let plan = job.plan().await.unwrap();
+    for table in TABLES {
+        assert_eq!(ranges_of(&plan, table).len(), 3, "{table} is split");
+    }
+    assert_eq!(ranges_of(&plan, "items")[0].up_to, Some(vec![Value::Int(4000)]), "integer keys: equal widths");
+
+    let summary = job.orchestrator(&plan).await.unwrap().run(RunRequest::all()).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary}");
+    assert_eq!(fingerprints(&target_client).await, fingerprints(&source_client).await);
+    for (table, rows) in [("items", 12_000), ("labels", 9000), ("events", 6000)] {
+        let counts: Vec<u64> = (1..=3)
+            .map(|i| summary.migration(&format!("public.{table} [range {i}/3]")).unwrap().counts.inserted)
+            .collect();
+        assert_eq!(counts.iter().sum::<u64>(), rows, "{table}: {counts:?}");
+        assert!(counts.iter().all(|n| *n > rows / 6), "{table}: balanced ranges {counts:?}");
+    }
+
+    let events = events.await.unwrap();
+    // Ranges of one table loaded at the same time: a batch of one range committed between two
+    // batches of another.
+    let loading: Vec<&str> = events
+        .iter()
+        .filter(|e| e.phase == Phase::Loading)
+        .map(migration)
+        .filter(|m| m.starts_with("public.items ["))
+        .collect();
+    let first = loading[0];
+    let last_of_first = loading.iter().rposition(|m| *m == first).unwrap();
+    assert!(loading[..last_of_first].iter().any(|m| *m != first), "ranges loaded one after the other: {loading:?}");
+    // The table referencing a split table starts when all its ranges are done.
+    let position = |wanted: &dyn Fn(&ProgressEvent) -> bool| events.iter().position(wanted).unwrap();
+    let labels_started = position(&|e| e.phase == Phase::Started && migration(e).starts_with("public.labels [range"));
+    for i in 1..=3 {
+        let name = format!("public.items [range {i}/3]");
+        assert!(position(&|e| e.phase == Phase::Completed && migration(e) == name) < labels_started, "{name}");
+    }
+
+    // A diff sync in ranges: both sides read the same range, only differences are written.
+    source_client
+        .batch_execute(
+            "UPDATE labels SET note = 'changed' WHERE code IN ('a5', 'é7', '🦀8');
+             DELETE FROM labels WHERE code IN ('B1', 'Z4');
+             INSERT INTO labels VALUES ('~new', 1, NULL), ('Ω', 2, 'x');
+             UPDATE events SET payload = 'p' WHERE seq % 1000 = 0;
+             DELETE FROM events WHERE seq IN (5, 3001);",
+        )
+        .await
+        .unwrap();
+    let diff = self::job(&source, &target, SyncMode::Diff, &ProgressHub::new());
+    let summary = diff.run(RunRequest::all().force()).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary}");
+    assert_eq!(fingerprints(&target_client).await, fingerprints(&source_client).await);
+    let written = |table: &str| -> (u64, u64) {
+        (1..=3).fold((0, 0), |(inserted, updated), i| {
+            let counts = summary.migration(&format!("public.{table} [range {i}/3]")).unwrap().counts;
+            (inserted + counts.inserted, updated + counts.updated)
+        })
+    };
+    assert_eq!(written("labels"), (2, 3));
+    assert_eq!(written("events"), (0, 6));
+    assert_eq!(summary.migration("public.labels (deletes)").unwrap().counts.deleted, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_stopped_inside_its_ranges_resumes_them_even_after_the_source_changed() {
+    let (source_db, target_db) = pair("ranges_resume").await;
+    let (source, target) = (source_db.database(), target_db.database());
+    let (source_client, target_client) = (source_db.client().await, target_db.client().await);
+
+    // Stop the run once one range of labels (text keys) committed 1,000 rows.
+    let hub = ProgressHub::new();
+    let job = job(&source, &target, SyncMode::Full, &hub);
+    let plan = job.plan().await.unwrap();
+    let planned = ranges_of(&plan, "labels").to_vec();
+    let cancel = CancellationToken::new();
+    let mut events = hub.subscribe();
+    let stopper = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if event.phase == Phase::Loading
+                    && migration(&event).starts_with("public.labels [")
+                    && event.rows_done >= 1000
+                {
+                    cancel.cancel();
+                    return;
+                }
+            }
+        })
+    };
+    let stopped = job.orchestrator(&plan).await.unwrap().run(RunRequest::all().with_cancel(cancel)).await.unwrap();
+    stopper.await.unwrap();
+    assert_eq!(stopped.status, RunStatus::Failed, "{stopped}");
+    let ranges: Vec<_> = (1..=3).filter_map(|i| stopped.migration(&format!("public.labels [range {i}/3]"))).collect();
+    assert!(ranges.iter().any(|r| r.status == MigrationStatus::Cancelled), "{stopped}");
+    let first: u64 = ranges.iter().map(|r| r.counts.inserted).sum();
+    assert!((1000..9000).contains(&first), "stopped midway, after {first} rows");
+    let loaded: i64 = target_client.query_one("SELECT count(*) FROM labels", &[]).await.unwrap().get(0);
+    assert_eq!(loaded as u64, first, "the target holds exactly the committed batches");
+
+    // The source changes so that a new split would cut elsewhere.
+    source_client
+        .batch_execute(
+            "INSERT INTO labels SELECT '0' || g, 1, 'early' FROM generate_series(1, 3000) g;
+             INSERT INTO labels SELECT '~' || g, 2, 'late' FROM generate_series(1, 500) g;",
+        )
+        .await
+        .unwrap();
+    let spec = plan.tables.iter().find(|t| t.target.name.name == "labels").unwrap();
+    let spec = spec.extract_spec(&spec.key, ReadOrder::Key, false);
+    let fresh = source.key_ranges(&spec, NonZeroUsize::new(3).unwrap()).await.unwrap();
+    assert_ne!(fresh, planned, "a new split would cut elsewhere");
+
+    // The next run (not forced) reads the stored ranges: exactly the rest, then the new rows
+    // (those in ranges completed before the stop come with the catch-up pass).
+    let job = self::job(&source, &target, SyncMode::Full, &ProgressHub::new());
+    let replanned = job.plan().await.unwrap();
+    let resumed = job.orchestrator(&replanned).await.unwrap().run(RunRequest::all()).await.unwrap();
+    assert_eq!(resumed.status, RunStatus::Completed, "{resumed}");
+    assert!((1..=3).any(|i| resumed.migration(&format!("public.labels [range {i}/3]")).unwrap().resumed), "{resumed}");
+    assert_eq!(fingerprints(&target_client).await, fingerprints(&source_client).await);
+    let store = target.run_store().await.unwrap();
+    let mut stored = Vec::new();
+    for i in 1..=3 {
+        let name = MigrationName::new(format!("public.labels [range {i}/3]"));
+        let checkpoint = store.checkpoint(&name).await.unwrap().unwrap();
+        stored.push(KeyRange::from_scope(&checkpoint.unscoped().0.unwrap()).unwrap());
+    }
+    assert_eq!(stored, planned, "the ranges kept the bounds of the interrupted run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_table_is_split_from_a_sample_of_its_pages_into_ranges_of_similar_size() {
+    let db = TestDb::create("ranges_sample").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE big (code text PRIMARY KEY, n integer NOT NULL);
+             INSERT INTO big SELECT (ARRAY['a', 'B', 'é', '🦀'])[1 + g % 4] || md5(g::text), g FROM generate_series(1, 250000) g;
+             ANALYZE big;",
+        )
+        .await
+        .unwrap();
+    let database = db.database();
+    let catalog = database.read_catalog().await.unwrap();
+    let plan = SyncPlan::build(&catalog, &catalog, None, SyncMode::Full).unwrap();
+    let table = &plan.tables[0];
+    let spec = table.extract_spec(&table.key, ReadOrder::Key, false);
+    let ranges = database.key_ranges(&spec, NonZeroUsize::new(4).unwrap()).await.unwrap();
+    assert_eq!(ranges.len(), 4, "{ranges:?}");
+    let mut total = 0;
+    for range in &ranges {
+        let (after, up_to) = (range.after.as_deref().map(text), range.up_to.as_deref().map(text));
+        let rows: i64 = client
+            .query_one(
+                "SELECT count(*) FROM big WHERE ($1::text IS NULL OR code COLLATE \"C\" > $1) \
+                 AND ($2::text IS NULL OR code COLLATE \"C\" <= $2)",
+                &[&after, &up_to],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!((40_000..85_000).contains(&rows), "about a quarter of the rows in {range}: {rows}");
+        total += rows;
+    }
+    assert_eq!(total, 250_000, "the ranges hold every key once");
+}
+
+fn text(key: &[Value]) -> String {
+    match key {
+        [Value::Text(text)] => text.clone(),
+        other => panic!("not a text key: {other:?}"),
+    }
+}
