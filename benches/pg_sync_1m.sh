@@ -40,9 +40,9 @@ psql -q "$DMF_BENCH_PG_URL" -c "DROP DATABASE IF EXISTS bench_src" -c "DROP DATA
 psql -q "$src" -c "$schema"
 psql -q "$dst" -c "$schema"
 echo "filling bench_src with $ROWS customers and $ROWS orders..."
-psql -q "$src" -c "INSERT INTO customers SELECT g, 'Customer ' || g, 'c' || g || '@example.com',
+psql -q -v ON_ERROR_STOP=1 "$src" -c "INSERT INTO customers SELECT g, 'Customer ' || g, 'c' || g || '@example.com',
     (g % 100000) / 100.0, timestamptz '2020-01-01' + g * interval '1 second' FROM generate_series(1, $ROWS) g" \
-  -c "INSERT INTO orders SELECT g, 1 + (g * 7919) % $ROWS, (g % 5000) / 10.0,
+  -c "INSERT INTO orders SELECT g, 1 + (g::bigint * 7919) % $ROWS, (g % 5000) / 10.0,
     timestamptz '2021-01-01' + g * interval '1 second', CASE WHEN g % 3 = 0 THEN NULL ELSE 'note ' || g END
     FROM generate_series(1, $ROWS) g" -c "ANALYZE"
 
