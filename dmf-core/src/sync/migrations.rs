@@ -120,16 +120,19 @@ pub fn sync_migrations<S: Database, T: Database>(
         let write = if full { WriteMode::Insert } else { WriteMode::Upsert };
         let description = format!("{} rows of {}", plan.mode, table.source.name);
         let load = Load { name: table.migration_name(), description, depends, write };
+        // A full run empties the tables first: only a backup can undo it, so its loads keep no
+        // undo log (which would also send PostgreSQL's inserts through a stage table).
+        let undo = plan.undo && !full;
         migrations.push(report(if plan.mode == SyncMode::Diff {
             let merge = MergeExtractor::new(
                 source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false)),
                 target.extractor(table.extract_spec(&table.columns, ReadOrder::Key, true)),
                 MergeOutput::ChangedOrMissing,
             );
-            load.pipeline(merge, target, table, plan.undo)
+            load.pipeline(merge, target, table, undo)
         } else {
             let extractor = source.extractor(table.extract_spec(&table.columns, order.clone(), false));
-            load.pipeline(extractor, target, table, plan.undo)
+            load.pipeline(extractor, target, table, undo)
         }));
     }
 
