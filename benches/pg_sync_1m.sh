@@ -2,6 +2,7 @@
 # 1M-row PostgreSQL -> PostgreSQL sync with DMF beside a psql binary COPY pipe of the same rows.
 #
 #   bash benches/pg_sync_1m.sh [ROWS] [RUNS]        (defaults: 1000000 rows, 3 runs)
+#   COPY_FORMAT=text bash benches/pg_sync_1m.sh      (DMF's COPY format: binary, the default, or text)
 #
 # Starts a throwaway PostgreSQL cluster (scripts/pg-cluster.sh) unless DMF_BENCH_PG_URL names a
 # server (superuser). Builds the sync_database example in release mode, fills `bench_src` with
@@ -73,7 +74,8 @@ for run in $(seq 1 "$RUNS"); do
   reset_target
   measure pipe bash -c pipe | tee -a "$results"
   reset_target
-  measure dmf "$sync_bin" --source "$src" --target "$dst" --mode full --batch-size 10000 --jobs 2 --no-verify | tee -a "$results"
+  measure dmf "$sync_bin" --source "$src" --target "$dst" --mode full --batch-size 10000 --jobs 2 --no-verify \
+    --copy-format "${COPY_FORMAT:-binary}" | tee -a "$results"
 done
 
 python3 - "$results" "$ROWS" <<'PY'
