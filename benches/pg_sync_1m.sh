@@ -2,6 +2,7 @@
 # 1M-row PostgreSQL -> PostgreSQL sync with DMF beside a psql binary COPY pipe of the same rows.
 #
 #   bash benches/pg_sync_1m.sh [ROWS] [RUNS]        (defaults: 1000000 rows, 3 runs)
+#   COPY_FORMAT=text bash benches/pg_sync_1m.sh      (DMF's COPY format: binary, the default, or text)
 #
 # Starts a throwaway PostgreSQL cluster (scripts/pg-cluster.sh) unless DMF_BENCH_PG_URL names a
 # server (superuser). Builds the sync_database example in release mode, fills `bench_src` with
@@ -40,9 +41,9 @@ psql -q "$DMF_BENCH_PG_URL" -c "DROP DATABASE IF EXISTS bench_src" -c "DROP DATA
 psql -q "$src" -c "$schema"
 psql -q "$dst" -c "$schema"
 echo "filling bench_src with $ROWS customers and $ROWS orders..."
-psql -q "$src" -c "INSERT INTO customers SELECT g, 'Customer ' || g, 'c' || g || '@example.com',
+psql -q -v ON_ERROR_STOP=1 "$src" -c "INSERT INTO customers SELECT g, 'Customer ' || g, 'c' || g || '@example.com',
     (g % 100000) / 100.0, timestamptz '2020-01-01' + g * interval '1 second' FROM generate_series(1, $ROWS) g" \
-  -c "INSERT INTO orders SELECT g, 1 + (g * 7919) % $ROWS, (g % 5000) / 10.0,
+  -c "INSERT INTO orders SELECT g, 1 + (g::bigint * 7919) % $ROWS, (g % 5000) / 10.0,
     timestamptz '2021-01-01' + g * interval '1 second', CASE WHEN g % 3 = 0 THEN NULL ELSE 'note ' || g END
     FROM generate_series(1, $ROWS) g" -c "ANALYZE"
 
@@ -73,7 +74,8 @@ for run in $(seq 1 "$RUNS"); do
   reset_target
   measure pipe bash -c pipe | tee -a "$results"
   reset_target
-  measure dmf "$sync_bin" --source "$src" --target "$dst" --mode full --batch-size 10000 --jobs 2 --no-verify | tee -a "$results"
+  measure dmf "$sync_bin" --source "$src" --target "$dst" --mode full --batch-size 10000 --jobs 2 --no-verify \
+    --copy-format "${COPY_FORMAT:-binary}" | tee -a "$results"
 done
 
 python3 - "$results" "$ROWS" <<'PY'

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use tokio_postgres::Client;
 
 use crate::config::Connector;
+use crate::copy::CopyFormat;
 use crate::error::to_dmf_error;
 use crate::extract::PgExtractor;
 use crate::load::PgLoader;
@@ -46,7 +47,7 @@ impl Shared {
 /// |---|---|
 /// | catalog | `pg_catalog`: tables of every non-system schema except `dmf`, keys, foreign keys |
 /// | reading | keyset pages by key (text keys in byte order, `COLLATE "C"`), or by watermark then key |
-/// | `full` | `TRUNCATE` of the synced tables (never `CASCADE`), then `COPY` into each table |
+/// | `full` | `TRUNCATE` of the synced tables (never `CASCADE`), then `COPY` into each table (binary; [`copy_format`](Self::copy_format)) |
 /// | `upsert`, `diff`, `incremental` | `COPY` into a temporary stage, then `INSERT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM` |
 /// | deletes | stage the keys, `DELETE … USING` the stage |
 /// | checkpoints | `dmf.checkpoints`, in the transaction of each batch |
@@ -64,6 +65,8 @@ pub struct PgDatabase {
     shared: Arc<Shared>,
     /// The exported snapshot that the extractors read (snapshot handles only).
     snapshot: Option<Arc<ExportedSnapshot>>,
+    /// The format of the loaders' COPY data.
+    copy_format: CopyFormat,
 }
 
 impl PgDatabase {
@@ -88,7 +91,19 @@ impl PgDatabase {
     }
 
     fn with_connector(connector: Connector) -> Self {
-        Self { shared: Arc::new(Shared { connector, control_ready: OnceCell::new() }), snapshot: None }
+        Self {
+            shared: Arc::new(Shared { connector, control_ready: OnceCell::new() }),
+            snapshot: None,
+            copy_format: CopyFormat::default(),
+        }
+    }
+
+    /// Sets the format of the COPY data its loaders send: [`CopyFormat::Binary`] (the
+    /// default) or [`CopyFormat::Text`]. Both load the same values; see [`CopyFormat`] for when
+    /// a binary loader sends text anyway.
+    pub fn copy_format(mut self, format: CopyFormat) -> Self {
+        self.copy_format = format;
+        self
     }
 
     /// The identifier of the snapshot this handle's extractors read (`pg_export_snapshot()`),
@@ -137,7 +152,7 @@ impl Database for PgDatabase {
     }
 
     fn loader(&self, spec: LoadSpec) -> PgLoader {
-        PgLoader::new(Arc::clone(&self.shared), spec)
+        PgLoader::new(Arc::clone(&self.shared), spec, self.copy_format)
     }
 
     async fn clear_tables(&self, tables: Vec<TableName>) -> Result<u64> {
@@ -194,6 +209,6 @@ impl Database for PgDatabase {
 
     async fn snapshot(&self) -> Result<Self> {
         let snapshot = ExportedSnapshot::export(&self.shared.connector).await?;
-        Ok(Self { shared: Arc::clone(&self.shared), snapshot: Some(Arc::new(snapshot)) })
+        Ok(Self { shared: Arc::clone(&self.shared), snapshot: Some(Arc::new(snapshot)), copy_format: self.copy_format })
     }
 }

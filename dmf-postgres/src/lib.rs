@@ -3,8 +3,9 @@
 //! The PostgreSQL adapter of DMF, over tokio-postgres: a [`PgDatabase`] is one side of a
 //! catalog-driven sync ([`dmf_core::sync::Database`]). It reads the catalog from
 //! `pg_catalog`, reads tables in keyset pages ([`PgExtractor`]; all of them in one exported
-//! snapshot for a [snapshot handle](dmf_core::sync::Database::snapshot)), writes them with COPY and
-//! staged `INSERT … ON CONFLICT` ([`PgLoader`]) with the checkpoint in the same transaction,
+//! snapshot for a [snapshot handle](dmf_core::sync::Database::snapshot)), writes them with binary
+//! COPY ([`CopyFormat`]) and staged `INSERT … ON CONFLICT` ([`PgLoader`]) with the checkpoint in
+//! the same transaction,
 //! keeps run records in the `dmf` schema of the target ([`PgRunStore`]), and checks a server
 //! before a run writes to it (standby, read-only, control tables).
 //!
@@ -63,6 +64,7 @@ mod types;
 
 pub use backup::PgBackup;
 pub use config::DEFAULT_CONNECT_TIMEOUT;
+pub use copy::CopyFormat;
 pub use database::PgDatabase;
 pub use error::{error_kind, sqlstate_kind, to_dmf_error};
 pub use extract::PgExtractor;

@@ -1,5 +1,5 @@
-//! [`PgLoader`]: writes batches with COPY (and a staged `INSERT … ON CONFLICT`, `DELETE` or
-//! `UPDATE` where rows may exist), storing the checkpoint in the same transaction.
+//! [`PgLoader`]: writes batches with COPY, binary or text (and a staged `INSERT … ON CONFLICT`,
+//! `DELETE` or `UPDATE` where rows may exist), storing the checkpoint in the same transaction.
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -11,7 +11,8 @@ use dmf_core::{Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, 
 use futures::SinkExt;
 use tokio_postgres::{Client, Statement, Transaction};
 
-use crate::copy::write_row;
+use crate::copy::binary::{BinaryRows, Refusal, Unencodable, Wire};
+use crate::copy::{CopyFormat, Encoder};
 use crate::database::Shared;
 use crate::error::to_dmf_error;
 use crate::session::Session;
@@ -28,7 +29,7 @@ const COPY_CHUNK: usize = 256 * 1024;
 ///
 /// | write mode | statements | counts |
 /// |---|---|---|
-/// | `Insert` | `COPY t (cols) FROM STDIN` | inserted |
+/// | `Insert` | `COPY t (cols) FROM STDIN (FORMAT binary)` | inserted |
 /// | `Upsert` | COPY into the stage, `INSERT … ON CONFLICT (key) DO UPDATE … WHERE … IS DISTINCT FROM …` | inserted, updated, unchanged |
 /// | `Delete` | COPY keys into the stage, `DELETE … USING` the stage | deleted |
 /// | `Update` | COPY into the stage, `UPDATE … FROM` the stage where values differ | updated, unchanged |
@@ -37,6 +38,11 @@ const COPY_CHUNK: usize = 256 * 1024;
 /// exactly the loaded columns. Columns in `null_columns` are written as NULL for new rows and
 /// left as they are in existing rows (the later pass that fills them sets them). Built by
 /// [`PgDatabase::loader`](dmf_core::sync::Database::loader); connects on first use.
+///
+/// COPY data is binary by default ([`CopyFormat`]): each value in the binary form of its
+/// target column's type, read from the server when the loader prepares. A table with a column
+/// of a type DMF does not encode is loaded as text; so is a batch holding a value that has no
+/// exact binary form (the rest of the run too, when it is the value's kind that has none).
 pub struct PgLoader {
     shared: Arc<Shared>,
     spec: LoadSpec,
@@ -45,17 +51,24 @@ pub struct PgLoader {
     texts: Texts,
     session: Session,
     statements: Option<Statements>,
+    /// The format asked for; turns to text for good when a value's kind has no binary form.
+    format: CopyFormat,
 }
 
 /// The statements' text, worked out once from the spec.
 struct Texts {
     create_stage: Option<String>,
-    copy: String,
+    copy_text: String,
+    copy_binary: String,
+    column_types: String,
     write: Option<String>,
 }
 
 struct Statements {
-    copy: Statement,
+    /// COPY in text format: always ready, for batches that cannot go in binary.
+    copy_text: Statement,
+    /// COPY in binary format, when asked for and every column's type has a binary encoding.
+    copy_binary: Option<(Statement, BinaryRows)>,
     write: Option<Statement>,
     /// Records the undo log of the staged batch (when the spec asks for one).
     undo: Option<Statement>,
@@ -67,9 +80,12 @@ impl Texts {
         // Inserts that keep an undo log go through the stage too, to record their keys.
         let staged = spec.write != WriteMode::Insert || spec.undo;
         let target = qualified(&spec.table);
+        let relation = if staged { sql::STAGE } else { &target };
         Self {
             create_stage: staged.then(|| sql::create_stage(&spec.table, &spec.columns)),
-            copy: sql::copy_in(if staged { sql::STAGE } else { &target }, &spec.columns),
+            copy_text: sql::copy_in(relation, &spec.columns, CopyFormat::Text),
+            copy_binary: sql::copy_in(relation, &spec.columns, CopyFormat::Binary),
+            column_types: sql::column_types(&spec.table, &spec.columns),
             write: match spec.write {
                 WriteMode::Insert if spec.undo => Some(sql::insert_from_stage(&spec.table, &spec.columns)),
                 WriteMode::Insert => None,
@@ -82,10 +98,10 @@ impl Texts {
 }
 
 impl PgLoader {
-    pub(crate) fn new(shared: Arc<Shared>, spec: LoadSpec) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, spec: LoadSpec, format: CopyFormat) -> Self {
         let null = spec.columns.iter().map(|c| spec.null_columns.contains(&c.name)).collect();
         let texts = Texts::new(&spec);
-        Self { shared, spec, null, texts, session: Session::new(), statements: None }
+        Self { shared, spec, null, texts, session: Session::new(), statements: None, format }
     }
 
     /// Opens the connection when needed and makes the control tables, the stage and the
@@ -105,7 +121,7 @@ impl PgLoader {
                 to_dmf_error(e, Stage::Load, format!("skipping per-row foreign-key checks to load {}", self.spec.table))
             })?;
         }
-        let prepared = prepare(client, &self.texts, self.spec.undo.then_some(&self.spec)).await;
+        let prepared = prepare(client, &self.texts, &self.spec, self.format).await;
         match prepared {
             Ok(statements) => {
                 self.statements = Some(statements);
@@ -139,6 +155,41 @@ impl PgLoader {
         }
     }
 
+    /// The format of the COPY data of the next batch: `None` until the loader has prepared its
+    /// statements (on its first batch); text when asked for, when a column's type has no binary
+    /// encoding, or after a value whose kind has none.
+    pub fn copy_format(&self) -> Option<CopyFormat> {
+        let statements = self.statements.as_ref()?;
+        Some(if statements.copy_binary.is_some() { CopyFormat::Binary } else { CopyFormat::Text })
+    }
+
+    /// Says why a batch goes as text; when the value's kind has no binary form for its column,
+    /// switches the loader to text COPY for good (values of a column keep their kind).
+    fn after_refusal(&mut self, refused: Unencodable) {
+        let column = self.column_name(refused.column).to_owned();
+        let native = self.spec.columns.get(refused.column).map_or("", |c| c.native_type.as_str());
+        match refused.refusal {
+            Refusal::Kind => {
+                tracing::debug!(
+                    table = %self.spec.table, %column, r#type = native, kind = refused.kind,
+                    "a value of this kind has no exact binary form for the column: loading the table with text COPY from now on"
+                );
+                self.format = CopyFormat::Text;
+                if let Some(statements) = &mut self.statements {
+                    statements.copy_binary = None;
+                }
+            }
+            Refusal::Value => tracing::debug!(
+                table = %self.spec.table, %column, r#type = native, kind = refused.kind,
+                "a value has no exact binary form: sending this batch with text COPY, for PostgreSQL to read or refuse"
+            ),
+        }
+    }
+
+    fn column_name(&self, index: usize) -> &str {
+        self.spec.columns.get(index).map_or("?", |c| c.name.as_str())
+    }
+
     /// Where each loaded column's value is in rows of `shape`: `None` when they have exactly
     /// the loaded columns in order (rows built by a sync), else matched by name.
     fn value_order(&self, shape: &RowShape) -> Result<Option<Vec<usize>>> {
@@ -166,17 +217,25 @@ impl PgLoader {
 async fn prepare(
     client: &mut Client,
     texts: &Texts,
-    undo: Option<&LoadSpec>,
+    spec: &LoadSpec,
+    format: CopyFormat,
 ) -> std::result::Result<Statements, tokio_postgres::Error> {
     if let Some(create) = &texts.create_stage {
         client.batch_execute(create).await?;
     }
-    let copy = client.prepare(&texts.copy).await?;
+    let copy_text = client.prepare(&texts.copy_text).await?;
+    let copy_binary = match format {
+        CopyFormat::Binary => match binary_rows(client, texts, spec).await? {
+            Some(rows) => Some((client.prepare(&texts.copy_binary).await?, rows)),
+            None => None,
+        },
+        CopyFormat::Text => None,
+    };
     let write = match &texts.write {
         Some(sql) => Some(client.prepare(sql).await?),
         None => None,
     };
-    let undo = match undo {
+    let undo = match spec.undo.then_some(spec) {
         Some(spec) => {
             let columns = table_columns(client, &spec.table).await?;
             let changed = sql::changed(&spec.columns, &spec.key, &spec.null_columns);
@@ -188,7 +247,35 @@ async fn prepare(
         None => None,
     };
     let save_checkpoint = client.prepare(SAVE_CHECKPOINT).await?;
-    Ok(Statements { copy, write, undo, save_checkpoint })
+    Ok(Statements { copy_text, copy_binary, write, undo, save_checkpoint })
+}
+
+/// The binary encoding of the loaded columns, from their types in the target; `None` (text
+/// COPY, said in a debug line) when a column's type has none.
+async fn binary_rows(
+    client: &Client,
+    texts: &Texts,
+    spec: &LoadSpec,
+) -> std::result::Result<Option<BinaryRows>, tokio_postgres::Error> {
+    let described = client.prepare(&texts.column_types).await?;
+    let mut wires = Vec::with_capacity(spec.columns.len());
+    for (column, described) in spec.columns.iter().zip(described.columns()) {
+        match Wire::of(described.type_()) {
+            Some(wire) => wires.push(wire),
+            None => {
+                tracing::debug!(
+                    table = %spec.table, column = %column.name, r#type = %described.type_(),
+                    "no binary encoding for the column's type: loading the table with text COPY"
+                );
+                return Ok(None);
+            }
+        }
+    }
+    let rows = BinaryRows::new(wires);
+    if rows.is_some() {
+        tracing::debug!(table = %spec.table, "loading with binary COPY");
+    }
+    Ok(rows)
 }
 
 async fn replay_undo_log(
@@ -225,48 +312,75 @@ async fn table_columns(
         .collect())
 }
 
-/// Streams `rows` into the COPY `statement`; returns the rows copied.
+/// Why a batch was not written.
+enum WriteError {
+    /// PostgreSQL refused it, or the connection failed.
+    Db(tokio_postgres::Error),
+    /// A value could not be sent in binary: the COPY was abandoned (and the transaction rolled
+    /// back) before anything was written.
+    Unencodable(Unencodable),
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        WriteError::Db(error)
+    }
+}
+
+/// Streams `rows` into the COPY `statement`, encoded by `encoder`; returns the rows copied. A
+/// value the encoder refuses abandons the COPY (the sink, dropped unfinished, sends CopyFail).
 async fn copy_rows(
     tx: &Transaction<'_>,
     statement: &Statement,
+    encoder: Encoder<'_>,
     rows: &[Row],
     order: Option<&[usize]>,
     null: &[bool],
-) -> std::result::Result<u64, tokio_postgres::Error> {
+) -> std::result::Result<u64, WriteError> {
     let sink = tx.copy_in::<_, Cursor<Vec<u8>>>(statement).await?;
     let mut sink = std::pin::pin!(sink);
     let mut chunk = Vec::with_capacity(COPY_CHUNK);
+    encoder.start(&mut chunk);
     for row in rows {
         match order {
-            None => write_row(&mut chunk, row.values().iter(), null),
-            Some(order) => write_row(&mut chunk, order.iter().map(|&i| &row.values()[i]), null),
+            None => encoder.write_row(&mut chunk, row.values().iter(), null),
+            Some(order) => encoder.write_row(&mut chunk, order.iter().map(|&i| &row.values()[i]), null),
         }
+        .map_err(WriteError::Unencodable)?;
         if chunk.len() >= COPY_CHUNK {
             sink.send(Cursor::new(std::mem::replace(&mut chunk, Vec::with_capacity(COPY_CHUNK)))).await?;
         }
     }
+    encoder.end(&mut chunk);
     if !chunk.is_empty() {
         sink.send(Cursor::new(chunk)).await?;
     }
-    sink.as_mut().finish().await
+    Ok(sink.as_mut().finish().await?)
 }
 
-/// Writes one batch and its checkpoint in one transaction.
+/// Writes one batch and its checkpoint in one transaction, with binary COPY when `binary` and
+/// the statements have it.
+#[allow(clippy::too_many_arguments)]
 async fn write_batch(
     client: &mut Client,
     statements: &Statements,
+    binary: bool,
     mode: WriteMode,
     batch: &LoadBatch<'_, Row>,
     order: Option<&[usize]>,
     null: &[bool],
     table_name: &str,
-) -> std::result::Result<LoadReport, tokio_postgres::Error> {
+) -> std::result::Result<LoadReport, WriteError> {
     let rows = batch.records;
     let count = rows.len() as u64;
     let tx = client.transaction().await?;
     let mut report = LoadReport::default();
     if !rows.is_empty() {
-        let copied = copy_rows(&tx, &statements.copy, rows, order, null).await?;
+        let (copy, encoder) = match &statements.copy_binary {
+            Some((copy, columns)) if binary => (copy, Encoder::Binary(columns)),
+            _ => (&statements.copy_text, Encoder::Text),
+        };
+        let copied = copy_rows(&tx, copy, encoder, rows, order, null).await?;
         if let Some(undo) = &statements.undo {
             tx.execute(undo, &[&batch.run.0, &batch.migration.as_str(), &table_name]).await?;
         }
@@ -346,7 +460,28 @@ impl Loader for PgLoader {
         let null = self.null.clone();
         let table_name = self.spec.table.to_string();
         let (client, statements) = self.ready().await?;
-        let result = write_batch(client, statements, mode, &batch, order.as_deref(), &null, &table_name).await;
+        let mut result =
+            write_batch(client, statements, true, mode, &batch, order.as_deref(), &null, &table_name).await;
+        if let Err(WriteError::Unencodable(refused)) = &result {
+            self.after_refusal(*refused);
+            let (client, statements) = self.ready().await?;
+            result = write_batch(client, statements, false, mode, &batch, order.as_deref(), &null, &table_name).await;
+        }
+        let result = match result {
+            Ok(report) => Ok(report),
+            Err(WriteError::Db(error)) => Err(error),
+            Err(WriteError::Unencodable(refused)) => {
+                return Err(Error::fatal(
+                    Stage::Load,
+                    format!(
+                        "loading {}: a {} value of column `{}` could not be written as COPY text",
+                        self.spec.table,
+                        refused.kind,
+                        self.column_name(refused.column)
+                    ),
+                ));
+            }
+        };
         if let Ok(report) = &result {
             tracing::debug!(
                 table = %self.spec.table, rows = batch.records.len(), inserted = report.inserted,

@@ -85,3 +85,32 @@ async fn a_full_sync_is_rolled_back_from_the_pg_dump_taken_before_it() {
     assert_eq!(common::fingerprints(&target_db.client().await).await, before, "the pre-run content, from the dump");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_keeps_no_undo_log_of_its_table_loads() {
+    let (source_db, target_db) = common::rich_pair("full_undo").await;
+    let (source, target) = (source_db.database(), target_db.database());
+    let job = SyncJob::new(source.clone(), target.clone(), SyncMode::Full)
+        .engine(EngineConfig::builder().batch_size(400).build().unwrap())
+        .undo(true);
+    let summary = job.run(RunRequest::all()).await.unwrap();
+    assert!(summary.succeeded(), "{summary}");
+    assert_eq!(
+        common::fingerprints(&target_db.client().await).await,
+        common::fingerprints(&source_db.client().await).await
+    );
+    let logged: Vec<String> = target_db
+        .client()
+        .await
+        .query("SELECT DISTINCT migration FROM dmf.undo_log WHERE run_id = $1 ORDER BY 1", &[&summary.run.0])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // The tables were emptied: only a backup undoes the run. The passes filling the foreign
+    // keys deferred to break cycles still log what they update.
+    assert_eq!(logged, ["shop.customers (deferred keys)", "shop.departments (deferred keys)"]);
+    let error = job.rollback(None, false).await.unwrap_err();
+    assert!(error.to_string().contains("emptied the target tables (full mode): only a backup"), "{error}");
+}

@@ -104,6 +104,15 @@ async fn a_full_sync_without_a_backup_cannot_be_rolled_back_and_says_so() {
     let plan = job.plan().await.unwrap();
     let orchestrator = job.orchestrator(&plan).await.unwrap();
     let summary = orchestrator.run(RunRequest::all()).await.unwrap();
+    // Its table loads keep no undo log (only the passes filling deferred keys do).
+    let logged: i64 = connect(&target)
+        .query_row(
+            "SELECT count(*) FROM dmf_undo_log WHERE run_id = ? AND migration NOT LIKE '%(deferred keys)'",
+            [summary.run.0],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(logged, 0, "a full run's table loads keep no undo log");
     let error = orchestrator.rollback(RollbackTarget::Run(summary.run)).await.unwrap_err();
     assert!(error.chain().contains("can only come back from a backup of the target"), "{}", error.chain());
     let error = job.rollback(Some(summary.run), false).await.unwrap_err();

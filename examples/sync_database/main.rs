@@ -89,6 +89,7 @@ Options:
                       into DIR on the server);
                       a rollback of a full sync restores it
   --no-undo           keep no undo log (faster; the run can then only be undone from a backup)
+  --copy-format <F>   binary | text: the COPY format of a PostgreSQL target [default: binary]
   --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the sync
                       and after it, until Ctrl-C
   --notify-webhook <URL>
@@ -123,6 +124,7 @@ struct Args {
     rules: Vec<dmf_core::quality::Rule>,
     max_rows_per_sec: Option<u32>,
     undo: bool,
+    copy_format: dmf_postgres::CopyFormat,
     backup: Option<std::path::PathBuf>,
     verify: bool,
     no_verify: bool,
@@ -153,6 +155,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         rules: Vec::new(),
         max_rows_per_sec: None,
         undo: true,
+        copy_format: dmf_postgres::CopyFormat::default(),
         backup: None,
         verify: false,
         no_verify: false,
@@ -195,6 +198,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     Some(u32::try_from(rate).ok().filter(|r| *r > 0).ok_or("`--max-rows-per-sec` expects 1 or more")?);
             }
             "--no-undo" => parsed.undo = false,
+            "--copy-format" => parsed.copy_format = value()?.parse().map_err(|e: dmf_core::Error| e.to_string())?,
             "--backup" => parsed.backup = Some(value()?.into()),
             "--verify" => parsed.verify = true,
             "--no-verify" => parsed.no_verify = true,
@@ -263,13 +267,14 @@ enum Endpoint {
     Mssql(Arc<MssqlDatabase>),
 }
 
-/// Opens `sqlite://PATH` (which must exist) or connects to `postgres://…`.
-async fn open(url: &str) -> Result<Endpoint, BoxError> {
+/// Opens `sqlite://PATH` (which must exist) or connects to `postgres://…` (whose loaders send
+/// COPY data in `copy_format`).
+async fn open(url: &str, copy_format: dmf_postgres::CopyFormat) -> Result<Endpoint, BoxError> {
     if url.starts_with("sqlite:") {
         return Ok(Endpoint::Sqlite(Arc::new(SqliteDatabase::from_url(url)?)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Endpoint::Postgres(Arc::new(PgDatabase::connect(url).await?)));
+        return Ok(Endpoint::Postgres(Arc::new(PgDatabase::connect(url).await?.copy_format(copy_format))));
     }
     if url.starts_with("mssql://") || url.contains("Server=") || url.contains("server=") {
         return Ok(Endpoint::Mssql(Arc::new(MssqlDatabase::connect(url).await?)));
@@ -278,7 +283,7 @@ async fn open(url: &str) -> Result<Endpoint, BoxError> {
 }
 
 async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
-    let target = open(&args.target).await?;
+    let target = open(&args.target, args.copy_format).await?;
     let backup: Option<Arc<dyn Backup>> = match (&args.backup, &target) {
         (None, _) => None,
         (Some(dir), Endpoint::Sqlite(db)) => Some(Arc::new(dmf_sqlite::SqliteBackup::new(db.path(), dir))),
@@ -286,7 +291,7 @@ async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
         (Some(dir), Endpoint::Mssql(db)) => Some(Arc::new(db.backup(Some(&dir.display().to_string())))),
         (Some(dir), Endpoint::Postgres(_)) => Some(Arc::new(dmf_postgres::PgBackup::new(&args.target, dir)?)),
     };
-    match (open(&args.source).await?, target) {
+    match (open(&args.source, args.copy_format).await?, target) {
         (Endpoint::Sqlite(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
         (Endpoint::Sqlite(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
         (Endpoint::Postgres(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
@@ -548,6 +553,10 @@ mod tests {
             .unwrap();
         assert!(args.snapshot);
         assert_eq!(args.rules.len(), 1);
+        assert_eq!(args.copy_format, dmf_postgres::CopyFormat::Binary);
+        let args = parse(&["--source=a", "--target=b", "--copy-format", "text"]).unwrap().unwrap();
+        assert_eq!(args.copy_format, dmf_postgres::CopyFormat::Text);
+        assert!(parse(&["--source=a", "--target=b", "--copy-format=csv"]).unwrap_err().contains("unknown COPY format"));
         assert!(parse(&["--source=a", "--target=b", "--rule", "orders total >= 0"]).is_err());
         let args = parse(&["--source=a", "--target=b", "--fk-checks", "per-row"]).unwrap().unwrap();
         assert_eq!(args.fk_checks, dmf_core::sync::ForeignKeyChecks::PerRow);

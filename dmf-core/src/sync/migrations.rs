@@ -135,6 +135,9 @@ pub fn sync_migrations<S: Database, T: Database>(
             0 | 1 => vec![None],
             _ => table.ranges.iter().map(Some).collect(),
         };
+        // A full run empties the tables first: only a backup can undo it, so its loads keep no
+        // undo log (which would also send PostgreSQL's inserts through a stage table).
+        let undo = plan.undo && !full;
         for (name, range) in table.load_names().into_iter().zip(ranges) {
             let within = |spec: super::ExtractSpec| match range {
                 Some(range) => spec.within(range.clone()),
@@ -152,10 +155,10 @@ pub fn sync_migrations<S: Database, T: Database>(
                     target.extractor(within(table.extract_spec(&table.columns, ReadOrder::Key, true))),
                     MergeOutput::ChangedOrMissing,
                 );
-                load.pipeline(merge, target, table, plan.undo)
+                load.pipeline(merge, target, table, undo)
             } else {
                 let extractor = source.extractor(within(table.extract_spec(&table.columns, order.clone(), false)));
-                load.pipeline(extractor, target, table, plan.undo)
+                load.pipeline(extractor, target, table, undo)
             }));
         }
     }

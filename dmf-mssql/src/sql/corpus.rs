@@ -28,6 +28,10 @@ pub(crate) enum Check {
     Parsed,
     /// `sqlparser` cannot parse this kind of statement: exact text only (and sqlfluff in CI).
     Golden,
+    /// `sqlparser` parses it, but sqlfluff's `tsql` grammar is narrower than SQL Server here
+    /// (its `NTILE` takes only a literal, where T-SQL takes any integer expression, a
+    /// parameter included): reported by the lint script, not failed.
+    ParsedBeyondSqlfluff,
 }
 
 /// One generated statement.
@@ -109,7 +113,7 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
     }
     add("ranges_key_min_max", extract::key_min_max(&table, n.key1), Check::Parsed);
     let key_select = [select[0].clone(), select[1].clone(), select[3].clone(), select[4].clone()];
-    add("ranges_key_boundaries", extract::key_boundaries(&table, &key_select, &key), Check::Parsed);
+    add("ranges_key_boundaries", extract::key_boundaries(&table, &key_select, &key), Check::ParsedBeyondSqlfluff);
     let rowversion = [Ordered { name: "rv", compare: Compare::RowVersion }, key[0].clone()];
     for (label, page) in [("first", Page::First), ("after", Page::After)] {
         add(
@@ -264,7 +268,7 @@ const NOT_TSQL: [&str; 6] = [" LIMIT ", "::", "RETURNING", "ON CONFLICT", "ILIKE
 fn every_statement_sqlparser_can_parse_parses() {
     let mut failures = Vec::new();
     let all = statements().into_iter().chain(statements_with(&LINTABLE));
-    for statement in all.filter(|s| s.check == Check::Parsed) {
+    for statement in all.filter(|s| matches!(s.check, Check::Parsed | Check::ParsedBeyondSqlfluff)) {
         if let Err(error) = Parser::parse_sql(&MsSqlDialect {}, &statement.sql) {
             failures.push(format!("{}: {error}\n  {}", statement.name, statement.sql));
         }
@@ -308,12 +312,12 @@ fn dump_statements_for_a_second_parser() {
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).unwrap();
     for (i, statement) in statements_with(&LINTABLE).iter().enumerate() {
-        // Statements sqlparser cannot parse go to `golden/`: the lint script reports them
-        // but does not fail on them (sqlfluff cannot parse BACKUP and RESTORE VERIFYONLY
-        // either).
+        // Statements sqlparser cannot parse, and the few sqlfluff's grammar rejects, go to
+        // `golden/`: the lint script reports them but does not fail on them (sqlfluff cannot
+        // parse BACKUP and RESTORE VERIFYONLY either).
         let folder = match statement.check {
             Check::Parsed => dir.join("parsed"),
-            Check::Golden => dir.join("golden"),
+            Check::Golden | Check::ParsedBeyondSqlfluff => dir.join("golden"),
         };
         std::fs::create_dir_all(&folder).unwrap();
         let path = folder.join(format!("{i:03}_{}.sql", statement.name));

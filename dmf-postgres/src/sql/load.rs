@@ -6,13 +6,20 @@ use std::collections::BTreeSet;
 use dmf_core::catalog::{Column, DataType, TableName};
 
 use super::{column_list, qualified, quote_ident};
+use crate::copy::CopyFormat;
 
 /// The stage table of a loader's connection (a temporary table: private to the session).
 pub(crate) const STAGE: &str = "pg_temp.\"dmf_stage\"";
 
-/// `COPY relation (cols) FROM STDIN (FORMAT text)`; `relation` is already quoted.
-pub(crate) fn copy_in(relation: &str, columns: &[Column]) -> String {
-    format!("COPY {relation} ({}) FROM STDIN (FORMAT text)", column_list(columns.iter().map(|c| c.name.as_str())))
+/// `COPY relation (cols) FROM STDIN (FORMAT text|binary)`; `relation` is already quoted.
+pub(crate) fn copy_in(relation: &str, columns: &[Column], format: CopyFormat) -> String {
+    format!("COPY {relation} ({}) FROM STDIN (FORMAT {format})", column_list(columns.iter().map(|c| c.name.as_str())))
+}
+
+/// `SELECT cols FROM table LIMIT 0`, prepared (never run) for the columns' types: PostgreSQL
+/// describes a domain column by its base type, as binary COPY receives it.
+pub(crate) fn column_types(table: &TableName, columns: &[Column]) -> String {
+    format!("SELECT {} FROM {} LIMIT 0", column_list(columns.iter().map(|c| c.name.as_str())), qualified(table))
 }
 
 /// (Re)creates the stage table with exactly the loaded columns and their types (no
@@ -156,10 +163,14 @@ mod tests {
     #[test]
     fn copy_names_every_column() {
         assert_eq!(
-            copy_in(&qualified(&table()), &columns()),
+            copy_in(&qualified(&table()), &columns(), CopyFormat::Text),
             r#"COPY "shop"."Order" ("id", "select", "doc", "parent") FROM STDIN (FORMAT text)"#
         );
-        assert_eq!(copy_in(STAGE, &columns()[..1]), r#"COPY pg_temp."dmf_stage" ("id") FROM STDIN (FORMAT text)"#);
+        assert_eq!(
+            copy_in(STAGE, &columns()[..1], CopyFormat::Binary),
+            r#"COPY pg_temp."dmf_stage" ("id") FROM STDIN (FORMAT binary)"#
+        );
+        assert_eq!(column_types(&table(), &columns()[..2]), r#"SELECT "id", "select" FROM "shop"."Order" LIMIT 0"#);
     }
 
     #[test]
