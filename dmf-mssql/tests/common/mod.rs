@@ -104,32 +104,7 @@ pub fn replica(
 
 /// The control tables with every column, as `INSPECT` reports them (or none of them).
 pub fn control_tables(script: &Script, present: bool, may_create: bool) {
-    let tables: [(&str, &[&str]); 5] = [
-        ("runs", &["id", "status", "plan", "host", "started_at", "finished_at", "backup", "error"]),
-        (
-            "migration_runs",
-            &[
-                "run_id",
-                "migration",
-                "status",
-                "started_at",
-                "finished_at",
-                "rows_read",
-                "rows_inserted",
-                "rows_updated",
-                "rows_unchanged",
-                "rows_deleted",
-                "rows_skipped",
-                "rows_rejected",
-                "duration_ms",
-                "resumed",
-                "error",
-            ],
-        ),
-        ("checkpoints", &["migration", "position", "skip", "done", "updated_at"]),
-        ("rejects", &["id", "run_id", "migration", "stage", "source_key", "reason", "payload", "created_at"]),
-        ("undo_log", &["id", "run_id", "migration", "table_name", "key", "action", "before_image"]),
-    ];
+    let tables = dmf_core::sync::CONTROL_TABLES;
     let mut rows = Vec::new();
     if present {
         for (table, columns) in tables {
