@@ -4,7 +4,7 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use dmf_core::sync::{ExtractSpec, ReadOrder, decode_key_position, key_position};
+use dmf_core::sync::{ExtractSpec, ReadOrder, key_position};
 use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Value};
 use futures::stream::BoxStream;
 
@@ -171,29 +171,7 @@ impl MssqlExtractor {
         };
         let table = &self.spec.table;
         let mut params = vec![Value::Int(i64::try_from(limit).unwrap_or(i64::MAX))];
-        let resume = match from {
-            None => None,
-            Some(position) => {
-                let values = decode_key_position(position)?;
-                if values.len() != layout.order.len() {
-                    return Err(Error::fatal(
-                        Stage::Extract,
-                        format!(
-                            "reading {table}: position `{}` has {} values, but rows are ordered by {} columns",
-                            position.as_str(),
-                            values.len(),
-                            layout.order.len()
-                        ),
-                    ));
-                }
-                Some(values)
-            }
-        };
-        // Within a key range, from its lower bound or the position past it.
-        let start = match &self.spec.range {
-            Some(range) => range.start(resume),
-            None => resume,
-        };
+        let start = self.spec.start_after(from, layout.order.len())?;
         let sql = match &start {
             None => &layout.first,
             Some(values) => {

@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use dmf_core::catalog::{Column, DataType};
-use dmf_core::sync::{ExtractSpec, ReadOrder, decode_key_position, key_position};
+use dmf_core::sync::{ExtractSpec, ReadOrder, key_position};
 use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Value};
 use futures::stream::BoxStream;
 use tokio_postgres::Statement;
@@ -141,29 +141,7 @@ impl PgExtractor {
         let layout = self.layout.as_ref().map_err(|message| Error::fatal(Stage::Extract, message.clone()))?;
         let table = &self.spec.table;
         let server = self.shared.connector.name();
-        let resume = match from {
-            None => None,
-            Some(position) => {
-                let values = decode_key_position(position)?;
-                if values.len() != layout.order.len() {
-                    return Err(Error::fatal(
-                        Stage::Extract,
-                        format!(
-                            "reading {table}: position `{}` has {} values, but rows are ordered by {} columns",
-                            position.as_str(),
-                            values.len(),
-                            layout.order.len()
-                        ),
-                    ));
-                }
-                Some(values)
-            }
-        };
-        // Within a key range, from its lower bound or the position past it.
-        let start = match &self.spec.range {
-            Some(range) => range.start(resume),
-            None => resume,
-        };
+        let start = self.spec.start_after(from, layout.order.len())?;
         // The statement to run and its text parameters.
         let (page, mut params) = match &start {
             None => (Page::First, Vec::new()),

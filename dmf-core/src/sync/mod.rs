@@ -143,6 +143,35 @@ pub struct ExtractSpec {
 }
 
 impl ExtractSpec {
+    /// Where a keyset read starts: after the decoded resume position `from` (which must hold
+    /// `order_len` values, the columns the rows are ordered by), and never before the spec's
+    /// key range. `None` reads from the start.
+    pub fn start_after(&self, from: Option<&Position>, order_len: usize) -> Result<Option<Vec<Value>>> {
+        let resume = match from {
+            None => None,
+            Some(position) => {
+                let values = decode_key_position(position)?;
+                if values.len() != order_len {
+                    return Err(Error::fatal(
+                        Stage::Extract,
+                        format!(
+                            "reading {}: position `{}` has {} values, but rows are ordered by {order_len} columns",
+                            self.table,
+                            position.as_str(),
+                            values.len(),
+                        ),
+                    ));
+                }
+                Some(values)
+            }
+        };
+        // Within a key range, from its lower bound or the position past it.
+        Ok(match &self.range {
+            Some(range) => range.start(resume),
+            None => resume,
+        })
+    }
+
     /// The same read, of the keys in `range` only.
     pub fn within(mut self, range: KeyRange) -> Self {
         self.range = (!range.is_all()).then_some(range);
