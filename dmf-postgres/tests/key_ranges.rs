@@ -13,7 +13,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use common::TestDb;
-use dmf_core::sync::{Database, KeyRange, ReadOrder, SyncJob, SyncMode, SyncPlan};
+use dmf_core::sync::{Database, ForeignKeyChecks, KeyRange, ReadOrder, SyncJob, SyncMode, SyncPlan};
 use dmf_core::{
     CancellationToken, EngineConfig, MigrationName, MigrationStatus, Phase, ProgressEvent, ProgressHub, RunRequest,
     RunStatus, Value,
@@ -106,7 +106,9 @@ async fn full_and_diff_syncs_in_key_ranges_copy_the_source_with_ranges_loading_s
     let (source_client, target_client) = (source_db.client().await, target_db.client().await);
     let hub = ProgressHub::new();
     let events = record(&hub);
-    let job = job(&source, &target, SyncMode::Full, &hub);
+    // Per-row checks, so that tables wait for their parents (on the fast path they load beside
+    // them: tests/concurrent_tables.rs).
+    let job = job(&source, &target, SyncMode::Full, &hub).foreign_key_checks(ForeignKeyChecks::PerRow);
     let plan = job.plan().await.unwrap();
     for table in TABLES {
         assert_eq!(ranges_of(&plan, table).len(), 3, "{table} is split");

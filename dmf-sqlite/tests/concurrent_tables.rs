@@ -1,6 +1,7 @@
 //! Tables with no foreign-key path between them load at the same time (`jobs`): seen in the
 //! progress events, where one table commits batches while the other is between its first and
-//! last batch (not timing), and with one job they never overlap.
+//! last batch (not timing), and with one job they never overlap. On the fast path of a `full`
+//! sync a child table loads beside its parent too; with per-row checks it waits for it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -8,12 +9,21 @@ mod common;
 use std::sync::Arc;
 
 use common::{Dir, connect};
-use dmf_core::sync::{SyncJob, SyncMode};
+use dmf_core::sync::{ForeignKeyChecks, SyncJob, SyncMode};
 use dmf_core::{EngineConfig, Phase, ProgressEvent, ProgressHub, RunRequest};
 use dmf_sqlite::SqliteDatabase;
 
 const SCHEMA: &str = "CREATE TABLE left_side (id INTEGER PRIMARY KEY, v TEXT);
                       CREATE TABLE right_side (id INTEGER PRIMARY KEY, v TEXT);";
+const FILL: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+                    INSERT INTO left_side SELECT i, 'l' || i FROM n;
+                    INSERT INTO right_side SELECT id, 'r' || id FROM left_side;";
+
+const FAMILY: &str = "CREATE TABLE parent (id INTEGER PRIMARY KEY, v TEXT);
+                      CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES parent (id));";
+const FAMILY_FILL: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+                           INSERT INTO parent SELECT i, 'p' || i FROM n;
+                           INSERT INTO child SELECT id, id FROM parent;";
 
 /// True when `other` committed a batch after `table`'s first batch and before its last.
 fn overlapped(events: &[ProgressEvent], table: &str, other: &str) -> bool {
@@ -31,25 +41,30 @@ fn overlapped(events: &[ProgressEvent], table: &str, other: &str) -> bool {
 }
 
 async fn sync(jobs: usize) -> Vec<ProgressEvent> {
+    sync_tables(SCHEMA, FILL, SyncMode::Upsert, ForeignKeyChecks::Auto, jobs).await
+}
+
+async fn sync_tables(
+    schema: &str,
+    fill: &str,
+    mode: SyncMode,
+    checks: ForeignKeyChecks,
+    jobs: usize,
+) -> Vec<ProgressEvent> {
     let dir = Dir::new("concurrent-tables");
     let (source, target) = (dir.file("source.db"), dir.file("target.db"));
-    connect(&source).execute_batch(SCHEMA).unwrap();
-    connect(&source)
-        .execute_batch(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
-             INSERT INTO left_side SELECT i, 'l' || i FROM n;
-             INSERT INTO right_side SELECT id, 'r' || id FROM left_side;",
-        )
-        .unwrap();
-    connect(&target).execute_batch(SCHEMA).unwrap();
+    connect(&source).execute_batch(schema).unwrap();
+    connect(&source).execute_batch(fill).unwrap();
+    connect(&target).execute_batch(schema).unwrap();
     let hub = ProgressHub::new();
     let mut events = hub.subscribe();
     let job = SyncJob::new(
         Arc::new(SqliteDatabase::open(&source).unwrap()),
         Arc::new(SqliteDatabase::open(&target).unwrap()),
-        SyncMode::Upsert,
+        mode,
     )
     .engine(EngineConfig::builder().batch_size(100).build().unwrap())
+    .foreign_key_checks(checks)
     .jobs(jobs)
     .progress(hub);
     let collect = tokio::spawn(async move {
@@ -77,4 +92,18 @@ async fn independent_tables_load_at_the_same_time_with_two_jobs_and_one_after_th
     );
     let events = sync(1).await;
     assert!(!overlapped(&events, "left_side", "right_side") && !overlapped(&events, "right_side", "left_side"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_fast_path_a_child_table_loads_beside_its_parent_and_after_it_with_per_row_checks() {
+    let events = sync_tables(FAMILY, FAMILY_FILL, SyncMode::Full, ForeignKeyChecks::Auto, 2).await;
+    assert!(
+        overlapped(&events, "parent", "child") || overlapped(&events, "child", "parent"),
+        "fast path: the child's batches interleave with its parent's"
+    );
+    let events = sync_tables(FAMILY, FAMILY_FILL, SyncMode::Full, ForeignKeyChecks::PerRow, 2).await;
+    assert!(
+        !overlapped(&events, "parent", "child") && !overlapped(&events, "child", "parent"),
+        "per row: the child waits for its parent"
+    );
 }

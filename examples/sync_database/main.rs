@@ -55,7 +55,7 @@ Options:
   --jobs <N>          tables loaded at the same time [default: number of cores]
   --range-readers <N> read each large table (at least N x batch size x 10 rows) in N key
                       ranges at once, each range resumable on its own; ranges share the
-                      --jobs slots with other tables [default: 1]
+                      --jobs slots with other tables [default: the --jobs value]
   --max-rejects <N>   rows that may be rejected before the sync stops [default: 0]
   --restart           start over instead of resuming a sync that did not complete
   --dry-run           run pre-flight and compare both sides, then print per table, in load
@@ -114,7 +114,8 @@ struct Args {
     mode: SyncMode,
     batch_size: usize,
     jobs: usize,
-    range_readers: usize,
+    /// `None`: as many as `jobs`.
+    range_readers: Option<usize>,
     max_rejects: u64,
     restart: bool,
     dry_run: bool,
@@ -145,7 +146,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         mode: SyncMode::Upsert,
         batch_size: 5000,
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        range_readers: 1,
+        range_readers: None,
         max_rejects: 0,
         restart: false,
         dry_run: false,
@@ -184,7 +185,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--mode" => parsed.mode = value()?.parse().map_err(|e: dmf_core::Error| e.to_string())?,
             "--batch-size" => parsed.batch_size = number(value()?)?.max(1),
             "--jobs" => parsed.jobs = number(value()?)?.max(1),
-            "--range-readers" => parsed.range_readers = number(value()?)?.max(1),
+            "--range-readers" => parsed.range_readers = Some(number(value()?)?.max(1)),
             "--max-rejects" => parsed.max_rejects = number(value()?)? as u64,
             "--restart" => parsed.restart = true,
             "--dry-run" => parsed.dry_run = true,
@@ -328,7 +329,7 @@ async fn sync<S: Database, T: Database>(
     let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone())
         .engine(engine)
         .jobs(args.jobs)
-        .range_readers(args.range_readers)
+        .range_readers(args.range_readers.unwrap_or(args.jobs))
         .undo(args.undo)
         .foreign_key_checks(args.fk_checks)
         .skip_target_triggers(args.skip_target_triggers)
@@ -561,7 +562,11 @@ mod tests {
         let args = parse(&["--source=a", "--target=b", "--fk-checks", "per-row"]).unwrap().unwrap();
         assert_eq!(args.fk_checks, dmf_core::sync::ForeignKeyChecks::PerRow);
         assert!(parse(&["--source=a", "--target=b", "--fk-checks", "never"]).unwrap_err().contains("auto or per-row"));
-        assert_eq!(parse(&["--source=a", "--target=b", "--range-readers", "4"]).unwrap().unwrap().range_readers, 4);
+        assert_eq!(
+            parse(&["--source=a", "--target=b", "--range-readers", "4"]).unwrap().unwrap().range_readers,
+            Some(4)
+        );
+        assert_eq!(parse(&["--source=a", "--target=b"]).unwrap().unwrap().range_readers, None, "as many as --jobs");
         assert!(
             parse(&["--source", "a", "--target", "b", "--mode", "merge"]).unwrap_err().contains("unknown sync mode")
         );

@@ -18,12 +18,12 @@
 use std::cmp::Ordering;
 use std::num::NonZeroUsize;
 
-use super::{Database, ExtractSpec, ReadOrder, SyncMode, SyncPlan};
+use super::{Database, ExtractSpec, ReadOrder, SyncMode, SyncPlan, TablePlan};
 use crate::catalog::{Column, DataType, TableName};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::names::MigrationName;
-use crate::orchestrator::{MigrationStatus, RunStore};
+use crate::orchestrator::{RunRecord, RunStatus, RunStore};
 use crate::pipeline::Extractor;
 use crate::value::Value;
 
@@ -244,41 +244,42 @@ impl SyncPlan {
         Ok(self)
     }
 
-    /// The plan, with the key ranges of interrupted loads as they were stored: a table whose
-    /// range migrations (`TABLE [range i/N]`) left a checkpoint that did not complete is read
-    /// in the ranges of those checkpoints (ranges that had not started get the gaps between
-    /// them), whatever [`with_key_ranges`](Self::with_key_ranges) found now; a table whose
-    /// single load was interrupted stays in one piece. Other tables keep the ranges planned.
+    /// The plan, split as the last run that loaded each table split it when that run did not
+    /// complete, so that resuming it runs the same migrations: a table it loaded in one piece
+    /// stays in one piece; a table it read in key ranges (`TABLE [range i/N]`) is read in the
+    /// ranges stored with their checkpoints (ranges that had not started get the gaps between
+    /// them), whatever [`with_key_ranges`](Self::with_key_ranges) found now. Completed ranges
+    /// keep their names, so the orchestrator skips them; interrupted ones resume from their
+    /// checkpoints. A resumed run asked for another number of readers (another `--jobs`,
+    /// another machine) therefore neither loads rows twice nor loses any. Tables that run did
+    /// not load keep the ranges planned.
     pub async fn resume_key_ranges(mut self, store: &dyn RunStore) -> Result<Self> {
-        let count = self.range_readers;
-        if count < 2 || matches!(self.mode, SyncMode::Incremental { .. }) {
+        if matches!(self.mode, SyncMode::Incremental { .. }) {
             return Ok(self);
         }
+        let recent = store.runs(RECENT_RUNS).await?;
         for table in &mut self.tables {
+            let Some(count) = unfinished_split(&recent, table) else { continue };
+            if count < 2 {
+                if table.ranges.len() > 1 {
+                    tracing::info!(table = %table.target.name, "resuming its load in one piece, as it started");
+                    table.ranges.clear();
+                }
+                continue;
+            }
             let mut stored = Vec::with_capacity(count);
-            let mut interrupted = false;
             for index in 1..=count {
                 let name = range_migration_name(&table.target.name, index, count);
-                let checkpoint = store.checkpoint(&name).await?;
-                if let Some(checkpoint) = &checkpoint {
-                    interrupted |= !checkpoint.done || !completed(store, &name).await?;
-                }
-                stored.push(checkpoint.as_ref().and_then(range_of));
+                stored.push(store.checkpoint(&name).await?.as_ref().and_then(range_of));
             }
-            if !interrupted {
-                if table.ranges.len() > 1 {
-                    let whole = store.checkpoint(&table.migration_name()).await?;
-                    if whole.is_some_and(|c| !c.done) {
-                        tracing::info!(table = %table.target.name, "resuming its interrupted load in one piece");
-                        table.ranges.clear();
-                    }
-                }
+            if stored.iter().all(Option::is_none) {
+                // No range committed a batch: nothing of the table was loaded.
                 continue;
             }
             let planned = (table.ranges.len() == count).then_some(table.ranges.as_slice());
             match resume_ranges(&stored, planned) {
                 Some(ranges) => {
-                    tracing::info!(table = %table.target.name, "resuming the key ranges of an interrupted run");
+                    tracing::info!(table = %table.target.name, ranges = count, "resuming the key ranges of an unfinished run");
                     table.ranges = ranges;
                 }
                 None => tracing::warn!(
@@ -291,8 +292,28 @@ impl SyncPlan {
     }
 }
 
-async fn completed(store: &dyn RunStore, name: &MigrationName) -> Result<bool> {
-    Ok(store.latest_record(name).await?.is_some_and(|r| r.status == MigrationStatus::Completed))
+/// How many recent runs [`SyncPlan::resume_key_ranges`] looks through for the last load of a
+/// table.
+const RECENT_RUNS: usize = 50;
+
+/// In how many key ranges (1: in one piece) the most recent of `runs` (newest first) that
+/// loaded `table` read it, when that run did not complete; `None` when it completed or was
+/// rolled back, or when none of them loaded the table.
+fn unfinished_split(runs: &[RunRecord], table: &TablePlan) -> Option<usize> {
+    let whole = table.migration_name();
+    let name = table.target.name.to_string();
+    let (run, count) = runs.iter().find_map(|run| {
+        let count = run.plan.iter().find_map(|migration| {
+            if *migration == whole {
+                return Some(1);
+            }
+            parse_range_migration_name(migration.as_str())
+                .filter(|(split, _, _)| *split == name)
+                .map(|(_, _, count)| count)
+        })?;
+        Some((run, count))
+    })?;
+    matches!(run.status, RunStatus::Running | RunStatus::Failed).then_some(count)
 }
 
 /// The range a stored checkpoint was written in (the whole key space for an unscoped one).
@@ -437,6 +458,43 @@ mod tests {
         assert_eq!(KeyRange::from_scope(&scope), Some(r));
         assert_eq!(KeyRange::all().scope(), None);
         assert_eq!(KeyRange::from_scope("watermark:updated_at"), None);
+    }
+
+    #[test]
+    fn a_resumed_run_splits_a_table_as_the_unfinished_run_that_loaded_it() {
+        use crate::catalog::{Catalog, DataType, Table};
+        use crate::names::RunId;
+        let table = Table {
+            name: TableName::new(Some("shop"), "orders"),
+            columns: vec![Column::new("id", DataType::Int64, "bigint").not_null()],
+            primary_key: vec!["id".into()],
+            unique_keys: vec![],
+            foreign_keys: vec![],
+        };
+        let catalog = Catalog { tables: vec![table.clone()] };
+        let plan = SyncPlan::build(&catalog, &catalog, None, SyncMode::Full).unwrap();
+        let orders = &plan.tables[0];
+        let run = |status, plan: &[&str]| RunRecord {
+            id: RunId(1),
+            status,
+            plan: plan.iter().map(|n| MigrationName::new(*n)).collect(),
+            host: String::new(),
+            started_at: std::time::SystemTime::UNIX_EPOCH,
+            finished_at: None,
+            backup: None,
+            error: None,
+        };
+        let split =
+            run(RunStatus::Failed, &["clear target tables", "shop.orders [range 1/3]", "shop.orders [range 3/3]"]);
+        let whole = run(RunStatus::Running, &["shop.orders"]);
+        let other = run(RunStatus::Failed, &["shop.customers [range 1/2]"]);
+        assert_eq!(unfinished_split(&[other.clone(), split.clone(), whole.clone()], orders), Some(3), "newest first");
+        assert_eq!(unfinished_split(&[whole, split.clone()], orders), Some(1));
+        let done = run(RunStatus::Completed, &["shop.orders [range 1/2]"]);
+        assert_eq!(unfinished_split(&[done, split.clone()], orders), None, "a completed load constrains nothing");
+        let rolled_back = run(RunStatus::RolledBack, &["shop.orders"]);
+        assert_eq!(unfinished_split(&[rolled_back], orders), None);
+        assert_eq!(unfinished_split(&[other], orders), None);
     }
 
     #[test]
