@@ -18,9 +18,10 @@
 #                 per-row FK check, every index kept (a reference, not a correct load: the floor
 #                 of any load that keeps the target's indexes and skips the FK triggers)
 #   fast path     sync_database --mode full --no-verify --no-undo (FK checks skipped while
-#                 loading, then proved by one set-based query per FK)
-#   per-row       the same with --fk-checks per-row
-#   jobs 1        the fast path with --jobs 1 (one table at a time)
+#                 loading, then proved by one set-based query per FK; its defaults: --jobs and
+#                 --range-readers the number of cores, parents and children loading together)
+#   per-row       the same with --fk-checks per-row (parents first; large tables in key ranges)
+#   jobs 1        the fast path with --jobs 1 (one table at a time, one reader per table)
 #   pgcopydb      pgcopydb copy table-data (Debian's package, installed when available)
 # Each run is timed as a whole process by /usr/bin/time: wall seconds, client CPU (user + sys)
 # and peak RSS, which is the largest single process of the command's tree (for the pipe: the
@@ -31,8 +32,8 @@
 # the next run.
 # After each run the target is compared with the source by an order-independent fingerprint
 # (row count and the sum of a 64-bit hash of every row's text, per table); a difference fails
-# the script. The fast path is also run once on DMF_BENCH_SMALL customers (default 200000; a
-# fifth of CUSTOMERS when that is smaller) to show whether its peak RSS grows with the data.
+# the script. The fast path is also run RUNS times on DMF_BENCH_SMALL customers (default 200000;
+# a fifth of CUSTOMERS when that is smaller) to show whether its peak RSS grows with the data.
 #
 # SQLite -> SQLite. The same tables and rows in SQLite files: `sqlite3 target.db "ATTACH
 # 'source.db' AS s; INSERT INTO customers SELECT * FROM s.customers; ..."` (the sqlite3 shell
@@ -210,9 +211,12 @@ done
 
 echo "fast path at $SMALL customers (peak RSS against data size):"
 pg_create "$src_small" "$dst_small" "$SMALL"
-pg_reset "$dst_small"
-measure pg-small "fast path" 1 "pg_fingerprint $dst_small" "$(pg_fingerprint "$src_small")" \
-  "$sync_bin" --source "$src_small" --target "$dst_small" --mode full --no-verify --no-undo
+small_expected=$(pg_fingerprint "$src_small")
+for run in $(seq 1 "$RUNS"); do
+  pg_reset "$dst_small"
+  measure pg-small "fast path" "$run" "pg_fingerprint $dst_small" "$small_expected" \
+    "$sync_bin" --source "$src_small" --target "$dst_small" --mode full --no-verify --no-undo
+done
 
 # --- SQLite ------------------------------------------------------------------------------------
 # Timestamps are stored in the text form DMF writes, so that a copy through DMF is byte-equal.
@@ -301,9 +305,13 @@ table("pg", "PostgreSQL -> PostgreSQL, into the existing schema (PK, UNIQUE, FK,
 small_runs = parts.get("pg-small", {}).get("fast path")
 big_runs = parts.get("pg", {}).get("fast path")
 if small_runs and big_runs:
-    s, b = max(v[1] for v in small_runs) / 1024, max(v[1] for v in big_runs) / 1024
-    print(f"\nfast path peak RSS: {s:.1f} MiB at {small:,} customers ({small_runs[0][0]:.2f} s, equal: "
-          f"{small_runs[0][4]}), {b:.1f} MiB at {customers:,} customers")
+    def rss(values):
+        peaks = [v[1] / 1024 for v in values]
+        return f"median {statistics.median(peaks):.1f} MiB (max {max(peaks):.1f})"
+    small_equal = "yes" if all(v[4] == "yes" for v in small_runs) else "/".join(v[4] for v in small_runs)
+    print(f"\nfast path peak RSS, {len(small_runs)} runs each: {rss(small_runs)} at {small:,} customers "
+          f"(median {statistics.median(v[0] for v in small_runs):.2f} s, equal: {small_equal}), "
+          f"{rss(big_runs)} at {customers:,} customers")
 table("sqlite", "SQLite -> SQLite (sqlite3 runs with foreign_keys off, its default)", "sqlite3 ATTACH", rows)
 PY
 

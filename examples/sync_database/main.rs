@@ -501,7 +501,12 @@ fn print_plan(plan: &SyncPlan) {
     let mut deferred: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for table in &plan.tables {
         let after: Vec<String> = table.after.iter().map(ToString::to_string).collect();
-        let after = if after.is_empty() { String::new() } else { format!(", after {}", after.join(", ")) };
+        let after = match (after.is_empty(), table.trust_foreign_keys) {
+            (true, _) => String::new(),
+            // Loaded without per-row checks: it does not wait for them.
+            (false, true) => format!(", beside {}", after.join(", ")),
+            (false, false) => format!(", after {}", after.join(", ")),
+        };
         let ranges = match table.ranges.len() {
             0 | 1 => String::new(),
             n => format!(", in {n} key ranges"),
