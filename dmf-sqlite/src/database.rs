@@ -97,6 +97,11 @@ impl Database for SqliteDatabase {
     type Extractor = SqliteExtractor;
     type Loader = SqliteLoader;
 
+    /// One writer at a time: loaders of one file take turns.
+    fn parallel_writes(&self) -> bool {
+        false
+    }
+
     fn display_name(&self) -> String {
         match self.snapshot {
             Some(_) => format!("sqlite://{} (snapshot)", self.path.display()),

@@ -55,7 +55,8 @@ Options:
   --jobs <N>          tables loaded at the same time [default: number of cores]
   --range-readers <N> read each large table (at least N x batch size x 10 rows) in N key
                       ranges at once, each range resumable on its own; ranges share the
-                      --jobs slots with other tables [default: the --jobs value]
+                      --jobs slots with other tables [default: the --jobs value; 1
+                      into SQLite, which writes one transaction at a time]
   --max-rejects <N>   rows that may be rejected before the sync stops [default: 0]
   --restart           start over instead of resuming a sync that did not complete
   --dry-run           run pre-flight and compare both sides, then print per table, in load
@@ -114,7 +115,7 @@ struct Args {
     mode: SyncMode,
     batch_size: usize,
     jobs: usize,
-    /// `None`: as many as `jobs`.
+    /// `None`: as many as `jobs` (1 into SQLite).
     range_readers: Option<usize>,
     max_rejects: u64,
     restart: bool,
@@ -329,7 +330,7 @@ async fn sync<S: Database, T: Database>(
     let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone())
         .engine(engine)
         .jobs(args.jobs)
-        .range_readers(args.range_readers.unwrap_or(args.jobs))
+        .range_readers(args.range_readers.unwrap_or(if target.parallel_writes() { args.jobs } else { 1 }))
         .undo(args.undo)
         .foreign_key_checks(args.fk_checks)
         .skip_target_triggers(args.skip_target_triggers)

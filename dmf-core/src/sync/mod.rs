@@ -346,6 +346,14 @@ pub trait Database: Send + Sync + 'static {
     /// The database as shown to people: never a password.
     fn display_name(&self) -> String;
 
+    /// True when several loaders writing to this database at once finish sooner than one
+    /// (client/server databases, where each loader has a server process of its own). SQLite
+    /// writes one transaction at a time, so its loaders only take turns: callers choose how
+    /// many key-range readers to split a large table into by default from this.
+    fn parallel_writes(&self) -> bool {
+        true
+    }
+
     /// Reads every user table (control tables excluded).
     fn read_catalog(&self) -> impl Future<Output = Result<Catalog>> + Send;
 
