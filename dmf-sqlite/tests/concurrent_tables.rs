@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Dir, connect};
-use dmf_core::sync::{ForeignKeyChecks, SyncJob, SyncMode};
+use dmf_core::sync::{Database, ForeignKeyChecks, SyncJob, SyncMode};
 use dmf_core::{EngineConfig, Phase, ProgressEvent, ProgressHub, RunRequest};
 use dmf_sqlite::SqliteDatabase;
 
@@ -96,6 +96,11 @@ async fn independent_tables_load_at_the_same_time_with_two_jobs_and_one_after_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_fast_path_a_child_table_loads_beside_its_parent_and_after_it_with_per_row_checks() {
+    // SQLite writes one transaction at a time: callers do not split its tables by default.
+    let dir = Dir::new("parallel-writes");
+    let file = dir.file("any.db");
+    connect(&file).execute_batch(FAMILY).unwrap();
+    assert!(!SqliteDatabase::open(&file).unwrap().parallel_writes());
     let events = sync_tables(FAMILY, FAMILY_FILL, SyncMode::Full, ForeignKeyChecks::Auto, 2).await;
     assert!(
         overlapped(&events, "parent", "child") || overlapped(&events, "child", "parent"),
