@@ -10,7 +10,7 @@ use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRa
 use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
 use rusqlite::TransactionBehavior;
 
-use crate::connection::{LazyConnection, ReadConnection, blocking, create, open};
+use crate::connection::{LazyConnection, ReadConnection, Writer, blocking, create, open};
 use crate::control::{CONTROL_TABLES, SqliteRunStore, check_control_tables, control_table_name};
 use crate::extract::SqliteExtractor;
 use crate::load::SqliteLoader;
@@ -36,24 +36,36 @@ use crate::{catalog, error, sql};
 /// could not be switched and stays in a rollback-journal mode, the open read lock makes writers
 /// wait for the snapshot instead (`SQLITE_BUSY` after their busy timeout); the pre-flight of a
 /// snapshot handle warns then.
+///
+/// The [loaders](Database::loader) of a handle, its clones and its snapshot handles write
+/// through one connection, taking turns a batch at a time (SQLite has one writer per file; on
+/// one connection the turn passes at once and the loaded tables' pages stay cached).
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
     path: PathBuf,
     /// The read transaction of a snapshot handle.
     snapshot: Option<Arc<ReadSnapshot>>,
+    /// The connection the loaders write through.
+    writer: Arc<Writer>,
 }
 
 impl SqliteDatabase {
     /// An existing database file (an error names a missing file).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        blocking(|| open(&path)).map(|_| Self { path, snapshot: None })
+        blocking(|| open(&path)).map(|_| Self::at(path))
     }
 
     /// A database file, created empty when missing.
     pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        blocking(|| create(&path)).map(|_| Self { path, snapshot: None })
+        blocking(|| create(&path)).map(|_| Self::at(path))
+    }
+
+    /// A handle on `path`, which exists.
+    fn at(path: PathBuf) -> Self {
+        let writer = Arc::new(Writer::new(path.clone()));
+        Self { path, snapshot: None, writer }
     }
 
     /// Opens `sqlite://PATH` or `sqlite:PATH` (the file must exist).
@@ -132,7 +144,7 @@ impl Database for SqliteDatabase {
     }
 
     fn loader(&self, spec: LoadSpec) -> SqliteLoader {
-        SqliteLoader::new(self.path.clone(), spec)
+        SqliteLoader::new(Arc::clone(&self.writer), spec)
     }
 
     async fn clear_tables(&self, tables: Vec<TableName>) -> Result<u64> {
@@ -196,7 +208,7 @@ impl Database for SqliteDatabase {
 
     async fn snapshot(&self) -> Result<Self> {
         let snapshot = blocking(|| ReadSnapshot::begin(&self.path))?;
-        Ok(Self { path: self.path.clone(), snapshot: Some(Arc::new(snapshot)) })
+        Ok(Self { path: self.path.clone(), snapshot: Some(Arc::new(snapshot)), writer: Arc::clone(&self.writer) })
     }
 }
 
