@@ -4,6 +4,8 @@
 #
 #   bash benches/fast_load.sh [CUSTOMERS] [RUNS]      (defaults: 1000000 customers, 3 runs)
 #
+# DMF_BENCH_PARTS picks the parts to run: `pg`, `sqlite` or both (the default: "pg sqlite").
+#
 # PostgreSQL -> PostgreSQL. Starts a throwaway cluster (scripts/pg-cluster.sh) unless
 # DMF_BENCH_PG_URL names a server (a superuser: the script creates databases, and the fast path
 # needs SET on session_replication_role). Builds the sync_database example in release mode and
@@ -51,6 +53,9 @@ RUNS=${2:-3}
 [[ $CUSTOMERS =~ ^[1-9][0-9]*$ ]] || die "CUSTOMERS must be a whole number above 0, got '$CUSTOMERS'"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a whole number above 0, got '$RUNS'"
 SMALL=${DMF_BENCH_SMALL:-200000}
+PARTS=${DMF_BENCH_PARTS:-pg sqlite}
+part_on() { [[ " $PARTS " == *" $1 "* ]]; }
+part_on pg || part_on sqlite || die "DMF_BENCH_PARTS must name pg, sqlite or both, got '$PARTS'"
 [ "$SMALL" -lt "$CUSTOMERS" ] || SMALL=$((CUSTOMERS / 5 > 0 ? CUSTOMERS / 5 : 1))
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dmf-target}
 
@@ -65,7 +70,7 @@ apt_install() { # package: prints nothing, fails when apt cannot install it
 [ -x /usr/bin/time ] || apt_install time || die "/usr/bin/time is missing (Debian package 'time')"
 command -v python3 >/dev/null || die "python3 is needed to print the tables"
 command -v sqlite3 >/dev/null || apt_install sqlite3 || die "sqlite3 is missing (Debian package 'sqlite3')"
-if ! command -v pgcopydb >/dev/null; then
+if part_on pg && ! command -v pgcopydb >/dev/null; then
   apt_install pgcopydb || echo "pgcopydb: not installed and Debian's package could not be installed: that variant is skipped" >&2
 fi
 have_pgcopydb=$(command -v pgcopydb >/dev/null && echo 1 || true)
@@ -80,13 +85,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -z "${DMF_BENCH_PG_URL:-}" ]; then
+if part_on pg && [ -z "${DMF_BENCH_PG_URL:-}" ]; then
   echo "starting a throwaway PostgreSQL cluster..."
   pg_cluster_start
   started_cluster=1
   DMF_BENCH_PG_URL=$DMF_TEST_PG_URL
 fi
-command -v psql >/dev/null || die "psql is missing (Debian package 'postgresql-client')"
+DMF_BENCH_PG_URL=${DMF_BENCH_PG_URL:-}
+! part_on pg || command -v psql >/dev/null || die "psql is missing (Debian package 'postgresql-client')"
 base=${DMF_BENCH_PG_URL%/*}
 src="$base/bench_src" dst="$base/bench_dst" src_small="$base/bench_src_small" dst_small="$base/bench_dst_small"
 
@@ -182,6 +188,7 @@ measure() {
   printf '  run %s  %-28s %7.2f s  %7.1f MiB  equal: %s\n' "$run" "$variant" "$wall" "$(python3 -c "print($rss / 1024)")" "$verdict"
 }
 
+if part_on pg; then
 echo "filling bench_src: $CUSTOMERS customers, $((3 * CUSTOMERS)) orders..."
 pg_create "$src" "$dst" "$CUSTOMERS"
 pg_expected=$(pg_fingerprint "$src")
@@ -217,9 +224,11 @@ for run in $(seq 1 "$RUNS"); do
   measure pg-small "fast path" "$run" "pg_fingerprint $dst_small" "$small_expected" \
     "$sync_bin" --source "$src_small" --target "$dst_small" --mode full --no-verify --no-undo
 done
+fi
 
 # --- SQLite ------------------------------------------------------------------------------------
 # Timestamps are stored in the text form DMF writes, so that a copy through DMF is byte-equal.
+if part_on sqlite; then
 sqlite_schema="
 CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE,
   balance NUMERIC(12,2) NOT NULL, created_at TIMESTAMP NOT NULL);
@@ -254,16 +263,18 @@ for run in $(seq 1 "$RUNS"); do
   measure sqlite "fast path" "$run" "sqlite_fingerprint $lite_dst" "$lite_expected" \
     "$sync_bin" --source "sqlite://$lite_src" --target "sqlite://$lite_dst" --mode full --no-verify --no-undo
 done
+fi
 
 # --- Report ------------------------------------------------------------------------------------
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "Which path the sync_database runs took (their pre-flight line):"
 for variant in "fast path" "per-row" "jobs 1"; do
+  part_on pg || break
   line=$(grep -h -m 1 "^FK checks:" "$work/pg.${variant// /_}.1.log" 2>/dev/null || echo "(not printed)")
   printf '  PostgreSQL %-10s %s\n' "$variant:" "$line"
 done
-printf '  SQLite     %-10s %s\n' "fast path:" \
+! part_on sqlite || printf '  SQLite     %-10s %s\n' "fast path:" \
   "$(grep -h -m 1 "^FK checks:" "$work/sqlite.fast_path.1.log" 2>/dev/null || echo "(not printed)")"
 python3 - "$results" "$CUSTOMERS" "$SMALL" "$RUNS" <<'PY'
 import statistics, sys
@@ -275,6 +286,8 @@ for line in open(path):
     parts.setdefault(part, {}).setdefault(variant, []).append((float(wall), int(rss), float(cpu), server, equal))
 
 def table(part, title, baseline, rows):
+    if part not in parts:
+        return
     print(f"\n{title}: {rows:,} rows ({rows // 4:,} customers + {3 * rows // 4:,} orders), median of {runs} runs")
     servers = any(v[3] is not None for values in parts.get(part, {}).values() for v in values)
     server_head = " server CPU s |" if servers else ""
