@@ -2,7 +2,7 @@
 //! stalling the async runtime.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dmf_core::{Error, Result, Stage};
@@ -69,62 +69,6 @@ impl LazyConnection {
             slot => Ok(slot.insert(open(&self.path)?)),
         }
     }
-}
-
-/// Page cache of the [`Writer`]'s connection, in KiB (SQLite's default is 2 MiB): large enough
-/// to keep the index pages of a large table's load in memory (inserts by key touch the right
-/// edge of each index, a secondary index everywhere). Allocated only as pages are read.
-const WRITER_CACHE_KIB: u32 = 32 * 1024;
-
-/// Prepared statements kept per writer connection: the loaders sharing it each cache a few.
-const WRITER_STATEMENTS: usize = 64;
-
-/// The one connection through which a process writes a SQLite file: every loader of a
-/// [`SqliteDatabase`](crate::SqliteDatabase) (and its clones and snapshot handles) takes turns
-/// on it, a transaction at a time.
-///
-/// SQLite has one writer per file anyway. Loaders on connections of their own would wait for
-/// the write lock in the busy handler, which sleeps in steps of up to 100 ms and so wakes
-/// late, and each would find its page cache stale after another connection's commit (the
-/// cache is per connection, dropped when the file changed under it). Taking turns on one
-/// connection hands the lock over at once and keeps the pages of the tables being loaded
-/// cached from one batch to the next.
-#[derive(Debug)]
-pub(crate) struct Writer {
-    path: PathBuf,
-    connection: Mutex<Option<Connection>>,
-}
-
-impl Writer {
-    /// No connection yet: opened on first use.
-    pub(crate) fn new(path: PathBuf) -> Self {
-        Self { path, connection: Mutex::new(None) }
-    }
-
-    /// Runs blocking `work` on the connection once it is this caller's turn (see [`blocking`]).
-    /// `work` must leave no transaction open: the next turn may be another loader's.
-    pub(crate) fn run<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        blocking(|| {
-            // A panic in another loader's turn left at most a transaction that rusqlite's drop
-            // rolled back: the connection itself is still sound.
-            let mut slot = self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let connection = match &mut *slot {
-                Some(connection) => connection,
-                empty => empty.insert(open_writer(&self.path)?),
-            };
-            work(connection)
-        })
-    }
-}
-
-/// A connection for [`Writer`]: [`open`]'s, with a larger page cache and statement cache.
-fn open_writer(path: &Path) -> Result<Connection> {
-    let connection = open(path)?;
-    connection
-        .pragma_update(None, "cache_size", -i64::from(WRITER_CACHE_KIB))
-        .map_err(|e| error::map(Stage::Load, format!("configuring the writer of `{}`", path.display()), e))?;
-    connection.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
-    Ok(connection)
 }
 
 /// Where an extractor reads: its own connection, or the connection of a snapshot that it shares

@@ -11,7 +11,7 @@ use dmf_core::{
     BackupRecord, Checkpoint, Counts, Error, MigrationName, MigrationRecord, MigrationStatus, Position, Reject,
     RejectRecord, Result, RunId, RunRecord, RunStatus, RunStore, Stage,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -102,11 +102,7 @@ pub fn read_checkpoint(connection: &Connection, migration: &MigrationName) -> Re
 }
 
 /// Stores a migration's checkpoint inside the caller's transaction.
-pub fn write_checkpoint(
-    tx: &Transaction<'_>,
-    migration: &MigrationName,
-    checkpoint: &Checkpoint,
-) -> rusqlite::Result<()> {
+pub fn write_checkpoint(tx: &Connection, migration: &MigrationName, checkpoint: &Checkpoint) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO dmf_checkpoints (migration, position, skip, done, updated_at) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (migration) DO UPDATE SET position = excluded.position, skip = excluded.skip, \

@@ -44,6 +44,7 @@ mod snapshot;
 pub mod sql;
 pub mod types;
 mod undo;
+mod writer;
 
 pub use backup::SqliteBackup;
 pub use catalog::read_catalog;

@@ -1,14 +1,14 @@
-//! Writing batches into a SQLite table, each batch and its checkpoint in one transaction.
+//! Writing batches into a SQLite table, each batch committed (or lost) with its checkpoint.
 
 use std::sync::Arc;
 
 use dmf_core::sync::{LoadSpec, WriteMode};
 use dmf_core::{Checkpoint, LoadBatch, LoadReport, Loader, MigrationName, Record, Result, Row, Stage};
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{Connection, TransactionBehavior, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 
-use crate::connection::Writer;
 use crate::control::{delete_checkpoint, ensure_control_tables, read_checkpoint, write_checkpoint};
+use crate::writer::{BatchMode, Pending, Writer};
 use crate::{error, sql, types, undo};
 
 /// Loads rows into one table with prepared statements in one transaction per batch.
@@ -21,9 +21,15 @@ use crate::{error, sql, types, undo};
 /// | delete | `DELETE … WHERE key` | deleted |
 ///
 /// The loaders of one [`SqliteDatabase`](crate::SqliteDatabase) write through one connection,
-/// a batch at a time each; every batch sets `PRAGMA foreign_keys` as its loader needs.
+/// a batch at a time each, with `PRAGMA foreign_keys` as each loader needs. Batches loaded
+/// without per-row foreign-key checks share a group commit: each batch is still committed or
+/// lost together with its checkpoint, but several batches (of any of these loaders) commit at
+/// once, and a migration's rows are committed when its last batch returns (see
+/// [`SqliteDatabase`](crate::SqliteDatabase)).
 pub struct SqliteLoader {
     writer: Arc<Writer>,
+    /// The group holding this loader's latest batch, until it is committed.
+    pending: Pending,
     spec: LoadSpec,
     statements: Statements,
     /// For each key column, its position among the loaded columns.
@@ -44,8 +50,6 @@ struct Statements {
     /// `None` when every loaded column is a key or deferred column: nothing to update.
     update_if_different: Option<String>,
     delete: String,
-    /// `PRAGMA foreign_keys = …` as this loader needs it.
-    foreign_keys: &'static str,
 }
 
 impl SqliteLoader {
@@ -62,30 +66,19 @@ impl SqliteLoader {
             insert_if_new: sql::insert_if_new(&spec.table, &columns, &spec.key),
             update_if_different: sql::update_if_different(&spec.table, &updated_columns, &spec.key),
             delete: sql::delete(&spec.table, &spec.key),
-            // Off: the sync proves every foreign key with one query each after the load.
-            foreign_keys: if spec.trust_foreign_keys {
-                "PRAGMA foreign_keys = OFF"
-            } else {
-                "PRAGMA foreign_keys = ON"
-            },
         };
-        Self { writer, spec, statements, key_index, rest_index, null_index, ready: false }
+        Self { writer, pending: Pending::default(), spec, statements, key_index, rest_index, null_index, ready: false }
     }
 
-    /// Runs `work` on the shared writer connection in this loader's turn, after making sure of
-    /// the control tables (first turn) and setting `PRAGMA foreign_keys` as this loader needs
-    /// (another loader's turn may have set it otherwise).
-    fn turn<T>(&mut self, work: impl FnOnce(&mut Connection, &Self) -> Result<T>) -> Result<T> {
-        let writer = Arc::clone(&self.writer);
-        let this = &*self;
-        let result = writer.run(|connection| {
-            if !this.ready {
+    /// Runs `work` on the shared writer connection in this loader's turn, outside any
+    /// transaction, after making sure of the control tables (first turn).
+    fn turn<T>(&mut self, work: impl FnOnce(&mut Connection, &LoadSpec) -> Result<T>) -> Result<T> {
+        let (writer, spec, ready) = (&self.writer, &self.spec, self.ready);
+        let result = writer.run(&mut self.pending, |connection| {
+            if !ready {
                 ensure_control_tables(connection)?;
             }
-            connection.execute_batch(this.statements.foreign_keys).map_err(|e| {
-                error::map(Stage::Load, format!("setting per-row foreign-key checks for {}", this.spec.table), e)
-            })?;
-            work(connection, this)
+            work(connection, spec)
         });
         if result.is_ok() {
             self.ready = true;
@@ -94,11 +87,22 @@ impl SqliteLoader {
     }
 
     fn write(&mut self, batch: &LoadBatch<'_, Row>) -> Result<LoadReport> {
-        self.turn(|connection, this| this.write_batch(connection, batch))
+        if !self.ready {
+            self.turn(|_, _| Ok(()))?;
+        }
+        // Off: the sync proves every foreign key with one query each after the load.
+        let mode = BatchMode { foreign_keys: !self.spec.trust_foreign_keys, last: batch.checkpoint.done };
+        let mut pending = std::mem::take(&mut self.pending);
+        let result = self.writer.write_batch(mode, &mut pending, |connection| {
+            self.write_batch(connection, batch).map(|report| (report, batch.records.len() as u64))
+        });
+        self.pending = pending;
+        result
     }
 
-    /// Writes `batch` and its checkpoint in one transaction on `connection`.
-    fn write_batch(&self, connection: &mut Connection, batch: &LoadBatch<'_, Row>) -> Result<LoadReport> {
+    /// Writes `batch` and its checkpoint on `connection`, inside the transaction (or savepoint)
+    /// the writer opened.
+    fn write_batch(&self, tx: &Connection, batch: &LoadBatch<'_, Row>) -> Result<LoadReport> {
         let table = &self.spec.table;
         let write = self.spec.write;
         let undo = self.spec.undo;
@@ -109,17 +113,16 @@ impl SqliteLoader {
         let context = |e: rusqlite::Error| error::map(Stage::Load, format!("writing a batch into `{table}`"), e);
         let key_values =
             |row: &Row| -> Vec<dmf_core::Value> { self.key_index.iter().map(|i| row.values()[*i].clone()).collect() };
-        let log = |tx: &rusqlite::Transaction<'_>, row: &Row, action, before: Option<&undo::Image>| {
+        let log = |tx: &Connection, row: &Row, action, before: Option<&undo::Image>| {
             undo::record(tx, batch.run, batch.migration, table, &key_values(row), action, before).map_err(context)
         };
         let all = |row| all_parameters(&self.null_index, row);
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(context)?;
         let mut report = LoadReport::default();
         for row in batch.records {
             let key = || params(row, &self.key_index);
             // The row as it was, for the undo log.
             let before = if undo && write != WriteMode::Insert {
-                undo::image(&tx, table, &self.spec.key, &key()).map_err(|e| failing_row(row, e))?
+                undo::image(tx, table, &self.spec.key, &key()).map_err(|e| failing_row(row, e))?
             } else {
                 None
             };
@@ -130,7 +133,7 @@ impl SqliteLoader {
                         .map_err(|e| failing_row(row, e))?;
                     report.inserted += 1;
                     if undo {
-                        log(&tx, row, undo::Action::Insert, None)?;
+                        log(tx, row, undo::Action::Insert, None)?;
                     }
                 }
                 WriteMode::Upsert => {
@@ -146,7 +149,7 @@ impl SqliteLoader {
                     if updated > 0 {
                         report.updated += 1;
                         if undo {
-                            log(&tx, row, undo::Action::Update, before.as_ref())?;
+                            log(tx, row, undo::Action::Update, before.as_ref())?;
                         }
                         continue;
                     }
@@ -157,7 +160,7 @@ impl SqliteLoader {
                     if inserted > 0 {
                         report.inserted += 1;
                         if undo {
-                            log(&tx, row, undo::Action::Insert, None)?;
+                            log(tx, row, undo::Action::Insert, None)?;
                         }
                     } else {
                         report.unchanged += 1;
@@ -173,7 +176,7 @@ impl SqliteLoader {
                         report.updated += changed as u64;
                         report.unchanged += 1 - changed.min(1) as u64;
                         if undo && changed > 0 {
-                            log(&tx, row, undo::Action::Update, before.as_ref())?;
+                            log(tx, row, undo::Action::Update, before.as_ref())?;
                         }
                     }
                 }
@@ -184,13 +187,12 @@ impl SqliteLoader {
                         .map_err(|e| failing_row(row, e))?;
                     report.deleted += changed as u64;
                     if undo && changed > 0 {
-                        log(&tx, row, undo::Action::Delete, before.as_ref())?;
+                        log(tx, row, undo::Action::Delete, before.as_ref())?;
                     }
                 }
             }
         }
-        write_checkpoint(&tx, batch.migration, batch.checkpoint).map_err(context)?;
-        tx.commit().map_err(context)?;
+        write_checkpoint(tx, batch.migration, batch.checkpoint).map_err(context)?;
         Ok(report)
     }
 }
@@ -233,6 +235,6 @@ impl Loader for SqliteLoader {
     }
 
     async fn rollback(&mut self, migration: &MigrationName, run: dmf_core::RunId) -> Result<dmf_core::RollbackReport> {
-        self.turn(|connection, this| undo::rollback(connection, &this.spec.table, &this.spec.key, migration, run))
+        self.turn(|connection, spec| undo::rollback(connection, &spec.table, &spec.key, migration, run))
     }
 }

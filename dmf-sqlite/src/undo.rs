@@ -8,7 +8,7 @@
 use dmf_core::catalog::TableName;
 use dmf_core::{MigrationName, Result, RollbackReport, RunId, Stage, Value};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, Transaction, TransactionBehavior, params, params_from_iter};
+use rusqlite::{Connection, TransactionBehavior, params, params_from_iter};
 
 use crate::{error, sql, types};
 
@@ -45,7 +45,7 @@ fn stored(raw: ValueRef<'_>) -> Value {
 
 /// The row with `key` (values of the `key_columns`), as stored, if there is one.
 pub(crate) fn image(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     table: &TableName,
     key_columns: &[String],
     key: &[rusqlite::types::ToSqlOutput<'_>],
@@ -63,7 +63,7 @@ pub(crate) fn image(
 
 /// Records one change.
 pub(crate) fn record(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run: RunId,
     migration: &MigrationName,
     table: &TableName,

@@ -57,6 +57,13 @@ pub trait Loader: Send + 'static {
     type Item: Record;
 
     /// Writes `batch.records` and stores `batch.checkpoint` for `batch.migration`, atomically.
+    ///
+    /// A loader may commit several batches at once (a group commit): a batch it returned from
+    /// can then still be lost in a crash, but only together with its checkpoint, so that the
+    /// resumed run repeats exactly the lost batches. A batch whose checkpoint is
+    /// [`done`](Checkpoint::done) (the migration's last) is committed, with every batch before
+    /// it, when `load` returns. Should a group fail to commit, the loader's next call must fail
+    /// with a fatal error rather than store a checkpoint past the lost rows.
     fn load(&mut self, batch: LoadBatch<'_, Self::Item>) -> impl Future<Output = Result<LoadReport>> + Send;
 
     /// The last checkpoint stored for `migration`, if any.
