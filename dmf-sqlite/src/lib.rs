@@ -42,6 +42,7 @@ mod ranges;
 mod rules;
 mod snapshot;
 pub mod sql;
+mod timestamp_text;
 pub mod types;
 mod undo;
 mod writer;

@@ -27,6 +27,8 @@ use dmf_core::Value;
 use dmf_core::catalog::DataType;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 
+use crate::timestamp_text::{format_timestamp, parse_common_timestamp};
+
 /// The neutral type of a declared SQLite type.
 pub fn data_type(declared: &str) -> DataType {
     let upper = declared.to_ascii_uppercase();
@@ -71,8 +73,6 @@ pub fn data_type(declared: &str) -> DataType {
     }
 }
 
-const TIMESTAMP: &str = "%Y-%m-%d %H:%M:%S%.6f";
-
 /// A value as SQLite stores it.
 pub fn to_sql(value: &Value) -> ToSqlOutput<'_> {
     use rusqlite::types::Value as Sql;
@@ -87,8 +87,8 @@ pub fn to_sql(value: &Value) -> ToSqlOutput<'_> {
         Value::Bytes(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
         Value::Date(d) => ToSqlOutput::Owned(Sql::Text(d.format("%Y-%m-%d").to_string())),
         Value::Time(t) => ToSqlOutput::Owned(Sql::Text(t.format("%H:%M:%S%.6f").to_string())),
-        Value::Timestamp(ts) => ToSqlOutput::Owned(Sql::Text(ts.format(TIMESTAMP).to_string())),
-        Value::TimestampTz(ts) => ToSqlOutput::Owned(Sql::Text(format!("{}+00:00", ts.format(TIMESTAMP)))),
+        Value::Timestamp(ts) => ToSqlOutput::Owned(Sql::Text(format_timestamp(ts, ""))),
+        Value::TimestampTz(ts) => ToSqlOutput::Owned(Sql::Text(format_timestamp(&ts.naive_utc(), "+00:00"))),
         Value::Uuid(u) => ToSqlOutput::Owned(Sql::Text(u.hyphenated().to_string())),
     }
 }
@@ -174,6 +174,9 @@ pub fn from_sql(raw: ValueRef<'_>, data_type: &DataType) -> Result<Value, Unread
 
 fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
+    if let Some(ts) = parse_common_timestamp(text) {
+        return Some(ts);
+    }
     ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
@@ -182,6 +185,10 @@ fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
 
 fn parse_timestamptz(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
+    // The form DMF writes, read without chrono's format interpreter.
+    if let Some(ts) = text.strip_suffix("+00:00").or_else(|| text.strip_suffix('Z')).and_then(parse_common_timestamp) {
+        return Some(ts.and_utc());
+    }
     let normalized = match text.strip_suffix('Z') {
         Some(rest) => format!("{rest}+00:00"),
         None => text.to_owned(),

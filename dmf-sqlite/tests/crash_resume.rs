@@ -22,7 +22,17 @@ async fn crash_child() {
         std::sync::Arc::new(dmf_sqlite::SqliteDatabase::open(target).unwrap()),
         SyncMode::Full,
     )
-    .engine(engine(20));
+    // Slowed to 4,000 rows/s, so that the 20,000 customers take about 5 s: loads are group
+    // committed (at the latest 1 s after a group's first batch), so an unthrottled child can
+    // load the whole table before the parent ever sees a checkpoint to kill it at.
+    .engine(
+        dmf_core::EngineConfig::builder()
+            .batch_size(20)
+            .max_rows_per_sec(4_000)
+            .reject_limit(dmf_core::RejectLimit::Count(0))
+            .build()
+            .unwrap(),
+    );
     let _ = job.run(RunRequest::all()).await;
 }
 
