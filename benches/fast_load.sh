@@ -41,6 +41,7 @@
 # 'source.db' AS s; INSERT INTO customers SELECT * FROM s.customers; ..."` (the sqlite3 shell
 # keeps foreign_keys off, its default) beside sync_database --mode full --no-verify --no-undo,
 # each from a fresh copy of the empty target, compared by SHA3 of every table read in key order.
+# The SQLite fast path is also run RUNS times on DMF_BENCH_SMALL customers, as for PostgreSQL.
 #
 # Prints every run as it ends, then one table per part: median wall seconds (min-max), rows/s,
 # the ratio to the baseline, median client CPU, peak RSS and whether every target was equal.
@@ -240,18 +241,21 @@ sqlite_fingerprint() { # file: SHA3 of each table read in key order (values and 
   sqlite3 -bail "$1" "SELECT hex(sha3_query('SELECT * FROM customers ORDER BY id')) || ' ' ||
     hex(sha3_query('SELECT * FROM orders ORDER BY id'))"
 }
+sqlite_fill() { # file customers: a copy of the empty schema holding the bench rows
+  cp "$lite_empty" "$1"
+  sqlite3 -bail "$1" "
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2)
+    INSERT INTO customers SELECT n, 'Customer ' || n, 'c' || n || '@example.com', (n % 100000) / 100.0,
+      datetime('2020-01-01', '+' || n || ' seconds') || '.000000' FROM g;
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 3 * $2)
+    INSERT INTO orders SELECT n, 1 + (n * 7919) % $2, (n % 5000) / 10.0,
+      datetime('2021-01-01', '+' || n || ' seconds') || '.000000',
+      CASE WHEN n % 3 = 0 THEN NULL ELSE 'note ' || n END FROM g;
+    ANALYZE;"
+}
 echo "filling SQLite source: $CUSTOMERS customers, $((3 * CUSTOMERS)) orders..."
 sqlite3 -bail "$lite_empty" "$sqlite_schema"
-cp "$lite_empty" "$lite_src"
-sqlite3 -bail "$lite_src" "
-  WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $CUSTOMERS)
-  INSERT INTO customers SELECT n, 'Customer ' || n, 'c' || n || '@example.com', (n % 100000) / 100.0,
-    datetime('2020-01-01', '+' || n || ' seconds') || '.000000' FROM g;
-  WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 3 * $CUSTOMERS)
-  INSERT INTO orders SELECT n, 1 + (n * 7919) % $CUSTOMERS, (n % 5000) / 10.0,
-    datetime('2021-01-01', '+' || n || ' seconds') || '.000000',
-    CASE WHEN n % 3 = 0 THEN NULL ELSE 'note ' || n END FROM g;
-  ANALYZE;"
+sqlite_fill "$lite_src" "$CUSTOMERS"
 lite_expected=$(sqlite_fingerprint "$lite_src")
 attach="ATTACH '$lite_src' AS s; INSERT INTO customers SELECT * FROM s.customers;
   INSERT INTO orders SELECT * FROM s.orders;"
@@ -261,6 +265,15 @@ for run in $(seq 1 "$RUNS"); do
   measure sqlite "sqlite3 ATTACH" "$run" "sqlite_fingerprint $lite_dst" "$lite_expected" sqlite3 -bail "$lite_dst" "$attach"
   cp "$lite_empty" "$lite_dst"
   measure sqlite "fast path" "$run" "sqlite_fingerprint $lite_dst" "$lite_expected" \
+    "$sync_bin" --source "sqlite://$lite_src" --target "sqlite://$lite_dst" --mode full --no-verify --no-undo
+done
+echo "SQLite fast path at $SMALL customers (peak RSS against data size):"
+rm -f "$lite_src"
+sqlite_fill "$lite_src" "$SMALL"
+small_expected=$(sqlite_fingerprint "$lite_src")
+for run in $(seq 1 "$RUNS"); do
+  cp "$lite_empty" "$lite_dst"
+  measure sqlite-small "fast path" "$run" "sqlite_fingerprint $lite_dst" "$small_expected" \
     "$sync_bin" --source "sqlite://$lite_src" --target "sqlite://$lite_dst" --mode full --no-verify --no-undo
 done
 fi
@@ -315,17 +328,23 @@ def table(part, title, baseline, rows):
 
 rows = 4 * customers
 table("pg", "PostgreSQL -> PostgreSQL, into the existing schema (PK, UNIQUE, FK, index)", "pipe", rows)
-small_runs = parts.get("pg-small", {}).get("fast path")
-big_runs = parts.get("pg", {}).get("fast path")
-if small_runs and big_runs:
+
+def rss_against_size(part, title):
+    small_runs = parts.get(part + "-small", {}).get("fast path")
+    big_runs = parts.get(part, {}).get("fast path")
+    if not (small_runs and big_runs):
+        return
     def rss(values):
         peaks = [v[1] / 1024 for v in values]
         return f"median {statistics.median(peaks):.1f} MiB (max {max(peaks):.1f})"
     small_equal = "yes" if all(v[4] == "yes" for v in small_runs) else "/".join(v[4] for v in small_runs)
-    print(f"\nfast path peak RSS, {len(small_runs)} runs each: {rss(small_runs)} at {small:,} customers "
+    print(f"\n{title} fast path peak RSS, {len(small_runs)} runs each: {rss(small_runs)} at {small:,} customers "
           f"(median {statistics.median(v[0] for v in small_runs):.2f} s, equal: {small_equal}), "
           f"{rss(big_runs)} at {customers:,} customers")
+
+rss_against_size("pg", "PostgreSQL")
 table("sqlite", "SQLite -> SQLite (sqlite3 runs with foreign_keys off, its default)", "sqlite3 ATTACH", rows)
+rss_against_size("sqlite", "SQLite")
 PY
 
 [ -z "$failed" ] || die "at least one run failed or left a target that differs from its source (see above)"

@@ -21,6 +21,7 @@
 //! to also delete rows gone from the source). Exits 1 when the sync fails, 2 on a bad command
 //! line.
 
+mod malloc_arenas;
 mod progress;
 
 use std::collections::BTreeMap;
@@ -233,8 +234,19 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(parsed))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime's threads exist: each picks its malloc arena at its first allocation.
+    malloc_arenas::cap();
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
