@@ -214,14 +214,20 @@ where
         }
     }
 
-    Ok(MigrationResult {
+    let result = MigrationResult {
         migration: name.clone(),
         counts,
         duration: started.elapsed(),
         resumed,
         retries: exec.retries.load(Ordering::Relaxed),
         peak_rows_in_flight: exec.in_flight.peak(),
-    })
+    };
+    tracing::info!(
+        migration = %name, read = result.counts.read, duration_ms = result.duration.as_millis() as u64,
+        peak_rows_in_flight = result.peak_rows_in_flight, max_rows_in_flight = ctx.config.max_rows_in_flight(),
+        "read to the end and committed"
+    );
+    Ok(result)
 }
 
 /// Reads batches, each behind a permit, honouring the checkpoint's `skip`, and reopens the
