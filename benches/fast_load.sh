@@ -44,7 +44,8 @@
 # The SQLite fast path is also run RUNS times on DMF_BENCH_SMALL customers, as for PostgreSQL.
 #
 # Prints every run as it ends, then one table per part: median wall seconds (min-max), rows/s,
-# the ratio to the baseline, median client CPU, peak RSS and whether every target was equal.
+# the ratio to the baseline, median client CPU, peak RSS and whether every target was equal;
+# then each variant's ratio to the baseline run by run (against the baseline run of its round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -155,7 +156,7 @@ server_ticks() { # CPU ticks of the throwaway cluster's ended backends (postmast
 failed=
 # measure PART VARIANT RUN CHECK EXPECTED COMMAND...: times COMMAND, checks the target with
 # CHECK (a fingerprint function and its argument, one word each), appends
-# "PART|VARIANT|wall|max_rss_kib|cpu|server_cpu|equal" to $results; the command's output goes
+# "PART|VARIANT|RUN|wall|max_rss_kib|cpu|server_cpu|equal" to $results; the command's output goes
 # to a log.
 measure() {
   local part=$1 variant=$2 run=$3 check=$4 expected=$5; shift 5
@@ -185,7 +186,7 @@ measure() {
     read -r wall rss user sys <<<"$figures"
   fi
   local cpu; cpu=$(python3 -c "print(f'{$user + $sys:.2f}')")
-  echo "$part|$variant|$wall|$rss|$cpu|$server|$verdict" >>"$results"
+  echo "$part|$variant|$run|$wall|$rss|$cpu|$server|$verdict" >>"$results"
   printf '  run %s  %-28s %7.2f s  %7.1f MiB  equal: %s\n' "$run" "$variant" "$wall" "$(python3 -c "print($rss / 1024)")" "$verdict"
 }
 
@@ -294,9 +295,9 @@ import statistics, sys
 path, customers, small, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 parts = {}
 for line in open(path):
-    part, variant, wall, rss, cpu, server, equal = line.rstrip("\n").split("|")
+    part, variant, run, wall, rss, cpu, server, equal = line.rstrip("\n").split("|")
     server = None if server == "-" else float(server)
-    parts.setdefault(part, {}).setdefault(variant, []).append((float(wall), int(rss), float(cpu), server, equal))
+    parts.setdefault(part, {}).setdefault(variant, []).append((float(wall), int(rss), float(cpu), server, equal, run))
 
 def table(part, title, baseline, rows):
     if part not in parts:
@@ -325,6 +326,16 @@ def table(part, title, baseline, rows):
         equal = "yes" if all(v[4] == "yes" for v in values) else "/".join(v[4] for v in values)
         print(f"| {variant} | {med:.2f} ({min(walls):.2f}-{max(walls):.2f}) | {rows / med:,.0f} | {ratio} "
               f"| {cpu:.2f} |{server} {rss:.1f} | {equal} |")
+    # On a noisy machine the ratio of each run to the baseline of the same round says more than
+    # the ratio of the medians: the variants of one round ran back to back.
+    base_by_run = {v[5]: v[0] for v in variants.get(baseline, []) if v[4] != "failed" and v[0] == v[0]}
+    print(f"\nx {baseline}, run by run (each run against the {baseline} run of its round):")
+    for variant, values in variants.items():
+        if variant == baseline:
+            continue
+        paired = [v[0] / base_by_run[v[5]] for v in values if v[4] != "failed" and v[0] == v[0] and v[5] in base_by_run]
+        if paired:
+            print(f"  {variant:<14} " + " ".join(f"{r:.3f}" for r in paired) + f"  (median {statistics.median(paired):.3f})")
 
 rows = 4 * customers
 table("pg", "PostgreSQL -> PostgreSQL, into the existing schema (PK, UNIQUE, FK, index)", "pipe", rows)
