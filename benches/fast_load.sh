@@ -269,7 +269,6 @@ for run in $(seq 1 "$RUNS"); do
     "$sync_bin" --source "sqlite://$lite_src" --target "sqlite://$lite_dst" --mode full --no-verify --no-undo
 done
 echo "SQLite fast path at $SMALL customers (peak RSS against data size):"
-rm -f "$lite_src"
 sqlite_fill "$lite_src" "$SMALL"
 small_expected=$(sqlite_fingerprint "$lite_src")
 for run in $(seq 1 "$RUNS"); do
@@ -299,6 +298,13 @@ for line in open(path):
     server = None if server == "-" else float(server)
     parts.setdefault(part, {}).setdefault(variant, []).append((float(wall), int(rss), float(cpu), server, equal, run))
 
+def timed(v):
+    """A run that ended with a wall time (it may still have left a target that differs)."""
+    return v[4] != "failed" and v[0] == v[0]
+
+def verdict(values):
+    return "yes" if all(v[4] == "yes" for v in values) else "/".join(v[4] for v in values)
+
 def table(part, title, baseline, rows):
     if part not in parts:
         return
@@ -308,10 +314,10 @@ def table(part, title, baseline, rows):
     print(f"| variant | wall s, median (min-max) | rows/s | x {baseline} | client CPU s |{server_head} peak RSS MiB | equal |")
     print("|---|---|---|---|---|" + ("---|" if servers else "") + "---|---|")
     variants = parts.get(part, {})
-    base_walls = [v[0] for v in variants.get(baseline, []) if v[4] != "failed" and v[0] == v[0]]
+    base_walls = [v[0] for v in variants.get(baseline, []) if timed(v)]
     base = statistics.median(base_walls) if base_walls else None
     for variant, values in variants.items():
-        walls = [v[0] for v in values if v[4] != "failed" and v[0] == v[0]]
+        walls = [v[0] for v in values if timed(v)]
         if not walls:
             print(f"| {variant} | failed | | | | | | |")
             continue
@@ -323,17 +329,17 @@ def table(part, title, baseline, rows):
         if servers:
             known = [v[3] for v in values if v[3] is not None]
             server = f" {statistics.median(known):.2f} |" if known else " - |"
-        equal = "yes" if all(v[4] == "yes" for v in values) else "/".join(v[4] for v in values)
+        equal = verdict(values)
         print(f"| {variant} | {med:.2f} ({min(walls):.2f}-{max(walls):.2f}) | {rows / med:,.0f} | {ratio} "
               f"| {cpu:.2f} |{server} {rss:.1f} | {equal} |")
     # On a noisy machine the ratio of each run to the baseline of the same round says more than
     # the ratio of the medians: the variants of one round ran back to back.
-    base_by_run = {v[5]: v[0] for v in variants.get(baseline, []) if v[4] != "failed" and v[0] == v[0]}
+    base_by_run = {v[5]: v[0] for v in variants.get(baseline, []) if timed(v)}
     print(f"\nx {baseline}, run by run (each run against the {baseline} run of its round):")
     for variant, values in variants.items():
         if variant == baseline:
             continue
-        paired = [v[0] / base_by_run[v[5]] for v in values if v[4] != "failed" and v[0] == v[0] and v[5] in base_by_run]
+        paired = [v[0] / base_by_run[v[5]] for v in values if timed(v) and v[5] in base_by_run]
         if paired:
             print(f"  {variant:<14} " + " ".join(f"{r:.3f}" for r in paired) + f"  (median {statistics.median(paired):.3f})")
 
@@ -348,7 +354,7 @@ def rss_against_size(part, title):
     def rss(values):
         peaks = [v[1] / 1024 for v in values]
         return f"median {statistics.median(peaks):.1f} MiB (max {max(peaks):.1f})"
-    small_equal = "yes" if all(v[4] == "yes" for v in small_runs) else "/".join(v[4] for v in small_runs)
+    small_equal = verdict(small_runs)
     print(f"\n{title} fast path peak RSS, {len(small_runs)} runs each: {rss(small_runs)} at {small:,} customers "
           f"(median {statistics.median(v[0] for v in small_runs):.2f} s, equal: {small_equal}), "
           f"{rss(big_runs)} at {customers:,} customers")
