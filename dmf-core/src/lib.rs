@@ -40,6 +40,7 @@ mod error;
 mod graph;
 mod migration;
 mod names;
+mod native;
 pub mod orchestrator;
 pub mod pipeline;
 pub mod progress;
@@ -55,6 +56,7 @@ pub use error::{BoxError, Error, ErrorKind, Result, Stage, error_chain};
 pub use graph::DependencyGraph;
 pub use migration::{Counts, DataMigration, MigrationContext, MigrationResult, RollbackReport};
 pub use names::{MigrationName, RunId};
+pub use native::{NativeEncoding, NativeRow, NativeRows};
 pub use orchestrator::{
     Backup, BackupRecord, CheckOutcome, CheckStatus, LogNotifier, MigrationRecord, MigrationStatus, Notifier, OnError,
     Orchestrator, OrchestratorBuilder, PreflightCheck, PreflightReport, RejectRecord, RollbackSummary, RollbackTarget,

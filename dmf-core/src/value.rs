@@ -2,12 +2,13 @@
 
 use std::cmp::Ordering;
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde::ser::SerializeMap;
 
 use crate::catalog::TableName;
+use crate::native::NativeRow;
 use crate::record::Record;
 
 /// One value of a dynamic row, in dialect-neutral form.
@@ -233,17 +234,33 @@ pub struct RowShape {
 }
 
 /// A dynamic row: values in the order of its shape's columns.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Made from values ([`Row::new`]), or from the bytes of a row in its source database's own
+/// encoding ([`Row::native`]), whose values are decoded on first use: a loader of the same kind
+/// writes those bytes as they are ([`Row::native_bytes`]).
+#[derive(Clone)]
 pub struct Row {
     shape: Arc<RowShape>,
-    values: Vec<Value>,
+    /// Set when made from values; decoded from `native` on first use otherwise.
+    values: OnceLock<Vec<Value>>,
+    native: Option<NativeRow>,
 }
 
 impl Row {
     /// A row of `shape`; `values` must have one value per column.
     pub fn new(shape: Arc<RowShape>, values: Vec<Value>) -> Self {
         debug_assert_eq!(shape.columns.len(), values.len());
-        Self { shape, values }
+        Self { shape, values: OnceLock::from(values), native: None }
+    }
+
+    /// A row of `shape` in its source's encoding: one value per column once decoded.
+    pub fn native(shape: Arc<RowShape>, native: NativeRow) -> Self {
+        Self { shape, values: OnceLock::new(), native: Some(native) }
+    }
+
+    /// The bytes of a row made with [`Row::native`].
+    pub fn native_bytes(&self) -> Option<&NativeRow> {
+        self.native.as_ref()
     }
 
     /// The shape.
@@ -251,24 +268,28 @@ impl Row {
         &self.shape
     }
 
-    /// The values, in column order.
+    /// The values, in column order (decoded now if the row was made from native bytes).
     pub fn values(&self) -> &[Value] {
-        &self.values
+        self.values.get_or_init(|| self.native.as_ref().map(NativeRow::decode).unwrap_or_default())
     }
 
     /// Takes the values.
-    pub fn into_values(self) -> Vec<Value> {
-        self.values
+    pub fn into_values(mut self) -> Vec<Value> {
+        match self.values.take() {
+            Some(values) => values,
+            None => self.native.as_ref().map(NativeRow::decode).unwrap_or_default(),
+        }
     }
 
     /// The value of a column by name.
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.shape.columns.iter().position(|c| c == column).map(|i| &self.values[i])
+        self.shape.columns.iter().position(|c| c == column).and_then(|i| self.values().get(i))
     }
 
     /// The key values, in key order.
     pub fn key_values(&self) -> impl Iterator<Item = &Value> {
-        self.shape.key.iter().map(|i| &self.values[*i])
+        let values = self.values();
+        self.shape.key.iter().filter_map(|i| values.get(*i))
     }
 
     /// Compares two rows of the same shape by key.
@@ -283,10 +304,24 @@ impl Row {
     }
 }
 
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Row").field("shape", &self.shape).field("values", &self.values()).finish()
+    }
+}
+
+/// Rows are equal when their shapes and values are, however they were made.
+impl PartialEq for Row {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.values() == other.values()
+    }
+}
+
 impl Record for Row {
     /// `id=42` or `(order_id=7, line=2)`.
     fn key(&self) -> String {
-        let mut parts = self.shape.key.iter().map(|i| format!("{}={}", self.shape.columns[*i], self.values[*i]));
+        let values = self.values();
+        let mut parts = self.shape.key.iter().map(|i| format!("{}={}", self.shape.columns[*i], values[*i]));
         match self.shape.key.len() {
             1 => parts.next().unwrap_or_default(),
             _ => format!("({})", parts.collect::<Vec<_>>().join(", ")),
@@ -296,8 +331,9 @@ impl Record for Row {
 
 impl serde::Serialize for Row {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.values.len()))?;
-        for (column, value) in self.shape.columns.iter().zip(&self.values) {
+        let values = self.values();
+        let mut map = serializer.serialize_map(Some(values.len()))?;
+        for (column, value) in self.shape.columns.iter().zip(values) {
             map.serialize_entry(column, &JsonValue(value))?;
         }
         map.end()

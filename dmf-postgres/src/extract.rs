@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use dmf_core::catalog::{Column, DataType};
 use dmf_core::sync::{ExtractSpec, ReadOrder, key_position};
-use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Value};
+use dmf_core::{Error, Extractor, NativeRow, NativeRows, Position, Result, Row, SourceBatch, Stage, Value};
 use futures::stream::BoxStream;
 use tokio_postgres::Statement;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::database::Shared;
 use crate::error::to_dmf_error;
+use crate::native::PgBinary;
 use crate::session::Session;
 use crate::snapshot::ExportedSnapshot;
 use crate::sql::extract::{ESTIMATE, Ordered, Page, Selected, page_query};
@@ -34,6 +35,13 @@ use crate::types::{decode, pg_text, read_as_text};
 /// DMF adapter reads in, so merges across databases agree. Position values are bound as text
 /// and cast in SQL to the column's type, so any key type works. Built by
 /// [`PgDatabase::extractor`](dmf_core::sync::Database::extractor); connects on first use.
+///
+/// When every column has a binary form DMF reads (no enum, array, range, `interval` or other
+/// type without one), each row is kept as the server sent it, as one row of binary COPY data
+/// ([`Row::native`]): its values are decoded only when asked for, and a [`PgLoader`](crate::PgLoader)
+/// into columns of the same binary forms copies the bytes as they are. A value DMF cannot
+/// represent (a timestamp of `infinity`, text that is not UTF-8) still fails the read, naming
+/// the column. Other tables read numerics and JSON as text and decode each row as it arrives.
 ///
 /// Each page is one query in a transaction of its own: nothing stays open on the server between
 /// pages. The extractor of a [snapshot handle](dmf_core::sync::Database::snapshot) instead reads
@@ -60,12 +68,16 @@ struct Layout {
     after_null: Option<String>,
     /// A key range's upper bound, as text parameters (empty: no upper bound).
     up_to: Vec<String>,
+    /// Every column has a binary form DMF decodes: rows are kept in it ([`PgBinary`]).
+    native: bool,
 }
 
 struct Statements {
     first: Statement,
     after: Statement,
     after_null: Option<Statement>,
+    /// The rows' binary forms, when kept in them.
+    native: Option<Arc<PgBinary>>,
 }
 
 impl Layout {
@@ -92,8 +104,12 @@ impl Layout {
             order.push(position_of(key)?);
         }
         let nullable_watermark = watermark.is_some_and(|w| spec.columns[w].nullable);
-        let select: Vec<Selected<'_>> =
-            spec.columns.iter().map(|c| Selected { name: &c.name, as_text: read_as_text(&c.data_type) }).collect();
+        let native = !spec.columns.iter().any(|c| matches!(c.data_type, DataType::Other(_)));
+        let select: Vec<Selected<'_>> = spec
+            .columns
+            .iter()
+            .map(|c| Selected { name: &c.name, as_text: !native && read_as_text(&c.data_type) })
+            .collect();
         let ordered: Vec<Ordered<'_>> = order
             .iter()
             .enumerate()
@@ -108,6 +124,7 @@ impl Layout {
             order,
             nullable_watermark,
             up_to,
+            native,
         })
     }
 }
@@ -178,10 +195,23 @@ impl PgExtractor {
             }
         };
         tracing::debug!(table = %table, rows = rows.len(), "page read");
-        let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            records.push(Row::new(Arc::clone(&self.spec.shape), decode_row(row, layout, &self.spec)?));
+        let native = self.statements.as_ref().and_then(|s| s.native.clone());
+        if layout.native && native.is_none() {
+            return Err(Error::fatal(
+                Stage::Extract,
+                format!("reading {table}: a column arrives in a type without a binary form DMF reads"),
+            ));
         }
+        let records = match native {
+            Some(native) => native_rows(&rows, native, &self.spec)?,
+            None => {
+                let mut records = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    records.push(Row::new(Arc::clone(&self.spec.shape), decode_row(row, layout, &self.spec)?));
+                }
+                records
+            }
+        };
         let Some(last) = records.last() else { return Ok(None) };
         let key: Vec<Value> = layout.order.iter().filter_map(|&i| last.values().get(i).cloned()).collect();
         Ok(Some(SourceBatch { records, position: key_position(&key)? }))
@@ -199,14 +229,24 @@ async fn query_page(
 ) -> std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
     let statements = match slot.take() {
         Some(statements) => statements,
-        None => Statements {
-            first: client.prepare(&layout.first).await?,
-            after: client.prepare(&layout.after).await?,
-            after_null: match &layout.after_null {
-                Some(sql) => Some(client.prepare(sql).await?),
-                None => None,
-            },
-        },
+        None => {
+            let first = client.prepare(&layout.first).await?;
+            let native = if layout.native {
+                let types: Vec<&Type> = first.columns().iter().map(|c| c.type_()).collect();
+                PgBinary::new(&types, &layout.types).map(Arc::new)
+            } else {
+                None
+            };
+            Statements {
+                after: client.prepare(&layout.after).await?,
+                after_null: match &layout.after_null {
+                    Some(sql) => Some(client.prepare(sql).await?),
+                    None => None,
+                },
+                first,
+                native,
+            }
+        }
     };
     let statements = slot.insert(statements);
     let statement = match page {
@@ -217,6 +257,35 @@ async fn query_page(
     let mut refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
     refs.push(&limit);
     client.query(statement, &refs).await
+}
+
+/// A page's rows kept in their binary form: one buffer for the page, each row a range of it.
+fn native_rows(rows: &[tokio_postgres::Row], native: Arc<PgBinary>, spec: &ExtractSpec) -> Result<Vec<Row>> {
+    let mut bytes = Vec::with_capacity(rows.iter().map(|r| r.len() * 8 + 64).sum());
+    let mut ends = Vec::with_capacity(rows.len());
+    for row in rows {
+        native.append(&mut bytes, row).map_err(|bad| {
+            let column = &spec.columns[bad.column];
+            Error::fatal(
+                Stage::Extract,
+                format!(
+                    "reading column `{}` ({}) of {}: the value cannot be represented: {}",
+                    column.name, column.native_type, spec.table, bad.error
+                ),
+            )
+        })?;
+        ends.push(bytes.len());
+    }
+    let page = NativeRows::new(native, bytes);
+    let mut start = 0;
+    let mut records = Vec::with_capacity(rows.len());
+    for end in ends {
+        let row = NativeRow::new(&page, start..end)
+            .ok_or_else(|| Error::fatal(Stage::Extract, format!("reading {}: a row outside its page", spec.table)))?;
+        records.push(Row::native(Arc::clone(&spec.shape), row));
+        start = end;
+    }
+    Ok(records)
 }
 
 fn decode_row(row: &tokio_postgres::Row, layout: &Layout, spec: &ExtractSpec) -> Result<Vec<Value>> {

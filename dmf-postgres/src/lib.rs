@@ -52,6 +52,7 @@ mod database;
 mod error;
 mod extract;
 mod load;
+mod native;
 mod preflight;
 mod ranges;
 mod rules;

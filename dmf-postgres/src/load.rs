@@ -43,6 +43,9 @@ const COPY_CHUNK: usize = 256 * 1024;
 /// target column's type, read from the server when the loader prepares. A table with a column
 /// of a type DMF does not encode is loaded as text; so is a batch holding a value that has no
 /// exact binary form (the rest of the run too, when it is the value's kind that has none).
+/// Rows read from PostgreSQL in the binary forms of the loaded columns
+/// ([`PgExtractor`](crate::PgExtractor)) go into the COPY as they were read, without being
+/// decoded, unless the pass writes some columns as NULL.
 pub struct PgLoader {
     shared: Arc<Shared>,
     spec: LoadSpec,
@@ -341,12 +344,24 @@ async fn copy_rows(
     let mut sink = std::pin::pin!(sink);
     let mut chunk = Vec::with_capacity(COPY_CHUNK);
     encoder.start(&mut chunk);
+    // Rows read from PostgreSQL in the binary forms of these columns go as they are.
+    let as_read = order.is_none() && !null.contains(&true);
     for row in rows {
-        match order {
-            None => encoder.write_row(&mut chunk, row.values().iter(), null),
-            Some(order) => encoder.write_row(&mut chunk, order.iter().map(|&i| &row.values()[i]), null),
+        let native = match (encoder, row.native_bytes()) {
+            (Encoder::Binary(columns), Some(native)) if as_read && columns.takes(native.encoding().as_ref()) => {
+                Some(native)
+            }
+            _ => None,
+        };
+        if let Some(native) = native {
+            chunk.extend_from_slice(native.bytes());
+        } else {
+            match order {
+                None => encoder.write_row(&mut chunk, row.values().iter(), null),
+                Some(order) => encoder.write_row(&mut chunk, order.iter().map(|&i| &row.values()[i]), null),
+            }
+            .map_err(WriteError::Unencodable)?;
         }
-        .map_err(WriteError::Unencodable)?;
         if chunk.len() >= COPY_CHUNK {
             sink.send(Cursor::new(std::mem::replace(&mut chunk, Vec::with_capacity(COPY_CHUNK)))).await?;
         }

@@ -45,8 +45,9 @@ pub(crate) fn data_type(pg_name: Option<&str>, formatted: &str) -> DataType {
     }
 }
 
-/// True for columns read as `col::text`: exact decimals, JSON (kept as its text) and every
-/// type without a neutral form.
+/// True for columns read as `col::text` in a table whose rows are decoded as they are read
+/// (one with a column of a type without a neutral form): exact decimals, JSON (kept as its
+/// text) and every type without a neutral form.
 pub(crate) fn read_as_text(data_type: &DataType) -> bool {
     matches!(data_type, DataType::Decimal { .. } | DataType::Json | DataType::Other(_))
 }

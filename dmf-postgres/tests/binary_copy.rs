@@ -176,6 +176,72 @@ async fn the_rich_schema_lands_the_same_in_binary_and_in_text() {
     assert_eq!(common::fingerprints(&binary.client().await).await, expected, "binary COPY");
 }
 
+/// `every_type` without its domain columns, so that every column has a binary form DMF reads,
+/// and the same with an enum column, which has none: its rows are decoded as they are read.
+const EVERY_WIRE: &str = "
+CREATE TABLE every_wire AS
+    SELECT id, b, i2, i4, i8, f4, f8, n, n38, n5, n10, t, vc, c, by, d, tm, tm3, ts, ts0, tz, u, j, jb
+    FROM every_type;
+ALTER TABLE every_wire ADD PRIMARY KEY (id);
+CREATE TABLE every_wire_decoded AS SELECT *, NULL::mood AS feeling FROM every_wire;
+ALTER TABLE every_wire_decoded ADD PRIMARY KEY (id);
+";
+
+/// Every row of `table` as one batch read by a sync's extractor.
+async fn read_all(database: &Arc<PgDatabase>, table: &str) -> dmf_core::Result<Vec<Row>> {
+    let catalog = database.read_catalog().await.unwrap();
+    let plan = SyncPlan::build(&catalog, &catalog, None, SyncMode::Full).unwrap();
+    let table = plan.tables.iter().find(|t| t.source.name.name == table).unwrap();
+    let mut extractor = database.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false));
+    let batch = extractor.extract(None, NonZeroUsize::new(100).unwrap()).next().await.unwrap()?;
+    Ok(batch.records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_kept_in_binary_decode_as_read_values_do_and_land_as_they_were_read() {
+    let source = edge_db("bin_wire_src", true).await;
+    source.client().await.batch_execute(EVERY_WIRE).await.unwrap();
+    let from = source.database();
+
+    // Kept in binary where every column has a binary form DMF reads; decoded, they are the
+    // values the same rows give when decoded as they are read.
+    let kept = read_all(&from, "every_wire").await.unwrap();
+    let decoded = read_all(&from, "every_wire_decoded").await.unwrap();
+    assert_eq!(kept.len(), 10);
+    assert!(kept.iter().all(|row| row.native_bytes().is_some()), "kept in binary");
+    assert!(decoded.iter().all(|row| row.native_bytes().is_none()), "an enum column: decoded when read");
+    for (kept, decoded) in kept.iter().zip(&decoded) {
+        // Compared as printed: NaN is not equal to itself.
+        let printed = |values: &[Value]| values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>();
+        let width = kept.values().len();
+        assert_eq!(printed(kept.values()), printed(&decoded.values()[..width]), "{}", dmf_core::Record::key(kept));
+    }
+
+    // PostgreSQL to PostgreSQL, the bytes go into the COPY as read: the target prints the
+    // same rows, into columns of the same types and into wider ones (text into varchar,
+    // varchar into text, numeric(5) into numeric).
+    let target = edge_db("bin_wire_dst", false).await;
+    target
+        .client()
+        .await
+        .batch_execute(&format!(
+            "{} ALTER TABLE every_wire ALTER COLUMN vc TYPE text, ALTER COLUMN n5 TYPE numeric;",
+            EVERY_WIRE.replace("FROM every_type", "FROM every_type WHERE false")
+        ))
+        .await
+        .unwrap();
+    let summary = common::sync(&from, &with_format(&target, CopyFormat::Binary), SyncMode::Full, false).await;
+    assert!(summary.succeeded(), "{summary}");
+    for table in ["every_wire", "every_wire_decoded", "every_type"] {
+        assert_eq!(rows_as_text(&target, table).await, rows_as_text(&source, table).await, "{table}");
+    }
+
+    // A value the source keeps but DMF cannot represent fails the read, naming the column.
+    source.client().await.batch_execute("UPDATE every_wire SET ts = 'infinity' WHERE id = 4").await.unwrap();
+    let error = read_all(&from, "every_wire").await.unwrap_err().to_string();
+    assert!(error.contains("column `ts` (timestamp without time zone) of public.every_wire"), "{error}");
+}
+
 /// A loader of `table`'s `columns` (every column when empty) into `db`, inserting.
 async fn loader(db: &TestDb, format: CopyFormat, table: &str, columns: &[&str]) -> (PgLoader, Arc<RowShape>) {
     let database = with_format(db, format);

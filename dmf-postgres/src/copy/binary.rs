@@ -9,10 +9,11 @@
 //! form is refused ([`Refusal`]); the loader then sends that batch as text.
 
 use chrono::{Datelike, NaiveDateTime, NaiveTime, Timelike};
-use dmf_core::Value;
+use dmf_core::{NativeEncoding, Value};
 use tokio_postgres::types::{Kind, Type};
 
 use super::numeric;
+use crate::native::PgBinary;
 use crate::types::pg_text;
 
 /// The signature, no flags, no header extension.
@@ -125,6 +126,13 @@ impl BinaryRows {
     pub(crate) fn new(wires: Vec<Wire>) -> Option<Self> {
         let field_count = i16::try_from(wires.len()).ok()?.to_be_bytes();
         Some(Self { wires, field_count })
+    }
+
+    /// True for rows read from PostgreSQL in exactly these binary forms ([`PgBinary`]): their
+    /// bytes are already rows of this COPY. The receive functions apply each target column's
+    /// limits (length, precision, domain checks), as the input functions do for text.
+    pub(crate) fn takes(&self, encoding: &dyn NativeEncoding) -> bool {
+        encoding.as_any().downcast_ref::<PgBinary>().is_some_and(|read| read.wires() == self.wires)
     }
 
     /// Appends one row. `null[i]` forces column `i` to NULL. On a refusal, `out` holds part of

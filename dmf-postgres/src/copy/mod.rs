@@ -2,7 +2,7 @@
 //! between them ([`CopyFormat`]).
 
 pub(crate) mod binary;
-mod numeric;
+pub(crate) mod numeric;
 pub(crate) mod text;
 
 use std::fmt;
