@@ -390,6 +390,34 @@ mod tests {
     }
 
     #[test]
+    fn native_rows_decode_on_first_use_and_equal_rows_of_the_same_values() {
+        /// One byte per integer column.
+        #[derive(Debug)]
+        struct OneByte;
+        impl crate::NativeEncoding for OneByte {
+            fn decode(&self, bytes: &[u8]) -> Vec<Value> {
+                bytes.iter().map(|b| Value::Int((*b).into())).collect()
+            }
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+        }
+        let shape = Arc::new(RowShape {
+            table: TableName::new(None, "t"),
+            columns: vec!["id".into(), "n".into()],
+            key: vec![0],
+        });
+        let page = crate::NativeRows::new(Arc::new(OneByte), vec![7, 8, 9, 10]);
+        let native = Row::native(Arc::clone(&shape), NativeRow::new(&page, 2..4).unwrap());
+        assert_eq!(native.native_bytes().unwrap().bytes(), [9, 10]);
+        assert_eq!(native.key(), "id=9");
+        assert_eq!(native, Row::new(Arc::clone(&shape), vec![Value::Int(9), Value::Int(10)]));
+        assert_eq!(serde_json::to_string(&native).unwrap(), r#"{"id":9,"n":10}"#);
+        assert_eq!(native.clone().into_values(), [Value::Int(9), Value::Int(10)]);
+        assert!(NativeRow::new(&page, 3..5).is_none(), "past the page");
+    }
+
+    #[test]
     fn row_keys_name_their_columns() {
         let shape = Arc::new(RowShape {
             table: TableName::new(None, "lines"),
