@@ -96,6 +96,13 @@ impl NativeRow {
     pub fn decode(&self) -> Vec<Value> {
         self.rows.encoding.decode(self.bytes())
     }
+
+    /// The row in a page of its own, so that keeping it does not keep the rest of its page.
+    pub fn detach(&self) -> Self {
+        let bytes = self.bytes().to_vec();
+        let end = bytes.len();
+        Self { rows: NativeRows::new(Arc::clone(&self.rows.encoding), bytes), start: 0, end }
+    }
 }
 
 impl fmt::Debug for NativeRow {

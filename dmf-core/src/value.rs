@@ -263,6 +263,20 @@ impl Row {
         self.native.as_ref()
     }
 
+    /// False for a row made with [`Row::native`] whose values nothing has asked for yet.
+    pub fn is_decoded(&self) -> bool {
+        self.values.get().is_some()
+    }
+
+    /// The row, keeping none of the rest of its native page alive (for a row kept while the
+    /// rows read with it are dropped, such as a changed row a merge emits).
+    pub fn detached(mut self) -> Self {
+        if let Some(native) = self.native.as_ref().map(NativeRow::detach) {
+            self.native = Some(native);
+        }
+        self
+    }
+
     /// The shape.
     pub fn shape(&self) -> &Arc<RowShape> {
         &self.shape
@@ -289,7 +303,7 @@ impl Row {
     /// The key values, in key order.
     pub fn key_values(&self) -> impl Iterator<Item = &Value> {
         let values = self.values();
-        self.shape.key.iter().filter_map(|i| values.get(*i))
+        self.shape.key.iter().map(|i| &values[*i])
     }
 
     /// Compares two rows of the same shape by key.
@@ -410,7 +424,11 @@ mod tests {
         let page = crate::NativeRows::new(Arc::new(OneByte), vec![7, 8, 9, 10]);
         let native = Row::native(Arc::clone(&shape), NativeRow::new(&page, 2..4).unwrap());
         assert_eq!(native.native_bytes().unwrap().bytes(), [9, 10]);
+        assert!(!native.is_decoded());
+        let detached = native.clone().detached();
+        assert_eq!(detached.native_bytes().unwrap().bytes(), [9, 10]);
         assert_eq!(native.key(), "id=9");
+        assert!(native.is_decoded());
         assert_eq!(native, Row::new(Arc::clone(&shape), vec![Value::Int(9), Value::Int(10)]));
         assert_eq!(serde_json::to_string(&native).unwrap(), r#"{"id":9,"n":10}"#);
         assert_eq!(native.clone().into_values(), [Value::Int(9), Value::Int(10)]);

@@ -53,10 +53,14 @@ pub struct PgExtractor {
     layout: std::result::Result<Layout, String>,
     session: Session,
     statements: Option<Statements>,
+    /// The bytes of the last page kept in binary, to size the next one's buffer.
+    page_bytes: usize,
 }
 
 /// What the queries select and order by, worked out once from the spec.
 struct Layout {
+    /// The table, for messages.
+    table: String,
     /// Neutral types of the selected columns, for decoding.
     types: Vec<DataType>,
     /// Indexes (into the select list) of the order columns: the watermark first, then the key.
@@ -76,8 +80,9 @@ struct Statements {
     first: Statement,
     after: Statement,
     after_null: Option<Statement>,
-    /// The rows' binary forms, when kept in them.
-    native: Option<Arc<PgBinary>>,
+    /// The rows' binary forms, when kept in them; `Err` with the index of a column whose type
+    /// has none although the catalog said it has.
+    native: std::result::Result<Option<Arc<PgBinary>>, usize>,
 }
 
 impl Layout {
@@ -117,6 +122,7 @@ impl Layout {
             .collect();
         let query = |page| page_query(&spec.table, &select, &ordered, page, bounded);
         Ok(Self {
+            table: spec.table.to_string(),
             types: spec.columns.iter().map(|c| c.data_type.clone()).collect(),
             first: query(Page::First),
             after: query(Page::After),
@@ -150,7 +156,7 @@ fn text_params(values: &[Value]) -> std::result::Result<Vec<String>, ()> {
 impl PgExtractor {
     pub(crate) fn new(shared: Arc<Shared>, spec: ExtractSpec, snapshot: Option<Arc<ExportedSnapshot>>) -> Self {
         let layout = Layout::new(&spec);
-        Self { shared, spec, layout, session: Session::in_snapshot(snapshot), statements: None }
+        Self { shared, spec, layout, session: Session::in_snapshot(snapshot), statements: None, page_bytes: 0 }
     }
 
     /// Reads the page after `from`; `None` when nothing is left.
@@ -195,15 +201,26 @@ impl PgExtractor {
             }
         };
         tracing::debug!(table = %table, rows = rows.len(), "page read");
-        let native = self.statements.as_ref().and_then(|s| s.native.clone());
-        if layout.native && native.is_none() {
-            return Err(Error::fatal(
-                Stage::Extract,
-                format!("reading {table}: a column arrives in a type without a binary form DMF reads"),
-            ));
-        }
+        let native = match self.statements.as_ref().map(|s| &s.native) {
+            Some(Ok(native)) => native.clone(),
+            Some(Err(column)) => {
+                let (name, ty) = rows
+                    .first()
+                    .and_then(|row| row.columns().get(*column))
+                    .map_or(("?", String::new()), |c| (c.name(), c.type_().to_string()));
+                return Err(Error::fatal(
+                    Stage::Extract,
+                    format!("reading {table}: column `{name}` arrives as {ty}, which DMF does not read in binary"),
+                ));
+            }
+            None => None,
+        };
         let records = match native {
-            Some(native) => native_rows(&rows, native, &self.spec)?,
+            Some(native) => {
+                let (records, bytes) = native_rows(&rows, native, &self.spec, self.page_bytes)?;
+                self.page_bytes = bytes;
+                records
+            }
             None => {
                 let mut records = Vec::with_capacity(rows.len());
                 for row in &rows {
@@ -213,7 +230,12 @@ impl PgExtractor {
             }
         };
         let Some(last) = records.last() else { return Ok(None) };
-        let key: Vec<Value> = layout.order.iter().filter_map(|&i| last.values().get(i).cloned()).collect();
+        // Decoded apart, so that a row kept in binary stays undecoded on its way to the loader.
+        let values = match last.native_bytes() {
+            Some(native) => std::borrow::Cow::Owned(native.decode()),
+            None => std::borrow::Cow::Borrowed(last.values()),
+        };
+        let key: Vec<Value> = layout.order.iter().filter_map(|&i| values.get(i).cloned()).collect();
         Ok(Some(SourceBatch { records, position: key_position(&key)? }))
     }
 }
@@ -233,9 +255,9 @@ async fn query_page(
             let first = client.prepare(&layout.first).await?;
             let native = if layout.native {
                 let types: Vec<&Type> = first.columns().iter().map(|c| c.type_()).collect();
-                PgBinary::new(&types, &layout.types).map(Arc::new)
+                PgBinary::new(layout.table.clone(), &types, &layout.types).map(|native| Some(Arc::new(native)))
             } else {
-                None
+                Ok(None)
             };
             Statements {
                 after: client.prepare(&layout.after).await?,
@@ -259,23 +281,32 @@ async fn query_page(
     client.query(statement, &refs).await
 }
 
-/// A page's rows kept in their binary form: one buffer for the page, each row a range of it.
-fn native_rows(rows: &[tokio_postgres::Row], native: Arc<PgBinary>, spec: &ExtractSpec) -> Result<Vec<Row>> {
-    let mut bytes = Vec::with_capacity(rows.iter().map(|r| r.len() * 8 + 64).sum());
+/// A page's rows kept in their binary form: one buffer for the page (sized from the last
+/// page's `hint` bytes), each row a range of it; returns the rows and the page's size.
+fn native_rows(
+    rows: &[tokio_postgres::Row],
+    native: Arc<PgBinary>,
+    spec: &ExtractSpec,
+    hint: usize,
+) -> Result<(Vec<Row>, usize)> {
+    // A little more than the last page, so that a slightly larger one does not double it.
+    let mut bytes = Vec::with_capacity(hint + hint / 8);
     let mut ends = Vec::with_capacity(rows.len());
     for row in rows {
         native.append(&mut bytes, row).map_err(|bad| {
-            let column = &spec.columns[bad.column];
+            let (name, native_type) =
+                spec.columns.get(bad.column).map_or(("?", "?"), |c| (c.name.as_str(), c.native_type.as_str()));
             Error::fatal(
                 Stage::Extract,
                 format!(
-                    "reading column `{}` ({}) of {}: the value cannot be represented: {}",
-                    column.name, column.native_type, spec.table, bad.error
+                    "reading column `{name}` ({native_type}) of {}: the value cannot be represented: {}",
+                    spec.table, bad.error
                 ),
             )
         })?;
         ends.push(bytes.len());
     }
+    let size = bytes.len();
     let page = NativeRows::new(native, bytes);
     let mut start = 0;
     let mut records = Vec::with_capacity(rows.len());
@@ -285,7 +316,7 @@ fn native_rows(rows: &[tokio_postgres::Row], native: Arc<PgBinary>, spec: &Extra
         records.push(Row::native(Arc::clone(&spec.shape), row));
         start = end;
     }
-    Ok(records)
+    Ok((records, size))
 }
 
 fn decode_row(row: &tokio_postgres::Row, layout: &Layout, spec: &ExtractSpec) -> Result<Vec<Value>> {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use dmf_core::catalog::DataType;
 use dmf_core::sync::{LoadSpec, WriteMode};
-use dmf_core::{Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, Result, Row, RowShape, Stage};
+use dmf_core::{
+    Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, NativeEncoding, Result, Row, RowShape, Stage,
+};
 use futures::SinkExt;
 use tokio_postgres::{Client, Statement, Transaction};
 
@@ -44,8 +46,9 @@ const COPY_CHUNK: usize = 256 * 1024;
 /// of a type DMF does not encode is loaded as text; so is a batch holding a value that has no
 /// exact binary form (the rest of the run too, when it is the value's kind that has none).
 /// Rows read from PostgreSQL in the binary forms of the loaded columns
-/// ([`PgExtractor`](crate::PgExtractor)) go into the COPY as they were read, without being
-/// decoded, unless the pass writes some columns as NULL.
+/// ([`PgExtractor`](crate::PgExtractor)) go into a binary COPY as they were read, without being
+/// decoded, unless the pass writes some columns as NULL or the rows' columns are in another
+/// order.
 pub struct PgLoader {
     shared: Arc<Shared>,
     spec: LoadSpec,
@@ -346,10 +349,17 @@ async fn copy_rows(
     encoder.start(&mut chunk);
     // Rows read from PostgreSQL in the binary forms of these columns go as they are.
     let as_read = order.is_none() && !null.contains(&true);
+    // The encoding last found to match: rows of one page share it.
+    let mut taken: Option<&Arc<dyn NativeEncoding>> = None;
     for row in rows {
         let native = match (encoder, row.native_bytes()) {
-            (Encoder::Binary(columns), Some(native)) if as_read && columns.takes(native.encoding().as_ref()) => {
-                Some(native)
+            (Encoder::Binary(columns), Some(native)) if as_read => {
+                let encoding = native.encoding();
+                let takes = taken.is_some_and(|t| Arc::ptr_eq(t, encoding)) || columns.takes(encoding.as_ref());
+                if takes {
+                    taken = Some(encoding);
+                }
+                takes.then_some(native)
             }
             _ => None,
         };

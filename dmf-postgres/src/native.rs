@@ -20,6 +20,8 @@ const NULL: [u8; 4] = (-1_i32).to_be_bytes();
 /// Rows whose columns are sent in these binary forms, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PgBinary {
+    /// The table read, for messages.
+    table: String,
     wires: Vec<Wire>,
     /// The columns' neutral types, which decide a text field's [`Value`] kind.
     types: Vec<DataType>,
@@ -35,12 +37,14 @@ pub(crate) struct BadField {
 }
 
 impl PgBinary {
-    /// Rows of columns of `types` (the statement's result types) and `data_types`; `None` when
-    /// a column's type has no binary form DMF decodes, or past 32767 columns.
-    pub(crate) fn new(types: &[&Type], data_types: &[DataType]) -> Option<Self> {
-        let wires: Vec<Wire> = types.iter().map(|ty| Wire::of(ty)).collect::<Option<_>>()?;
-        let field_count = i16::try_from(wires.len()).ok()?.to_be_bytes();
-        Some(Self { wires, types: data_types.to_vec(), field_count })
+    /// Rows of `table` with columns of `types` (the statement's result types) and
+    /// `data_types`; `Err` with the index of a column whose type has no binary form DMF decodes
+    /// (past 32767 columns: the last one).
+    pub(crate) fn new(table: String, types: &[&Type], data_types: &[DataType]) -> Result<Self, usize> {
+        let wires: Vec<Wire> =
+            types.iter().enumerate().map(|(i, ty)| Wire::of(ty).ok_or(i)).collect::<Result<_, _>>()?;
+        let field_count = i16::try_from(wires.len()).map_err(|_| wires.len().saturating_sub(1))?.to_be_bytes();
+        Ok(Self { table, wires, types: data_types.to_vec(), field_count })
     }
 
     /// The binary forms of the columns.
@@ -92,7 +96,10 @@ impl NativeEncoding for PgBinary {
     fn decode(&self, bytes: &[u8]) -> Vec<Value> {
         self.decode_row(bytes).unwrap_or_else(|error| {
             // Checked when read: cannot happen short of a bug.
-            tracing::error!(%error, "a PostgreSQL row checked when read did not decode; its values are NULL");
+            tracing::error!(
+                table = %self.table, %error,
+                "a PostgreSQL row checked when read did not decode; its values are NULL"
+            );
             vec![Value::Null; self.wires.len()]
         })
     }
@@ -122,7 +129,7 @@ impl<'a> FromSql<'a> for Raw<'a> {
 }
 
 /// Checks that a field decodes, without allocating.
-fn check(wire: Wire, raw: &[u8]) -> Result<(), BoxError> {
+pub(crate) fn check(wire: Wire, raw: &[u8]) -> Result<(), BoxError> {
     match wire {
         Wire::Text | Wire::Json => std::str::from_utf8(raw).map(drop).map_err(Into::into),
         Wire::Jsonb => jsonb_text(raw).map(drop),
@@ -159,11 +166,37 @@ fn decode(wire: Wire, data_type: &DataType, raw: &[u8]) -> Result<Value, BoxErro
         Wire::Jsonb => Value::Json(jsonb_text(raw)?.to_owned()),
         Wire::Bytea => Value::Bytes(raw.to_vec()),
         Wire::Date => Value::Date(get::<NaiveDate>(&Type::DATE, raw)?),
-        Wire::Time => Value::Time(get::<NaiveTime>(&Type::TIME, raw)?),
+        Wire::Time => Value::Time(time(raw)?),
         Wire::Timestamp => Value::Timestamp(get::<NaiveDateTime>(&Type::TIMESTAMP, raw)?),
         Wire::TimestampTz => Value::TimestampTz(get::<DateTime<Utc>>(&Type::TIMESTAMPTZ, raw)?),
         Wire::Uuid => Value::Uuid(get(&Type::UUID, raw)?),
     })
+}
+
+/// A `time`: microseconds since midnight. PostgreSQL also has `24:00:00`, which a `NaiveTime`
+/// cannot hold (chrono's decoding would wrap it to midnight): refused.
+pub(crate) fn time(raw: &[u8]) -> Result<NaiveTime, BoxError> {
+    let micros = i64::from_sql(&Type::INT8, raw)?;
+    if !(0..86_400_000_000).contains(&micros) {
+        return Err(format!(
+            "the time {micros} microseconds after midnight (24:00:00 or more) has no time-of-day value"
+        )
+        .into());
+    }
+    NaiveTime::from_sql(&Type::TIME, raw)
+}
+
+/// A `time` read as [`time`] reads it, for a result column decoded as it arrives.
+pub(crate) struct TimeOfDay(pub(crate) NaiveTime);
+
+impl<'a> FromSql<'a> for TimeOfDay {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        time(raw).map(TimeOfDay)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TIME
+    }
 }
 
 /// The text of a `jsonb` field: a version byte (1), then the JSON text.
@@ -216,6 +249,9 @@ fn numeric_parts(raw: &[u8]) -> Result<NumericParts<'_>, BoxError> {
     }
     if !matches!(parts.sign, POSITIVE | NEGATIVE | NAN | INFINITY | NEG_INFINITY) {
         return Err(format!("a numeric with an unknown sign {:#06x}", parts.sign).into());
+    }
+    if parts.scale > 0x3FFF {
+        return Err(format!("a numeric with a display scale of {}", parts.scale).into());
     }
     if (0..parts.count()).any(|i| parts.digit(i) > 9999) {
         return Err("a numeric digit above 9999".into());
@@ -302,6 +338,7 @@ mod tests {
         assert!(numeric_text(&[0, 0, 0, 0, 0x12, 0x34, 0, 0]).is_err(), "unknown sign");
         assert!(numeric_text(&[0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10]).is_err(), "digit 10000");
         assert!(numeric_text(&[0, 0]).is_err(), "short header");
+        assert!(numeric_text(&[0, 0, 0, 0, 0, 0, 0x40, 0]).is_err(), "scale above 0x3FFF");
     }
 
     proptest! {
@@ -331,7 +368,12 @@ mod tests {
         assert!(check(Wire::Jsonb, b"\x02{}").is_err(), "unknown version");
         // infinity: PostgreSQL keeps it, chrono cannot.
         assert!(check(Wire::TimestampTz, &i64::MAX.to_be_bytes()).is_err());
+        // 24:00:00: PostgreSQL keeps it, chrono would wrap it to midnight.
+        assert!(check(Wire::Time, &86_400_000_000_i64.to_be_bytes()).is_err());
+        let noon = decode(Wire::Time, &DataType::Time, &43_200_000_000_i64.to_be_bytes()).unwrap();
+        assert_eq!(noon, Value::Time(NaiveTime::from_hms_opt(12, 0, 0).unwrap()));
         let encoding = PgBinary {
+            table: "t".into(),
             wires: vec![Wire::Int8, Wire::Text, Wire::Numeric],
             types: vec![
                 DataType::Int64,

@@ -77,7 +77,7 @@ pub(crate) fn decode(
         Type::FLOAT8 => get(row, index, Value::Float),
         Type::BYTEA => get(row, index, Value::Bytes),
         Type::DATE => get(row, index, Value::Date),
-        Type::TIME => get(row, index, Value::Time),
+        Type::TIME => get(row, index, |t: crate::native::TimeOfDay| Value::Time(t.0)),
         Type::TIMESTAMP => get(row, index, Value::Timestamp),
         Type::TIMESTAMPTZ => get(row, index, |v: DateTime<Utc>| Value::TimestampTz(v)),
         Type::UUID => get(row, index, Value::Uuid),

@@ -187,6 +187,18 @@ CREATE TABLE every_wire_decoded AS SELECT *, NULL::mood AS feeling FROM every_wi
 ALTER TABLE every_wire_decoded ADD PRIMARY KEY (id);
 ";
 
+/// Columns the target declares narrower than the source: the receive functions round and
+/// check them as the input functions do.
+const NARROW_SOURCE: &str = "
+CREATE TABLE narrow (id integer PRIMARY KEY, t text, n numeric, ts timestamp, tm time, c text);
+INSERT INTO narrow VALUES (1, 'abc', 1.005, '2024-01-01 12:00:00.75', '12:00:00.25', 'ab'),
+    (2, 'abcde', -99999999.994, '1999-12-31 23:59:59.5', '23:59:59.4', '');
+";
+const NARROW_TARGET: &str = "
+CREATE TABLE narrow (id integer PRIMARY KEY, t varchar(5), n numeric(10,2), ts timestamp(0), tm time(0),
+    c char(4));
+";
+
 /// Every row of `table` as one batch read by a sync's extractor.
 async fn read_all(database: &Arc<PgDatabase>, table: &str) -> dmf_core::Result<Vec<Row>> {
     let catalog = database.read_catalog().await.unwrap();
@@ -197,18 +209,40 @@ async fn read_all(database: &Arc<PgDatabase>, table: &str) -> dmf_core::Result<V
     Ok(batch.records)
 }
 
+/// A target for the source of [`rows_kept_in_binary…`]: the edge schema, `every_wire` with two
+/// columns wider than the source's, and the narrow table.
+async fn wire_target(label: &str) -> TestDb {
+    let db = edge_db(label, false).await;
+    let every_wire = EVERY_WIRE.replace("FROM every_type", "FROM every_type WHERE false");
+    let wider = "ALTER TABLE every_wire ALTER COLUMN vc TYPE text, ALTER COLUMN n5 TYPE numeric;";
+    db.client().await.batch_execute(&format!("{every_wire} {wider} {NARROW_TARGET}")).await.unwrap();
+    db
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_kept_in_binary_decode_as_read_values_do_and_land_as_they_were_read() {
     let source = edge_db("bin_wire_src", true).await;
-    source.client().await.batch_execute(EVERY_WIRE).await.unwrap();
+    source.client().await.batch_execute(&format!("{EVERY_WIRE} {NARROW_SOURCE}")).await.unwrap();
     let from = source.database();
 
-    // Kept in binary where every column has a binary form DMF reads; decoded, they are the
-    // values the same rows give when decoded as they are read.
+    // Kept in binary where every column has a binary form DMF reads, and loaded into columns
+    // of the same binary forms without being decoded.
     let kept = read_all(&from, "every_wire").await.unwrap();
-    let decoded = read_all(&from, "every_wire_decoded").await.unwrap();
     assert_eq!(kept.len(), 10);
     assert!(kept.iter().all(|row| row.native_bytes().is_some()), "kept in binary");
+    let direct = wire_target("bin_wire_direct").await;
+    let (mut loader, _) = loader(&direct, CopyFormat::Binary, "every_wire", &[]).await;
+    let migration = MigrationName::new("as read");
+    let checkpoint = Checkpoint::at(Position::new("p"));
+    let batch = LoadBatch { migration: &migration, run: RunId(1), records: &kept, checkpoint: &checkpoint };
+    assert_eq!(loader.load(batch).await.unwrap().inserted, 10);
+    assert!(kept.iter().all(|row| !row.is_decoded()), "the loader copied the bytes without decoding them");
+    assert_eq!(rows_as_text(&direct, "every_wire").await, rows_as_text(&source, "every_wire").await);
+
+    // Decoded, they are the values the same rows give when decoded as they are read (a table
+    // with an enum column).
+    let decoded = read_all(&from, "every_wire_decoded").await.unwrap();
+    assert_eq!(decoded.len(), kept.len());
     assert!(decoded.iter().all(|row| row.native_bytes().is_none()), "an enum column: decoded when read");
     for (kept, decoded) in kept.iter().zip(&decoded) {
         // Compared as printed: NaN is not equal to itself.
@@ -217,29 +251,37 @@ async fn rows_kept_in_binary_decode_as_read_values_do_and_land_as_they_were_read
         assert_eq!(printed(kept.values()), printed(&decoded.values()[..width]), "{}", dmf_core::Record::key(kept));
     }
 
-    // PostgreSQL to PostgreSQL, the bytes go into the COPY as read: the target prints the
-    // same rows, into columns of the same types and into wider ones (text into varchar,
-    // varchar into text, numeric(5) into numeric).
-    let target = edge_db("bin_wire_dst", false).await;
-    target
-        .client()
-        .await
-        .batch_execute(&format!(
-            "{} ALTER TABLE every_wire ALTER COLUMN vc TYPE text, ALTER COLUMN n5 TYPE numeric;",
-            EVERY_WIRE.replace("FROM every_type", "FROM every_type WHERE false")
-        ))
-        .await
-        .unwrap();
-    let summary = common::sync(&from, &with_format(&target, CopyFormat::Binary), SyncMode::Full, false).await;
-    assert!(summary.succeeded(), "{summary}");
-    for table in ["every_wire", "every_wire_decoded", "every_type"] {
-        assert_eq!(rows_as_text(&target, table).await, rows_as_text(&source, table).await, "{table}");
+    // A sync between PostgreSQL databases: each target prints the source's rows, into columns
+    // of the same types and into wider ones (varchar into text, numeric(5) into numeric); into
+    // narrower ones the target rounds and pads exactly as with text COPY.
+    let (binary, text) = (wire_target("bin_wire_dst").await, wire_target("bin_wire_txt").await);
+    for (db, format) in [(&binary, CopyFormat::Binary), (&text, CopyFormat::Text)] {
+        let summary = common::sync(&from, &with_format(db, format), SyncMode::Full, false).await;
+        assert!(summary.succeeded(), "{format}: {summary}");
     }
+    for table in ["every_wire", "every_wire_decoded", "every_type"] {
+        let expected = rows_as_text(&source, table).await;
+        assert_eq!(rows_as_text(&binary, table).await, expected, "{table}");
+        assert_eq!(rows_as_text(&text, table).await, expected, "{table} by text COPY");
+    }
+    let narrow = rows_as_text(&binary, "narrow").await;
+    assert_eq!(narrow, rows_as_text(&text, "narrow").await, "narrower columns: binary as text COPY");
+    assert_eq!(
+        narrow,
+        [
+            r#"(1,abc,1.01,"2024-01-01 12:00:01",12:00:00,"ab  ")"#,
+            r#"(2,abcde,-99999999.99,"1999-12-31 23:59:59",23:59:59,"    ")"#
+        ]
+    );
 
     // A value the source keeps but DMF cannot represent fails the read, naming the column.
     source.client().await.batch_execute("UPDATE every_wire SET ts = 'infinity' WHERE id = 4").await.unwrap();
     let error = read_all(&from, "every_wire").await.unwrap_err().to_string();
     assert!(error.contains("column `ts` (timestamp without time zone) of public.every_wire"), "{error}");
+    source.client().await.batch_execute("UPDATE every_wire SET ts = NULL, tm = '24:00' WHERE id = 4").await.unwrap();
+    let error = read_all(&from, "every_wire").await.unwrap_err().to_string();
+    assert!(error.contains("column `tm` (time without time zone) of public.every_wire"), "{error}");
+    assert!(error.contains("24:00:00 or more"), "{error}");
 }
 
 /// A loader of `table`'s `columns` (every column when empty) into `db`, inserting.

@@ -234,6 +234,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(parsed))
 }
 
+/// The progress events kept for subscribers that fall behind (they skip the older ones).
+const PROGRESS_EVENTS_KEPT: usize = 256;
+
 fn main() -> ExitCode {
     // Before the runtime's threads exist: each picks its malloc arena at its first allocation.
     malloc_arenas::cap();
@@ -338,7 +341,10 @@ async fn sync<S: Database, T: Database>(
     let engine = engine.build()?;
     // The snapshot is held until `source` (and every extractor made from it) is dropped.
     let source = if args.snapshot { Arc::new(source.snapshot().await?) } else { source };
-    let hub = ProgressHub::new();
+    // The ring keeps its last events in memory until they are overwritten: 4,096 by default, so
+    // that a run's peak RSS grew with its number of batches until the ring was full (about 1 MiB
+    // more at 1M customers than at 200k). The bars and the dashboard only need the latest.
+    let hub = ProgressHub::with_capacity(PROGRESS_EVENTS_KEPT);
     let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone())
         .engine(engine)
         .jobs(args.jobs)

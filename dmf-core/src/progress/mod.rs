@@ -110,6 +110,12 @@ impl Default for ProgressHub {
 
 impl ProgressHub {
     /// A hub keeping up to 4,096 events for slow subscribers.
+    ///
+    /// The channel keeps each event until a later one overwrites its slot, so its memory grows
+    /// with the events sent until it holds `capacity` of them (a few hundred bytes each): a
+    /// long run that wants flat memory from its first batch uses a smaller
+    /// [`with_capacity`](Self::with_capacity); a subscriber that falls further behind skips the
+    /// older events (`RecvError::Lagged`).
     pub fn new() -> Self {
         Self::with_capacity(4096)
     }

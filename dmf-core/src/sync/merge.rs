@@ -115,21 +115,21 @@ impl MergeState<'_> {
                     let Some(row) = self.source.take() else { break };
                     last_key = Some(key_of(&row));
                     if self.output == MergeOutput::ChangedOrMissing {
-                        out.push(row);
+                        out.push(row.detached());
                     }
                 }
                 Ordering::Greater => {
                     let Some(row) = self.target.take() else { break };
                     last_key = Some(key_of(&row));
                     if self.output == MergeOutput::MissingInSource {
-                        out.push(row);
+                        out.push(row.detached());
                     }
                 }
                 Ordering::Equal => {
                     let (Some(row), Some(theirs)) = (self.source.take(), self.target.take()) else { break };
                     last_key = Some(key_of(&row));
                     if self.output == MergeOutput::ChangedOrMissing && !same_values(&row, &theirs) {
-                        out.push(row);
+                        out.push(row.detached());
                     }
                 }
             }
