@@ -80,9 +80,9 @@ struct Statements {
     first: Statement,
     after: Statement,
     after_null: Option<Statement>,
-    /// The rows' binary forms, when kept in them; `Err` with the index of a column whose type
-    /// has none although the catalog said it has.
-    native: std::result::Result<Option<Arc<PgBinary>>, usize>,
+    /// The rows' binary forms, when kept in them; `Err` naming a column whose type has none
+    /// although the catalog said it has (`column `x` arrives as interval`).
+    native: std::result::Result<Option<Arc<PgBinary>>, String>,
 }
 
 impl Layout {
@@ -204,14 +204,8 @@ impl PgExtractor {
         let native = match self.statements.as_ref().map(|s| &s.native) {
             Some(Ok(native)) => native.clone(),
             Some(Err(column)) => {
-                let (name, ty) = rows
-                    .first()
-                    .and_then(|row| row.columns().get(*column))
-                    .map_or(("?", String::new()), |c| (c.name(), c.type_().to_string()));
-                return Err(Error::fatal(
-                    Stage::Extract,
-                    format!("reading {table}: column `{name}` arrives as {ty}, which DMF does not read in binary"),
-                ));
+                let message = format!("reading {table}: {column}, which DMF does not read in binary");
+                return Err(Error::fatal(Stage::Extract, message));
             }
             None => None,
         };
@@ -254,8 +248,13 @@ async fn query_page(
         None => {
             let first = client.prepare(&layout.first).await?;
             let native = if layout.native {
-                let types: Vec<&Type> = first.columns().iter().map(|c| c.type_()).collect();
-                PgBinary::new(layout.table.clone(), &types, &layout.types).map(|native| Some(Arc::new(native)))
+                let columns = first.columns();
+                let types: Vec<&Type> = columns.iter().map(|c| c.type_()).collect();
+                PgBinary::new(layout.table.clone(), &types).map(|native| Some(Arc::new(native))).map_err(|i| {
+                    columns
+                        .get(i)
+                        .map_or_else(String::new, |c| format!("column `{}` arrives as {}", c.name(), c.type_()))
+                })
             } else {
                 Ok(None)
             };

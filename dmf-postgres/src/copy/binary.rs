@@ -22,11 +22,12 @@ pub(crate) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// A field count of -1 ends the data.
 pub(crate) const TRAILER: &[u8] = &(-1_i16).to_be_bytes();
 
-const NULL: [u8; 4] = (-1_i32).to_be_bytes();
+/// The length of a NULL field.
+pub(crate) const NULL: [u8; 4] = (-1_i32).to_be_bytes();
 
 /// chrono's day number (from 0001-01-01, day 1) of 2000-01-01, PostgreSQL's epoch.
 const EPOCH_DAYS_FROM_CE: i64 = 730_120;
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// The dates PostgreSQL accepts, in days from 2000-01-01: from 4714-11-24 BC (Julian day 0)
 /// up to, not including, Julian day 2147483494.
 const DATE_RANGE: std::ops::Range<i64> = -2_451_545..2_147_483_494 - 2_451_545;
@@ -113,7 +114,7 @@ pub(crate) struct Unencodable {
 }
 
 /// Encodes rows for a COPY of columns of known types.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct BinaryRows {
     wires: Vec<Wire>,
     /// The number of fields, as each row starts with it.
@@ -128,11 +129,21 @@ impl BinaryRows {
         Some(Self { wires, field_count })
     }
 
+    /// The binary forms of the columns, in order.
+    pub(crate) fn wires(&self) -> &[Wire] {
+        &self.wires
+    }
+
+    /// The number of fields, as each row starts with it.
+    pub(crate) fn field_count(&self) -> [u8; 2] {
+        self.field_count
+    }
+
     /// True for rows read from PostgreSQL in exactly these binary forms ([`PgBinary`]): their
     /// bytes are already rows of this COPY. The receive functions apply each target column's
     /// limits (length, precision, domain checks), as the input functions do for text.
     pub(crate) fn takes(&self, encoding: &dyn NativeEncoding) -> bool {
-        encoding.as_any().downcast_ref::<PgBinary>().is_some_and(|read| read.wires() == self.wires)
+        encoding.as_any().downcast_ref::<PgBinary>().is_some_and(|read| read.columns() == self)
     }
 
     /// Appends one row. `null[i]` forces column `i` to NULL. On a refusal, `out` holds part of

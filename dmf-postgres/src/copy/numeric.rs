@@ -1,4 +1,5 @@
-//! `numeric` in PostgreSQL's binary form, from a decimal's text read as `numeric_in` reads it.
+//! `numeric` in PostgreSQL's binary form, from a decimal's text read as `numeric_in` reads it, and
+//! back to the text `numeric_out` prints ([`read_text`]).
 //!
 //! The form: the number of base-10000 digits, the weight (the power of 10000 of the first
 //! digit), the sign (`0x0000` positive, `0x4000` negative, `0xC000` NaN, `0xD000` and
@@ -6,6 +7,8 @@
 //! i16. `12.3400` is digits `[12, 3400]`, weight 0, scale 4.
 
 use super::binary::Refusal;
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
 const POSITIVE: u16 = 0x0000;
 const NEGATIVE: u16 = 0x4000;
@@ -150,9 +153,103 @@ fn header(out: &mut Vec<u8>, count: i16, weight: i16, sign: u16, scale: u16) {
     out.extend_from_slice(&scale.to_be_bytes());
 }
 
+/// Checks that `raw` is a well-formed binary `numeric` (see [`read_text`]).
+pub(crate) fn check(raw: &[u8]) -> Result<(), BoxError> {
+    parts(raw).map(drop)
+}
+
+/// The parts of a binary `numeric`: sign, weight, display scale and base-10000 digits.
+struct NumericParts<'a> {
+    sign: u16,
+    weight: i16,
+    scale: u16,
+    /// Big-endian i16 digits, each 0..=9999.
+    digits: &'a [u8],
+}
+
+impl NumericParts<'_> {
+    fn digit(&self, index: i32) -> u16 {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.digits.get(2 * i..2 * i + 2))
+            .map_or(0, |d| u16::from_be_bytes([d[0], d[1]]))
+    }
+
+    fn count(&self) -> i32 {
+        (self.digits.len() / 2) as i32
+    }
+}
+
+/// The parts of a binary `numeric`, checked: the digit count matches the digits, the sign is
+/// one of the five, the scale within `NUMERIC_DSCALE_MASK`, each digit at most 9999.
+fn parts(raw: &[u8]) -> Result<NumericParts<'_>, BoxError> {
+    let (header, digits) = raw.split_first_chunk::<8>().ok_or("a numeric shorter than its header")?;
+    let count = i16::from_be_bytes([header[0], header[1]]);
+    let parts = NumericParts {
+        weight: i16::from_be_bytes([header[2], header[3]]),
+        sign: u16::from_be_bytes([header[4], header[5]]),
+        scale: u16::from_be_bytes([header[6], header[7]]),
+        digits,
+    };
+    if usize::try_from(count).ok().map(|c| 2 * c) != Some(digits.len()) {
+        return Err("a numeric's digits do not match its digit count".into());
+    }
+    if !matches!(parts.sign, POSITIVE | NEGATIVE | NAN | INFINITY | NEG_INFINITY) {
+        return Err(format!("a numeric with an unknown sign {:#06x}", parts.sign).into());
+    }
+    if i64::from(parts.scale) > MAX_SCALE {
+        return Err(format!("a numeric with a display scale of {}", parts.scale).into());
+    }
+    if (0..parts.count()).any(|i| parts.digit(i) > 9999) {
+        return Err("a numeric digit above 9999".into());
+    }
+    Ok(parts)
+}
+
+/// A binary `numeric` as `numeric_out` prints it: every integer digit, then exactly the display
+/// scale's digits after the point (`12.30`, `-0.001`, `0`), or `NaN`, `Infinity`, `-Infinity`.
+pub(crate) fn read_text(raw: &[u8]) -> Result<String, BoxError> {
+    use std::fmt::Write as _;
+    let parts = parts(raw)?;
+    match parts.sign {
+        NAN => return Ok("NaN".to_owned()),
+        INFINITY => return Ok("Infinity".to_owned()),
+        NEG_INFINITY => return Ok("-Infinity".to_owned()),
+        _ => {}
+    }
+    let weight = i32::from(parts.weight);
+    let scale = usize::from(parts.scale);
+    let mut text = String::with_capacity(2 + 4 * (weight.max(0) as usize + 1) + scale);
+    if parts.sign == NEGATIVE {
+        text.push('-');
+    }
+    let mut index = 0;
+    if weight < 0 {
+        text.push('0');
+        index = weight + 1;
+    } else {
+        while index <= weight {
+            let digit = parts.digit(index);
+            let _ = if index == 0 { write!(text, "{digit}") } else { write!(text, "{digit:04}") };
+            index += 1;
+        }
+    }
+    if scale > 0 {
+        text.push('.');
+        let end = text.len() + scale;
+        while text.len() < end {
+            let _ = write!(text, "{:04}", parts.digit(index));
+            index += 1;
+        }
+        text.truncate(end);
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// `(digits, weight, sign, scale)` of `text`.
     fn parts(text: &str) -> (Vec<i16>, i16, u16, u16) {
@@ -252,5 +349,59 @@ mod tests {
         assert_eq!(float(-0.0), (vec![], 0, POSITIVE, 1));
         assert_eq!(float(f64::NAN), (vec![], 0, NAN, 0));
         assert_eq!(float(f64::NEG_INFINITY), (vec![], 0, NEG_INFINITY, 0));
+    }
+
+    fn binary(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_text(&mut out, text).unwrap();
+        out
+    }
+
+    #[test]
+    fn numerics_print_as_numeric_out_does() {
+        for text in [
+            "0",
+            "12.30",
+            "-0.001",
+            "10000",
+            "99990000.0001",
+            "0.00000001",
+            "1234567890123456789.123456789",
+            "-5",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "0.0",
+            "100000000",
+        ] {
+            assert_eq!(read_text(&binary(text)).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn malformed_numerics_are_refused() {
+        assert!(read_text(&[0, 1, 0, 0, 0, 0, 0, 0]).is_err(), "a digit missing");
+        assert!(read_text(&[0, 0, 0, 0, 0x12, 0x34, 0, 0]).is_err(), "unknown sign");
+        assert!(read_text(&[0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10]).is_err(), "digit 10000");
+        assert!(read_text(&[0, 0]).is_err(), "short header");
+        assert!(read_text(&[0, 0, 0, 0, 0, 0, 0x40, 0]).is_err(), "scale above 0x3FFF");
+    }
+
+    proptest! {
+        /// Decimals in the form `numeric_out` prints (no leading zeros, any scale) come back
+        /// as they were written.
+        #[test]
+        fn numerics_round_trip(negative: bool, int in "[1-9][0-9]{0,30}|0", frac in "[0-9]{0,30}") {
+            let mut text = String::new();
+            if negative && !(int == "0" && frac.chars().all(|c| c == '0')) {
+                text.push('-');
+            }
+            text.push_str(&int);
+            if !frac.is_empty() {
+                text.push('.');
+                text.push_str(&frac);
+            }
+            prop_assert_eq!(read_text(&binary(&text)).unwrap(), text);
+        }
     }
 }
