@@ -282,6 +282,11 @@ async fn rows_kept_in_binary_decode_as_read_values_do_and_land_as_they_were_read
     let error = read_all(&from, "every_wire").await.unwrap_err().to_string();
     assert!(error.contains("column `tm` (time without time zone) of public.every_wire"), "{error}");
     assert!(error.contains("24:00:00 or more"), "{error}");
+    // The same on a table decoded as it is read (it has an enum column).
+    source.client().await.batch_execute("UPDATE every_wire_decoded SET tm = '24:00' WHERE id = 4").await.unwrap();
+    let error = read_all(&from, "every_wire_decoded").await.unwrap_err().to_string();
+    assert!(error.contains("column `tm` (time without time zone) of public.every_wire_decoded"), "{error}");
+    assert!(error.contains("24:00:00 or more"), "{error}");
 }
 
 /// A loader of `table`'s `columns` (every column when empty) into `db`, inserting.
