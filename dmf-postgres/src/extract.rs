@@ -6,17 +6,20 @@ use std::sync::Arc;
 
 use dmf_core::catalog::{Column, DataType};
 use dmf_core::sync::{ExtractSpec, ReadOrder, key_position};
-use dmf_core::{Error, Extractor, NativeRow, NativeRows, Position, Result, Row, SourceBatch, Stage, Value};
+use dmf_core::{Error, Extractor, NativeRow, NativeRows, Position, Result, Row, RowShape, SourceBatch, Stage, Value};
+use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use tokio_postgres::Statement;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::database::Shared;
 use crate::error::to_dmf_error;
-use crate::native::PgBinary;
+use crate::native::{BadPage, PgBinary};
 use crate::session::Session;
 use crate::snapshot::ExportedSnapshot;
-use crate::sql::extract::{ESTIMATE, Ordered, Page, Selected, page_query};
+use crate::sql::extract::{
+    ESTIMATE, Ordered, Page, SET_PARAMETERS, Selected, page_copy, page_query, parameter_setting,
+};
 use crate::sql::{cast_type, qualified};
 use crate::types::{decode, pg_text, read_as_text};
 
@@ -37,8 +40,11 @@ use crate::types::{decode, pg_text, read_as_text};
 /// [`PgDatabase::extractor`](dmf_core::sync::Database::extractor); connects on first use.
 ///
 /// When every column has a binary form DMF reads (no enum, array, range, `interval` or other
-/// type without one), each row is kept as the server sent it, as one row of binary COPY data
-/// ([`Row::native`]): its values are decoded only when asked for, and a [`PgLoader`](crate::PgLoader)
+/// type without one), each page is one binary `COPY (SELECT …) TO STDOUT` and each row is kept
+/// as the server sent it, one row of binary COPY data ([`Row::native`]). A `COPY` takes no
+/// bound parameters, so the page's (text) parameters are first bound to `set_config` for the
+/// session (`dmf.p1`, `dmf.p2`…) and the `COPY` reads them with `current_setting`: values are
+/// never spliced into the SQL. The rows' values are decoded only when asked for, and a [`PgLoader`](crate::PgLoader)
 /// into columns of the same binary forms copies the bytes as they are. A value DMF cannot
 /// represent (a timestamp of `infinity`, text that is not UTF-8) still fails the read, naming
 /// the column. Other tables read numerics and JSON as text and decode each row as it arrives.
@@ -67,22 +73,82 @@ struct Layout {
     order: Vec<usize>,
     /// A nullable watermark leads the order.
     nullable_watermark: bool,
+    /// The page queries.
+    select: PageSql,
+    /// When every column has a binary form DMF decodes, rows are kept in it ([`PgBinary`]):
+    /// the same pages as binary `COPY`s out.
+    copy: Option<PageSql>,
+    /// A key range's upper bound, as text parameters (empty: no upper bound).
+    up_to: Vec<String>,
+}
+
+/// The statement of each kind of [`Page`].
+struct PageSql {
     first: String,
     after: String,
     after_null: Option<String>,
-    /// A key range's upper bound, as text parameters (empty: no upper bound).
-    up_to: Vec<String>,
-    /// Every column has a binary form DMF decodes: rows are kept in it ([`PgBinary`]).
-    native: bool,
 }
 
-struct Statements {
+impl PageSql {
+    fn new(nullable_watermark: bool, sql: impl Fn(Page) -> String) -> Self {
+        Self {
+            first: sql(Page::First),
+            after: sql(Page::After),
+            after_null: nullable_watermark.then(|| sql(Page::AfterNullLead)),
+        }
+    }
+}
+
+/// The [`PageSql`], prepared on the extractor's connection.
+struct PageStatements {
     first: Statement,
     after: Statement,
     after_null: Option<Statement>,
-    /// The rows' binary forms, when kept in them; `Err` naming a column whose type has none
-    /// although the catalog said it has (`column `x` arrives as interval`).
-    native: std::result::Result<Option<Arc<PgBinary>>, String>,
+}
+
+impl PageStatements {
+    async fn prepare(
+        client: &tokio_postgres::Client,
+        sql: &PageSql,
+    ) -> std::result::Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            first: client.prepare(&sql.first).await?,
+            after: client.prepare(&sql.after).await?,
+            after_null: match &sql.after_null {
+                Some(sql) => Some(client.prepare(sql).await?),
+                None => None,
+            },
+        })
+    }
+
+    fn get(&self, page: Page) -> &Statement {
+        match page {
+            Page::First => &self.first,
+            Page::After => &self.after,
+            Page::AfterNullLead => self.after_null.as_ref().unwrap_or(&self.after),
+        }
+    }
+}
+
+/// How pages are read on the current connection.
+enum Statements {
+    /// By the page queries, each row decoded as it arrives.
+    Decoded(PageStatements),
+    /// By binary `COPY`s out, the rows kept in their binary forms; the `COPY`s read their
+    /// parameters from settings that `set_parameters` ([`SET_PARAMETERS`]) sets first.
+    Native { pages: PageStatements, binary: Arc<PgBinary>, set_parameters: Statement },
+    /// Not at all: a column arrives in a type with no binary form DMF reads, although the
+    /// catalog said it has one (`column `x` arrives as interval`).
+    Unreadable(String),
+}
+
+/// A page as read.
+enum Fetched {
+    Rows(Vec<tokio_postgres::Row>),
+    /// Binary COPY data of rows of these binary forms.
+    Native(Arc<PgBinary>, Vec<u8>),
+    /// See [`Statements::Unreadable`].
+    Unreadable(String),
 }
 
 impl Layout {
@@ -120,17 +186,16 @@ impl Layout {
             .enumerate()
             .map(|(i, &index)| ordered(&spec.columns[index], i == 0 && nullable_watermark))
             .collect();
-        let query = |page| page_query(&spec.table, &select, &ordered, page, bounded);
         Ok(Self {
             table: spec.table.to_string(),
             types: spec.columns.iter().map(|c| c.data_type.clone()).collect(),
-            first: query(Page::First),
-            after: query(Page::After),
-            after_null: nullable_watermark.then(|| query(Page::AfterNullLead)),
+            select: PageSql::new(nullable_watermark, |page| page_query(&spec.table, &select, &ordered, page, bounded)),
+            copy: native.then(|| {
+                PageSql::new(nullable_watermark, |page| page_copy(&spec.table, &select, &ordered, page, bounded))
+            }),
             order,
             nullable_watermark,
             up_to,
-            native,
         })
     }
 }
@@ -182,7 +247,7 @@ impl PgExtractor {
             }
         };
         params.extend(layout.up_to.iter().cloned());
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let bound_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let doing = || match from {
             None => format!("reading the first rows of {table} from {server}"),
             Some(position) => format!("reading rows of {table} after {} from {server}", position.as_str()),
@@ -192,37 +257,33 @@ impl PgExtractor {
         if fresh {
             self.statements = None;
         }
-        let result = query_page(client, &mut self.statements, layout, page, &params, limit).await;
-        let rows = match result {
-            Ok(rows) => rows,
+        let result =
+            fetch_page(client, &mut self.statements, layout, page, &params, bound_limit, self.page_bytes).await;
+        let fetched = match result {
+            Ok(fetched) => fetched,
             Err(error) => {
                 self.session.after_error(&error);
                 return Err(to_dmf_error(error, Stage::Extract, doing()));
             }
         };
-        tracing::debug!(table = %table, rows = rows.len(), "page read");
-        let native = match self.statements.as_ref().map(|s| &s.native) {
-            Some(Ok(native)) => native.clone(),
-            Some(Err(column)) => {
-                let message = format!("reading {table}: {column}, which DMF does not read in binary");
-                return Err(Error::fatal(Stage::Extract, message));
+        let records = match fetched {
+            Fetched::Native(binary, bytes) => {
+                self.page_bytes = bytes.len();
+                native_rows(binary, bytes, &self.spec, limit)?
             }
-            None => None,
-        };
-        let records = match native {
-            Some(native) => {
-                let (records, bytes) = native_rows(&rows, native, &self.spec, self.page_bytes)?;
-                self.page_bytes = bytes;
-                records
-            }
-            None => {
+            Fetched::Rows(rows) => {
                 let mut records = Vec::with_capacity(rows.len());
                 for row in &rows {
                     records.push(Row::new(Arc::clone(&self.spec.shape), decode_row(row, layout, &self.spec)?));
                 }
                 records
             }
+            Fetched::Unreadable(column) => {
+                let message = format!("reading {table}: {column}, which DMF does not read in binary");
+                return Err(Error::fatal(Stage::Extract, message));
+            }
         };
+        tracing::debug!(table = %table, rows = records.len(), "page read");
         let Some(last) = records.last() else { return Ok(None) };
         // Decoded apart, so that a row kept in binary stays undecoded on its way to the loader.
         let values = match last.native_bytes() {
@@ -234,88 +295,116 @@ impl PgExtractor {
     }
 }
 
-/// Runs one page query, preparing the statements on a new connection.
-async fn query_page(
+/// Reads one page, preparing the statements on a new connection. A page of rows kept in binary
+/// is read into a buffer of about `hint` bytes (the last page's size).
+async fn fetch_page(
     client: &tokio_postgres::Client,
     slot: &mut Option<Statements>,
     layout: &Layout,
     page: Page,
     params: &[String],
     limit: i64,
-) -> std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    hint: usize,
+) -> std::result::Result<Fetched, tokio_postgres::Error> {
     let statements = match slot.take() {
         Some(statements) => statements,
-        None => {
-            let first = client.prepare(&layout.first).await?;
-            let native = if layout.native {
-                let columns = first.columns();
-                let types: Vec<&Type> = columns.iter().map(|c| c.type_()).collect();
-                PgBinary::new(layout.table.clone(), &types).map(|native| Some(Arc::new(native))).map_err(|i| {
-                    columns
-                        .get(i)
-                        .map_or_else(String::new, |c| format!("column `{}` arrives as {}", c.name(), c.type_()))
-                })
-            } else {
-                Ok(None)
-            };
-            Statements {
-                after: client.prepare(&layout.after).await?,
-                after_null: match &layout.after_null {
-                    Some(sql) => Some(client.prepare(sql).await?),
-                    None => None,
-                },
-                first,
-                native,
-            }
+        None => prepare(client, layout).await?,
+    };
+    match slot.insert(statements) {
+        Statements::Decoded(pages) => {
+            let mut refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            refs.push(&limit);
+            client.query(pages.get(page), &refs).await.map(Fetched::Rows)
         }
-    };
-    let statements = slot.insert(statements);
-    let statement = match page {
-        Page::First => &statements.first,
-        Page::After => &statements.after,
-        Page::AfterNullLead => statements.after_null.as_ref().unwrap_or(&statements.after),
-    };
-    let mut refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    refs.push(&limit);
-    client.query(statement, &refs).await
+        Statements::Native { pages, binary, set_parameters } => {
+            let names: Vec<String> = (1..=params.len() + 1).map(parameter_setting).collect();
+            let values: Vec<String> = params.iter().cloned().chain([limit.to_string()]).collect();
+            client.execute(set_parameters, &[&names, &values]).await?;
+            let mut data = std::pin::pin!(client.copy_out(pages.get(page)).await?);
+            // A little more than the last page, so that a slightly larger one does not double it.
+            let mut bytes = Vec::with_capacity(hint + hint / 8);
+            while let Some(chunk) = data.try_next().await? {
+                bytes.extend_from_slice(&chunk);
+            }
+            // The page is kept until its rows are loaded: no spare room kept with it (a page that
+            // outgrew the hint would keep up to twice its size).
+            bytes.shrink_to_fit();
+            Ok(Fetched::Native(Arc::clone(binary), bytes))
+        }
+        Statements::Unreadable(column) => Ok(Fetched::Unreadable(column.clone())),
+    }
 }
 
-/// A page's rows kept in their binary form: one buffer for the page (sized from the last
-/// page's `hint` bytes), each row a range of it; returns the rows and the page's size.
-fn native_rows(
-    rows: &[tokio_postgres::Row],
-    native: Arc<PgBinary>,
-    spec: &ExtractSpec,
-    hint: usize,
-) -> Result<(Vec<Row>, usize)> {
-    // A little more than the last page, so that a slightly larger one does not double it.
-    let mut bytes = Vec::with_capacity(hint + hint / 8);
-    let mut ends = Vec::with_capacity(rows.len());
-    for row in rows {
-        native.append(&mut bytes, row).map_err(|bad| {
+/// Prepares the statements that read pages of `layout`: the page `COPY`s when rows are kept in
+/// binary, after learning their binary forms from the first page query's result types.
+async fn prepare(
+    client: &tokio_postgres::Client,
+    layout: &Layout,
+) -> std::result::Result<Statements, tokio_postgres::Error> {
+    let Some(copy) = &layout.copy else {
+        return Ok(Statements::Decoded(PageStatements::prepare(client, &layout.select).await?));
+    };
+    let probe = client.prepare(&layout.select.first).await?;
+    let columns = probe.columns();
+    let types: Vec<&Type> = columns.iter().map(|c| c.type_()).collect();
+    Ok(match PgBinary::new(layout.table.clone(), &types) {
+        Ok(binary) => Statements::Native {
+            pages: PageStatements::prepare(client, copy).await?,
+            binary: Arc::new(binary),
+            set_parameters: client.prepare(SET_PARAMETERS).await?,
+        },
+        Err(i) => Statements::Unreadable(
+            columns.get(i).map_or_else(String::new, |c| format!("column `{}` arrives as {}", c.name(), c.type_())),
+        ),
+    })
+}
+
+/// A page of at most `limit` rows read by a binary `COPY` out, each row a range of its buffer
+/// kept in binary.
+fn native_rows(binary: Arc<PgBinary>, bytes: Vec<u8>, spec: &ExtractSpec, limit: usize) -> Result<Vec<Row>> {
+    let ranges = binary.rows(&bytes, limit).map_err(|bad| match bad {
+        BadPage::Field { row, column, error } => {
             let (name, native_type) =
-                spec.columns.get(bad.column).map_or(("?", "?"), |c| (c.name.as_str(), c.native_type.as_str()));
+                spec.columns.get(column).map_or(("?", "?"), |c| (c.name.as_str(), c.native_type.as_str()));
+            let key = bytes.get(row..).map_or_else(|| "?".to_owned(), |row| row_key(&binary, row, &spec.shape));
             Error::fatal(
                 Stage::Extract,
                 format!(
-                    "reading column `{name}` ({native_type}) of {}: the value cannot be represented: {}",
-                    spec.table, bad.error
+                    "reading column `{name}` ({native_type}) of {}, row {key}: the value cannot be represented: \
+                     {error}",
+                    spec.table
                 ),
             )
-        })?;
-        ends.push(bytes.len());
-    }
-    let size = bytes.len();
-    let page = NativeRows::new(native, bytes);
-    let mut start = 0;
-    let mut records = Vec::with_capacity(rows.len());
-    for end in ends {
-        let row = NativeRow::new(&page, start..end)
+        }
+        BadPage::Malformed(what) => {
+            Error::fatal(Stage::Extract, format!("reading {}: malformed binary COPY data: {what}", spec.table))
+        }
+    })?;
+    let page = NativeRows::new(binary, bytes);
+    let mut rows = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let row = NativeRow::new(&page, range)
             .ok_or_else(|| Error::fatal(Stage::Extract, format!("reading {}: a row outside its page", spec.table)))?;
-        records.push(Row::native(Arc::clone(&spec.shape), row));
-        start = end;
+        rows.push(Row::native(Arc::clone(&spec.shape), row));
     }
-    Ok((records, size))
+    Ok(rows)
+}
+
+/// The key of the row of binary COPY data that `row` starts with, as [`Record::key`](dmf_core::Record::key) prints
+/// a row's (`id=42`, `(order_id=7, line=2)`); `?` for a value that does not decode.
+fn row_key(binary: &PgBinary, row: &[u8], shape: &RowShape) -> String {
+    let parts: Vec<String> = shape
+        .key
+        .iter()
+        .map(|&i| {
+            let value = binary.field(row, i).map_or_else(|| "?".to_owned(), |value| value.to_string());
+            format!("{}={value}", shape.columns.get(i).map_or("?", String::as_str))
+        })
+        .collect();
+    match parts.as_slice() {
+        [one] => one.clone(),
+        _ => format!("({})", parts.join(", ")),
+    }
 }
 
 fn decode_row(row: &tokio_postgres::Row, layout: &Layout, spec: &ExtractSpec) -> Result<Vec<Value>> {

@@ -2,13 +2,14 @@
 //! `DELETE` or `UPDATE` where rows may exist), storing the checkpoint in the same transaction.
 
 use std::collections::BTreeSet;
-use std::io::Cursor;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use dmf_core::catalog::DataType;
 use dmf_core::sync::{LoadSpec, WriteMode};
 use dmf_core::{
-    Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, NativeEncoding, Result, Row, RowShape, Stage,
+    Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, NativeEncoding, NativeRow, Result, Row, RowShape,
+    Stage,
 };
 use futures::SinkExt;
 use tokio_postgres::{Client, Statement, Transaction};
@@ -335,6 +336,10 @@ impl From<tokio_postgres::Error> for WriteError {
 
 /// Streams `rows` into the COPY `statement`, encoded by `encoder`; returns the rows copied. A
 /// value the encoder refuses abandons the COPY (the sink, dropped unfinished, sends CopyFail).
+///
+/// Rows kept in the binary forms of the COPY's columns ([`Row::native`]) are not copied here:
+/// consecutive rows of one page go to the connection as one slice of the page, which stays
+/// alive until it is written. Other rows are encoded into chunks of about [`COPY_CHUNK`] bytes.
 async fn copy_rows(
     tx: &Transaction<'_>,
     statement: &Statement,
@@ -343,14 +348,16 @@ async fn copy_rows(
     order: Option<&[usize]>,
     null: &[bool],
 ) -> std::result::Result<u64, WriteError> {
-    let sink = tx.copy_in::<_, Cursor<Vec<u8>>>(statement).await?;
+    let sink = tx.copy_in::<_, Bytes>(statement).await?;
     let mut sink = std::pin::pin!(sink);
-    let mut chunk = Vec::with_capacity(COPY_CHUNK);
+    let mut chunk = Vec::new();
     encoder.start(&mut chunk);
     // Rows read from PostgreSQL in the binary forms of these columns go as they are.
     let as_read = order.is_none() && !null.contains(&true);
     // The encoding last found to match: rows of one page share it.
     let mut taken: Option<&Arc<dyn NativeEncoding>> = None;
+    // Rows taken as they are, one after another in their page: sent from the page, uncopied.
+    let mut run: Option<NativeRow> = None;
     for row in rows {
         let native = match (encoder, row.native_bytes()) {
             (Encoder::Binary(columns), Some(native)) if as_read => {
@@ -364,21 +371,36 @@ async fn copy_rows(
             _ => None,
         };
         if let Some(native) = native {
-            chunk.extend_from_slice(native.bytes());
-        } else {
-            match order {
-                None => encoder.write_row(&mut chunk, row.values().iter(), null),
-                Some(order) => encoder.write_row(&mut chunk, order.iter().map(|&i| &row.values()[i]), null),
+            let extended = run.as_mut().is_some_and(|run| run.bytes().len() < COPY_CHUNK && run.extend_to(native));
+            if !extended {
+                if !chunk.is_empty() {
+                    sink.send(Bytes::from(std::mem::take(&mut chunk))).await?;
+                }
+                if let Some(full) = run.replace(native.clone()) {
+                    sink.send(Bytes::from_owner(full)).await?;
+                }
             }
-            .map_err(WriteError::Unencodable)?;
+            continue;
         }
+        if let Some(full) = run.take() {
+            sink.send(Bytes::from_owner(full)).await?;
+        }
+        chunk.reserve(COPY_CHUNK.saturating_sub(chunk.len()));
+        match order {
+            None => encoder.write_row(&mut chunk, row.values().iter(), null),
+            Some(order) => encoder.write_row(&mut chunk, order.iter().map(|&i| &row.values()[i]), null),
+        }
+        .map_err(WriteError::Unencodable)?;
         if chunk.len() >= COPY_CHUNK {
-            sink.send(Cursor::new(std::mem::replace(&mut chunk, Vec::with_capacity(COPY_CHUNK)))).await?;
+            sink.send(Bytes::from(std::mem::take(&mut chunk))).await?;
         }
+    }
+    if let Some(full) = run.take() {
+        sink.send(Bytes::from_owner(full)).await?;
     }
     encoder.end(&mut chunk);
     if !chunk.is_empty() {
-        sink.send(Cursor::new(chunk)).await?;
+        sink.send(Bytes::from(chunk)).await?;
     }
     Ok(sink.as_mut().finish().await?)
 }

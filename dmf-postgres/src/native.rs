@@ -1,16 +1,17 @@
-//! Rows read in PostgreSQL's binary form and kept in it ([`PgBinary`]): a page query's result
-//! row is turned into one row of binary COPY data (the field count, then each field's length and
-//! bytes), which a [`PgLoader`](crate::PgLoader) into columns of the same binary forms writes as
-//! it is. The values are decoded only when something asks for them.
+//! Rows read in PostgreSQL's binary form and kept in it ([`PgBinary`]): a page is read by a
+//! binary `COPY` out, and each of its rows stays one row of binary COPY data (the field count,
+//! then each field's length and bytes), which a [`PgLoader`](crate::PgLoader) into columns of the
+//! same binary forms writes as it is. The values are decoded only when something asks for them.
 
 use std::any::Any;
 use std::error::Error as StdError;
+use std::ops::Range;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use dmf_core::{NativeEncoding, Value};
 use tokio_postgres::types::{FromSql, Type};
 
-use crate::copy::binary::{BinaryRows, MICROS_PER_DAY, NULL, Wire};
+use crate::copy::binary::{BinaryRows, MICROS_PER_DAY, SIGNATURE, Wire};
 use crate::copy::numeric;
 
 type BoxError = Box<dyn StdError + Sync + Send>;
@@ -24,12 +25,20 @@ pub(crate) struct PgBinary {
     columns: BinaryRows,
 }
 
-/// Why a field of a result row cannot be kept.
+/// Why a page of binary COPY data cannot be kept.
 #[derive(Debug)]
-pub(crate) struct BadField {
-    /// The column's index.
-    pub(crate) column: usize,
-    pub(crate) error: BoxError,
+pub(crate) enum BadPage {
+    /// A field does not decode as its column's binary form says (a value DMF cannot
+    /// represent: a timestamp of `infinity`, text that is not UTF-8).
+    Field {
+        /// Where the row starts in the data.
+        row: usize,
+        /// The column's index.
+        column: usize,
+        error: BoxError,
+    },
+    /// The data is not binary COPY data of these columns.
+    Malformed(String),
 }
 
 impl PgBinary {
@@ -48,24 +57,76 @@ impl PgBinary {
         &self.columns
     }
 
-    /// Appends `row` as one row of binary COPY data, after checking that each field decodes
-    /// (so that [`NativeEncoding::decode`] cannot fail later); on an error `out` holds part of
-    /// the row.
-    pub(crate) fn append(&self, out: &mut Vec<u8>, row: &tokio_postgres::Row) -> Result<(), BadField> {
-        out.extend_from_slice(&self.columns.field_count());
-        for (column, wire) in self.columns.wires().iter().enumerate() {
-            let field = row.try_get::<_, Option<Raw<'_>>>(column).map_err(|e| BadField { column, error: e.into() })?;
-            match field {
-                None => out.extend_from_slice(&NULL),
-                Some(Raw(raw)) => {
-                    check(*wire, raw).map_err(|error| BadField { column, error })?;
-                    let len = i32::try_from(raw.len()).map_err(|e| BadField { column, error: e.into() })?;
-                    out.extend_from_slice(&len.to_be_bytes());
-                    out.extend_from_slice(raw);
+    /// The rows of a binary COPY out of columns of these binary forms (the signature and
+    /// header, the rows, the trailer), as ranges of `bytes`, each one row of binary COPY data;
+    /// checks that every field decodes, so that [`NativeEncoding::decode`] cannot fail later.
+    /// `expected`: about how many rows there are.
+    pub(crate) fn rows(&self, bytes: &[u8], expected: usize) -> Result<Vec<Range<usize>>, BadPage> {
+        let mut data = Cursor { bytes, at: 0 };
+        if data.take(SIGNATURE.len()) != Some(SIGNATURE) {
+            return Err(data.malformed("no binary COPY signature"));
+        }
+        let flags = data.i32().ok_or_else(|| data.malformed("the header ends early"))?;
+        // The low 16 bits are flags a reader may ignore; bit 16 says rows carry OIDs.
+        if flags >> 16 != 0 {
+            return Err(data.malformed(&format!("header flags {flags:#x}, which DMF does not read")));
+        }
+        let extension = data.i32().ok_or_else(|| data.malformed("the header ends early"))?;
+        usize::try_from(extension)
+            .ok()
+            .and_then(|len| data.take(len))
+            .ok_or_else(|| data.malformed("the header extension runs past the data"))?;
+        let wires = self.columns.wires();
+        let mut rows = Vec::with_capacity(expected);
+        loop {
+            let start = data.at;
+            let count = data.i16().ok_or_else(|| data.malformed("the data ends without its trailer"))?;
+            if count == -1 {
+                if data.at != bytes.len() {
+                    return Err(data.malformed("data after the trailer"));
                 }
+                return Ok(rows);
+            }
+            if usize::try_from(count).ok() != Some(wires.len()) {
+                return Err(data.malformed(&format!("a row of {count} fields, not {}", wires.len())));
+            }
+            for (column, wire) in wires.iter().enumerate() {
+                let len = data.i32().ok_or_else(|| data.malformed("a row ends early"))?;
+                if len == -1 {
+                    continue;
+                }
+                let raw = usize::try_from(len)
+                    .ok()
+                    .and_then(|len| data.take(len))
+                    .ok_or_else(|| data.malformed(&format!("a field of length {len} runs past the data")))?;
+                check(*wire, raw).map_err(|error| BadPage::Field { row: start, column, error })?;
+            }
+            rows.push(start..data.at);
+        }
+    }
+
+    /// The value of `column` in the row of binary COPY data that `row` starts with; `None` when
+    /// it does not decode.
+    pub(crate) fn field(&self, mut row: &[u8], column: usize) -> Option<Value> {
+        take::<2>(&mut row).ok()?;
+        for (i, wire) in self.columns.wires().iter().enumerate() {
+            let len = i32::from_be_bytes(take::<4>(&mut row).ok()?);
+            let raw = match usize::try_from(len) {
+                Ok(len) => {
+                    let raw = row.get(..len)?;
+                    row = &row[len..];
+                    Some(raw)
+                }
+                Err(_) => None,
+            };
+            if i == column {
+                return match raw {
+                    None => Some(Value::Null),
+                    Some(raw) => decode(*wire, raw).ok(),
+                };
             }
         }
-        Ok(())
+        None
     }
 
     fn decode_row(&self, mut bytes: &[u8]) -> Result<Vec<Value>, BoxError> {
@@ -112,16 +173,30 @@ fn take<const N: usize>(bytes: &mut &[u8]) -> Result<[u8; N], BoxError> {
     Ok(*head)
 }
 
-/// A field's bytes, whatever its type.
-struct Raw<'a>(&'a [u8]);
+/// Reads binary COPY data front to back.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    /// The offset of the next byte.
+    at: usize,
+}
 
-impl<'a> FromSql<'a> for Raw<'a> {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
-        Ok(Raw(raw))
+impl<'a> Cursor<'a> {
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let taken = self.bytes.get(self.at..self.at.checked_add(len)?)?;
+        self.at += len;
+        Some(taken)
     }
 
-    fn accepts(_: &Type) -> bool {
-        true
+    fn i16(&mut self) -> Option<i16> {
+        self.take(2)?.try_into().ok().map(i16::from_be_bytes)
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        self.take(4)?.try_into().ok().map(i32::from_be_bytes)
+    }
+
+    fn malformed(&self, what: &str) -> BadPage {
+        BadPage::Malformed(format!("{what} (at byte {} of {})", self.at, self.bytes.len()))
     }
 }
 
@@ -200,6 +275,7 @@ fn jsonb_text(raw: &[u8]) -> Result<&str, BoxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::copy::binary::{HEADER, NULL, TRAILER};
 
     fn binary(text: &str) -> Vec<u8> {
         let mut out = Vec::new();
@@ -230,6 +306,42 @@ mod tests {
         row.extend_from_slice(&amount);
         assert_eq!(encoding.decode(&row), [Value::Int(42), Value::Null, Value::Decimal("-1.50".into())]);
         assert_eq!(encoding.decode(&row[..5]), [Value::Null, Value::Null, Value::Null], "a cut row");
+
+        // A page read by a binary COPY out: its rows, each field checked.
+        let page = |rows: &[&[u8]]| {
+            let mut out = HEADER.to_vec();
+            rows.iter().for_each(|row| out.extend_from_slice(row));
+            out.extend_from_slice(TRAILER);
+            out
+        };
+        let (at, len) = (HEADER.len(), row.len());
+        let two = page(&[&row, &row]);
+        assert_eq!(encoding.rows(&two, 2).unwrap(), [at..at + len, at + len..at + 2 * len]);
+        assert!(encoding.rows(&page(&[]), 0).unwrap().is_empty());
+        let mut extended = two.clone();
+        extended.splice(15..19, [0, 0, 0, 2, 7, 7]);
+        assert_eq!(encoding.rows(&extended, 2).unwrap(), [at + 2..at + 2 + len, at + 2 + len..at + 2 + 2 * len]);
+        let malformed = |bytes: &[u8]| matches!(encoding.rows(bytes, 2), Err(BadPage::Malformed(_)));
+        assert!(malformed(&two[1..]), "no signature");
+        assert!(malformed(&two[..two.len() - 1]), "no trailer");
+        assert!(malformed(&[two.as_slice(), &[0]].concat()), "data after the trailer");
+        assert!(malformed(&page(&[&row[..len - 1]])), "a cut row");
+        assert!(malformed(&page(&[&[0, 2]])), "another field count");
+        let mut oids = two.clone();
+        oids[11..15].copy_from_slice(&0x1_0000_i32.to_be_bytes());
+        assert!(malformed(&oids), "rows with OIDs");
+        let mut not_utf8 = vec![0, 3];
+        not_utf8.extend_from_slice(&NULL);
+        not_utf8.extend_from_slice(&[0, 0, 0, 1, 0xff]);
+        not_utf8.extend_from_slice(&NULL);
+        let bad = encoding.rows(&page(&[&row, &not_utf8]), 2);
+        let second = at + len;
+        assert!(matches!(bad, Err(BadPage::Field { row, column: 1, .. }) if row == second), "{bad:?}");
+        let data = page(&[&row, &not_utf8]);
+        assert_eq!(encoding.field(&data[second..], 0), Some(Value::Null));
+        assert_eq!(encoding.field(&data[second..], 1), None, "does not decode");
+        assert_eq!(encoding.field(&data[at..], 0), Some(Value::Int(42)));
+        assert_eq!(encoding.field(&data[at..], 2), Some(Value::Decimal("-1.50".into())));
 
         // A COPY into columns of the same binary forms takes the bytes as they are.
         let copy = |wires: Vec<Wire>| crate::copy::binary::BinaryRows::new(wires).unwrap();

@@ -239,6 +239,18 @@ async fn rows_kept_in_binary_decode_as_read_values_do_and_land_as_they_were_read
     assert!(kept.iter().all(|row| !row.is_decoded()), "the loader copied the bytes without decoding them");
     assert_eq!(rows_as_text(&direct, "every_wire").await, rows_as_text(&source, "every_wire").await);
 
+    // A batch mixing runs of rows of one page (sent as slices of it), rows out of page order, a
+    // row in a page of its own and a row made from values (encoded) lands the same rows.
+    let mixed_target = wire_target("bin_wire_mixed").await;
+    let (mut mixed_loader, _) = self::loader(&mixed_target, CopyFormat::Binary, "every_wire", &[]).await;
+    let from_values = Row::new(Arc::clone(kept[2].shape()), kept[2].clone().into_values());
+    let mut mixed = vec![kept[1].clone(), kept[0].clone(), from_values, kept[3].clone().detached()];
+    mixed.extend([&kept[5], &kept[6], &kept[4], &kept[7], &kept[8], &kept[9]].map(Clone::clone));
+    let batch = LoadBatch { migration: &migration, run: RunId(1), records: &mixed, checkpoint: &checkpoint };
+    assert_eq!(mixed_loader.load(batch).await.unwrap().inserted, 10);
+    assert!(mixed[5..].iter().all(|row| !row.is_decoded()), "copied as they are");
+    assert_eq!(rows_as_text(&mixed_target, "every_wire").await, rows_as_text(&source, "every_wire").await);
+
     // Decoded, they are the values the same rows give when decoded as they are read (a table
     // with an enum column).
     let decoded = read_all(&from, "every_wire_decoded").await.unwrap();
@@ -277,10 +289,10 @@ async fn rows_kept_in_binary_decode_as_read_values_do_and_land_as_they_were_read
     // A value the source keeps but DMF cannot represent fails the read, naming the column.
     source.client().await.batch_execute("UPDATE every_wire SET ts = 'infinity' WHERE id = 4").await.unwrap();
     let error = read_all(&from, "every_wire").await.unwrap_err().to_string();
-    assert!(error.contains("column `ts` (timestamp without time zone) of public.every_wire"), "{error}");
+    assert!(error.contains("column `ts` (timestamp without time zone) of public.every_wire, row id=4"), "{error}");
     source.client().await.batch_execute("UPDATE every_wire SET ts = NULL, tm = '24:00' WHERE id = 4").await.unwrap();
     let error = read_all(&from, "every_wire").await.unwrap_err().to_string();
-    assert!(error.contains("column `tm` (time without time zone) of public.every_wire"), "{error}");
+    assert!(error.contains("column `tm` (time without time zone) of public.every_wire, row id=4"), "{error}");
     assert!(error.contains("24:00:00 or more"), "{error}");
     // The same on a table decoded as it is read (it has an enum column).
     source.client().await.batch_execute("UPDATE every_wire_decoded SET tm = '24:00' WHERE id = 4").await.unwrap();

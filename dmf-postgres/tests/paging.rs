@@ -81,3 +81,49 @@ async fn fifty_thousand_rows_stream_page_by_page_and_resume_exactly() {
     );
     assert_eq!((expected.get::<_, i64>(0), expected.get::<_, String>(1)), (actual.get(0), actual.get(1)));
 }
+
+/// Rows ordered by a nullable watermark (NULLs first) then the key, read in small pages as
+/// binary `COPY`s: every row once, in order, and a read resumed after any page (inside the
+/// NULLs, across their end, past them) reads exactly the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nullable_watermark_pages_through_its_nulls_first_and_resumes_after_any_page() {
+    let db = common::TestDb::create("paging_watermark").await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE marks (id bigint PRIMARY KEY, at timestamptz, note text);
+             INSERT INTO marks SELECT g,
+                 CASE WHEN g % 3 = 0 THEN NULL ELSE timestamptz '2024-01-01 00:00:00+00' + (g % 10) * interval '1 hour' END,
+                 'n' || g
+             FROM generate_series(1, 100) g;",
+        )
+        .await
+        .unwrap();
+    let expected: Vec<Value> = client
+        .query("SELECT id FROM marks ORDER BY at NULLS FIRST, id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| Value::Int(row.get(0)))
+        .collect();
+    let source = db.database();
+    let catalog = source.read_catalog().await.unwrap();
+    let plan = SyncPlan::build(&catalog, &catalog, None, SyncMode::Full).unwrap();
+    let table = &plan.tables[0];
+    let order = ReadOrder::Watermark { column: "at".into() };
+    let mut extractor = source.extractor(table.extract_spec(&table.columns, order, false));
+    let size = NonZeroUsize::new(7).unwrap();
+    let ids = |batches: &[dmf_core::SourceBatch<dmf_core::Row>]| -> Vec<Value> {
+        batches.iter().flat_map(|b| &b.records).map(|row| row.get("id").unwrap().clone()).collect()
+    };
+
+    let batches: Vec<_> = extractor.extract(None, size).map(Result::unwrap).collect().await;
+    assert!(batches.iter().flat_map(|b| &b.records).all(|row| row.native_bytes().is_some()), "read by COPY");
+    assert_eq!(ids(&batches), expected);
+    // 33 rows without a watermark: pages 1-4 hold only those, page 5 crosses their end.
+    for page in [1, 4, 5, 9] {
+        let from = batches[page].position.clone();
+        let rest: Vec<_> = extractor.extract(Some(from), size).map(Result::unwrap).collect().await;
+        assert_eq!(ids(&rest), expected[(page + 1) * 7..], "resumed after page {}", page + 1);
+    }
+}

@@ -21,7 +21,7 @@
 //! to also delete rows gone from the source). Exits 1 when the sync fails, 2 on a bad command
 //! line.
 
-mod malloc_arenas;
+mod malloc;
 mod progress;
 
 use std::collections::BTreeMap;
@@ -239,7 +239,7 @@ const PROGRESS_EVENTS_KEPT: usize = 256;
 
 fn main() -> ExitCode {
     // Before the runtime's threads exist: each picks its malloc arena at its first allocation.
-    malloc_arenas::cap();
+    malloc::tune();
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(run()),
         Err(error) => {

@@ -19,6 +19,9 @@ use crate::types::pg_text;
 /// The signature, no flags, no header extension.
 pub(crate) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
+/// The signature that starts the header: 11 bytes.
+pub(crate) const SIGNATURE: &[u8] = HEADER.split_at(11).0;
+
 /// A field count of -1 ends the data.
 pub(crate) const TRAILER: &[u8] = &(-1_i16).to_be_bytes();
 

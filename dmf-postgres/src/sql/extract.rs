@@ -48,20 +48,58 @@ fn order_expr(column: &Ordered<'_>) -> String {
     if column.binary_collation { format!("{name} COLLATE \"C\"") } else { name }
 }
 
-fn param_expr(column: &Ordered<'_>, n: usize) -> String {
-    let value = format!("(${n}::text)::{}", column.cast);
+/// How a page query takes its (text) parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parameters {
+    /// Bound: `$1`, `$2`…
+    Bound,
+    /// Read from the session's settings `dmf.p1`, `dmf.p2`… ([`parameter_setting`]), set just
+    /// before by [`SET_PARAMETERS`]: a `COPY` takes no bound parameters.
+    Settings,
+}
+
+impl Parameters {
+    /// Parameter `n`, as text.
+    fn text(self, n: usize) -> String {
+        match self {
+            Parameters::Bound => format!("${n}::text"),
+            Parameters::Settings => format!("current_setting('{}')", parameter_setting(n)),
+        }
+    }
+
+    /// Parameter `n`, a `bigint`.
+    fn bigint(self, n: usize) -> String {
+        match self {
+            Parameters::Bound => format!("${n}"),
+            Parameters::Settings => format!("current_setting('{}')::bigint", parameter_setting(n)),
+        }
+    }
+}
+
+/// The session setting holding parameter `n` of a page read by `COPY` ([`Parameters::Settings`]).
+pub(crate) fn parameter_setting(n: usize) -> String {
+    format!("dmf.p{n}")
+}
+
+/// Sets the settings named by `$1` to the values of `$2` (text arrays of one length), for the
+/// session: the parameters of the next page read by `COPY`.
+pub(crate) const SET_PARAMETERS: &str =
+    "SELECT set_config(name, value, false) FROM unnest($1::text[], $2::text[]) AS p(name, value)";
+
+fn param_expr(column: &Ordered<'_>, n: usize, parameters: Parameters) -> String {
+    let value = format!("({})::{}", parameters.text(n), column.cast);
     if column.binary_collation { format!("({value}) COLLATE \"C\"") } else { value }
 }
 
 /// `(a, b) > ($1, $2)` over `columns`, parameters numbered from `first`.
-fn after(columns: &[Ordered<'_>], first: usize) -> String {
-    compare(columns, ">", first)
+fn after(columns: &[Ordered<'_>], first: usize, parameters: Parameters) -> String {
+    compare(columns, ">", first, parameters)
 }
 
 /// `(a, b) OP ($n, $n+1)` over `columns`, parameters numbered from `first`.
-fn compare(columns: &[Ordered<'_>], op: &str, first: usize) -> String {
+fn compare(columns: &[Ordered<'_>], op: &str, first: usize, parameters: Parameters) -> String {
     let left: Vec<String> = columns.iter().map(order_expr).collect();
-    let right: Vec<String> = columns.iter().enumerate().map(|(i, c)| param_expr(c, first + i)).collect();
+    let right: Vec<String> = columns.iter().enumerate().map(|(i, c)| param_expr(c, first + i, parameters)).collect();
     format!("({}) {op} ({})", left.join(", "), right.join(", "))
 }
 
@@ -76,6 +114,32 @@ pub(crate) fn page_query(
     page: Page,
     up_to: bool,
 ) -> String {
+    page_select(table, select, order, page, up_to, Parameters::Bound)
+}
+
+/// The [`page_query`] as one binary `COPY` out, its parameters read from the session's settings
+/// ([`Parameters::Settings`]): `COPY (SELECT … LIMIT current_setting('dmf.p3')::bigint) TO
+/// STDOUT (FORMAT binary)`. The rows come as rows of binary COPY data, with no per-row message
+/// to parse.
+pub(crate) fn page_copy(
+    table: &TableName,
+    select: &[Selected<'_>],
+    order: &[Ordered<'_>],
+    page: Page,
+    up_to: bool,
+) -> String {
+    let select = page_select(table, select, order, page, up_to, Parameters::Settings);
+    format!("COPY ({select}) TO STDOUT (FORMAT binary)")
+}
+
+fn page_select(
+    table: &TableName,
+    select: &[Selected<'_>],
+    order: &[Ordered<'_>],
+    page: Page,
+    up_to: bool,
+    parameters: Parameters,
+) -> String {
     let columns: Vec<String> = select
         .iter()
         .map(|c| if c.as_text { format!("{}::text", quote_ident(c.name)) } else { quote_ident(c.name) })
@@ -85,7 +149,7 @@ pub(crate) fn page_query(
     let mut next = match (page, order.split_first()) {
         (Page::First, _) | (_, None) => 1,
         (Page::After, _) => {
-            conditions.push(after(order, 1));
+            conditions.push(after(order, 1, parameters));
             order.len() + 1
         }
         (Page::AfterNullLead, Some((lead, rest))) => {
@@ -93,14 +157,14 @@ pub(crate) fn page_query(
             if rest.is_empty() {
                 conditions.push(format!("{lead} IS NOT NULL"));
             } else {
-                let resume = format!("({lead} IS NULL AND {}) OR {lead} IS NOT NULL", after(rest, 1));
+                let resume = format!("({lead} IS NULL AND {}) OR {lead} IS NOT NULL", after(rest, 1, parameters));
                 conditions.push(if up_to { format!("({resume})") } else { resume });
             }
             order.len()
         }
     };
     if up_to && !order.is_empty() {
-        conditions.push(compare(order, "<=", next));
+        conditions.push(compare(order, "<=", next, parameters));
         next += order.len();
     }
     if !conditions.is_empty() {
@@ -115,7 +179,7 @@ pub(crate) fn page_query(
         sql.push_str(" ORDER BY ");
         sql.push_str(&order_by.join(", "));
     }
-    sql.push_str(&format!(" LIMIT ${next}"));
+    sql.push_str(&format!(" LIMIT {}", parameters.bigint(next)));
     sql
 }
 
@@ -222,6 +286,18 @@ mod tests {
         assert_eq!(
             page_query(&table(), &select(), &key(), Page::After, true),
             r#"SELECT "id", "code", "amount"::text FROM "public"."Order" WHERE ("id", "code" COLLATE "C") > (($1::text)::bigint, (($2::text)::character varying) COLLATE "C") AND ("id", "code" COLLATE "C") <= (($3::text)::bigint, (($4::text)::character varying) COLLATE "C") ORDER BY "id", "code" COLLATE "C" LIMIT $5"#
+        );
+    }
+
+    #[test]
+    fn pages_read_by_copy_take_their_parameters_from_settings() {
+        assert_eq!(
+            page_copy(&table(), &select(), &key(), Page::After, true),
+            r#"COPY (SELECT "id", "code", "amount"::text FROM "public"."Order" WHERE ("id", "code" COLLATE "C") > ((current_setting('dmf.p1'))::bigint, ((current_setting('dmf.p2'))::character varying) COLLATE "C") AND ("id", "code" COLLATE "C") <= ((current_setting('dmf.p3'))::bigint, ((current_setting('dmf.p4'))::character varying) COLLATE "C") ORDER BY "id", "code" COLLATE "C" LIMIT current_setting('dmf.p5')::bigint) TO STDOUT (FORMAT binary)"#
+        );
+        assert_eq!(
+            page_copy(&table(), &select(), &key(), Page::First, false),
+            r#"COPY (SELECT "id", "code", "amount"::text FROM "public"."Order" ORDER BY "id", "code" COLLATE "C" LIMIT current_setting('dmf.p1')::bigint) TO STDOUT (FORMAT binary)"#
         );
     }
 
