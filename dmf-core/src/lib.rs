@@ -56,7 +56,7 @@ pub use error::{BoxError, Error, ErrorKind, Result, Stage, error_chain};
 pub use graph::DependencyGraph;
 pub use migration::{Counts, DataMigration, MigrationContext, MigrationResult, RollbackReport};
 pub use names::{MigrationName, RunId};
-pub use native::{NativeEncoding, NativeRow, NativeRows};
+pub use native::{NativeEncoding, NativeRow, NativeRows, NativeSpan};
 pub use orchestrator::{
     Backup, BackupRecord, CheckOutcome, CheckStatus, LogNotifier, MigrationRecord, MigrationStatus, Notifier, OnError,
     Orchestrator, OrchestratorBuilder, PreflightCheck, PreflightReport, RejectRecord, RollbackSummary, RollbackTarget,

@@ -97,47 +97,11 @@ impl NativeRow {
         self.rows.encoding.decode(self.bytes())
     }
 
-    /// Extends this row's range of its page to the end of `next`, when `next` directly follows
-    /// it in the same page; `false` (and no change) otherwise. The result stands for rows read
-    /// one after another, which a loader that takes the bytes writes in one piece; its
-    /// [`decode`](Self::decode) is not meaningful.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use dmf_core::{NativeEncoding, NativeRow, NativeRows, Value};
-    /// # #[derive(Debug)]
-    /// # struct Bytes;
-    /// # impl NativeEncoding for Bytes {
-    /// #     fn decode(&self, bytes: &[u8]) -> Vec<Value> { Vec::new() }
-    /// #     fn as_any(&self) -> &dyn std::any::Any { self }
-    /// # }
-    /// let page = NativeRows::new(Arc::new(Bytes), vec![1, 2, 3, 4]);
-    /// let mut run = NativeRow::new(&page, 0..1).unwrap();
-    /// assert!(run.extend_to(&NativeRow::new(&page, 1..3).unwrap()));
-    /// assert!(!run.extend_to(&NativeRow::new(&page, 0..1).unwrap()), "not next");
-    /// assert_eq!(run.bytes(), [1, 2, 3]);
-    /// ```
-    pub fn extend_to(&mut self, next: &NativeRow) -> bool {
-        let follows = Arc::ptr_eq(&self.rows, &next.rows) && self.end == next.start;
-        if follows {
-            self.end = next.end;
-        }
-        follows
-    }
-
     /// The row in a page of its own, so that keeping it does not keep the rest of its page.
     pub fn detach(&self) -> Self {
         let bytes = self.bytes().to_vec();
         let end = bytes.len();
         Self { rows: NativeRows::new(Arc::clone(&self.rows.encoding), bytes), start: 0, end }
-    }
-}
-
-/// The row's bytes, for a buffer that keeps the page alive instead of copying them
-/// (`bytes::Bytes::from_owner`).
-impl AsRef<[u8]> for NativeRow {
-    fn as_ref(&self) -> &[u8] {
-        self.bytes()
     }
 }
 
@@ -147,5 +111,69 @@ impl fmt::Debug for NativeRow {
             .field("encoding", &self.rows.encoding)
             .field("len", &(self.end - self.start))
             .finish()
+    }
+}
+
+/// Rows read one after another in one [`NativeRows`] page, as one range of it: what a loader
+/// that takes the bytes as they are writes in one piece.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use dmf_core::{NativeEncoding, NativeRow, NativeRows, NativeSpan, Value};
+/// # #[derive(Debug)]
+/// # struct Bytes;
+/// # impl NativeEncoding for Bytes {
+/// #     fn decode(&self, bytes: &[u8]) -> Vec<Value> { Vec::new() }
+/// #     fn as_any(&self) -> &dyn std::any::Any { self }
+/// # }
+/// let page = NativeRows::new(Arc::new(Bytes), vec![1, 2, 3, 4]);
+/// let row = |range| NativeRow::new(&page, range).unwrap();
+/// let mut span = NativeSpan::from(&row(0..1));
+/// assert!(span.extend(&row(1..3)));
+/// assert!(!span.extend(&row(0..1)), "does not follow");
+/// assert_eq!(span.bytes(), [1, 2, 3]);
+/// ```
+#[derive(Clone)]
+pub struct NativeSpan {
+    rows: Arc<NativeRows>,
+    start: usize,
+    end: usize,
+}
+
+impl NativeSpan {
+    /// Extends the span to the end of `next` when `next` directly follows it in the same page;
+    /// `false` (and no change) otherwise.
+    pub fn extend(&mut self, next: &NativeRow) -> bool {
+        let follows = Arc::ptr_eq(&self.rows, &next.rows) && self.end == next.start;
+        if follows {
+            self.end = next.end;
+        }
+        follows
+    }
+
+    /// The bytes of the span's rows.
+    pub fn bytes(&self) -> &[u8] {
+        &self.rows.bytes[self.start..self.end]
+    }
+}
+
+/// A span of one row.
+impl From<&NativeRow> for NativeSpan {
+    fn from(row: &NativeRow) -> Self {
+        Self { rows: Arc::clone(&row.rows), start: row.start, end: row.end }
+    }
+}
+
+/// The span's bytes, for a buffer that keeps the page alive instead of copying them
+/// (`bytes::Bytes::from_owner`).
+impl AsRef<[u8]> for NativeSpan {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl fmt::Debug for NativeSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NativeSpan").field("len", &(self.end - self.start)).finish()
     }
 }

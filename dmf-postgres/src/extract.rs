@@ -18,7 +18,7 @@ use crate::native::{BadPage, PgBinary};
 use crate::session::Session;
 use crate::snapshot::ExportedSnapshot;
 use crate::sql::extract::{
-    ESTIMATE, Ordered, Page, SET_PARAMETERS, Selected, page_copy, page_query, parameter_setting,
+    ESTIMATE, Ordered, Page, SET_PARAMETERS, Selected, columns_probe, page_copy, page_query, parameter_setting,
 };
 use crate::sql::{cast_type, qualified};
 use crate::types::{decode, pg_text, read_as_text};
@@ -47,10 +47,10 @@ use crate::types::{decode, pg_text, read_as_text};
 /// never spliced into the SQL. The rows' values are decoded only when asked for, and a [`PgLoader`](crate::PgLoader)
 /// into columns of the same binary forms copies the bytes as they are. A value DMF cannot
 /// represent (a timestamp of `infinity`, text that is not UTF-8) still fails the read, naming
-/// the column. Other tables read numerics and JSON as text and decode each row as it arrives.
+/// the column and the row's key. Other tables read numerics and JSON as text and decode each row as it arrives.
 ///
-/// Each page is one query in a transaction of its own: nothing stays open on the server between
-/// pages. The extractor of a [snapshot handle](dmf_core::sync::Database::snapshot) instead reads
+/// Each page is read in a transaction of its own (one query, or the `COPY` with the statements
+/// that set its parameters): nothing stays open on the server between pages. The extractor of a [snapshot handle](dmf_core::sync::Database::snapshot) instead reads
 /// every page (and its estimate) in one read-only `REPEATABLE READ` transaction on the exported
 /// snapshot, open until the extractor is dropped.
 pub struct PgExtractor {
@@ -77,7 +77,7 @@ struct Layout {
     select: PageSql,
     /// When every column has a binary form DMF decodes, rows are kept in it ([`PgBinary`]):
     /// the same pages as binary `COPY`s out.
-    copy: Option<PageSql>,
+    copy: Option<CopyPages>,
     /// A key range's upper bound, as text parameters (empty: no upper bound).
     up_to: Vec<String>,
 }
@@ -97,6 +97,15 @@ impl PageSql {
             after_null: nullable_watermark.then(|| sql(Page::AfterNullLead)),
         }
     }
+}
+
+/// Pages read by binary `COPY`s out.
+struct CopyPages {
+    pages: PageSql,
+    /// The columns read, no rows ([`columns_probe`]). Prepared, its result types are the
+    /// rows' binary forms; run before each `COPY`, it fails if a column's type changed since
+    /// (binary COPY data says nothing of its types).
+    probe: String,
 }
 
 /// The [`PageSql`], prepared on the extractor's connection.
@@ -136,7 +145,13 @@ enum Statements {
     Decoded(PageStatements),
     /// By binary `COPY`s out, the rows kept in their binary forms; the `COPY`s read their
     /// parameters from settings that `set_parameters` ([`SET_PARAMETERS`]) sets first.
-    Native { pages: PageStatements, binary: Arc<PgBinary>, set_parameters: Statement },
+    Native {
+        pages: PageStatements,
+        binary: Arc<PgBinary>,
+        /// [`CopyPages::probe`], prepared.
+        probe: Statement,
+        set_parameters: Statement,
+    },
     /// Not at all: a column arrives in a type with no binary form DMF reads, although the
     /// catalog said it has one (`column `x` arrives as interval`).
     Unreadable(String),
@@ -190,8 +205,11 @@ impl Layout {
             table: spec.table.to_string(),
             types: spec.columns.iter().map(|c| c.data_type.clone()).collect(),
             select: PageSql::new(nullable_watermark, |page| page_query(&spec.table, &select, &ordered, page, bounded)),
-            copy: native.then(|| {
-                PageSql::new(nullable_watermark, |page| page_copy(&spec.table, &select, &ordered, page, bounded))
+            copy: native.then(|| CopyPages {
+                pages: PageSql::new(nullable_watermark, |page| {
+                    page_copy(&spec.table, &select, &ordered, page, bounded)
+                }),
+                probe: columns_probe(&spec.table, &select),
             }),
             order,
             nullable_watermark,
@@ -253,12 +271,13 @@ impl PgExtractor {
             Some(position) => format!("reading rows of {table} after {} from {server}", position.as_str()),
         };
 
+        let in_snapshot = self.session.in_transaction();
         let (client, fresh) = self.session.client(&self.shared.connector, Stage::Extract).await?;
         if fresh {
             self.statements = None;
         }
-        let result =
-            fetch_page(client, &mut self.statements, layout, page, &params, bound_limit, self.page_bytes).await;
+        let request = PageRequest { page, params: &params, limit: bound_limit, hint: self.page_bytes };
+        let result = fetch_page(client, in_snapshot, &mut self.statements, layout, request).await;
         let fetched = match result {
             Ok(fetched) => fetched,
             Err(error) => {
@@ -295,17 +314,26 @@ impl PgExtractor {
     }
 }
 
-/// Reads one page, preparing the statements on a new connection. A page of rows kept in binary
-/// is read into a buffer of about `hint` bytes (the last page's size).
+/// What one page read asks for.
+struct PageRequest<'a> {
+    page: Page,
+    /// The page's text parameters, but the limit.
+    params: &'a [String],
+    limit: i64,
+    /// About the bytes of the page (the last page's size), for its buffer when its rows are
+    /// kept in binary.
+    hint: usize,
+}
+
+/// Reads one page, preparing the statements on a new connection.
 async fn fetch_page(
-    client: &tokio_postgres::Client,
+    client: &mut tokio_postgres::Client,
+    in_snapshot: bool,
     slot: &mut Option<Statements>,
     layout: &Layout,
-    page: Page,
-    params: &[String],
-    limit: i64,
-    hint: usize,
+    request: PageRequest<'_>,
 ) -> std::result::Result<Fetched, tokio_postgres::Error> {
+    let PageRequest { page, params, limit, hint } = request;
     let statements = match slot.take() {
         Some(statements) => statements,
         None => prepare(client, layout).await?,
@@ -316,10 +344,17 @@ async fn fetch_page(
             refs.push(&limit);
             client.query(pages.get(page), &refs).await.map(Fetched::Rows)
         }
-        Statements::Native { pages, binary, set_parameters } => {
+        Statements::Native { pages, binary, probe, set_parameters } => {
             let names: Vec<String> = (1..=params.len() + 1).map(parameter_setting).collect();
             let values: Vec<String> = params.iter().cloned().chain([limit.to_string()]).collect();
-            client.execute(set_parameters, &[&names, &values]).await?;
+            // In one transaction (the snapshot's, or one of the page's own): the parameters are
+            // local to it, so that a connection pooler that runs each transaction on any server
+            // connection still runs the COPY where they were set; and the probe's lock keeps
+            // the columns' types until the COPY has run.
+            let mut own = None;
+            let client = if in_snapshot { &*client } else { own.insert(client.transaction().await?).client() };
+            let set: [&(dyn ToSql + Sync); 2] = [&names, &values];
+            futures::try_join!(client.execute(probe, &[]), client.execute(set_parameters, &set))?;
             let mut data = std::pin::pin!(client.copy_out(pages.get(page)).await?);
             // A little more than the last page, so that a slightly larger one does not double it.
             let mut bytes = Vec::with_capacity(hint + hint / 8);
@@ -329,6 +364,9 @@ async fn fetch_page(
             // The page is kept until its rows are loaded: no spare room kept with it (a page that
             // outgrew the hint would keep up to twice its size).
             bytes.shrink_to_fit();
+            if let Some(transaction) = own {
+                transaction.commit().await?;
+            }
             Ok(Fetched::Native(Arc::clone(binary), bytes))
         }
         Statements::Unreadable(column) => Ok(Fetched::Unreadable(column.clone())),
@@ -336,7 +374,7 @@ async fn fetch_page(
 }
 
 /// Prepares the statements that read pages of `layout`: the page `COPY`s when rows are kept in
-/// binary, after learning their binary forms from the first page query's result types.
+/// binary, after learning their binary forms from the probe's result types.
 async fn prepare(
     client: &tokio_postgres::Client,
     layout: &Layout,
@@ -344,14 +382,15 @@ async fn prepare(
     let Some(copy) = &layout.copy else {
         return Ok(Statements::Decoded(PageStatements::prepare(client, &layout.select).await?));
     };
-    let probe = client.prepare(&layout.select.first).await?;
+    let probe = client.prepare(&copy.probe).await?;
     let columns = probe.columns();
     let types: Vec<&Type> = columns.iter().map(|c| c.type_()).collect();
     Ok(match PgBinary::new(layout.table.clone(), &types) {
         Ok(binary) => Statements::Native {
-            pages: PageStatements::prepare(client, copy).await?,
+            pages: PageStatements::prepare(client, &copy.pages).await?,
             binary: Arc::new(binary),
             set_parameters: client.prepare(SET_PARAMETERS).await?,
+            probe,
         },
         Err(i) => Statements::Unreadable(
             columns.get(i).map_or_else(String::new, |c| format!("column `{}` arrives as {}", c.name(), c.type_())),
@@ -446,7 +485,11 @@ impl Extractor for PgExtractor {
             return Ok(None);
         }
         let name = qualified(&self.spec.table);
-        let (client, _) = self.session.client(&self.shared.connector, Stage::Extract).await?;
+        let (client, fresh) = self.session.client(&self.shared.connector, Stage::Extract).await?;
+        if fresh {
+            // Statements prepared on an earlier connection are gone with it.
+            self.statements = None;
+        }
         let result = client.query_one(ESTIMATE, &[&name]).await;
         match result {
             Ok(row) => {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use dmf_core::catalog::DataType;
 use dmf_core::sync::{LoadSpec, WriteMode};
 use dmf_core::{
-    Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, NativeEncoding, NativeRow, Result, Row, RowShape,
+    Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, NativeEncoding, NativeSpan, Result, Row, RowShape,
     Stage,
 };
 use futures::SinkExt;
@@ -357,7 +357,7 @@ async fn copy_rows(
     // The encoding last found to match: rows of one page share it.
     let mut taken: Option<&Arc<dyn NativeEncoding>> = None;
     // Rows taken as they are, one after another in their page: sent from the page, uncopied.
-    let mut run: Option<NativeRow> = None;
+    let mut run: Option<NativeSpan> = None;
     for row in rows {
         let native = match (encoder, row.native_bytes()) {
             (Encoder::Binary(columns), Some(native)) if as_read => {
@@ -371,12 +371,12 @@ async fn copy_rows(
             _ => None,
         };
         if let Some(native) = native {
-            let extended = run.as_mut().is_some_and(|run| run.bytes().len() < COPY_CHUNK && run.extend_to(native));
+            let extended = run.as_mut().is_some_and(|run| run.bytes().len() < COPY_CHUNK && run.extend(native));
             if !extended {
                 if !chunk.is_empty() {
                     sink.send(Bytes::from(std::mem::take(&mut chunk))).await?;
                 }
-                if let Some(full) = run.replace(native.clone()) {
+                if let Some(full) = run.replace(NativeSpan::from(native)) {
                     sink.send(Bytes::from_owner(full)).await?;
                 }
             }

@@ -35,6 +35,7 @@ pub(crate) enum BadPage {
         row: usize,
         /// The column's index.
         column: usize,
+        /// Why the field does not decode.
         error: BoxError,
     },
     /// The data is not binary COPY data of these columns.
@@ -77,7 +78,9 @@ impl PgBinary {
             .and_then(|len| data.take(len))
             .ok_or_else(|| data.malformed("the header extension runs past the data"))?;
         let wires = self.columns.wires();
-        let mut rows = Vec::with_capacity(expected);
+        // No more than the data can hold (a row is at least its field count and lengths).
+        let most = bytes.len() / (2 + 4 * wires.len());
+        let mut rows = Vec::with_capacity(expected.min(most));
         loop {
             let start = data.at;
             let count = data.i16().ok_or_else(|| data.malformed("the data ends without its trailer"))?;
@@ -327,6 +330,12 @@ mod tests {
         assert!(malformed(&[two.as_slice(), &[0]].concat()), "data after the trailer");
         assert!(malformed(&page(&[&row[..len - 1]])), "a cut row");
         assert!(malformed(&page(&[&[0, 2]])), "another field count");
+        let mut negative = page(&[&row]);
+        negative[at + 2..at + 6].copy_from_slice(&(-2_i32).to_be_bytes());
+        assert!(malformed(&negative), "a field length of -2");
+        let mut extension = two.clone();
+        extension[15..19].copy_from_slice(&(-1_i32).to_be_bytes());
+        assert!(malformed(&extension), "a negative header extension");
         let mut oids = two.clone();
         oids[11..15].copy_from_slice(&0x1_0000_i32.to_be_bytes());
         assert!(malformed(&oids), "rows with OIDs");

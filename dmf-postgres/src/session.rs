@@ -34,6 +34,11 @@ impl Session {
     }
 
     /// Starts with a connection already open.
+    /// Every statement runs in the one transaction of a snapshot ([`Self::in_snapshot`]).
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
     pub(crate) fn with_client(client: Client) -> Self {
         Self { client: Some(client), snapshot: None }
     }

@@ -127,3 +127,83 @@ async fn a_nullable_watermark_pages_through_its_nulls_first_and_resumes_after_an
         assert_eq!(ids(&rest), expected[(page + 1) * 7..], "resumed after page {}", page + 1);
     }
 }
+
+/// A table of 30 rows read in pages of 7 by binary `COPY`s, and its expected ids in key order.
+async fn marks(label: &str) -> (common::TestDb, Vec<Value>) {
+    let db = common::TestDb::create(label).await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE marks (id bigint PRIMARY KEY, at timestamptz NOT NULL, note text);
+             INSERT INTO marks SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 hour', 'n' || g
+             FROM generate_series(1, 30) g;",
+        )
+        .await
+        .unwrap();
+    (db, (1..=30).map(Value::Int).collect())
+}
+
+fn key_extractor(
+    source: &std::sync::Arc<dmf_postgres::PgDatabase>,
+    catalog: &dmf_core::catalog::Catalog,
+) -> dmf_postgres::PgExtractor {
+    let plan = SyncPlan::build(catalog, catalog, None, SyncMode::Full).unwrap();
+    let table = &plan.tables[0];
+    source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false))
+}
+
+/// Binary COPY data says nothing of its columns' types: a column whose type changes between
+/// two pages (to another of the same width) fails the next page instead of being misread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_type_changed_between_pages_fails_the_next_page() {
+    let (db, _) = marks("paging_retyped").await;
+    let source = db.database();
+    let catalog = source.read_catalog().await.unwrap();
+    let mut extractor = key_extractor(&source, &catalog);
+    let size = NonZeroUsize::new(7).unwrap();
+    let mut pages = extractor.extract(None, size);
+    let first = pages.next().await.unwrap().unwrap();
+    assert!(first.records[0].native_bytes().is_some(), "read by COPY");
+    db.client().await.batch_execute("ALTER TABLE marks ALTER COLUMN at TYPE timestamp").await.unwrap();
+    let error = pages.next().await.unwrap().unwrap_err().to_string();
+    assert!(error.contains("marks") && error.contains("must not change result type"), "{error}");
+}
+
+/// The extractor's connection is killed between two pages: a read resumed from the last
+/// position (after at most one failed attempt, if the extractor had not yet seen its connection
+/// die) prepares its statements and sets its parameters again on a new connection, and reads
+/// exactly the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_resumed_on_a_new_connection_after_its_connection_died_reads_exactly_the_rest() {
+    let (db, expected) = marks("paging_reconnect").await;
+    let source = db.database();
+    let catalog = source.read_catalog().await.unwrap();
+    let mut extractor = key_extractor(&source, &catalog);
+    let size = NonZeroUsize::new(7).unwrap();
+    let first = extractor.extract(None, size).next().await.unwrap().unwrap();
+    let killed: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "the extractor's connection was there to kill");
+    let mut attempts = 0;
+    let rest = loop {
+        attempts += 1;
+        let read: Result<Vec<_>, _> =
+            extractor.extract(Some(first.position.clone()), size).collect::<Vec<_>>().await.into_iter().collect();
+        match read {
+            Ok(rest) => break rest,
+            Err(error) if attempts < 3 => eprintln!("attempt {attempts}: {error}"),
+            Err(error) => panic!("still failing after {attempts} attempts: {error}"),
+        }
+    };
+    let ids: Vec<Value> = rest.iter().flat_map(|b| &b.records).map(|row| row.get("id").unwrap().clone()).collect();
+    assert_eq!(ids, expected[7..]);
+}

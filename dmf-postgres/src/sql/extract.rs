@@ -43,6 +43,15 @@ pub(crate) enum Page {
     AfterNullLead,
 }
 
+/// `"a", "b"::text`.
+fn select_list(select: &[Selected<'_>]) -> String {
+    let columns: Vec<String> = select
+        .iter()
+        .map(|c| if c.as_text { format!("{}::text", quote_ident(c.name)) } else { quote_ident(c.name) })
+        .collect();
+    columns.join(", ")
+}
+
 fn order_expr(column: &Ordered<'_>) -> String {
     let name = if column.by_text { format!("{}::text", quote_ident(column.name)) } else { quote_ident(column.name) };
     if column.binary_collation { format!("{name} COLLATE \"C\"") } else { name }
@@ -81,10 +90,10 @@ pub(crate) fn parameter_setting(n: usize) -> String {
     format!("dmf.p{n}")
 }
 
-/// Sets the settings named by `$1` to the values of `$2` (text arrays of one length), for the
-/// session: the parameters of the next page read by `COPY`.
+/// Sets the settings named by `$1` to the values of `$2` (text arrays of one length) until the
+/// transaction ends: the parameters of the page read by `COPY` next in it.
 pub(crate) const SET_PARAMETERS: &str =
-    "SELECT set_config(name, value, false) FROM unnest($1::text[], $2::text[]) AS p(name, value)";
+    "SELECT set_config(name, value, true) FROM unnest($1::text[], $2::text[]) AS p(name, value)";
 
 fn param_expr(column: &Ordered<'_>, n: usize, parameters: Parameters) -> String {
     let value = format!("({})::{}", parameters.text(n), column.cast);
@@ -140,11 +149,7 @@ fn page_select(
     up_to: bool,
     parameters: Parameters,
 ) -> String {
-    let columns: Vec<String> = select
-        .iter()
-        .map(|c| if c.as_text { format!("{}::text", quote_ident(c.name)) } else { quote_ident(c.name) })
-        .collect();
-    let mut sql = format!("SELECT {} FROM {}", columns.join(", "), qualified(table));
+    let mut sql = format!("SELECT {} FROM {}", select_list(select), qualified(table));
     let mut conditions = Vec::new();
     let mut next = match (page, order.split_first()) {
         (Page::First, _) | (_, None) => 1,
@@ -181,6 +186,11 @@ fn page_select(
     }
     sql.push_str(&format!(" LIMIT {}", parameters.bigint(next)));
     sql
+}
+
+/// `SELECT cols FROM t LIMIT 0`: the columns of the pages, no rows.
+pub(crate) fn columns_probe(table: &TableName, select: &[Selected<'_>]) -> String {
+    format!("SELECT {} FROM {} LIMIT 0", select_list(select), qualified(table))
 }
 
 /// `SELECT min(k)::int8, max(k)::int8 FROM t`: the bounds of a single integer key, two index
@@ -298,6 +308,10 @@ mod tests {
         assert_eq!(
             page_copy(&table(), &select(), &key(), Page::First, false),
             r#"COPY (SELECT "id", "code", "amount"::text FROM "public"."Order" ORDER BY "id", "code" COLLATE "C" LIMIT current_setting('dmf.p1')::bigint) TO STDOUT (FORMAT binary)"#
+        );
+        assert_eq!(
+            columns_probe(&table(), &select()),
+            r#"SELECT "id", "code", "amount"::text FROM "public"."Order" LIMIT 0"#
         );
     }
 
