@@ -44,6 +44,11 @@ impl NativeRows {
     pub fn new(encoding: Arc<dyn NativeEncoding>, bytes: Vec<u8>) -> Arc<Self> {
         Arc::new(Self { encoding, bytes })
     }
+
+    /// The page's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// One row of a [`NativeRows`] page: its encoding and its bytes (a range of the page, which it

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use dmf_core::catalog::{Column, DataType};
 use dmf_core::sync::{ExtractSpec, ReadOrder, key_position};
-use dmf_core::{Error, Extractor, NativeRow, NativeRows, Position, Result, Row, RowShape, SourceBatch, Stage, Value};
+use dmf_core::{
+    Error, Extractor, NativeEncoding, NativeRow, NativeRows, Position, Result, Row, RowShape, SourceBatch, Stage, Value,
+};
 use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use tokio_postgres::Statement;
@@ -401,11 +403,18 @@ async fn prepare(
 /// A page of at most `limit` rows read by a binary `COPY` out, each row a range of its buffer
 /// kept in binary.
 fn native_rows(binary: Arc<PgBinary>, bytes: Vec<u8>, spec: &ExtractSpec, limit: usize) -> Result<Vec<Row>> {
-    let ranges = binary.rows(&bytes, limit).map_err(|bad| match bad {
+    let page = NativeRows::new(Arc::clone(&binary) as Arc<dyn NativeEncoding>, bytes);
+    let mut rows = Vec::with_capacity(limit.min(binary.most_rows(page.bytes().len())));
+    let mut outside = false;
+    let walked = binary.rows(page.bytes(), |range| match NativeRow::new(&page, range) {
+        Some(row) => rows.push(Row::native(Arc::clone(&spec.shape), row)),
+        None => outside = true,
+    });
+    walked.map_err(|bad| match bad {
         BadPage::Field { row, column, error } => {
             let (name, native_type) =
                 spec.columns.get(column).map_or(("?", "?"), |c| (c.name.as_str(), c.native_type.as_str()));
-            let key = bytes.get(row..).map_or_else(|| "?".to_owned(), |row| row_key(&binary, row, &spec.shape));
+            let key = page.bytes().get(row..).map_or_else(|| "?".to_owned(), |row| row_key(&binary, row, &spec.shape));
             Error::fatal(
                 Stage::Extract,
                 format!(
@@ -419,12 +428,8 @@ fn native_rows(binary: Arc<PgBinary>, bytes: Vec<u8>, spec: &ExtractSpec, limit:
             Error::fatal(Stage::Extract, format!("reading {}: malformed binary COPY data: {what}", spec.table))
         }
     })?;
-    let page = NativeRows::new(binary, bytes);
-    let mut rows = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        let row = NativeRow::new(&page, range)
-            .ok_or_else(|| Error::fatal(Stage::Extract, format!("reading {}: a row outside its page", spec.table)))?;
-        rows.push(Row::native(Arc::clone(&spec.shape), row));
+    if outside {
+        return Err(Error::fatal(Stage::Extract, format!("reading {}: a row outside its page", spec.table)));
     }
     Ok(rows)
 }

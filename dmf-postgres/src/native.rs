@@ -58,11 +58,11 @@ impl PgBinary {
         &self.columns
     }
 
-    /// The rows of a binary COPY out of columns of these binary forms (the signature and
-    /// header, the rows, the trailer), as ranges of `bytes`, each one row of binary COPY data;
-    /// checks that every field decodes, so that [`NativeEncoding::decode`] cannot fail later.
-    /// `expected`: about how many rows there are.
-    pub(crate) fn rows(&self, bytes: &[u8], expected: usize) -> Result<Vec<Range<usize>>, BadPage> {
+    /// Walks the rows of a binary COPY out of columns of these binary forms (the signature and
+    /// header, the rows, the trailer), passing `row` the range of `bytes` of each, one row of
+    /// binary COPY data, in order; checks that every field decodes, so that
+    /// [`NativeEncoding::decode`] cannot fail later.
+    pub(crate) fn rows(&self, bytes: &[u8], mut row: impl FnMut(Range<usize>)) -> Result<(), BadPage> {
         let mut data = Cursor { bytes, at: 0 };
         if data.take(SIGNATURE.len()) != Some(SIGNATURE) {
             return Err(data.malformed("no binary COPY signature"));
@@ -78,9 +78,6 @@ impl PgBinary {
             .and_then(|len| data.take(len))
             .ok_or_else(|| data.malformed("the header extension runs past the data"))?;
         let wires = self.columns.wires();
-        // No more than the data can hold (a row is at least its field count and lengths).
-        let most = bytes.len() / (2 + 4 * wires.len());
-        let mut rows = Vec::with_capacity(expected.min(most));
         loop {
             let start = data.at;
             let count = data.i16().ok_or_else(|| data.malformed("the data ends without its trailer"))?;
@@ -88,7 +85,7 @@ impl PgBinary {
                 if data.at != bytes.len() {
                     return Err(data.malformed("data after the trailer"));
                 }
-                return Ok(rows);
+                return Ok(());
             }
             if usize::try_from(count).ok() != Some(wires.len()) {
                 return Err(data.malformed(&format!("a row of {count} fields, not {}", wires.len())));
@@ -104,8 +101,14 @@ impl PgBinary {
                     .ok_or_else(|| data.malformed(&format!("a field of length {len} runs past the data")))?;
                 check(*wire, raw).map_err(|error| BadPage::Field { row: start, column, error })?;
             }
-            rows.push(start..data.at);
+            row(start..data.at);
         }
+    }
+
+    /// The most rows `len` bytes of binary COPY data can hold (each is at least its field count
+    /// and each field's length).
+    pub(crate) fn most_rows(&self, len: usize) -> usize {
+        len / (2 + 4 * self.columns.wires().len())
     }
 
     /// The value of `column` in the row of binary COPY data that `row` starts with; `None` when
@@ -318,13 +321,17 @@ mod tests {
             out
         };
         let (at, len) = (HEADER.len(), row.len());
+        let ranges = |bytes: &[u8]| {
+            let mut ranges = Vec::new();
+            encoding.rows(bytes, |range| ranges.push(range)).map(|()| ranges)
+        };
         let two = page(&[&row, &row]);
-        assert_eq!(encoding.rows(&two, 2).unwrap(), [at..at + len, at + len..at + 2 * len]);
-        assert!(encoding.rows(&page(&[]), 0).unwrap().is_empty());
+        assert_eq!(ranges(&two).unwrap(), [at..at + len, at + len..at + 2 * len]);
+        assert!(ranges(&page(&[])).unwrap().is_empty());
         let mut extended = two.clone();
         extended.splice(15..19, [0, 0, 0, 2, 7, 7]);
-        assert_eq!(encoding.rows(&extended, 2).unwrap(), [at + 2..at + 2 + len, at + 2 + len..at + 2 + 2 * len]);
-        let malformed = |bytes: &[u8]| matches!(encoding.rows(bytes, 2), Err(BadPage::Malformed(_)));
+        assert_eq!(ranges(&extended).unwrap(), [at + 2..at + 2 + len, at + 2 + len..at + 2 + 2 * len]);
+        let malformed = |bytes: &[u8]| matches!(ranges(bytes), Err(BadPage::Malformed(_)));
         assert!(malformed(&two[1..]), "no signature");
         assert!(malformed(&two[..two.len() - 1]), "no trailer");
         assert!(malformed(&[two.as_slice(), &[0]].concat()), "data after the trailer");
@@ -343,7 +350,7 @@ mod tests {
         not_utf8.extend_from_slice(&NULL);
         not_utf8.extend_from_slice(&[0, 0, 0, 1, 0xff]);
         not_utf8.extend_from_slice(&NULL);
-        let bad = encoding.rows(&page(&[&row, &not_utf8]), 2);
+        let bad = ranges(&page(&[&row, &not_utf8]));
         let second = at + len;
         assert!(matches!(bad, Err(BadPage::Field { row, column: 1, .. }) if row == second), "{bad:?}");
         let data = page(&[&row, &not_utf8]);
