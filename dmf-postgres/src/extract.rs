@@ -44,10 +44,13 @@ use crate::types::{decode, pg_text, read_as_text};
 /// When every column has a binary form DMF reads (no enum, array, range, `interval` or other
 /// type without one), each page is one binary `COPY (SELECT …) TO STDOUT` and each row is kept
 /// as the server sent it, one row of binary COPY data ([`Row::native`]). A `COPY` takes no
-/// bound parameters, so the page's (text) parameters are first bound to `set_config` for the
-/// session (`dmf.p1`, `dmf.p2`…) and the `COPY` reads them with `current_setting`: values are
-/// never spliced into the SQL. The rows' values are decoded only when asked for, and a [`PgLoader`](crate::PgLoader)
-/// into columns of the same binary forms copies the bytes as they are. A value DMF cannot
+/// bound parameters, so the page's (text) parameters are first bound to `set_config` in the
+/// page's transaction (`dmf.p1`, `dmf.p2`…) and the `COPY` reads them with `current_setting`:
+/// values are never spliced into the SQL. A prepared `SELECT … LIMIT 0` of the same columns runs
+/// first in that transaction and fails if a column's type changed since (binary COPY data
+/// carries no types). The rows' values are decoded only when asked for, and a
+/// [`PgLoader`](crate::PgLoader) into columns of the same binary forms copies the bytes as they
+/// are. A value DMF cannot
 /// represent (a timestamp of `infinity`, text that is not UTF-8) still fails the read, naming
 /// the column and the row's key. Other tables read numerics and JSON as text and decode each row as it arrives.
 ///

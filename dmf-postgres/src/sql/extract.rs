@@ -62,8 +62,8 @@ fn order_expr(column: &Ordered<'_>) -> String {
 pub(crate) enum Parameters {
     /// Bound: `$1`, `$2`…
     Bound,
-    /// Read from the session's settings `dmf.p1`, `dmf.p2`… ([`parameter_setting`]), set just
-    /// before by [`SET_PARAMETERS`]: a `COPY` takes no bound parameters.
+    /// Read from the settings `dmf.p1`, `dmf.p2`… ([`parameter_setting`]), set just before in
+    /// the same transaction by [`SET_PARAMETERS`]: a `COPY` takes no bound parameters.
     Settings,
 }
 
@@ -85,7 +85,7 @@ impl Parameters {
     }
 }
 
-/// The session setting holding parameter `n` of a page read by `COPY` ([`Parameters::Settings`]).
+/// The setting holding parameter `n` of a page read by `COPY` ([`Parameters::Settings`]).
 pub(crate) fn parameter_setting(n: usize) -> String {
     format!("dmf.p{n}")
 }
@@ -126,7 +126,7 @@ pub(crate) fn page_query(
     page_select(table, select, order, page, up_to, Parameters::Bound)
 }
 
-/// The [`page_query`] as one binary `COPY` out, its parameters read from the session's settings
+/// The [`page_query`] as one binary `COPY` out, its parameters read from settings
 /// ([`Parameters::Settings`]): `COPY (SELECT … LIMIT current_setting('dmf.p3')::bigint) TO
 /// STDOUT (FORMAT binary)`. The rows come as rows of binary COPY data, with no per-row message
 /// to parse.
