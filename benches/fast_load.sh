@@ -30,6 +30,8 @@
 # largest psql process; the PostgreSQL server's own memory is not counted for any variant) and,
 # with the throwaway cluster, the CPU of the server backends that ended during the run (the
 # postmaster's reaped children: the sessions that read, wrote and checked; not the checkpointer).
+# The peak anonymous memory of the command's process (RssAnon, sampled every 50 ms: RSS without
+# the file pages of the binary and libraries) is shown beside it.
 # Autovacuum is off for the bench tables so that a vacuum of one run's rows does not run into
 # the next run.
 # After each run the target is compared with the source by an order-independent fingerprint
@@ -156,13 +158,33 @@ server_ticks() { # CPU ticks of the throwaway cluster's ended backends (postmast
 failed=
 # measure PART VARIANT RUN CHECK EXPECTED COMMAND...: times COMMAND, checks the target with
 # CHECK (a fingerprint function and its argument, one word each), appends
-# "PART|VARIANT|RUN|wall|max_rss_kib|cpu|server_cpu|equal" to $results; the command's output goes
+# "PART|VARIANT|RUN|wall|max_rss_kib|cpu|server_cpu|equal|max_anon_kib" to $results; the command's output goes
 # to a log.
+# peak_anon PID: while PID (/usr/bin/time) runs, samples its child's RssAnon every 50 ms (pure
+# bash, no process per sample); prints the highest, in KiB. Anonymous memory is what the process
+# allocated (heap, stacks, mapped buffers), without the file pages of its binary and libraries
+# that RSS also counts: those vary from run to run with the code paths the kernel faulted in.
+peak_anon() {
+  local timer=$1 child="" peak=0 key value _
+  while kill -0 "$timer" 2>/dev/null; do
+    [ -n "$child" ] || child=$(pgrep -P "$timer" 2>/dev/null | head -n 1 || true)
+    if [ -n "$child" ] && [ -r "/proc/$child/status" ]; then
+      while read -r key value _; do
+        if [ "$key" = RssAnon: ] && [ "$value" -gt "$peak" ]; then peak=$value; fi
+      done <"/proc/$child/status" 2>/dev/null || true
+    fi
+    sleep 0.05
+  done
+  echo "$peak"
+}
+
 measure() {
   local part=$1 variant=$2 run=$3 check=$4 expected=$5; shift 5
   local log="$work/$part.${variant// /_}.$run.log" timing="$work/time" status=0 verdict ticks_before
   ticks_before=$(server_ticks)
-  /usr/bin/time -f "%e %M %U %S" -o "$timing" "$@" >"$log" 2>&1 || status=$?
+  /usr/bin/time -f "%e %M %U %S" -o "$timing" "$@" >"$log" 2>&1 &
+  local timer=$! anon; anon=$(peak_anon "$timer")
+  wait "$timer" || status=$?
   # Let the backends of the command's sessions finish exiting before reading their CPU.
   local server=- ticks_after; sleep 0.3; ticks_after=$(server_ticks)
   [ "$ticks_before" = - ] || [ "$ticks_after" = - ] || [ "$part" = sqlite ] \
@@ -186,8 +208,9 @@ measure() {
     read -r wall rss user sys <<<"$figures"
   fi
   local cpu; cpu=$(python3 -c "print(f'{$user + $sys:.2f}')")
-  echo "$part|$variant|$run|$wall|$rss|$cpu|$server|$verdict" >>"$results"
-  printf '  run %s  %-28s %7.2f s  %7.1f MiB  equal: %s\n' "$run" "$variant" "$wall" "$(python3 -c "print($rss / 1024)")" "$verdict"
+  echo "$part|$variant|$run|$wall|$rss|$cpu|$server|$verdict|$anon" >>"$results"
+  printf '  run %s  %-28s %7.2f s  %7.1f MiB  (anonymous %5.1f MiB)  equal: %s\n' "$run" "$variant" "$wall" \
+    "$(python3 -c "print($rss / 1024)")" "$(python3 -c "print($anon / 1024)")" "$verdict"
 }
 
 if part_on pg; then
@@ -294,9 +317,10 @@ import statistics, sys
 path, customers, small, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 parts = {}
 for line in open(path):
-    part, variant, run, wall, rss, cpu, server, equal = line.rstrip("\n").split("|")
+    part, variant, run, wall, rss, cpu, server, equal, anon = line.rstrip("\n").split("|")
     server = None if server == "-" else float(server)
-    parts.setdefault(part, {}).setdefault(variant, []).append((float(wall), int(rss), float(cpu), server, equal, run))
+    parts.setdefault(part, {}).setdefault(variant, []).append(
+        (float(wall), int(rss), float(cpu), server, equal, run, int(anon)))
 
 def timed(v):
     """A run that ended with a wall time (it may still have left a target that differs)."""
@@ -351,13 +375,15 @@ def rss_against_size(part, title):
     big_runs = parts.get(part, {}).get("fast path")
     if not (small_runs and big_runs):
         return
-    def rss(values):
-        peaks = [v[1] / 1024 for v in values]
+    def peaks(values, i):
+        peaks = [v[i] / 1024 for v in values]
         return f"median {statistics.median(peaks):.1f} MiB (max {max(peaks):.1f})"
     small_equal = verdict(small_runs)
-    print(f"\n{title} fast path peak RSS, {len(small_runs)} runs each: {rss(small_runs)} at {small:,} customers "
+    print(f"\n{title} fast path peak RSS, {len(small_runs)} runs each: {peaks(small_runs, 1)} at {small:,} customers "
           f"(median {statistics.median(v[0] for v in small_runs):.2f} s, equal: {small_equal}), "
-          f"{rss(big_runs)} at {customers:,} customers")
+          f"{peaks(big_runs, 1)} at {customers:,} customers")
+    print(f"{title} fast path peak anonymous memory (RSS without file pages), sampled every 50 ms: "
+          f"{peaks(small_runs, 6)} at {small:,} customers, {peaks(big_runs, 6)} at {customers:,} customers")
 
 rss_against_size("pg", "PostgreSQL")
 table("sqlite", "SQLite -> SQLite (sqlite3 runs with foreign_keys off, its default)", "sqlite3 ATTACH", rows)
