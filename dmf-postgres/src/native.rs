@@ -113,46 +113,38 @@ impl PgBinary {
 
     /// The value of `column` in the row of binary COPY data that `row` starts with; `None` when
     /// it does not decode.
-    pub(crate) fn field(&self, mut row: &[u8], column: usize) -> Option<Value> {
-        take::<2>(&mut row).ok()?;
-        for (i, wire) in self.columns.wires().iter().enumerate() {
-            let len = i32::from_be_bytes(take::<4>(&mut row).ok()?);
-            let raw = match usize::try_from(len) {
-                Ok(len) => {
-                    let raw = row.get(..len)?;
-                    row = &row[len..];
-                    Some(raw)
-                }
-                Err(_) => None,
-            };
-            if i == column {
-                return match raw {
-                    None => Some(Value::Null),
-                    Some(raw) => decode(*wire, raw).ok(),
-                };
-            }
-        }
-        None
+    pub(crate) fn field(&self, row: &[u8], column: usize) -> Option<Value> {
+        let raw = *self.fields(row).ok()?.get(column)?;
+        let wire = *self.columns.wires().get(column)?;
+        raw.map_or(Some(Value::Null), |raw| decode(wire, raw).ok())
     }
 
-    fn decode_row(&self, mut bytes: &[u8]) -> Result<Vec<Value>, BoxError> {
-        let count = take::<2>(&mut bytes)?;
-        if count != self.columns.field_count() {
+    fn decode_row(&self, bytes: &[u8]) -> Result<Vec<Value>, BoxError> {
+        let fields = self.fields(bytes)?;
+        fields
+            .into_iter()
+            .zip(self.columns.wires())
+            .map(|(raw, wire)| raw.map_or(Ok(Value::Null), |raw| decode(*wire, raw)))
+            .collect()
+    }
+
+    /// The fields of the row of binary COPY data that `bytes` starts with (`None` for a NULL);
+    /// `Err` when it has another field count or is cut short.
+    fn fields<'a>(&self, mut bytes: &'a [u8]) -> Result<Vec<Option<&'a [u8]>>, BoxError> {
+        if take::<2>(&mut bytes)? != self.columns.field_count() {
             return Err("the row's field count is not its columns'".into());
         }
-        let wires = self.columns.wires();
-        let mut values = Vec::with_capacity(wires.len());
-        for wire in wires {
-            let len = i32::from_be_bytes(take::<4>(&mut bytes)?);
-            let Ok(len) = usize::try_from(len) else {
-                values.push(Value::Null);
-                continue;
-            };
-            let raw = bytes.get(..len).ok_or("a field runs past the row")?;
-            bytes = &bytes[len..];
-            values.push(decode(*wire, raw)?);
-        }
-        Ok(values)
+        self.columns
+            .wires()
+            .iter()
+            .map(|_| {
+                let len = i32::from_be_bytes(take::<4>(&mut bytes)?);
+                let Ok(len) = usize::try_from(len) else { return Ok(None) };
+                let raw = bytes.get(..len).ok_or("a field runs past the row")?;
+                bytes = &bytes[len..];
+                Ok(Some(raw))
+            })
+            .collect()
     }
 }
 

@@ -143,11 +143,10 @@ async fn marks(label: &str) -> (common::TestDb, Vec<Value>) {
     (db, (1..=30).map(Value::Int).collect())
 }
 
-fn key_extractor(
-    source: &std::sync::Arc<dmf_postgres::PgDatabase>,
-    catalog: &dmf_core::catalog::Catalog,
-) -> dmf_postgres::PgExtractor {
-    let plan = SyncPlan::build(catalog, catalog, None, SyncMode::Full).unwrap();
+/// An extractor of the database's only table in key order.
+async fn key_extractor(source: &std::sync::Arc<dmf_postgres::PgDatabase>) -> dmf_postgres::PgExtractor {
+    let catalog = source.read_catalog().await.unwrap();
+    let plan = SyncPlan::build(&catalog, &catalog, None, SyncMode::Full).unwrap();
     let table = &plan.tables[0];
     source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false))
 }
@@ -158,8 +157,7 @@ fn key_extractor(
 async fn a_column_type_changed_between_pages_fails_the_next_page() {
     let (db, _) = marks("paging_retyped").await;
     let source = db.database();
-    let catalog = source.read_catalog().await.unwrap();
-    let mut extractor = key_extractor(&source, &catalog);
+    let mut extractor = key_extractor(&source).await;
     let size = NonZeroUsize::new(7).unwrap();
     let mut pages = extractor.extract(None, size);
     let first = pages.next().await.unwrap().unwrap();
@@ -177,8 +175,7 @@ async fn a_column_type_changed_between_pages_fails_the_next_page() {
 async fn a_read_resumed_on_a_new_connection_after_its_connection_died_reads_exactly_the_rest() {
     let (db, expected) = marks("paging_reconnect").await;
     let source = db.database();
-    let catalog = source.read_catalog().await.unwrap();
-    let mut extractor = key_extractor(&source, &catalog);
+    let mut extractor = key_extractor(&source).await;
     let size = NonZeroUsize::new(7).unwrap();
     let first = extractor.extract(None, size).next().await.unwrap().unwrap();
     let killed: i64 = db
