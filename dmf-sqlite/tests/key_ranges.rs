@@ -108,8 +108,8 @@ async fn a_full_sync_in_key_ranges_copies_the_source_with_ranges_loading_side_by
     let (source, target) = pair(&dir);
     let hub = ProgressHub::new();
     let events = record(&hub);
-    // Per-row checks, so that tables wait for their parents (on the fast path they load beside
-    // them: tests/concurrent_tables.rs).
+    // Per-row checks: tables wait for their parents (into SQLite they do on the fast path too:
+    // tests/concurrent_tables.rs).
     let job = job(&source, &target, &hub).foreign_key_checks(ForeignKeyChecks::PerRow);
     let plan = job.plan().await.unwrap();
     let split: BTreeMap<String, usize> =

@@ -364,7 +364,7 @@ async fn sync<S: Database, T: Database>(
     }
     println!("sync {} -> {} ({} mode)", source.display_name(), target.display_name(), args.mode);
     let plan = job.plan().await?;
-    print_plan(&plan);
+    print_plan(&plan, target.parallel_writes());
     if args.dry_run {
         return dry_run(&job).await;
     }
@@ -515,16 +515,16 @@ async fn has_unfinished(orchestrator: &dmf_core::Orchestrator) -> Result<bool, B
     Ok(false)
 }
 
-fn print_plan(plan: &SyncPlan) {
+fn print_plan(plan: &SyncPlan, parallel_writes: bool) {
     println!("plan, in load order:");
     let mut deferred: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for table in &plan.tables {
         let after: Vec<String> = table.after.iter().map(ToString::to_string).collect();
-        let after = match (after.is_empty(), table.trust_foreign_keys) {
+        let waits = !table.waits_for(parallel_writes).is_empty();
+        let after = match (after.is_empty(), waits) {
             (true, _) => String::new(),
-            // Loaded without per-row checks: it does not wait for them.
-            (false, true) => format!(", beside {}", after.join(", ")),
-            (false, false) => format!(", after {}", after.join(", ")),
+            (false, true) => format!(", after {}", after.join(", ")),
+            (false, false) => format!(", beside {}", after.join(", ")),
         };
         let ranges = match table.ranges.len() {
             0 | 1 => String::new(),

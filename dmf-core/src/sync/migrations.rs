@@ -118,10 +118,8 @@ pub fn sync_migrations<S: Database, T: Database>(
     };
 
     for table in &plan.tables {
-        // A parent split into key ranges is loaded when all its ranges are. A table loaded
-        // without per-row foreign-key checks needs no parent row when its rows arrive: it loads
-        // beside its parents, and the proof after every load finds any row still missing one.
-        let parents: &[TableName] = if table.trust_foreign_keys { &[] } else { &table.after };
+        // A parent split into key ranges is loaded when all its ranges are.
+        let parents = table.waits_for(target.parallel_writes());
         let mut depends: Vec<MigrationName> = parents
             .iter()
             .flat_map(|parent| match plan.tables.iter().find(|t| t.target.name == *parent) {

@@ -349,7 +349,9 @@ pub trait Database: Send + Sync + 'static {
     /// True when several loaders writing to this database at once finish sooner than one
     /// (client/server databases, where each loader has a server process of its own). SQLite
     /// writes one transaction at a time, so its loaders only take turns: callers choose how
-    /// many key-range readers to split a large table into by default from this.
+    /// many key-range readers to split a large table into by default from this, and a table
+    /// loaded without per-row foreign-key checks loads beside its parents only when this is
+    /// true ([`TablePlan::waits_for`]).
     fn parallel_writes(&self) -> bool {
         true
     }

@@ -53,6 +53,19 @@ impl TablePlan {
         Arc::new(RowShape { table: table.name.clone(), columns: names.to_vec(), key })
     }
 
+    /// The tables whose loads this table's load waits for, into a target whose loaders write
+    /// at the same time or not ([`Database::parallel_writes`](super::Database::parallel_writes)).
+    ///
+    /// Its parents ([`after`](Self::after)), unless it is loaded without per-row foreign-key
+    /// checks into a target that writes in parallel: its rows then need no parent row when they
+    /// arrive, so it loads beside its parents, and the proof after every load finds any row
+    /// still missing one. A target that writes one transaction at a time (SQLite) gains no
+    /// speed from that, since its loaders only take turns: there a child still follows its
+    /// parents, so that its rows do not wait in memory beside theirs.
+    pub fn waits_for(&self, parallel_writes: bool) -> &[TableName] {
+        if self.trust_foreign_keys && parallel_writes { &[] } else { &self.after }
+    }
+
     /// Columns loaded as NULL in the first pass.
     pub fn deferred_columns(&self) -> BTreeSet<String> {
         self.deferred.iter().flat_map(|fk| fk.columns.iter().cloned()).collect()
@@ -377,6 +390,22 @@ mod tests {
         assert_eq!(plan.tables[1].after, vec![TableName::new(Some("public"), "customers")]);
         assert_eq!(plan.tables[0].fixup_columns(), ["id", "parent"]);
         assert!(plan.diff.is_compatible());
+    }
+
+    #[test]
+    fn a_child_on_the_fast_path_waits_for_its_parents_only_where_loaders_take_turns() {
+        let source = catalog(vec![table("orders", vec![fk("customers")]), table("customers", vec![])]);
+        let plan = SyncPlan::build(&source, &source, None, SyncMode::Full).unwrap();
+        let customers = [TableName::new(Some("public"), "customers")];
+        let per_row = plan.clone().with_foreign_key_checks(ForeignKeyChecks::PerRow, None);
+        let trust = ForeignKeyTrust { allowed: true, reason: "allowed".into(), per_row_tables: vec![] };
+        let fast = plan.with_foreign_key_checks(ForeignKeyChecks::Auto, Some(&trust));
+        assert_eq!(per_row.tables[1].waits_for(true), customers, "per row: parents first");
+        assert_eq!(per_row.tables[1].waits_for(false), customers);
+        assert!(fast.tables[1].trust_foreign_keys);
+        assert!(fast.tables[1].waits_for(true).is_empty(), "fast path, parallel writes: beside its parent");
+        assert_eq!(fast.tables[1].waits_for(false), customers, "fast path, one writer: after its parent");
+        assert!(fast.tables[0].waits_for(true).is_empty() && fast.tables[0].waits_for(false).is_empty());
     }
 
     #[test]
