@@ -37,7 +37,9 @@
 # After each run the target is compared with the source by an order-independent fingerprint
 # (row count and the sum of a 64-bit hash of every row's text, per table); a difference fails
 # the script. The fast path is also run RUNS times on DMF_BENCH_SMALL customers (default 200000;
-# a fifth of CUSTOMERS when that is smaller) to show whether its peak RSS grows with the data.
+# a fifth of CUSTOMERS when that is smaller) to show whether its peak RSS grows with the data:
+# a sample of the large set (every CUSTOMERS / DMF_BENCH_SMALL-th customer and its orders), so
+# that the two differ in row count only, not in row width.
 #
 # SQLite -> SQLite. The same tables and rows in SQLite files: `sqlite3 target.db "ATTACH
 # 'source.db' AS s; INSERT INTO customers SELECT * FROM s.customers; ..."` (the sqlite3 shell
@@ -61,6 +63,11 @@ PARTS=${DMF_BENCH_PARTS:-pg sqlite}
 part_on() { [[ " $PARTS " == *" $1 "* ]]; }
 part_on pg || part_on sqlite || die "DMF_BENCH_PARTS must name pg, sqlite or both, got '$PARTS'"
 [ "$SMALL" -lt "$CUSTOMERS" ] || SMALL=$((CUSTOMERS / 5 > 0 ? CUSTOMERS / 5 : 1))
+# The small set is every STEP-th customer of the large one, with their orders: ids run over the
+# same range, so names, e-mails and notes are as long as the large set's and its rows as wide.
+# Numbered 1..SMALL, they would be a digit shorter: peak RSS would then compare width as well as
+# row count (1% narrower pages, some 50 KiB less at the peak).
+STEP=$((CUSTOMERS / SMALL))
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dmf-target}
 
 # Debian packages this script needs, installed when missing (root, as on our machines).
@@ -114,8 +121,8 @@ CREATE INDEX orders_customer_id ON orders (customer_id);
 ALTER TABLE customers SET (autovacuum_enabled = false);
 ALTER TABLE orders SET (autovacuum_enabled = false);"
 
-pg_create() { # source_url target_url customers
-  local db
+pg_create() { # source_url target_url customers [step]: ids step, 2 x step, ... (see bench_rows)
+  local db step=${4:-1}
   for db in "${1##*/}" "${2##*/}"; do
     psql -qX -v ON_ERROR_STOP=1 "$DMF_BENCH_PG_URL" -c "SET client_min_messages = warning" \
       -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
@@ -123,11 +130,12 @@ pg_create() { # source_url target_url customers
   psql -qX -v ON_ERROR_STOP=1 "$1" -c "$pg_schema"
   psql -qX -v ON_ERROR_STOP=1 "$2" -c "$pg_schema"
   psql -qX -v ON_ERROR_STOP=1 "$1" \
-    -c "INSERT INTO customers SELECT g, 'Customer ' || g, 'c' || g || '@example.com', (g % 100000) / 100.0,
-          timestamptz '2020-01-01' + g * interval '1 second' FROM generate_series(1, $3::bigint) g" \
-    -c "INSERT INTO orders SELECT g, 1 + (g * 7919) % $3, (g % 5000) / 10.0,
-          timestamptz '2021-01-01' + g * interval '1 second', CASE WHEN g % 3 = 0 THEN NULL ELSE 'note ' || g END
-          FROM generate_series(1, 3 * $3::bigint) g" \
+    -c "INSERT INTO customers SELECT i, 'Customer ' || i, 'c' || i || '@example.com', (i % 100000) / 100.0,
+          timestamptz '2020-01-01' + i * interval '1 second'
+          FROM generate_series(1, $3::bigint) g, LATERAL (SELECT g * $step AS i) id" \
+    -c "INSERT INTO orders SELECT i, $step * (1 + (g * 7919) % $3), (i % 5000) / 10.0,
+          timestamptz '2021-01-01' + i * interval '1 second', CASE WHEN g % 3 = 0 THEN NULL ELSE 'note ' || i END
+          FROM generate_series(1, 3 * $3::bigint) g, LATERAL (SELECT g * $step AS i) id" \
     -c "VACUUM ANALYZE" -c "CHECKPOINT"
 }
 pg_fingerprint() { # url: "customers count:hash-sum orders count:hash-sum", independent of row order
@@ -178,11 +186,17 @@ peak_anon() {
   echo "$peak"
 }
 
+# Every measured command runs with address-space randomisation off (setarch -R, when the machine
+# allows it): the kernel maps a binary's code 64 KiB around each page it faults in, so with its
+# load address drawn anew each run the same code left up to 0.6 MiB more or less of it resident
+# (at the peak, 10 runs of sync_database: 10.05-10.66 MiB; with a fixed address 10.35-10.36).
+no_aslr=()
+if setarch "$(uname -m)" -R true 2>/dev/null; then no_aslr=(setarch "$(uname -m)" -R); fi
 measure() {
   local part=$1 variant=$2 run=$3 check=$4 expected=$5; shift 5
   local log="$work/$part.${variant// /_}.$run.log" timing="$work/time" status=0 verdict ticks_before
   ticks_before=$(server_ticks)
-  /usr/bin/time -f "%e %M %U %S" -o "$timing" "$@" >"$log" 2>&1 &
+  /usr/bin/time -f "%e %M %U %S" -o "$timing" "${no_aslr[@]}" "$@" >"$log" 2>&1 &
   local timer=$! anon; anon=$(peak_anon "$timer")
   wait "$timer" || status=$?
   # Let the backends of the command's sessions finish exiting before reading their CPU.
@@ -242,7 +256,7 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 echo "fast path at $SMALL customers (peak RSS against data size):"
-pg_create "$src_small" "$dst_small" "$SMALL"
+pg_create "$src_small" "$dst_small" "$SMALL" "$STEP"
 small_expected=$(pg_fingerprint "$src_small")
 for run in $(seq 1 "$RUNS"); do
   pg_reset "$dst_small"
@@ -265,16 +279,17 @@ sqlite_fingerprint() { # file: SHA3 of each table read in key order (values and 
   sqlite3 -bail "$1" "SELECT hex(sha3_query('SELECT * FROM customers ORDER BY id')) || ' ' ||
     hex(sha3_query('SELECT * FROM orders ORDER BY id'))"
 }
-sqlite_fill() { # file customers: a copy of the empty schema holding the bench rows
+sqlite_fill() { # file customers [step]: a copy of the empty schema holding the bench rows
+  local step=${3:-1}
   cp "$lite_empty" "$1"
   sqlite3 -bail "$1" "
-    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2)
-    INSERT INTO customers SELECT n, 'Customer ' || n, 'c' || n || '@example.com', (n % 100000) / 100.0,
-      datetime('2020-01-01', '+' || n || ' seconds') || '.000000' FROM g;
-    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 3 * $2)
-    INSERT INTO orders SELECT n, 1 + (n * 7919) % $2, (n % 5000) / 10.0,
-      datetime('2021-01-01', '+' || n || ' seconds') || '.000000',
-      CASE WHEN n % 3 = 0 THEN NULL ELSE 'note ' || n END FROM g;
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2), c(n, i) AS (SELECT n, n * $step FROM g)
+    INSERT INTO customers SELECT i, 'Customer ' || i, 'c' || i || '@example.com', (i % 100000) / 100.0,
+      datetime('2020-01-01', '+' || i || ' seconds') || '.000000' FROM c;
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 3 * $2), o(n, i) AS (SELECT n, n * $step FROM g)
+    INSERT INTO orders SELECT i, $step * (1 + (n * 7919) % $2), (i % 5000) / 10.0,
+      datetime('2021-01-01', '+' || i || ' seconds') || '.000000',
+      CASE WHEN n % 3 = 0 THEN NULL ELSE 'note ' || i END FROM o;
     ANALYZE;"
 }
 echo "filling SQLite source: $CUSTOMERS customers, $((3 * CUSTOMERS)) orders..."
@@ -292,7 +307,7 @@ for run in $(seq 1 "$RUNS"); do
     "$sync_bin" --source "sqlite://$lite_src" --target "sqlite://$lite_dst" --mode full --no-verify --no-undo
 done
 echo "SQLite fast path at $SMALL customers (peak RSS against data size):"
-sqlite_fill "$lite_src" "$SMALL"
+sqlite_fill "$lite_src" "$SMALL" "$STEP"
 small_expected=$(sqlite_fingerprint "$lite_src")
 for run in $(seq 1 "$RUNS"); do
   cp "$lite_empty" "$lite_dst"
