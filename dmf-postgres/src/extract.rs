@@ -14,6 +14,7 @@ use futures::stream::BoxStream;
 use tokio_postgres::Statement;
 use tokio_postgres::types::{ToSql, Type};
 
+use crate::config::Connector;
 use crate::database::Shared;
 use crate::error::to_dmf_error;
 use crate::native::{BadPage, PgBinary};
@@ -277,10 +278,7 @@ impl PgExtractor {
         };
 
         let in_snapshot = self.session.in_transaction();
-        let (client, fresh) = self.session.client(&self.shared.connector, Stage::Extract).await?;
-        if fresh {
-            self.statements = None;
-        }
+        let client = connected(&mut self.session, &self.shared.connector, &mut self.statements).await?;
         let request = PageRequest { page, params: &params, limit: bound_limit, hint: self.page_bytes };
         let result = fetch_page(client, in_snapshot, &mut self.statements, layout, request).await;
         let fetched = match result {
@@ -317,6 +315,20 @@ impl PgExtractor {
         let key: Vec<Value> = layout.order.iter().filter_map(|&i| values.get(i).cloned()).collect();
         Ok(Some(SourceBatch { records, position: key_position(&key)? }))
     }
+}
+
+/// The extractor's connection (a new one when there was none or it closed), with `statements`
+/// dropped when it is new: statements prepared on an earlier connection are gone with it.
+async fn connected<'s>(
+    session: &'s mut Session,
+    connector: &Connector,
+    statements: &mut Option<Statements>,
+) -> Result<&'s mut tokio_postgres::Client> {
+    let (client, fresh) = session.client(connector, Stage::Extract).await?;
+    if fresh {
+        *statements = None;
+    }
+    Ok(client)
 }
 
 /// What one page read asks for.
@@ -493,11 +505,7 @@ impl Extractor for PgExtractor {
             return Ok(None);
         }
         let name = qualified(&self.spec.table);
-        let (client, fresh) = self.session.client(&self.shared.connector, Stage::Extract).await?;
-        if fresh {
-            // Statements prepared on an earlier connection are gone with it.
-            self.statements = None;
-        }
+        let client = connected(&mut self.session, &self.shared.connector, &mut self.statements).await?;
         let result = client.query_one(ESTIMATE, &[&name]).await;
         match result {
             Ok(row) => {
