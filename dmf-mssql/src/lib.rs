@@ -64,8 +64,8 @@
 //!
 //! Without a server: every statement by exact text and by `sqlparser`'s `MsSqlDialect`
 //! (plus sqlfluff's T-SQL parser through `scripts/lint-tsql.sh`), and every flow against the
-//! scripted executor. Against a real server: the tests in `tests/live_*.rs`, run when
-//! `DMF_TEST_MSSQL_URL` is set (see the crate's README).
+//! scripted executor. Over the wire: the tests in `tests/live_*.rs`, run when
+//! `DMF_TEST_MSSQL_URL` is set (`scripts/test` starts Babelfish for them; see the README).
 
 #![warn(missing_docs)]
 

@@ -12,11 +12,15 @@ use dmf_core::sync::{Database, DatabaseRole};
 use dmf_core::{
     Backup, CheckStatus, Counts, MigrationName, MigrationRecord, MigrationStatus, Reject, RunId, RunStatus, Stage,
 };
-use live_common::{RICH_SCHEMA, TestDb, server_url};
+use live_common::{ODD_NAME, ORDER_NAME, RICH_SCHEMA, TestDb, server_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
 async fn preflight_passes_on_a_standalone_server_and_the_control_tables_get_created() {
-    let Some(url) = server_url("preflight") else { return };
+    let url = server_url("preflight").await;
     let db = TestDb::create(&url, "preflight").await;
     let database = db.database();
     let outcomes = database.preflight(DatabaseRole::Target).await;
@@ -32,8 +36,17 @@ async fn preflight_passes_on_a_standalone_server_and_the_control_tables_get_crea
     assert_eq!(control.detail, "dmf.runs, dmf.migration_runs, dmf.checkpoints, dmf.rejects, dmf.undo_log exist");
     let source = database.preflight(DatabaseRole::Source).await;
     assert!(source.iter().all(|o| o.status == CheckStatus::Passed), "{source:#?}");
+}
 
-    // A read-only database is refused as a target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(dmf_mssql_server = "babelfish", ignore = "needs SQL Server: ALTER DATABASE … SET READ_ONLY")]
+async fn preflight_refuses_a_read_only_database_as_a_target() {
+    let url = server_url("preflight_read_only").await;
+    let db = TestDb::create(&url, "read_only").await;
     db.batch(&format!("ALTER DATABASE [{}] SET READ_ONLY WITH ROLLBACK IMMEDIATE", db.name)).await;
     let outcomes = db.database().preflight(DatabaseRole::Target).await;
     let state = outcomes.iter().find(|o| o.check == "target database state").unwrap();
@@ -42,8 +55,12 @@ async fn preflight_passes_on_a_standalone_server_and_the_control_tables_get_crea
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
 async fn the_catalog_of_the_rich_schema() {
-    let Some(url) = server_url("catalog") else { return };
+    let url = server_url("catalog").await;
     let db = TestDb::create(&url, "catalog").await;
     for batch in RICH_SCHEMA {
         db.batch(batch).await;
@@ -55,11 +72,11 @@ async fn the_catalog_of_the_rich_schema() {
     assert_eq!(
         names,
         [
-            "dbo.odd \"quoted\" ]table",
+            &format!("dbo.{ODD_NAME}"),
             "shop.customers",
             "shop.departments",
             "shop.employees",
-            "shop.Order",
+            &format!("shop.{ORDER_NAME}"),
             "shop.order_lines"
         ],
         "the dmf control tables are left out"
@@ -84,10 +101,27 @@ async fn the_catalog_of_the_rich_schema() {
 
     let order = LoadOrder::plan(&catalog.tables).unwrap();
     let position = |name: &str| order.steps.iter().position(|s| s.table.name == name).unwrap();
-    assert!(position("customers") < position("Order") && position("Order") < position("order_lines"));
+    assert!(position("customers") < position(ORDER_NAME) && position(ORDER_NAME) < position("order_lines"));
     let cyclic = order.steps.iter().filter(|s| !s.deferred.is_empty()).count();
     assert_eq!(cyclic, 2, "the customers self-reference and the departments/employees cycle are deferred");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(dmf_mssql_server = "babelfish", ignore = "needs SQL Server: ALTER TABLE … NOCHECK CONSTRAINT")]
+async fn a_disabled_foreign_key_is_read_as_not_enforced() {
+    let url = server_url("disabled_foreign_key").await;
+    let db = TestDb::create(&url, "disabled_fk").await;
+    for batch in RICH_SCHEMA {
+        db.batch(batch).await;
+    }
+    let database = db.database();
+    let catalog = database.read_catalog().await.unwrap();
+    let lines = catalog.table(&TableName::new(Some("shop"), "order_lines")).unwrap();
+    assert!(lines.foreign_keys[0].enforced);
     db.batch("ALTER TABLE shop.order_lines NOCHECK CONSTRAINT ALL").await;
     let catalog = database.read_catalog().await.unwrap();
     let lines = catalog.table(&TableName::new(Some("shop"), "order_lines")).unwrap();
@@ -95,8 +129,13 @@ async fn the_catalog_of_the_rich_schema() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(dmf_mssql_server = "babelfish", ignore = "needs SQL Server: BACKUP DATABASE and RESTORE")]
 async fn a_copy_only_backup_is_verified_and_restores_the_database() {
-    let Some(url) = server_url("backup") else { return };
+    let url = server_url("backup").await;
     let db = TestDb::create(&url, "backup").await;
     db.batch("CREATE TABLE dbo.t (id int PRIMARY KEY, v nvarchar(20)); INSERT INTO dbo.t VALUES (1, N'before');").await;
     let directory = std::env::var("DMF_TEST_MSSQL_BACKUP_DIR").ok();
@@ -122,8 +161,12 @@ async fn a_copy_only_backup_is_verified_and_restores_the_database() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
 async fn the_run_store_round_trips_runs_records_and_rejects() {
-    let Some(url) = server_url("run_store") else { return };
+    let url = server_url("run_store").await;
     let db = TestDb::create(&url, "run_store").await;
     let store = db.database().run_store().await.unwrap();
     let plan = [MigrationName::new("shop.b"), MigrationName::new("shop.a")];

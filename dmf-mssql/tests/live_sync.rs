@@ -12,11 +12,19 @@ use std::sync::Arc;
 use dmf_core::catalog::TableName;
 use dmf_core::sync::{FK_CHECK, ForeignKeyChecks, SyncJob, SyncMode};
 use dmf_core::{EngineConfig, RunRequest, RunStatus};
-use live_common::{CHANGES, counts, fingerprints, rich_pair, server_url, sync};
+use live_common::{CHANGES, ODD_NAME, counts, fingerprints, rich_pair, server_url, sync};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(
+    dmf_mssql_server = "babelfish",
+    ignore = "known failure over TDS on Babelfish 4.3, issue 19 item 2: bulk load of shop.[Order] fails on a numeric, recording a reject fails on a 4,000-character limit"
+)]
 async fn a_full_sync_copies_every_table_exactly_identity_values_included() {
-    let Some(url) = server_url("full_sync") else { return };
+    let url = server_url("full_sync").await;
     let (source_db, target_db) = rich_pair(&url, "full").await;
     let (source, target) = (source_db.database(), target_db.database());
     let summary = sync(&source, &target, SyncMode::Full, false).await;
@@ -47,8 +55,16 @@ async fn not_trusted(db: &live_common::TestDb, constraint: &str) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(
+    dmf_mssql_server = "babelfish",
+    ignore = "needs SQL Server: constraint trust (WITH NOCHECK, is_not_trusted) and FIRE_TRIGGERS in bulk loads"
+)]
 async fn the_fast_path_leaves_every_constraint_as_trusted_as_it_was_and_fires_triggers_only_per_row() {
-    let Some(url) = server_url("fast_full_sync") else { return };
+    let url = server_url("fast_full_sync").await;
     let (source_db, target_db) = rich_pair(&url, "fast").await;
     for db in [&source_db, &target_db] {
         db.batch("ALTER TABLE shop.order_lines ADD CONSTRAINT CK_order_lines_quantity CHECK (quantity > 0)").await;
@@ -61,7 +77,7 @@ async fn the_fast_path_leaves_every_constraint_as_trusted_as_it_was_and_fires_tr
     target_db.batch("CREATE TABLE dbo.audit (n int NOT NULL)").await;
     target_db
         .batch(
-            "CREATE TRIGGER dbo.trg_odd ON dbo.[odd \"quoted\" ]]table] AFTER INSERT AS \
+            "CREATE TRIGGER dbo.trg_odd ON dbo.$ODD AFTER INSERT AS \
              INSERT INTO dbo.audit (n) SELECT COUNT(*) FROM inserted",
         )
         .await;
@@ -79,7 +95,7 @@ async fn the_fast_path_leaves_every_constraint_as_trusted_as_it_was_and_fires_tr
     let line = summary.preflight.outcomes.iter().find(|o| o.check == FK_CHECK).unwrap().detail.clone();
     assert!(line.starts_with("deferred to a set-based proof (bulk loads without CHECK_CONSTRAINTS"), "{line}");
     assert!(line.contains("CHECK constraint `CK_employees_name` of shop.employees"), "{line}");
-    assert!(line.contains("dbo.odd \"quoted\" ]table per row, because its insert triggers trg_odd"), "{line}");
+    assert!(line.contains(&format!("dbo.{ODD_NAME} per row, because its insert triggers trg_odd")), "{line}");
     assert_eq!(fingerprints(&target_db).await, fingerprints(&source_db).await);
 
     let untrusted = target_db.scalar("SELECT COUNT_BIG(*) FROM sys.foreign_keys WHERE is_not_trusted = 1").await;
@@ -90,8 +106,16 @@ async fn the_fast_path_leaves_every_constraint_as_trusted_as_it_was_and_fires_tr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(
+    dmf_mssql_server = "babelfish",
+    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
+)]
 async fn upsert_counts_come_exactly_from_the_merge_and_an_unchanged_rerun_writes_nothing() {
-    let Some(url) = server_url("upsert") else { return };
+    let url = server_url("upsert").await;
     let (source_db, target_db) = rich_pair(&url, "upsert").await;
     let (source, target) = (source_db.database(), target_db.database());
     let first = sync(&source, &target, SyncMode::Upsert, false).await;
@@ -108,13 +132,21 @@ async fn upsert_counts_come_exactly_from_the_merge_and_an_unchanged_rerun_writes
     assert_eq!(counts(&changed, "shop.customers"), (1010, 10, 10, 990, 0));
     assert_eq!(counts(&changed, "shop.Order"), (993, 3, 10, 980, 0));
     assert_eq!(counts(&changed, "shop.order_lines"), (1983, 3, 10, 1970, 0));
-    assert_eq!(counts(&changed, "dbo.odd \"quoted\" ]table"), (200, 2, 2, 196, 0));
+    assert_eq!(counts(&changed, &format!("dbo.{ODD_NAME}")), (200, 2, 2, 196, 0));
     assert_eq!(counts(&changed, "shop.employees"), (500, 0, 0, 500, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(
+    dmf_mssql_server = "babelfish",
+    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
+)]
 async fn diff_writes_only_the_differences_deletes_included() {
-    let Some(url) = server_url("diff") else { return };
+    let url = server_url("diff").await;
     let (source_db, target_db) = rich_pair(&url, "diff").await;
     let (source, target) = (source_db.database(), target_db.database());
     assert_eq!(sync(&source, &target, SyncMode::Full, false).await.status, RunStatus::Completed);
@@ -124,14 +156,22 @@ async fn diff_writes_only_the_differences_deletes_included() {
     assert_eq!(fingerprints(&target_db).await, fingerprints(&source_db).await);
     assert_eq!(counts(&summary, "shop.Order (deletes)").4, 10);
     assert_eq!(counts(&summary, "shop.order_lines (deletes)").4, 20);
-    assert_eq!(counts(&summary, "dbo.odd \"quoted\" ]table (deletes)").4, 2);
+    assert_eq!(counts(&summary, &format!("dbo.{ODD_NAME} (deletes)")).4, 2);
     let (_, inserted, updated, _, _) = counts(&summary, "shop.customers");
     assert_eq!((inserted, updated), (10, 10));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(
+    dmf_mssql_server = "babelfish",
+    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
+)]
 async fn incremental_by_rowversion_reads_only_rows_changed_since_the_last_run() {
-    let Some(url) = server_url("rowversion") else { return };
+    let url = server_url("rowversion").await;
     let (source_db, target_db) = rich_pair(&url, "rowversion").await;
     let (source, target) = (source_db.database(), target_db.database());
     let job = SyncJob::new(
@@ -157,8 +197,16 @@ async fn incremental_by_rowversion_reads_only_rows_changed_since_the_last_run() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(
+    dmf_mssql_server = "babelfish",
+    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
+)]
 async fn incremental_by_datetime_and_datetimeoffset_with_deletes() {
-    let Some(url) = server_url("incremental") else { return };
+    let url = server_url("incremental").await;
     let (source_db, target_db) = rich_pair(&url, "incremental").await;
     let (source, target) = (source_db.database(), target_db.database());
     assert_eq!(sync(&source, &target, SyncMode::Full, false).await.status, RunStatus::Completed);
@@ -178,8 +226,16 @@ async fn incremental_by_datetime_and_datetimeoffset_with_deletes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(
+    dmf_mssql_server = "babelfish",
+    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
+)]
 async fn rollback_from_the_undo_log_restores_every_table_exactly() {
-    let Some(url) = server_url("rollback") else { return };
+    let url = server_url("rollback").await;
     for mode in [SyncMode::Upsert, SyncMode::Diff] {
         let (source_db, target_db) = rich_pair(&url, "rollback").await;
         let (source, target) = (source_db.database(), target_db.database());
@@ -208,8 +264,16 @@ async fn rollback_from_the_undo_log_restores_every_table_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(
+    dmf_mssql_server = "babelfish",
+    ignore = "known failure over TDS on Babelfish 4.3, issue 19 item 2: bulk load of shop.[Order] fails on a numeric, recording a reject fails on a 4,000-character limit"
+)]
 async fn the_quality_report_is_equal_after_a_sync_and_names_a_planted_difference() {
-    let Some(url) = server_url("quality_report") else { return };
+    let url = server_url("quality_report").await;
     let (source_db, target_db) = rich_pair(&url, "quality").await;
     let (source, target) = (source_db.database(), target_db.database());
     let summary = sync(&source, &target, SyncMode::Full, false).await;

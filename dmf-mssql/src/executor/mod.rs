@@ -15,6 +15,7 @@
 //! | [`Executor::bulk_insert`] | `Client::bulk_insert_with_options` | loading rows into the stage or an emptied table |
 
 pub(crate) mod guard;
+mod null_params;
 pub mod scripted;
 pub(crate) mod tiberius_exec;
 

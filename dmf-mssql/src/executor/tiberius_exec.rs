@@ -7,6 +7,7 @@ use tokio::net::TcpStream;
 use tokio_util::compat::Compat;
 
 use super::guard::guarded;
+use super::null_params::inline_null_params;
 use super::{BulkOptions, Executor, SqlError, SqlRow};
 use crate::types::param_data;
 
@@ -71,11 +72,12 @@ fn bulk_flags(options: BulkOptions) -> SqlBulkCopyOptions {
 #[async_trait]
 impl Executor for MssqlConnection {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<SqlRow>, SqlError> {
-        let params: Vec<Param> = params.iter().map(|v| Param(param_data(v))).collect();
+        let (sql, params) = inline_null_params(sql, params);
+        let params: Vec<Param> = params.into_iter().map(|v| Param(param_data(v))).collect();
         let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
         let client = &mut self.client;
         let rows = guarded(&mut self.broken, async move {
-            let stream = client.query(sql, &refs).await?;
+            let stream = client.query(sql.as_ref(), &refs).await?;
             stream.into_first_result().await
         })
         .await?;
@@ -83,10 +85,11 @@ impl Executor for MssqlConnection {
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, SqlError> {
-        let params: Vec<Param> = params.iter().map(|v| Param(param_data(v))).collect();
+        let (sql, params) = inline_null_params(sql, params);
+        let params: Vec<Param> = params.into_iter().map(|v| Param(param_data(v))).collect();
         let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
         let client = &mut self.client;
-        let result = guarded(&mut self.broken, async move { client.execute(sql, &refs).await }).await?;
+        let result = guarded(&mut self.broken, async move { client.execute(sql.as_ref(), &refs).await }).await?;
         Ok(result.total())
     }
 

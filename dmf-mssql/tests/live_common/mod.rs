@@ -1,7 +1,12 @@
-//! Shared by the live tests (`tests/live_*.rs`): they run against the SQL Server named by
+//! Shared by the live tests (`tests/live_*.rs`): they run against the TDS server named by
 //! `DMF_TEST_MSSQL_URL` (an `mssql://` URL or an ADO.NET string of a login that may create
-//! databases) and print a notice and return when it is unset. That is the only place in the
-//! crate where a test skips; a skipped test claims nothing about SQL Server.
+//! databases). `scripts/test` starts Babelfish for them when `../shared/babelfish` exists.
+//!
+//! Which tests run is decided when they are built (`build.rs` sets
+//! `cfg(dmf_mssql_server = "none" | "babelfish" | "sqlserver")` from `DMF_TEST_MSSQL_URL` and
+//! `DMF_TEST_MSSQL_SERVER`): without a server every live test is ignored with that reason, and
+//! on Babelfish the tests that need what only SQL Server has (MERGE, BACKUP, …) are ignored
+//! with theirs. The runner lists them as `ignored`, never as `ok`.
 //!
 //! Each test works in databases of its own (`dmf_test_<label>_<random>`), dropped at the end.
 //! The schema is the PostgreSQL integration tests' rich schema in T-SQL, plus what only SQL
@@ -10,30 +15,68 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::Arc;
 
 use dmf_core::sync::{SyncJob, SyncMode};
 use dmf_core::{EngineConfig, RunRequest, RunSummary};
 use dmf_mssql::executor::Connect;
 use dmf_mssql::{Executor, MssqlConfig, MssqlDatabase, MssqlOptions, MssqlPool, PoolOptions};
+use tokio::sync::{Mutex, OnceCell};
 
-/// The server's URL, or `None` after printing why the test does nothing.
-pub fn server_url(test: &str) -> Option<String> {
-    match std::env::var("DMF_TEST_MSSQL_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            // Straight to stderr, past the test harness's capture, so the notice shows even
-            // though the test then reports `ok`.
-            let _ = writeln!(
-                std::io::stderr(),
-                "NOTICE: DMF_TEST_MSSQL_URL is not set: live SQL Server test `{test}` did not run (nothing was checked \
-                 against SQL Server). See dmf-mssql/README.md to run it against a local container."
-            );
-            None
-        }
-    }
+/// True when the tests were built for Babelfish (`DMF_TEST_MSSQL_SERVER=babelfish`).
+pub const BABELFISH: bool = cfg!(dmf_mssql_server = "babelfish");
+
+/// The name of the table whose name needs quoting. SQL Server's has a `]` (written `]]` inside
+/// brackets); Babelfish 4.3 does not parse `]]` inside brackets, so there it has none.
+pub const ODD_NAME: &str = if BABELFISH { "odd \"quoted\" table" } else { "odd \"quoted\" ]table" };
+
+/// The name of the table created as `shop.[Order]`: Babelfish 4.3's catalog shows it folded
+/// to lower case.
+pub const ORDER_NAME: &str = if BABELFISH { "order" } else { "Order" };
+
+/// `ODD_NAME` quoted, as the fixtures' SQL writes it in place of `$ODD`.
+pub fn odd_sql() -> String {
+    format!("[{}]", ODD_NAME.replace(']', "]]"))
 }
+
+/// The fixture SQL `sql` with `$ODD` replaced by the odd table's quoted name.
+pub fn fixture(sql: &str) -> String {
+    sql.replace("$ODD", &odd_sql())
+}
+
+/// The server's URL. The live tests are ignored when they were built without one; run by
+/// hand with `--ignored` and none set, they fail rather than pass without checking anything.
+pub async fn server_url(test: &str) -> String {
+    let url = match std::env::var("DMF_TEST_MSSQL_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!("live SQL Server test `{test}` needs DMF_TEST_MSSQL_URL (see dmf-mssql/README.md)"),
+    };
+    check_server_kind(&url).await;
+    url
+}
+
+/// Fails when the server is not the kind the tests were built for: a test ignored for
+/// Babelfish must not be skipped against SQL Server, nor run against Babelfish unmarked.
+async fn check_server_kind(url: &str) {
+    static CHECKED: OnceCell<()> = OnceCell::const_new();
+    CHECKED
+        .get_or_init(|| async {
+            let version = admin(url).await.query("SELECT @@VERSION", &[]).await.unwrap()[0].text_required(0).unwrap();
+            let is_babelfish = version.contains("Babelfish");
+            assert_eq!(
+                is_babelfish,
+                BABELFISH,
+                "the live tests were built for {} but the server says: {version}\n\
+                 set DMF_TEST_MSSQL_SERVER=babelfish for Babelfish (unset for SQL Server) and run them again",
+                if BABELFISH { "Babelfish" } else { "SQL Server" },
+            );
+        })
+        .await;
+}
+
+/// Babelfish 4.3 fails CREATE and DROP DATABASE run at the same time ("tuple concurrently
+/// updated"): the tests of one binary take turns for them.
+static DATABASE_DDL: Mutex<()> = Mutex::const_new(());
 
 /// A session on `master` of the server.
 pub async fn admin(url: &str) -> Box<dyn Executor> {
@@ -51,6 +94,7 @@ pub struct TestDb {
 impl TestDb {
     pub async fn create(url: &str, label: &str) -> Self {
         let name = format!("dmf_test_{label}_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let _turn = DATABASE_DDL.lock().await;
         admin(url).await.batch(&format!("CREATE DATABASE [{name}]")).await.unwrap();
         let config = MssqlConfig::parse(url).unwrap().with_database(&name);
         Self { name, url: url.to_owned(), config }
@@ -69,12 +113,15 @@ impl TestDb {
         MssqlPool::new(self.config.clone(), PoolOptions::default()).session().await.unwrap()
     }
 
+    /// Runs `sql` (with `$ODD` standing for the odd table) as one batch.
     pub async fn batch(&self, sql: &str) {
-        self.session().await.batch(sql).await.unwrap_or_else(|e| panic!("{e}\n{sql}"));
+        let sql = fixture(sql);
+        self.session().await.batch(&sql).await.unwrap_or_else(|e| panic!("{e}\n{sql}"));
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
-        let rows = self.session().await.query(sql, &[]).await.unwrap();
+        let sql = fixture(sql);
+        let rows = self.session().await.query(&sql, &[]).await.unwrap_or_else(|e| panic!("{e}\n{sql}"));
         rows[0].int(0).unwrap().unwrap_or(0)
     }
 }
@@ -86,12 +133,16 @@ impl Drop for TestDb {
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
+                let _turn = DATABASE_DDL.lock().await;
                 let mut admin = admin(&url).await;
+                // Babelfish has no ALTER DATABASE; its DROP DATABASE ends the sessions itself.
+                let single_user = if BABELFISH {
+                    String::new()
+                } else {
+                    format!("ALTER DATABASE [{name}] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; ")
+                };
                 admin
-                    .batch(&format!(
-                        "IF DB_ID(N'{name}') IS NOT NULL BEGIN ALTER DATABASE [{name}] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; \
-                         DROP DATABASE [{name}]; END"
-                    ))
+                    .batch(&format!("IF DB_ID(N'{name}') IS NOT NULL BEGIN {single_user}DROP DATABASE [{name}]; END"))
                     .await
             })
         })
@@ -158,7 +209,7 @@ CREATE TABLE shop.employees (
     updated_at datetime2 NOT NULL
 );
 ALTER TABLE shop.departments ADD CONSTRAINT departments_head FOREIGN KEY (head_id) REFERENCES shop.employees (id);
-CREATE TABLE dbo.[odd "quoted" ]]table] (
+CREATE TABLE dbo.$ODD (
     [key "k"] nvarchar(100) NOT NULL PRIMARY KEY,
     [Value] nvarchar(max) NULL,
     updated_at datetime2 NULL
@@ -223,7 +274,7 @@ UPDATE shop.departments SET head_id = id * 10 WHERE id % 3 <> 0;
 
 WITH n AS (SELECT TOP (200) CAST(ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) AS int) AS g
            FROM sys.all_objects AS a CROSS JOIN sys.all_objects AS b)
-INSERT INTO dbo.[odd "quoted" ]]table] ([key "k"], [Value], updated_at)
+INSERT INTO dbo.$ODD ([key "k"], [Value], updated_at)
 SELECT CASE g % 4 WHEN 0 THEN CONCAT(N'a', g) WHEN 1 THEN CONCAT(N'B', g) WHEN 2 THEN CONCAT(N'é', g) ELSE CONCAT(N'🦀', g) END,
        CASE WHEN g % 5 = 0 THEN NULL ELSE CONCAT(N'v', g) END,
        CASE WHEN g % 10 = 0 THEN NULL ELSE DATEADD(second, g, CAST('2024-01-01' AS datetime2)) END
@@ -246,9 +297,9 @@ SELECT v.g, N'new', 1, 1.00, '2030-01-01T00:00:00+00:00' FROM (VALUES (1001), (1
 INSERT INTO shop.order_lines (order_id, line, sku, quantity, price, updated_at)
 SELECT v.g, 1, N'NEW', 1, 1.00, '2030-01-01' FROM (VALUES (1001), (1002), (1003)) AS v(g);
 UPDATE shop.order_lines SET quantity = quantity + 1, updated_at = '2030-01-01' WHERE order_id % 100 = 3 AND line = 1;
-UPDATE dbo.[odd "quoted" ]]table] SET [Value] = N'changed', updated_at = '2030-01-01' WHERE [key "k"] IN (N'é2', N'🦀3');
-DELETE FROM dbo.[odd "quoted" ]]table] WHERE [key "k"] IN (N'a4', N'B5');
-INSERT INTO dbo.[odd "quoted" ]]table] VALUES (N'Zebra', N'new', '2030-01-01'), (N'ü-new', NULL, '2030-01-01');
+UPDATE dbo.$ODD SET [Value] = N'changed', updated_at = '2030-01-01' WHERE [key "k"] IN (N'é2', N'🦀3');
+DELETE FROM dbo.$ODD WHERE [key "k"] IN (N'a4', N'B5');
+INSERT INTO dbo.$ODD VALUES (N'Zebra', N'new', '2030-01-01'), (N'ü-new', NULL, '2030-01-01');
 "#;
 
 /// Every table with the columns its fingerprint covers (not the rowversion, which differs
@@ -263,7 +314,7 @@ pub const TABLES: [(&str, &str); 6] = [
     ("shop.order_lines", "order_id, line, sku, quantity, price, updated_at"),
     ("shop.departments", "id, name, head_id, updated_at"),
     ("shop.employees", "id, name, department_id, updated_at"),
-    ("dbo.[odd \"quoted\" ]]table]", "[key \"k\"], [Value], updated_at"),
+    ("dbo.$ODD", "[key \"k\"], [Value], updated_at"),
 ];
 
 /// Two databases with the rich schema; the source filled.
@@ -285,9 +336,9 @@ pub async fn fingerprints(db: &TestDb) -> BTreeMap<String, (i64, i64)> {
     let mut session = db.session().await;
     let mut prints = BTreeMap::new();
     for (table, columns) in TABLES {
-        let sql = format!(
+        let sql = fixture(&format!(
             "SELECT COUNT_BIG(*), CAST(ISNULL(CHECKSUM_AGG(BINARY_CHECKSUM({columns})), 0) AS bigint) FROM {table}"
-        );
+        ));
         let rows = session.query(&sql, &[]).await.unwrap_or_else(|e| panic!("{e}\n{sql}"));
         prints.insert(table.to_owned(), (rows[0].int(0).unwrap().unwrap(), rows[0].int(1).unwrap().unwrap()));
     }
