@@ -35,6 +35,7 @@
 
 pub mod catalog;
 mod checkpoint;
+pub mod control;
 pub mod engine;
 mod error;
 mod graph;
@@ -61,6 +62,7 @@ pub use orchestrator::{
     Backup, BackupRecord, CheckOutcome, CheckStatus, LogNotifier, MigrationRecord, MigrationStatus, Notifier, OnError,
     Orchestrator, OrchestratorBuilder, PreflightCheck, PreflightReport, RejectRecord, RollbackSummary, RollbackTarget,
     RunRecord, RunRequest, RunStatus, RunStore, RunSummary, WebhookEvent, WebhookNotifier, WebhookPayload,
+    sort_in_plan_order,
 };
 pub use pipeline::{
     Extractor, FnTransformer, Identity, LoadBatch, LoadReport, Loader, Pipeline, Rules, SourceBatch, Transformed,

@@ -11,7 +11,7 @@ use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
 use rusqlite::TransactionBehavior;
 
 use crate::connection::{LazyConnection, ReadConnection, blocking, create, open};
-use crate::control::{CONTROL_TABLES, SqliteRunStore, check_control_tables, control_table_name};
+use crate::control::{CONTROL_TABLES, check_control_tables, control_table_name};
 use crate::extract::SqliteExtractor;
 use crate::load::SqliteLoader;
 use crate::snapshot::ReadSnapshot;
@@ -100,8 +100,8 @@ impl SqliteDatabase {
     }
 
     /// The run store on this database's control tables (created when missing).
-    pub fn sqlite_run_store(&self) -> Result<SqliteRunStore> {
-        blocking(|| SqliteRunStore::open(self.path.clone()))
+    pub fn sqlite_run_store(&self) -> Result<dmf_core::control::SqlRunStore> {
+        blocking(|| crate::control::run_store(self.path.clone()))
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! The SQLite adapter of DMF, and its embedded default: a [`SqliteDatabase`] is a sync source
 //! or target (catalog reader, keyset extractor, loader with the checkpoint in the same
-//! transaction, control tables and a [`SqliteRunStore`]). A [snapshot
+//! transaction, control tables and the run store of dmf-core's control plane). A [snapshot
 //! handle](dmf_core::sync::Database::snapshot) reads every table in one read transaction.
 //!
 //! SQLite work is blocking; it runs on the runtime's worker thread handed over with
@@ -49,7 +49,7 @@ mod writer;
 
 pub use backup::SqliteBackup;
 pub use catalog::read_catalog;
-pub use control::{CONTROL_TABLES, SqliteRunStore};
+pub use control::{CONTROL_TABLES, SqliteConnector, SqliteDialect};
 pub use database::{SqliteDatabase, path_of_url};
 pub use extract::SqliteExtractor;
 pub use load::SqliteLoader;

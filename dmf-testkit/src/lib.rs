@@ -9,7 +9,8 @@
 //! - [`MemoryRunStore`] and [`RecordingNotifier`];
 //! - fault injection: [`FaultPlan`] with [`FaultyLoader`] / [`FaultyExtractor`] (fail at call
 //!   N, transient failures, poison rows, slow stages, crashes that drop the run mid-flight);
-//! - [`LegacyGenerator`]: deterministic legacy-customer rows, about 2 % of them dirty.
+//! - [`LegacyGenerator`]: deterministic legacy-customer rows, about 2 % of them dirty;
+//! - [`conformance`]: the control-plane behaviour every adapter's tests check.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> dmf_core::Result<()> {
@@ -28,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod conformance;
 mod faults;
 mod legacy;
 mod memory_table;

@@ -122,7 +122,11 @@ impl RunStore for MemoryRunStore {
     }
 
     async fn migration_records(&self, run: RunId) -> Result<Vec<MigrationRecord>> {
-        Ok(self.lock()?.records.iter().filter(|r| r.run == run).cloned().collect())
+        let state = self.lock()?;
+        let mut records: Vec<MigrationRecord> = state.records.iter().filter(|r| r.run == run).cloned().collect();
+        let plan = state.runs.iter().find(|r| r.id == run).map(|r| r.plan.as_slice()).unwrap_or_default();
+        dmf_core::sort_in_plan_order(&mut records, plan);
+        Ok(records)
     }
 
     async fn record_rejects(&self, run: RunId, migration: &MigrationName, rejects: &[Reject]) -> Result<()> {
@@ -151,5 +155,15 @@ impl RunStore for MemoryRunStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_store_passes_the_conformance_suite() {
+        crate::conformance::run_store(&MemoryRunStore::new()).await;
     }
 }

@@ -22,7 +22,7 @@ pub use notify::{
     WebhookPayload,
 };
 pub use preflight::{CheckOutcome, CheckStatus, PreflightCheck, PreflightReport};
-pub use store::{MigrationRecord, MigrationStatus, RejectRecord, RunRecord, RunStatus, RunStore};
+pub use store::{MigrationRecord, MigrationStatus, RejectRecord, RunRecord, RunStatus, RunStore, sort_in_plan_order};
 pub use summary::{RollbackSummary, RunSummary};
 
 use crate::engine::EngineConfig;

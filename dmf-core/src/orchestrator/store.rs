@@ -154,7 +154,8 @@ pub trait RunStore: Send + Sync {
     /// The most recent runs first, at most `limit`.
     async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
 
-    /// Every migration record of a run.
+    /// Every migration record of a run: in the run's plan order, then the records the plan
+    /// does not name (passes the run added) by name ([`sort_in_plan_order`]).
     async fn migration_records(&self, run: RunId) -> Result<Vec<MigrationRecord>>;
 
     /// Adds rejects to the quarantine.
@@ -175,4 +176,13 @@ pub trait RunStore: Send + Sync {
         let _ = migration;
         Ok(None)
     }
+}
+
+/// Sorts `records` as [`RunStore::migration_records`] returns them: in the order of `plan`,
+/// then the records `plan` does not name, by name.
+pub fn sort_in_plan_order(records: &mut [MigrationRecord], plan: &[MigrationName]) {
+    let position = |name: &MigrationName| plan.iter().position(|p| p == name).unwrap_or(usize::MAX);
+    records.sort_by(|a, b| {
+        position(&a.migration).cmp(&position(&b.migration)).then_with(|| a.migration.cmp(&b.migration))
+    });
 }

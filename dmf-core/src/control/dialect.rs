@@ -1,0 +1,49 @@
+//! What differs between databases in the control plane's SQL: names, placeholders, row
+//! limits, returning a generated id, and upserting a row. Everything else is written once.
+
+/// The SQL dialect of a database's control tables.
+///
+/// Stored as `&dyn ControlDialect`: every method is object safe.
+pub trait ControlDialect: Send + Sync {
+    /// The quoted, qualified name of control table `name` (`runs` → `dmf.runs`, `dmf_runs`).
+    fn table(&self, name: &str) -> String;
+
+    /// A column name quoted for this dialect.
+    fn column(&self, name: &str) -> String;
+
+    /// The placeholder of the `n`-th parameter, from 1 (`$1`, `?1`, `@P1`).
+    fn param(&self, n: usize) -> String;
+
+    /// The most parameters one statement may bind.
+    fn max_params(&self) -> usize;
+
+    /// `SELECT {columns} FROM {from} ORDER BY {order}` returning at most the number in
+    /// parameter `limit` of rows after skipping the number in parameter `offset` (either may
+    /// be `None`: no limit, or no offset).
+    fn select_page(
+        &self,
+        columns: &str,
+        from: &str,
+        order: &str,
+        limit: Option<usize>,
+        offset: Option<usize>,
+    ) -> String;
+
+    /// An `INSERT INTO {table} ({columns}) VALUES ({values})` that returns the row's
+    /// generated `id` as its one result row (`columns` already quoted).
+    fn insert_returning_id(&self, table: &str, columns: &str, values: &str) -> String;
+
+    /// A statement that inserts the row of `columns` (unquoted names, bound to parameters
+    /// 1..=n in that order) into `table`, or, when a row with the same `key` columns (the
+    /// first of `columns`) exists, replaces its other columns.
+    fn upsert(&self, table: &str, key: &[&str], columns: &[&str]) -> String;
+
+    /// The statement that starts a transaction (`BEGIN`, `BEGIN IMMEDIATE`, `BEGIN TRANSACTION`).
+    fn begin(&self) -> &'static str;
+
+    /// The statement that commits it.
+    fn commit(&self) -> &'static str;
+
+    /// The statement that rolls it back.
+    fn rollback(&self) -> &'static str;
+}

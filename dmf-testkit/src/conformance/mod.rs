@@ -1,0 +1,24 @@
+//! The behaviour every adapter's control plane must show, written once and run by each
+//! adapter's own tests (the way opendal runs one behaviour suite for every service):
+//!
+//! - [`run_store`]: runs, migration records, backups and rejects round-trip through any
+//!   [`RunStore`](dmf_core::RunStore), with the semantics of
+//!   [`MemoryRunStore`](crate::MemoryRunStore);
+//! - [`checkpoints`]: checkpoints written with the control plane's statement on a
+//!   [`SqlConnector`](dmf_core::control::SqlConnector)'s session are read back by the run
+//!   store, replaced, and cleared.
+//!
+//! Each check panics with a message naming what differed, like an assertion in a test. The
+//! store must be new (no runs yet).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! dmf_testkit::conformance::run_store(&dmf_testkit::MemoryRunStore::new()).await;
+//! # }
+//! ```
+
+mod checkpoints;
+mod run_store;
+
+pub use checkpoints::checkpoints;
+pub use run_store::run_store;
