@@ -11,6 +11,8 @@
 //! - [`orchestrator`]: [`Orchestrator`], [`RunStore`], [`Notifier`] ([`LogNotifier`],
 //!   [`WebhookNotifier`]), [`PreflightCheck`], [`Backup`].
 //! - [`progress`]: [`ProgressEvent`]s, and the `metrics` names in [`progress::metrics`].
+//! - [`redact`]: [`redact_secrets`], which every message quoting a connection string goes
+//!   through, whatever its form or scheme.
 //!
 //! Adapters (dmf-sqlite, dmf-postgres, dmf-mssql) provide extractors, loaders and run stores
 //! for their database; dmf-testkit provides in-memory ones.
@@ -47,6 +49,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod quality;
 mod record;
+pub mod redact;
 pub mod sync;
 pub mod typed;
 mod value;
@@ -70,5 +73,6 @@ pub use pipeline::{
 };
 pub use progress::{Phase, ProgressEvent, ProgressHub};
 pub use record::{Record, Reject};
+pub use redact::redact_secrets;
 pub use tokio_util::sync::CancellationToken;
 pub use value::{Row, RowShape, Value, canonical_decimal};

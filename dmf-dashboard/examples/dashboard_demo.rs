@@ -111,7 +111,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--delay-ms" => parsed.delay = Duration::from_millis(number(&flag, next())?),
             "--max-rejects" => parsed.max_rejects = Some(number(&flag, next())?),
             "--no-run" => parsed.run = false,
-            _ => return Err(format!("unknown argument `{arg}`")),
+            // The argument may be a URL with a password: shown redacted.
+            _ => return Err(format!("unknown argument `{}`", dmf_core::redact_secrets(&arg))),
         }
     }
     Ok(Some(parsed))
@@ -347,5 +348,6 @@ mod tests {
         );
         assert_eq!(parse(&["--dashboard", "localhost"]), Err("`--dashboard` expects IP:PORT, got `localhost`".into()));
         assert_eq!(parse(&["--rows", "0"]), Err("`--rows` must be at least 1".into()));
+        assert_eq!(parse(&["postgres://u:S3cret@h/db"]), Err("unknown argument `postgres://u:***@h/db`".into()));
     }
 }

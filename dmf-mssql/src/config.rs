@@ -28,7 +28,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use dmf_core::{Error, Result};
+use dmf_core::redact::is_secret_key;
+use dmf_core::{Error, Result, redact_secrets};
 use tiberius::{AuthMethod, EncryptionLevel};
 
 /// How long connecting and logging in may take when the configuration does not say.
@@ -156,6 +157,9 @@ impl MssqlConfig {
         let lower = trimmed.to_ascii_lowercase();
         let config = if lower.starts_with("mssql://") || lower.starts_with("sqlserver://") {
             parse_url(trimmed)
+        } else if looks_like_url(trimmed) {
+            // `mssq://sa:pw@h/db` would otherwise be read as one ADO.NET key, and named.
+            Err(format!("`{}` is neither an mssql:// URL nor an ADO.NET string", redact(trimmed)))
         } else {
             parse_ado(trimmed)
         };
@@ -277,11 +281,22 @@ fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> std::result::Re
 /// Splits an ADO.NET connection string into `(key, value)` pairs: `;` separates pairs, keys
 /// are trimmed (`==` in a key is a literal `=`), a value starting with `"` or `'` runs to the
 /// matching quote (the quote doubled inside stands for itself) and may hold `;`.
+///
+/// Errors never name what follows a password: with an unquoted `;` in it, that is the rest of
+/// the password.
 pub(crate) fn ado_pairs(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
     let chars: Vec<char> = text.chars().collect();
-    let mut pairs = Vec::new();
+    let mut pairs: Vec<(String, String)> = Vec::new();
     let mut i = 0;
     while i < chars.len() {
+        let after_password = pairs.last().is_some_and(|(key, _)| is_secret_key(key));
+        let no_value = |key: &str| {
+            if after_password {
+                AFTER_PASSWORD.to_owned()
+            } else {
+                format!("`{}` has no value (expected key=value)", redact(key.trim()))
+            }
+        };
         // Key, up to a single `=`.
         let mut key = String::new();
         loop {
@@ -290,12 +305,12 @@ pub(crate) fn ado_pairs(text: &str) -> std::result::Result<Vec<(String, String)>
                     if key.trim().is_empty() {
                         return Ok(pairs);
                     }
-                    return Err(format!("`{}` has no value (expected key=value)", key.trim()));
+                    return Err(no_value(&key));
                 }
                 Some(';') if key.trim().is_empty() => {
                     i += 1;
                 }
-                Some(';') => return Err(format!("`{}` has no value (expected key=value)", key.trim())),
+                Some(';') => return Err(no_value(&key)),
                 Some('=') if chars.get(i + 1) == Some(&'=') => {
                     key.push('=');
                     i += 2;
@@ -324,7 +339,8 @@ pub(crate) fn ado_pairs(text: &str) -> std::result::Result<Vec<(String, String)>
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return Err(format!("the value of `{key}` has no closing {quote}")),
+                        None if after_password => return Err(AFTER_PASSWORD.to_owned()),
+                        None => return Err(format!("the value of `{}` has no closing {quote}", redact(&key))),
                         Some(&c) if c == quote && chars.get(i + 1) == Some(&quote) => {
                             value.push(quote);
                             i += 2;
@@ -345,7 +361,10 @@ pub(crate) fn ado_pairs(text: &str) -> std::result::Result<Vec<(String, String)>
                 match chars.get(i) {
                     None => {}
                     Some(';') => i += 1,
-                    Some(_) => return Err(format!("unexpected text after the quoted value of `{key}`")),
+                    Some(_) if after_password => return Err(AFTER_PASSWORD.to_owned()),
+                    Some(_) => {
+                        return Err(format!("unexpected text after the quoted value of `{}`", redact(&key)));
+                    }
                 }
             }
             _ => {
@@ -363,6 +382,10 @@ pub(crate) fn ado_pairs(text: &str) -> std::result::Result<Vec<(String, String)>
     }
     Ok(pairs)
 }
+
+/// Why the text after a password did not parse, without showing it.
+const AFTER_PASSWORD: &str = "the text after the password is not key=value (not shown: it may be the rest of a \
+                              password holding `;`, which must then be quoted: Password=\"…\")";
 
 /// Keys SqlClient knows that DMF ignores (its own pool and settings do their job).
 const IGNORED_KEYS: [&str; 11] = [
@@ -382,6 +405,7 @@ const IGNORED_KEYS: [&str; 11] = [
 fn parse_ado(text: &str) -> std::result::Result<MssqlConfig, String> {
     let mut config = MssqlConfig::new("", "master", "", "");
     let mut server = None;
+    let mut after_password = false;
     for (key, value) in ado_pairs(text)? {
         let normal = key.to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
         match normal.as_str() {
@@ -420,8 +444,10 @@ fn parse_ado(text: &str) -> std::result::Result<MssqlConfig, String> {
                 }
             }
             known if IGNORED_KEYS.contains(&known) => {}
-            _ => return Err(format!("unknown connection-string key `{key}`")),
+            _ if after_password => return Err(AFTER_PASSWORD.to_owned()),
+            _ => return Err(format!("unknown connection-string key `{}`", redact(&key))),
         }
+        after_password = is_secret_key(&key);
     }
     let server = server.ok_or("no `Server=` given")?;
     let (host, port, instance) = parse_server(&server)?;
@@ -563,32 +589,17 @@ fn parse_url(url: &str) -> std::result::Result<MssqlConfig, String> {
 }
 
 /// A connection string or URL with its password replaced by `***`, for messages about a
-/// configuration that did not parse.
+/// configuration that did not parse: [`dmf_core::redact_secrets`], which masks every form
+/// (URLs of any scheme, ADO.NET strings, quoted or not) whether it parses or not.
 pub fn redact(text: &str) -> String {
-    let trimmed = text.trim();
-    if let Some((scheme, rest)) = trimmed.split_once("://") {
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        return match authority.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-                let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
-                format!("{scheme}://{masked}@{host}{tail}")
-            }
-            None => trimmed.to_owned(),
-        };
-    }
-    match ado_pairs(trimmed) {
-        Ok(pairs) => pairs
-            .into_iter()
-            .map(|(key, value)| {
-                let lower = key.to_ascii_lowercase();
-                if lower == "password" || lower == "pwd" { format!("{key}=***") } else { format!("{key}={value}") }
-            })
-            .collect::<Vec<_>>()
-            .join(";"),
-        Err(_) => "(a connection string that does not parse; not shown, it may hold a password)".to_owned(),
-    }
+    redact_secrets(text.trim()).into_owned()
+}
+
+/// True for `scheme://…` and `scheme:/…`: a URL, whatever its scheme.
+fn looks_like_url(text: &str) -> bool {
+    text.split_once(":/").is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    })
 }
 
 #[cfg(test)]
@@ -724,6 +735,33 @@ mod tests {
         assert_eq!(redact("Server=h;Password='a;b';User=u"), "Server=h;Password=***;User=u");
         assert_eq!(redact("Server=h;PWD=x"), "Server=h;PWD=***");
         assert!(!redact("Server=h;Password=\"unterminated").contains("unterminated"));
+        assert_eq!(redact("mssql://sa:pa/ss@h/db"), "mssql://sa:***@h/db");
+        assert_eq!(redact("Server=h;Pwd={a;b};User=u"), "Server=h;Pwd=***;User=u");
+    }
+
+    #[test]
+    fn refusals_never_show_the_password() {
+        for (text, says) in [
+            ("mssq://sa:S3cret@h/db", "`mssq://sa:***@h/db` is neither an mssql:// URL nor an ADO.NET string"),
+            ("postgres://sa:S3cret@h/db", "`postgres://sa:***@h/db` is neither"),
+            ("sqlserver:/sa:S3cret@h/db", "`sqlserver:/sa:***@h/db` is neither"),
+            // A `;` in an unquoted password: what follows it is not named.
+            ("Server=h;User Id=sa;Password=ab;S3cret;Database=d", "the text after the password is not key=value"),
+            ("Server=h;User Id=sa;Password=ab;S3cret=x;Database=d", "the text after the password is not key=value"),
+            ("Server=h;User Id=sa;Password=ab;S3cret=\"x;Database=d", "the text after the password is not key=value"),
+            ("Server=h;User Id=sa;Password=ab;S3cret=\"x\"y", "the text after the password is not key=value"),
+            ("Server=h;User Id=sa;Pwd=S3cret;Encrypt=maybe", "`Encrypt` must be"),
+        ] {
+            let error = MssqlConfig::parse(text).unwrap_err();
+            for shown in [error.to_string(), format!("{error:?}")] {
+                assert!(shown.contains(says), "{text}: {shown}");
+                assert!(!shown.contains("S3cret"), "{text}: {shown}");
+            }
+        }
+        // Other keys are still named.
+        assert!(
+            refused("Server=h;User=u;Password=x;Database=d;Bogus=1").contains("unknown connection-string key `Bogus`")
+        );
     }
 
     #[test]

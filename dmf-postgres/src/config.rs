@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dmf_core::{Error, Result, Stage};
+use dmf_core::{Error, Result, Stage, redact_secrets};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
 
@@ -22,11 +22,18 @@ pub(crate) struct Connector {
 
 impl Connector {
     /// Parses a `postgres://user:password@host:port/dbname?options` URL (or a `key=value`
-    /// connection string). The error never shows the password.
+    /// connection string). The error never shows the password, even for a URL of another
+    /// scheme (`postgress://…`), which tokio-postgres would read, and quote, as a key.
     pub(crate) fn parse(url: &str) -> Result<Self> {
-        let config: Config = url
-            .parse()
-            .map_err(|e| Error::Config(format!("invalid PostgreSQL URL `{}`: {}", redact(url), error_text(&e))))?;
+        let shown = redact_secrets(url);
+        if let Some(scheme) = foreign_scheme(url) {
+            return Err(Error::Config(format!(
+                "invalid PostgreSQL URL `{shown}`: the scheme `{scheme}` is not postgres:// or postgresql://"
+            )));
+        }
+        let config: Config = url.parse().map_err(|e| {
+            Error::Config(format!("invalid PostgreSQL URL `{shown}`: {}", redact_secrets(&error_text(&e))))
+        })?;
         Ok(Self::new(config))
     }
 
@@ -108,39 +115,13 @@ pub(crate) fn display_name(config: &Config) -> String {
     name
 }
 
-/// A connection URL or string with its password replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        if let Some((userinfo, host)) = authority.rsplit_once('@') {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
-            let tail = redact_query(tail);
-            return format!("{scheme}://{masked}@{host}{tail}");
-        }
-        return format!("{scheme}://{authority}{}", redact_query(tail));
-    }
-    // key=value form.
-    url.split_whitespace()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-            _ => pair.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn redact_query(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else { return tail.to_owned() };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-            _ => pair.to_owned(),
-        })
-        .collect();
-    format!("{path}?{}", query.join("&"))
+/// The scheme of `url` when it is written as a URL (`scheme://`) of another scheme than
+/// `postgres` or `postgresql`.
+fn foreign_scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.trim_start().split_once("://")?;
+    let is_scheme = !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    (is_scheme && !scheme.eq_ignore_ascii_case("postgres") && !scheme.eq_ignore_ascii_case("postgresql"))
+        .then_some(scheme)
 }
 
 #[cfg(test)]
@@ -162,14 +143,26 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_redacted() {
-        assert_eq!(redact("postgres://app:s3cret@db:5432/shop"), "postgres://app:***@db:5432/shop");
-        assert_eq!(
-            redact("postgres://app@db/shop?password=x&sslmode=disable"),
-            "postgres://app@db/shop?password=***&sslmode=disable"
-        );
-        assert_eq!(redact("host=db password=hunter2 user=app"), "host=db password=*** user=app");
-        assert_eq!(redact("postgres://db/shop"), "postgres://db/shop");
+    fn unparseable_urls_are_shown_without_the_password() {
+        for (url, shown) in [
+            ("postgres://app:s3cret@db:notaport/shop", "`postgres://app:***@db:notaport/shop`"),
+            ("postgres://app:s3/c@ret@db:x/shop", "`postgres://app:***@db:x/shop`"),
+            (
+                "postgres://app@db/shop?password=s3cret&sslmode=maybe",
+                "`postgres://app@db/shop?password=***&sslmode=maybe`",
+            ),
+            ("host=db password=s3cret port=x", "`host=db password=*** port=x`"),
+            ("postgress://app:s3cret@db/shop", "the scheme `postgress` is not postgres://"),
+            ("postgresql+x://app:s3cret@db/shop?sslmode=require", "`postgresql+x://app:***@db/shop?sslmode=require`"),
+            // Not a URL to tokio-postgres: a key it quotes back, whole.
+            ("postgress:/app:s3cret@db/shop?sslmode=require", "`postgress:/app:***@db/shop?sslmode=require`"),
+        ] {
+            let error = Connector::parse(url).unwrap_err();
+            for text in [error.to_string(), format!("{error:?}")] {
+                assert!(text.contains(shown), "{url}: {text}");
+                assert!(!text.contains("s3"), "{url}: {text}");
+            }
+        }
     }
 
     #[test]

@@ -106,13 +106,22 @@ impl SqliteDatabase {
 }
 
 /// The path of a `sqlite://PATH` or `sqlite:PATH` URL.
+///
+/// Errors show the URL without its password, and a URL that holds one (`sqlite://u:pw@h/db`,
+/// a URL meant for another database) is refused, so that no later message names it as a file.
 pub fn path_of_url(url: &str) -> Result<PathBuf> {
+    let shown = dmf_core::redact_secrets(url);
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| Error::Config(format!("`{url}` is not a SQLite URL: write sqlite://PATH")))?;
+        .ok_or_else(|| Error::Config(format!("`{shown}` is not a SQLite URL: write sqlite://PATH")))?;
     if path.is_empty() {
-        return Err(Error::Config(format!("`{url}` names no file: write sqlite://PATH")));
+        return Err(Error::Config(format!("`{shown}` names no file: write sqlite://PATH")));
+    }
+    if shown != url {
+        return Err(Error::Config(format!(
+            "`{shown}` holds a password, which a SQLite file has none of: write sqlite://PATH"
+        )));
     }
     Ok(PathBuf::from(path))
 }

@@ -25,6 +25,22 @@ async fn a_missing_database_file_is_named() {
     assert_eq!(url.to_string(), "invalid configuration: `postgres://x` is not a SQLite URL: write sqlite://PATH");
 }
 
+#[test]
+fn urls_with_a_password_are_refused_without_showing_it() {
+    for (url, shown) in [
+        ("sqllite://u:S3cret@h/db", "`sqllite://u:***@h/db` is not a SQLite URL"),
+        ("postgres://u:S3cret@h/db", "`postgres://u:***@h/db` is not a SQLite URL"),
+        ("sqlite://u:S3cret@h/db", "`sqlite://u:***@h/db` holds a password"),
+        ("sqlite:u:S3cret@h/db", "`sqlite:***@h/db` holds a password"),
+    ] {
+        let error = SqliteDatabase::from_url(url).unwrap_err();
+        for text in [error.to_string(), format!("{error:?}")] {
+            assert!(text.contains(shown), "{url}: {text}");
+            assert!(!text.contains("S3cret"), "{url}: {text}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_missing_in_the_target_fails_preflight_and_writes_nothing() {
     let dir = Dir::new("missing-table");

@@ -176,7 +176,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 0 => return Err("`--batch-size` must be at least 1".into()),
                 rows => parsed.batch_size = rows,
             },
-            _ => return Err(format!("unknown argument `{arg}`")),
+            // The argument may be a URL (`--sorce=postgres://u:pw@h/db`): shown redacted.
+            _ => return Err(format!("unknown argument `{}`", dmf_core::redact_secrets(&arg))),
         }
     }
     Ok(Some(parsed))
@@ -230,7 +231,8 @@ async fn open(url: &str) -> Result<Endpoint, BoxError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Endpoint::Postgres(Arc::new(PgDatabase::connect(url).await?)));
     }
-    Err(format!("`{url}`: unsupported URL (use sqlite://PATH or postgres://USER@HOST/DB)").into())
+    let shown = dmf_core::redact_secrets(url);
+    Err(format!("`{shown}`: unsupported URL (use sqlite://PATH or postgres://USER@HOST/DB)").into())
 }
 
 /// Opens the databases the URLs name and runs the migration between them.
@@ -484,5 +486,9 @@ mod tests {
         assert_eq!(parse(&["--rows"]), Err("`--rows` needs a value".into()));
         assert_eq!(parse(&["--rows", "-5"]), Err("`--rows` expects a non-negative whole number, got `-5`".into()));
         assert_eq!(parse(&["--batch-size=0"]), Err("`--batch-size` must be at least 1".into()));
+        assert_eq!(
+            parse(&["--sorce=postgres://u:S3cret@h/db"]),
+            Err("unknown argument `--sorce=postgres://u:***@h/db`".into())
+        );
     }
 }

@@ -85,7 +85,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             }
             "--target-is-production" => parsed.production = true,
             "--jobs" => parsed.jobs = value()?.parse().map_err(|_| "`--jobs` takes a number".to_owned())?,
-            other => return Err(format!("unknown argument `{other}`")),
+            // The argument may be a connection string: shown redacted.
+            other => return Err(format!("unknown argument `{}`", dmf_core::redact_secrets(other))),
         }
     }
     for (name, given) in
@@ -184,5 +185,9 @@ mod tests {
         .unwrap();
         assert_eq!(args.mail, Some(("dmf".into(), "x@y".into())));
         assert_eq!(parse(&["--source", "x"]).unwrap_err(), "`--target` is required");
+        assert_eq!(
+            parse(&["Server=h;User Id=sa;Password=S3cret;"]).unwrap_err(),
+            "unknown argument `Server=h;User Id=sa;Password=***;`"
+        );
     }
 }

@@ -21,6 +21,7 @@
 //! to also delete rows gone from the source). Exits 1 when the sync fails, 2 on a bad command
 //! line.
 
+mod endpoint;
 mod malloc;
 mod progress;
 
@@ -32,9 +33,7 @@ use std::sync::Arc;
 use dmf_core::catalog::TableName;
 use dmf_core::sync::{Database, SyncJob, SyncMode, SyncPlan};
 use dmf_core::{Backup, EngineConfig, MigrationStatus, ProgressHub, RejectLimit, RunRequest, RunSummary};
-use dmf_mssql::MssqlDatabase;
-use dmf_postgres::PgDatabase;
-use dmf_sqlite::SqliteDatabase;
+use endpoint::Endpoint;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
@@ -221,7 +220,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     )),
                 })
             }
-            _ => return Err(format!("unknown argument `{arg}`")),
+            // The argument may be a URL (`--sorce=postgres://u:pw@h/db`): shown redacted.
+            _ => return Err(format!("unknown argument `{}`", dmf_core::redact_secrets(&arg))),
         }
     }
     parsed.target = target.ok_or("`--target URL` is required")?;
@@ -277,30 +277,8 @@ async fn run() -> ExitCode {
     }
 }
 
-/// A database named by a URL.
-enum Endpoint {
-    Sqlite(Arc<SqliteDatabase>),
-    Postgres(Arc<PgDatabase>),
-    Mssql(Arc<MssqlDatabase>),
-}
-
-/// Opens `sqlite://PATH` (which must exist) or connects to `postgres://…` (whose loaders send
-/// COPY data in `copy_format`).
-async fn open(url: &str, copy_format: dmf_postgres::CopyFormat) -> Result<Endpoint, BoxError> {
-    if url.starts_with("sqlite:") {
-        return Ok(Endpoint::Sqlite(Arc::new(SqliteDatabase::from_url(url)?)));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Endpoint::Postgres(Arc::new(PgDatabase::connect(url).await?.copy_format(copy_format))));
-    }
-    if url.starts_with("mssql://") || url.contains("Server=") || url.contains("server=") {
-        return Ok(Endpoint::Mssql(Arc::new(MssqlDatabase::connect(url).await?)));
-    }
-    Err(format!("`{url}`: unsupported URL (use sqlite://PATH, postgres://USER@HOST/DB or mssql://USER@HOST/DB)").into())
-}
-
 async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
-    let target = open(&args.target, args.copy_format).await?;
+    let target = endpoint::open(&args.target, args.copy_format).await?;
     let backup: Option<Arc<dyn Backup>> = match (&args.backup, &target) {
         (None, _) => None,
         (Some(dir), Endpoint::Sqlite(db)) => Some(Arc::new(dmf_sqlite::SqliteBackup::new(db.path(), dir))),
@@ -308,7 +286,7 @@ async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
         (Some(dir), Endpoint::Mssql(db)) => Some(Arc::new(db.backup(Some(&dir.display().to_string())))),
         (Some(dir), Endpoint::Postgres(_)) => Some(Arc::new(dmf_postgres::PgBackup::new(&args.target, dir)?)),
     };
-    match (open(&args.source, args.copy_format).await?, target) {
+    match (endpoint::open(&args.source, args.copy_format).await?, target) {
         (Endpoint::Sqlite(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
         (Endpoint::Sqlite(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
         (Endpoint::Postgres(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
@@ -547,6 +525,14 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Option<Args>, String> {
         parse_args(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn a_mistyped_flag_holding_a_url_is_shown_without_its_password() {
+        let error = parse(&["--sorce=postgres://u:S3cret@h/db", "--target=b"]).unwrap_err();
+        assert_eq!(error, "unknown argument `--sorce=postgres://u:***@h/db`");
+        let error = parse(&["--target=b", "Server=h;User Id=sa;Password=S3cret;"]).unwrap_err();
+        assert_eq!(error, "unknown argument `Server=h;User Id=sa;Password=***;`");
     }
 
     #[test]
