@@ -4,7 +4,7 @@
 //! ([`SqlRunStore`], checkpoint statements) runs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -84,7 +84,9 @@ pub fn check_control_tables(connection: &Connection) -> Result<()> {
 /// Reads a migration's checkpoint.
 pub fn read_checkpoint(connection: &Connection, migration: &MigrationName) -> Result<Option<Checkpoint>> {
     let context = |e| store_error(&format!("reading the checkpoint of `{migration}`"), e);
-    let mut statement = connection.prepare_cached(&checkpoints::read_statement(&SqliteDialect)).map_err(context)?;
+    static READ: OnceLock<String> = OnceLock::new();
+    let sql = READ.get_or_init(|| checkpoints::read_statement(&SqliteDialect));
+    let mut statement = connection.prepare_cached(sql).map_err(context)?;
     let mut rows = statement.query([migration.as_str()]).map_err(context)?;
     match rows.next().map_err(context)? {
         Some(row) => checkpoints::from_row(row_values(row).map_err(context)?).map(Some),
@@ -92,10 +94,12 @@ pub fn read_checkpoint(connection: &Connection, migration: &MigrationName) -> Re
     }
 }
 
-/// Stores a migration's checkpoint inside the caller's transaction.
+/// Stores a migration's checkpoint inside the caller's transaction (once per batch: the
+/// statement's text is made once).
 pub fn write_checkpoint(tx: &Connection, migration: &MigrationName, checkpoint: &Checkpoint) -> rusqlite::Result<()> {
+    static WRITE: OnceLock<String> = OnceLock::new();
     let params = checkpoints::write_params(migration, checkpoint, SystemTime::now());
-    tx.prepare_cached(&checkpoints::write_statement(&SqliteDialect))?
+    tx.prepare_cached(WRITE.get_or_init(|| checkpoints::write_statement(&SqliteDialect)))?
         .execute(params_from_iter(params.iter().map(types::to_sql)))?;
     Ok(())
 }

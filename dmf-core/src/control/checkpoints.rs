@@ -6,12 +6,11 @@ use std::time::SystemTime;
 
 use super::decode::Cells;
 use super::dialect::ControlDialect;
+use super::tables::CHECKPOINTS as COLUMNS;
 use crate::checkpoint::{Checkpoint, Position};
 use crate::error::Result;
 use crate::names::MigrationName;
 use crate::value::Value;
-
-const COLUMNS: [&str; 5] = ["migration", "position", "skip", "done", "updated_at"];
 
 /// Reads one migration's checkpoint (`position, skip, done`). Parameter 1: the migration.
 pub fn read_statement(dialect: &dyn ControlDialect) -> String {

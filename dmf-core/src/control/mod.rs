@@ -22,6 +22,7 @@ mod decode;
 mod dialect;
 mod run_store;
 mod session;
+pub mod tables;
 
 pub use dialect::ControlDialect;
 pub use run_store::SqlRunStore;

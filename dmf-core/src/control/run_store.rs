@@ -11,6 +11,7 @@ use super::checkpoints;
 use super::decode::{Cells, status_name};
 use super::dialect::ControlDialect;
 use super::session::{SqlConnector, SqlSession};
+use super::tables::{self, MIGRATION_RUNS as RECORD_COLUMNS, RUNS as RUN_COLUMNS};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result, Stage};
 use crate::migration::Counts;
@@ -21,27 +22,16 @@ use crate::orchestrator::{
 use crate::record::Reject;
 use crate::value::Value;
 
-const RUN_COLUMNS: [&str; 8] = ["id", "status", "plan", "host", "started_at", "finished_at", "backup", "error"];
-
-const RECORD_COLUMNS: [&str; 15] = [
-    "run_id",
-    "migration",
-    "status",
-    "started_at",
-    "finished_at",
-    "rows_read",
-    "rows_inserted",
-    "rows_updated",
-    "rows_unchanged",
-    "rows_deleted",
-    "rows_skipped",
-    "rows_rejected",
-    "duration_ms",
-    "resumed",
-    "error",
+/// The columns of `rejects` a new reject fills (all but its generated id).
+const REJECT_COLUMNS: [&str; 7] = [
+    tables::REJECTS[1],
+    tables::REJECTS[2],
+    tables::REJECTS[3],
+    tables::REJECTS[4],
+    tables::REJECTS[5],
+    tables::REJECTS[6],
+    tables::REJECTS[7],
 ];
-
-const REJECT_COLUMNS: [&str; 7] = ["run_id", "migration", "stage", "source_key", "reason", "payload", "created_at"];
 
 /// Runs, migration records, rejects and checkpoints in the control tables (`runs`,
 /// `migration_runs`, `rejects`, `checkpoints`, named by the dialect), over any database that

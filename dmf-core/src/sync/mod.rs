@@ -38,6 +38,7 @@ pub use ranges::{KeyRange, RangeReaders, parse_range_migration_name, range_migra
 
 use crate::catalog::{Catalog, Column, TableName};
 use crate::checkpoint::Position;
+use crate::control::tables;
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::orchestrator::{CheckOutcome, RunStore};
 use crate::pipeline::{Extractor, Loader};
@@ -506,30 +507,11 @@ pub fn page_stream<S: PagedSource>(
 /// The control tables every adapter keeps in the target (under schema `dmf` or prefix `dmf_`),
 /// with the columns DMF writes; pre-flight checks existing ones have them all.
 pub const CONTROL_TABLES: [(&str, &[&str]); 5] = [
-    ("runs", &["id", "status", "plan", "host", "started_at", "finished_at", "backup", "error"]),
-    (
-        "migration_runs",
-        &[
-            "run_id",
-            "migration",
-            "status",
-            "started_at",
-            "finished_at",
-            "rows_read",
-            "rows_inserted",
-            "rows_updated",
-            "rows_unchanged",
-            "rows_deleted",
-            "rows_skipped",
-            "rows_rejected",
-            "duration_ms",
-            "resumed",
-            "error",
-        ],
-    ),
-    ("checkpoints", &["migration", "position", "skip", "done", "updated_at"]),
-    ("rejects", &["id", "run_id", "migration", "stage", "source_key", "reason", "payload", "created_at"]),
-    ("undo_log", &["id", "run_id", "migration", "table_name", "key", "action", "before_image"]),
+    ("runs", &tables::RUNS),
+    ("migration_runs", &tables::MIGRATION_RUNS),
+    ("checkpoints", &tables::CHECKPOINTS),
+    ("rejects", &tables::REJECTS),
+    ("undo_log", &tables::UNDO_LOG),
 ];
 
 /// Encodes key values as an extractor position (a JSON array). All keyset extractors use it,
