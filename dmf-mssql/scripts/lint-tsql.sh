@@ -8,7 +8,7 @@
 #
 # 1. installs sqlfluff with pip when the pinned version is missing (idempotent, quiet);
 # 2. runs the dump test, which writes one .sql file per generated statement into a temp dir
-#    (`DMF_TSQL_DUMP_DIR`: `parsed/`, and `golden/` for those sqlparser cannot parse);
+#    (`DMF_TSQL_DUMP_DIR`: `parsed/`, and `golden/` for those held by exact text);
 # 3. parses them all: any unparsable statement fails the script, naming the file. The
 #    `golden/` statements (BACKUP, RESTORE, ALTER DATABASE) are parsed too, but only
 #    reported: sqlfluff cannot parse BACKUP and RESTORE VERIFYONLY either, so those are held by

@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use dmf_core::catalog::{Catalog, TableName};
+use dmf_core::control::SqlRunStore;
 use dmf_core::orchestrator::CheckOutcome;
 use dmf_core::quality::{RuleCheck, Violations};
 use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
@@ -13,13 +14,13 @@ use tokio::sync::OnceCell;
 
 use crate::backup::MssqlBackup;
 use crate::config::MssqlConfig;
+use crate::control::MssqlConnector;
 use crate::error::to_dmf_error;
 use crate::executor::{Connect, Executor};
 use crate::extract::MssqlExtractor;
 use crate::load::MssqlLoader;
 use crate::notify::DbMailNotifier;
 use crate::pool::{MssqlPool, PoolOptions};
-use crate::run_store::MssqlRunStore;
 use crate::trust::TrustMemory;
 use crate::{catalog, control, preflight, sql};
 
@@ -91,7 +92,7 @@ impl Shared {
 /// | `upsert`, `diff`, `incremental` | bulk load into `#dmf_stage`, then one batch: `MERGE … WHEN MATCHED AND EXISTS (… EXCEPT …) THEN UPDATE … WHEN NOT MATCHED THEN INSERT … OUTPUT $action … INTO #dmf_merge_log`, `IDENTITY_INSERT` around it when needed, the undo log and the checkpoint, under `XACT_ABORT` in one transaction |
 /// | deletes | stage the keys, `MERGE … WHEN MATCHED THEN DELETE` |
 /// | checkpoints | `dmf.checkpoints`, in the transaction of each batch |
-/// | run records | `dmf.runs`, `dmf.migration_runs`, `dmf.rejects` ([`MssqlRunStore`]) |
+/// | run records | `dmf.runs`, `dmf.migration_runs`, `dmf.rejects`, by dmf-core's [`SqlRunStore`] over an [`MssqlConnector`] |
 /// | pre-flight | connectivity and version, database state, Always On role and health, control tables |
 #[derive(Clone)]
 pub struct MssqlDatabase {
@@ -167,6 +168,13 @@ impl MssqlDatabase {
         self.shared.ensure_control_tables(session.as_mut()).await
     }
 
+    /// Sessions of dmf-core's control plane on this database ([`SqlRunStore`], the
+    /// checkpoint statements), in [`MssqlDialect`](crate::MssqlDialect). The control tables
+    /// must exist ([`create_control_tables`](Self::create_control_tables)).
+    pub fn control_connector(&self) -> MssqlConnector {
+        MssqlConnector::new(Arc::clone(&self.shared.connector))
+    }
+
     /// The COPY_ONLY backup of this database into `directory` on the server (`None`: the
     /// server's default backup directory, SQL Server 2019 and later).
     pub fn backup(&self, directory: Option<&str>) -> MssqlBackup {
@@ -237,10 +245,11 @@ impl Database for MssqlDatabase {
         Ok(deleted.unwrap_or(0).max(0) as u64)
     }
 
+    /// dmf-core's [`SqlRunStore`] on this database's control tables, created first when
+    /// missing.
     async fn run_store(&self) -> Result<Arc<dyn RunStore>> {
-        let mut session = self.session().await?;
-        self.shared.ensure_control_tables(session.as_mut()).await?;
-        Ok(Arc::new(MssqlRunStore::new(Arc::clone(&self.shared), session)))
+        self.create_control_tables().await?;
+        Ok(Arc::new(SqlRunStore::new(Arc::new(self.control_connector()))))
     }
 
     async fn preflight(&self, role: DatabaseRole) -> Vec<CheckOutcome> {

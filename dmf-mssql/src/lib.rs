@@ -4,7 +4,8 @@
 //! catalog-driven sync ([`dmf_core::sync::Database`]). It reads the catalog from `sys.*`,
 //! reads tables in keyset pages ([`MssqlExtractor`]), writes them with bulk loads and one
 //! `MERGE … OUTPUT $action` batch per batch ([`MssqlLoader`]) with the checkpoint in the same
-//! transaction, keeps run records in the `dmf` schema of the target ([`MssqlRunStore`]),
+//! transaction, keeps run records in the `dmf` schema of the target (dmf-core's
+//! [`SqlRunStore`](dmf_core::control::SqlRunStore) over an [`MssqlConnector`], in [`MssqlDialect`]),
 //! checks a server before a run writes to it (version, database state, Always On role and
 //! health, control tables), takes a verified COPY_ONLY backup ([`MssqlBackup`]) and can mail
 //! the summary through Database Mail ([`DbMailNotifier`]).
@@ -47,7 +48,8 @@
 //! | every T-SQL statement, as pure functions tested by exact text and by parsing | `sql` |
 //! | SQL Server types ⇄ neutral types and values ([`SqlType`]) | `types` |
 //! | error numbers → transient / data / fatal ([`number_kind`], [`error_kind`]) | `error` |
-//! | catalog, pre-flight, extractor, loader, run store, backup, notifier | one module each |
+//! | the control tables (created, inspected), and the [`MssqlConnector`] dmf-core's control plane runs on | `control` |
+//! | catalog, pre-flight, extractor, loader, backup, notifier | one module each |
 //!
 //! Every value travels as a bound parameter (`@P1`…, through `sp_executesql`) or a bulk-load
 //! row; identifiers are always bracket-quoted with `]` doubled. `#temp` tables are created by
@@ -83,7 +85,6 @@ mod pool;
 mod preflight;
 mod ranges;
 mod rules;
-mod run_store;
 mod session;
 mod sql;
 mod trust;
@@ -93,6 +94,7 @@ pub use backup::{BACKUP_METHOD, MssqlBackup};
 pub use config::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, Encryption, MssqlConfig, Password, redact,
 };
+pub use control::MssqlConnector;
 pub use database::{MssqlDatabase, MssqlOptions};
 pub use error::{error_kind, number_kind, to_dmf_error};
 pub use executor::{BulkOptions, Connect, Executor, SqlError, SqlRow};
@@ -100,5 +102,5 @@ pub use extract::MssqlExtractor;
 pub use load::MssqlLoader;
 pub use notify::DbMailNotifier;
 pub use pool::{MssqlPool, PoolOptions};
-pub use run_store::MssqlRunStore;
+pub use sql::control::MssqlDialect;
 pub use types::{Length, SqlType, unsupported_reason};

@@ -2,8 +2,10 @@
 //! `#dmf_stage` followed by one MERGE batch), storing the checkpoint in the same transaction.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use dmf_core::catalog::TableName;
+use dmf_core::control::checkpoints;
 use dmf_core::sync::{LoadSpec, WriteMode};
 use dmf_core::{
     Checkpoint, Error, ErrorKind, LoadBatch, LoadReport, Loader, MigrationName, Record, Result, RollbackReport, Row,
@@ -12,12 +14,12 @@ use dmf_core::{
 use tiberius::TokenRow;
 
 use crate::catalog::{ColumnFacts, table_columns};
-use crate::control::{checkpoint_params, clear_checkpoint, read_checkpoint};
+use crate::control::checkpoint_of;
 use crate::database::Shared;
 use crate::error::to_dmf_error;
 use crate::executor::{BulkOptions, Executor, SqlError, SqlRow};
 use crate::session::Session;
-use crate::sql::control::{SAVE_CHECKPOINT, SCHEMA};
+use crate::sql::control::{self as control_sql, SCHEMA};
 use crate::sql::load::{self as sql, MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
 use crate::sql::{is_collation_name, qualified, quote_ident};
 use crate::types::{SqlType, bulk_data, unsupported_reason};
@@ -310,8 +312,10 @@ impl MssqlLoader {
         Ok(rows)
     }
 
+    /// The checkpoint's parameters ([`CHECKPOINT_PARAMS`] of them), then with an undo log the
+    /// run id and the table's name.
     fn batch_params(&self, batch: &LoadBatch<'_, Row>) -> Vec<Value> {
-        let mut params = checkpoint_params(batch.migration, batch.checkpoint);
+        let mut params = checkpoints::write_params(batch.migration, batch.checkpoint, SystemTime::now());
         if self.undo_enabled() {
             params.push(Value::Int(batch.run.0));
             params.push(Value::Text(self.spec.table.to_string()));
@@ -319,6 +323,9 @@ impl MssqlLoader {
         params
     }
 }
+
+/// How many parameters the checkpoint statement takes: `@P1`…`@P5`.
+const CHECKPOINT_PARAMS: usize = dmf_core::control::tables::CHECKPOINTS.len();
 
 /// `(inserted, updated, deleted)` from the merge log's `(action, n)` rows.
 fn merge_counts(rows: &[SqlRow]) -> std::result::Result<(u64, u64, u64), SqlError> {
@@ -348,7 +355,7 @@ async fn write_batch(
     let mut report = LoadReport::default();
     match (mode, &prepared.merge_batch) {
         (_, None) => {
-            executor.batch(sql::BEGIN).await?;
+            executor.batch(control_sql::BEGIN).await?;
             if !rows.is_empty() {
                 // The per-row path checks constraints (they stay trusted) and fires insert
                 // triggers like any insert; the fast path does neither and leaves the proof
@@ -363,8 +370,8 @@ async fn write_batch(
                 report.inserted =
                     executor.bulk_insert(&qualified(table), &prepared.bulk_columns, options, rows).await?;
             }
-            executor.execute(SAVE_CHECKPOINT, &params[..4]).await?;
-            executor.batch(sql::COMMIT).await?;
+            executor.execute(control_sql::save_checkpoint(), &params[..CHECKPOINT_PARAMS]).await?;
+            executor.batch(control_sql::COMMIT).await?;
         }
         (_, Some(merge_batch)) => {
             if !rows.is_empty() {
@@ -458,8 +465,9 @@ impl Loader for MssqlLoader {
     async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
         self.prepare().await?;
         let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
-        match read_checkpoint(executor, migration).await {
-            Ok(checkpoint) => Ok(checkpoint),
+        let params = [Value::Text(migration.as_str().to_owned())];
+        match executor.query(control_sql::read_checkpoint(), &params).await {
+            Ok(rows) => checkpoint_of(rows),
             Err(error) => {
                 self.session.after_error(&error);
                 Err(to_dmf_error(
@@ -474,8 +482,9 @@ impl Loader for MssqlLoader {
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
         self.prepare().await?;
         let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
-        match clear_checkpoint(executor, migration).await {
-            Ok(()) => Ok(()),
+        let params = [Value::Text(migration.as_str().to_owned())];
+        match executor.execute(control_sql::clear_checkpoint(), &params).await {
+            Ok(_) => Ok(()),
             Err(error) => {
                 self.session.after_error(&error);
                 Err(to_dmf_error(error, Stage::Load, format!("clearing the checkpoint of `{migration}`")))

@@ -1,6 +1,6 @@
-//! One lazily opened session that is dropped after any error: every extractor, loader and
-//! run store keeps its own. tiberius leaves a connection in an unknown state after an error
-//! or a cancelled call (an open transaction, `IDENTITY_INSERT`, a half-read result), so the
+//! One lazily opened session that is dropped after any error: every extractor and loader
+//! keeps its own. tiberius leaves a connection in an unknown state after an error or a
+//! cancelled call (an open transaction, `IDENTITY_INSERT`, a half-read result), so the
 //! next use (the engine's retry) starts on a fresh one, and whatever the failed call left
 //! open is rolled back by the server when the old connection closes.
 
@@ -19,11 +19,6 @@ impl Session {
     /// No session yet.
     pub(crate) fn new() -> Self {
         Self::default()
-    }
-
-    /// Starts with a session already open.
-    pub(crate) fn with(executor: Box<dyn Executor>) -> Self {
-        Self { executor: Some(executor) }
     }
 
     /// The open session, opening one first when there is none; the flag is true for a new

@@ -133,8 +133,8 @@ fn target(answers: Target) -> (Script, Arc<MssqlDatabase>) {
     healthy(&script);
     catalog(&script);
     control_tables(&script, true, true);
-    script.always("INSERT INTO dmf.runs", Response::rows(vec![vec![big(1)]]));
-    script.always("UPDATE dmf.runs SET", Response::Affected(1));
+    script.always(pattern::START_RUN, Response::rows(vec![vec![big(1)]]));
+    script.always(pattern::UPDATE_RUN, Response::Affected(1));
     script.always(
         pattern::TABLE_COLUMNS,
         Response::rows(vec![

@@ -1,9 +1,13 @@
 //! Live (needs `DMF_TEST_MSSQL_URL`): pre-flight on a real server, the catalog of the rich
-//! schema, a COPY_ONLY backup verified and restored, and the run store's conformance suite.
+//! schema, a COPY_ONLY backup verified and restored, and the control plane's conformance
+//! suites (run store, checkpoints) over the `MssqlConnector`, and rejects too long for an
+//! `nvarchar(4000)`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod live_common;
+
+use std::sync::Arc;
 
 use dmf_core::catalog::{DataType, LoadOrder, TableName};
 use dmf_core::sync::{Database, DatabaseRole};
@@ -161,13 +165,45 @@ async fn a_copy_only_backup_is_verified_and_restores_the_database() {
     dmf_mssql_server = "none",
     ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
 )]
-#[cfg_attr(
-    dmf_mssql_server = "babelfish",
-    ignore = "known failure over TDS on Babelfish 4.3, issue 20 step 2 (the run store moves to dmf-core): migration records of a migration named with quotes and brackets do not come back in plan order"
-)]
 async fn the_run_store_passes_the_conformance_suite() {
     let url = server_url("run_store").await;
     let db = TestDb::create(&url, "run_store").await;
     let store = db.database().run_store().await.unwrap();
     dmf_testkit::conformance::run_store(store.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+async fn checkpoints_pass_the_conformance_suite() {
+    let url = server_url("checkpoints").await;
+    let db = TestDb::create(&url, "checkpoints").await;
+    let database = db.database();
+    database.create_control_tables().await.unwrap();
+    dmf_testkit::conformance::checkpoints(Arc::new(database.control_connector())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+async fn long_reject_reasons_and_payloads_round_trip() {
+    let url = server_url("long_rejects").await;
+    let db = TestDb::create(&url, "long_rejects").await;
+    let store = db.database().run_store().await.unwrap();
+    let migration = dmf_core::MigrationName::new("dbo.t");
+    let run = store.start_run(std::slice::from_ref(&migration), "host").await.unwrap();
+    let reject = dmf_core::Reject {
+        stage: dmf_core::Stage::Load,
+        key: "k".repeat(5000),
+        reason: "Zoë 🦀 ".repeat(2000),
+        payload: serde_json::json!({"text": "ü".repeat(9000)}),
+    };
+    store.record_rejects(run, &migration, std::slice::from_ref(&reject)).await.unwrap();
+    let read = store.rejects(run, None, 10, 0).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].reject, reject);
 }

@@ -89,13 +89,23 @@ MERGE INTO [dbo].[Orders] AS t USING #dmf_stage AS s ON t.[id] = s.[id] \
 WHEN MATCHED AND EXISTS (SELECT s.[name], s.[amount] EXCEPT SELECT t.[name], t.[amount]) THEN UPDATE SET t.[name] = s.[name], t.[amount] = s.[amount] \
 WHEN NOT MATCHED BY TARGET THEN INSERT ([id], [name], [amount]) VALUES (s.[id], s.[name], s.[amount]) \
 OUTPUT $action, inserted.[id] INTO #dmf_merge_log ([action], [new_0]); SET IDENTITY_INSERT [dbo].[Orders] OFF; \
-UPDATE dmf.checkpoints SET [position] = @P2, skip = @P3, done = @P4, updated_at = SYSUTCDATETIME() WHERE migration = @P1; \
-IF @@ROWCOUNT = 0 INSERT INTO dmf.checkpoints (migration, [position], skip, done, updated_at) VALUES (@P1, @P2, @P3, @P4, SYSUTCDATETIME()); \
+SET XACT_ABORT ON; BEGIN TRANSACTION; UPDATE [dmf].[checkpoints] WITH (UPDLOCK, SERIALIZABLE) SET [position] = @P2, \
+[skip] = @P3, [done] = @P4, [updated_at] = @P5 WHERE [migration] = @P1; IF @@ROWCOUNT = 0 INSERT INTO [dmf].[checkpoints] \
+([migration], [position], [skip], [done], [updated_at]) VALUES (@P1, @P2, @P3, @P4, @P5); COMMIT TRANSACTION; \
 COMMIT TRANSACTION; SELECT [action], COUNT_BIG(*) AS n FROM #dmf_merge_log GROUP BY [action]; \
 TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;";
 
-fn checkpoint_params(position: &str) -> Vec<Value> {
-    vec![Value::Text("dbo.Orders".into()), Value::Text(position.into()), Value::Int(0), Value::Bool(false)]
+/// The checkpoint's parameters as dmf-core's statement binds them: migration, position,
+/// skip, done, and the time it was written (now, in UTC); then whatever follows them.
+fn assert_checkpoint_params(params: &[Value], position: &str) -> Vec<Value> {
+    assert_eq!(
+        params[..4],
+        [Value::Text("dbo.Orders".into()), Value::Text(position.into()), Value::Int(0), Value::Bool(false)]
+    );
+    let Value::TimestampTz(written) = &params[4] else { panic!("the checkpoint's time: {:?}", params[4]) };
+    let age = chrono::Utc::now() - *written;
+    assert!(age >= chrono::TimeDelta::zero() && age < chrono::TimeDelta::minutes(10), "written now, not {written}");
+    params[5..].to_vec()
 }
 
 #[tokio::test]
@@ -145,7 +155,7 @@ async fn upserts_stage_then_merge_with_exact_counts_and_the_checkpoint_in_one_ba
         "values take the target's exact types: int as I32, money as a numeric of scale 4"
     );
     assert_eq!((&log[5].kind, log[5].sql.as_str()), (&RecordedKind::Query, UPSERT));
-    assert_eq!(log[5].params, checkpoint_params("[4]"));
+    assert!(assert_checkpoint_params(&log[5].params, "[4]").is_empty());
     assert_eq!(log.len(), 6);
 
     // The next batch reuses the session and its stage.
@@ -218,8 +228,8 @@ async fn full_loads_bulk_insert_into_the_table_with_the_checkpoint_in_the_same_t
         "identity values are kept, constraints checked so they stay trusted, insert triggers fired"
     );
     assert_eq!(log[5].kind, RecordedKind::Execute);
-    assert!(log[5].sql.starts_with("UPDATE dmf.checkpoints SET [position] = @P2"));
-    assert_eq!(log[5].params, checkpoint_params("[2]"));
+    assert!(log[5].sql.contains(pattern::SAVE_CHECKPOINT), "{}", log[5].sql);
+    assert!(assert_checkpoint_params(&log[5].params, "[2]").is_empty());
     assert_eq!((&log[6].kind, log[6].sql.as_str()), (&RecordedKind::Batch, "COMMIT TRANSACTION;"));
     assert_eq!(log.len(), 7);
     assert!(!statements(&script).iter().any(|s| s.contains("#dmf_stage")), "no stage for plain inserts");
@@ -337,10 +347,11 @@ async fn with_the_undo_log_the_merge_logs_before_images_in_the_same_transaction(
     let undo = merge.sql.find("INSERT INTO dmf.undo_log").expect("undo log written");
     let commit = merge.sql.find("COMMIT TRANSACTION").unwrap();
     assert!(undo < commit, "in the batch's transaction");
-    let mut params = checkpoint_params("[1]");
-    params.push(Value::Int(7));
-    params.push(Value::Text("dbo.Orders".into()));
-    assert_eq!(merge.params, params, "run id and table name for the undo rows");
+    assert_eq!(
+        assert_checkpoint_params(&merge.params, "[1]"),
+        [Value::Int(7), Value::Text("dbo.Orders".into())],
+        "run id and table name for the undo rows"
+    );
 
     script.on(
         "INSERT INTO [dbo].[Orders] ([id], [name], [amount], [parent_id]) SELECT",
@@ -395,6 +406,6 @@ async fn checkpoints_are_read_and_cleared_in_the_control_table() {
     let last = script.log().into_iter().last().unwrap();
     assert_eq!(
         (last.sql.as_str(), last.params),
-        ("DELETE FROM dmf.checkpoints WHERE migration = @P1", vec![Value::Text("dbo.Orders".into())])
+        ("DELETE FROM [dmf].[checkpoints] WHERE [migration] = @P1", vec![Value::Text("dbo.Orders".into())])
     );
 }

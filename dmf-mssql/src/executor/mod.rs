@@ -79,6 +79,19 @@ impl SqlRow {
     pub fn int_required(&self, index: usize) -> Result<i64, SqlError> {
         self.int(index)?.ok_or_else(|| SqlError::Conversion(format!("column {index} of the result row is NULL")))
     }
+
+    /// Every cell as a [`Value`], by the type the server sent (`datetime2` as a timestamp
+    /// without zone, `bit` as a boolean, `nvarchar` as text…).
+    pub fn values(&self) -> Result<Vec<Value>, SqlError> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(index, cell)| {
+                crate::types::decode(cell)
+                    .map_err(|problem| SqlError::Conversion(format!("column {index} of the result row: {problem}")))
+            })
+            .collect()
+    }
 }
 
 fn unexpected(index: usize, wanted: &str, got: &ColumnData<'_>) -> SqlError {
@@ -292,6 +305,9 @@ mod tests {
             row.int(5).unwrap_err().to_string().contains("column 5 of the result row is not an integer but string")
         );
         assert!(row.cell(9).is_err());
+        let values = row.values().unwrap();
+        assert_eq!(values[..2], [Value::Int(7), Value::Int(-3)]);
+        assert_eq!(values[2..], [Value::Null, Value::Int(1 << 40), Value::Bool(true), Value::Text("x".into())]);
     }
 
     #[test]

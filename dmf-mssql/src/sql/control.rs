@@ -1,7 +1,15 @@
 //! The control tables in schema `dmf` (runs, migration records, checkpoints, rejects, undo
-//! log; the same columns as dmf-postgres's) and the statements that read and write them.
-//! JSON columns (`plan`, `backup`, `payload`, `key`, `before_image`) are `nvarchar(max)`;
-//! times are UTC `datetime2(7)`.
+//! log; the same columns as dmf-postgres's): their creation and inspection, and
+//! [`MssqlDialect`], in which dmf-core's control plane writes the statements that read and
+//! write them. JSON columns (`plan`, `backup`, `payload`, `key`, `before_image`) are
+//! `nvarchar(max)`; times are UTC `datetime2(7)` (the control plane binds them as
+//! `datetimeoffset` at `+00:00`, which converts to the same UTC time exactly).
+
+use std::sync::OnceLock;
+
+use dmf_core::control::{ControlDialect, checkpoints};
+
+use super::quote_ident;
 
 /// The control schema.
 pub(crate) const SCHEMA: &str = "dmf";
@@ -93,89 +101,158 @@ SELECT NULL, NULL, CAST(CASE WHEN SCHEMA_ID(N'dmf') IS NULL THEN 0 ELSE 1 END AS
        CAST(HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'CREATE SCHEMA') AS int),
        CAST(HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'CREATE TABLE') AS int)";
 
-/// Stores a checkpoint (inside a loader's transaction). Parameters: `@P1` migration, `@P2`
-/// position, `@P3` skip, `@P4` done.
-pub(crate) const SAVE_CHECKPOINT: &str = "\
-UPDATE dmf.checkpoints SET [position] = @P2, skip = @P3, done = @P4, updated_at = SYSUTCDATETIME() WHERE migration = @P1; \
-IF @@ROWCOUNT = 0 INSERT INTO dmf.checkpoints (migration, [position], skip, done, updated_at) VALUES (@P1, @P2, @P3, @P4, SYSUTCDATETIME());";
+/// Opens a transaction of the control plane (and of a loader's plain bulk insert): under
+/// `XACT_ABORT`, any error rolls the whole transaction back instead of leaving it open with
+/// part of its work done.
+pub(crate) const BEGIN: &str = "SET XACT_ABORT ON; BEGIN TRANSACTION;";
 
-/// Reads a checkpoint. Parameter: migration.
-pub(crate) const CHECKPOINT: &str =
-    "SELECT [position], skip, CAST(done AS int) AS done FROM dmf.checkpoints WHERE migration = @P1";
+/// Commits it.
+pub(crate) const COMMIT: &str = "COMMIT TRANSACTION;";
 
-/// Forgets a checkpoint. Parameter: migration.
-pub(crate) const CLEAR_CHECKPOINT: &str = "DELETE FROM dmf.checkpoints WHERE migration = @P1";
+/// Rolls it back, if `XACT_ABORT` has not done so already (a bare `ROLLBACK` without an open
+/// transaction is error 3903).
+pub(crate) const ROLLBACK: &str = "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;";
 
-/// Records a new run and returns its id. Parameters: status, plan (JSON), host.
-pub(crate) const START_RUN: &str = "\
-INSERT INTO dmf.runs (status, [plan], host, started_at) VALUES (@P1, @P2, @P3, SYSUTCDATETIME()); \
-SELECT CAST(SCOPE_IDENTITY() AS bigint) AS id;";
+/// SQL Server refuses a request of more than 2,100 parameters (error 8003), and
+/// `sp_executesql` sends its own with ours (the statement, its declarations); DMF stays well
+/// under.
+pub(crate) const MAX_PARAMS: usize = 2000;
 
-/// Records how a run ended. Parameters: id, status, error.
-pub(crate) const FINISH_RUN: &str =
-    "UPDATE dmf.runs SET status = @P2, error = @P3, finished_at = SYSUTCDATETIME() WHERE id = @P1";
+/// The control tables' T-SQL for dmf-core's control plane ([`SqlRunStore`] and
+/// [`checkpoints`]): tables `[dmf].[runs]`, parameters `@P1`…, pages by `OFFSET … ROWS FETCH
+/// NEXT … ROWS ONLY`, the new id by `OUTPUT INSERTED.[id]`, and an upsert without `MERGE`
+/// (which Babelfish lacks).
+///
+/// | method | T-SQL |
+/// |---|---|
+/// | `table("runs")` | `[dmf].[runs]` |
+/// | `param(3)` | `@P3` |
+/// | `max_params()` | 2000 (SQL Server: 2,100 a request) |
+/// | `select_page` | `SELECT … FROM … ORDER BY … OFFSET @Po ROWS FETCH NEXT @Pl ROWS ONLY` (`OFFSET 0 ROWS` with a limit alone) |
+/// | `insert_returning_id` | `INSERT INTO … (…) OUTPUT INSERTED.[id] VALUES (…)` |
+/// | `upsert` | `SET XACT_ABORT ON; BEGIN TRANSACTION; UPDATE … WITH (UPDLOCK, SERIALIZABLE) SET … WHERE …; IF @@ROWCOUNT = 0 INSERT INTO … VALUES (…); COMMIT TRANSACTION;` |
+/// | `begin` / `commit` / `rollback` | `SET XACT_ABORT ON; BEGIN TRANSACTION;` / `COMMIT TRANSACTION;` / `IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;` |
+///
+/// A limit of 0 rows is refused by SQL Server (error 10744: `FETCH NEXT` must be positive);
+/// Babelfish returns no rows.
+///
+/// [`SqlRunStore`]: dmf_core::control::SqlRunStore
+/// [`checkpoints`]: dmf_core::control::checkpoints
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MssqlDialect;
 
-/// Records a run's backup. Parameters: id, backup (JSON).
-pub(crate) const RECORD_BACKUP: &str = "UPDATE dmf.runs SET [backup] = @P2 WHERE id = @P1";
-
-const RUN_COLUMNS: &str = "id, status, [plan], host, started_at, finished_at, [backup], error";
-
-/// One run. Parameter: id.
-pub(crate) fn run() -> String {
-    format!("SELECT {RUN_COLUMNS} FROM dmf.runs WHERE id = @P1")
+impl MssqlDialect {
+    fn assignments(&self, columns: &[&str], wanted: impl Fn(&str) -> bool, separator: &str) -> String {
+        columns
+            .iter()
+            .enumerate()
+            .filter(|(_, column)| wanted(column))
+            .map(|(i, column)| format!("{} = {}", self.column(column), self.param(i + 1)))
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
 }
 
-/// The latest runs first. Parameter: limit.
-pub(crate) fn runs() -> String {
-    format!("SELECT TOP (@P1) {RUN_COLUMNS} FROM dmf.runs ORDER BY id DESC")
+impl ControlDialect for MssqlDialect {
+    fn table(&self, name: &str) -> String {
+        format!("{}.{}", quote_ident(SCHEMA), quote_ident(name))
+    }
+
+    fn column(&self, name: &str) -> String {
+        quote_ident(name)
+    }
+
+    fn param(&self, n: usize) -> String {
+        format!("@P{n}")
+    }
+
+    fn max_params(&self) -> usize {
+        MAX_PARAMS
+    }
+
+    fn select_page(
+        &self,
+        columns: &str,
+        from: &str,
+        order: &str,
+        limit: Option<usize>,
+        offset: Option<usize>,
+    ) -> String {
+        // T-SQL pages only after an ORDER BY, and FETCH only after an OFFSET.
+        let mut sql = format!("SELECT {columns} FROM {from} ORDER BY {order}");
+        match (limit, offset) {
+            (Some(limit), Some(offset)) => {
+                sql.push_str(&format!(
+                    " OFFSET {} ROWS FETCH NEXT {} ROWS ONLY",
+                    self.param(offset),
+                    self.param(limit)
+                ));
+            }
+            (Some(limit), None) => sql.push_str(&format!(" OFFSET 0 ROWS FETCH NEXT {} ROWS ONLY", self.param(limit))),
+            (None, Some(offset)) => sql.push_str(&format!(" OFFSET {} ROWS", self.param(offset))),
+            (None, None) => {}
+        }
+        sql
+    }
+
+    /// `OUTPUT` without `INTO`: SQL Server refuses it on a table with enabled triggers (error
+    /// 334), and DMF's control tables have none.
+    fn insert_returning_id(&self, table: &str, columns: &str, values: &str) -> String {
+        format!("INSERT INTO {table} ({columns}) OUTPUT INSERTED.{} VALUES ({values})", self.column("id"))
+    }
+
+    /// The update-else-insert pattern: `UPDLOCK, SERIALIZABLE` holds the key range from the
+    /// `UPDATE` to the `INSERT`, so two sessions upserting the same new key take turns
+    /// instead of both inserting it. Those locks last only as long as a transaction, hence
+    /// the statement's own (nested inside the caller's when there is one: a loader's batch).
+    fn upsert(&self, table: &str, key: &[&str], columns: &[&str]) -> String {
+        let is_key = |column: &str| key.contains(&column);
+        let matched = self.assignments(columns, is_key, " AND ");
+        let names: Vec<String> = columns.iter().map(|c| self.column(c)).collect();
+        let values: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
+        let insert = format!("INSERT INTO {table} ({}) VALUES ({});", names.join(", "), values.join(", "));
+        let updates = self.assignments(columns, |c| !is_key(c), ", ");
+        let write = if updates.is_empty() {
+            format!("IF NOT EXISTS (SELECT 1 FROM {table} WITH (UPDLOCK, SERIALIZABLE) WHERE {matched}) {insert}")
+        } else {
+            format!(
+                "UPDATE {table} WITH (UPDLOCK, SERIALIZABLE) SET {updates} WHERE {matched}; IF @@ROWCOUNT = 0 {insert}"
+            )
+        };
+        format!("{BEGIN} {write} {COMMIT}")
+    }
+
+    fn begin(&self) -> &'static str {
+        BEGIN
+    }
+
+    fn commit(&self) -> &'static str {
+        COMMIT
+    }
+
+    fn rollback(&self) -> &'static str {
+        ROLLBACK
+    }
 }
 
-/// Inserts or replaces a migration record. Parameters in column order (`@P1` run … `@P15`
-/// error).
-pub(crate) const SAVE_MIGRATION_RECORD: &str = "\
-UPDATE dmf.migration_runs SET status = @P3, started_at = @P4, finished_at = @P5, rows_read = @P6, rows_inserted = @P7, \
-rows_updated = @P8, rows_unchanged = @P9, rows_deleted = @P10, rows_skipped = @P11, rows_rejected = @P12, \
-duration_ms = @P13, resumed = @P14, error = @P15 WHERE run_id = @P1 AND migration = @P2; \
-IF @@ROWCOUNT = 0 INSERT INTO dmf.migration_runs (run_id, migration, status, started_at, finished_at, rows_read, \
-rows_inserted, rows_updated, rows_unchanged, rows_deleted, rows_skipped, rows_rejected, duration_ms, resumed, error) \
-VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P14, @P15);";
-
-const RECORD_COLUMNS: &str = "m.run_id, m.migration, m.status, m.started_at, m.finished_at, m.rows_read, \
-m.rows_inserted, m.rows_updated, m.rows_unchanged, m.rows_deleted, m.rows_skipped, m.rows_rejected, m.duration_ms, \
-CAST(m.resumed AS int) AS resumed, m.error";
-
-/// The latest record of a migration in which it ran or was rolled back (pending and skipped
-/// records are ignored). Parameter: migration.
-pub(crate) fn latest_record() -> String {
-    format!(
-        "SELECT TOP (1) {RECORD_COLUMNS} FROM dmf.migration_runs AS m WHERE m.migration = @P1 \
-         AND m.status NOT IN (N'pending', N'skipped') ORDER BY m.run_id DESC"
-    )
+/// Stores a checkpoint: dmf-core's [`checkpoints::write_statement`] in T-SQL, made once.
+/// Parameters: [`checkpoints::write_params`] (`@P1`…`@P5`).
+pub(crate) fn save_checkpoint() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| checkpoints::write_statement(&MssqlDialect))
 }
 
-/// Every record of a run, in the run's plan order. Parameter: run id.
-pub(crate) fn migration_records() -> String {
-    format!(
-        "SELECT {RECORD_COLUMNS} FROM dmf.migration_runs AS m JOIN dmf.runs AS r ON r.id = m.run_id \
-         OUTER APPLY (SELECT TOP (1) CAST(p.[key] AS int) AS ord FROM OPENJSON(r.[plan]) AS p WHERE p.[value] = m.migration) AS planned \
-         WHERE m.run_id = @P1 ORDER BY CASE WHEN planned.ord IS NULL THEN 1 ELSE 0 END, planned.ord, m.migration"
-    )
+/// Reads a checkpoint ([`checkpoints::read_statement`]). Parameter: the migration.
+pub(crate) fn read_checkpoint() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| checkpoints::read_statement(&MssqlDialect))
 }
 
-/// Adds rejects, in order. Parameters: run, migration, and a JSON array of objects with
-/// `stage`, `key`, `reason`, `payload`.
-pub(crate) const RECORD_REJECTS: &str = "\
-INSERT INTO dmf.rejects (run_id, migration, stage, source_key, reason, payload) \
-SELECT @P1, @P2, r.stage, r.source_key, r.reason, r.payload \
-FROM OPENJSON(@P3) AS j CROSS APPLY OPENJSON(j.[value]) WITH (stage nvarchar(20) '$.stage', source_key nvarchar(max) '$.key', \
-reason nvarchar(max) '$.reason', payload nvarchar(max) '$.payload' AS JSON) AS r ORDER BY CAST(j.[key] AS int)";
-
-/// A page of a run's rejects in the order recorded. Parameters: run, migration (NULL for
-/// all), limit, offset.
-pub(crate) const REJECTS: &str = "\
-SELECT r.run_id, r.migration, r.stage, r.source_key, r.reason, r.payload FROM (\
-SELECT run_id, migration, stage, source_key, reason, payload, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM dmf.rejects \
-WHERE run_id = @P1 AND (@P2 IS NULL OR migration = @P2)) AS r WHERE r.rn > @P4 AND r.rn <= @P4 + @P3 ORDER BY r.rn";
+/// Forgets a checkpoint ([`checkpoints::clear_statement`]). Parameter: the migration.
+pub(crate) fn clear_checkpoint() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| checkpoints::clear_statement(&MssqlDialect))
+}
 
 #[cfg(test)]
 mod tests {
@@ -200,35 +277,77 @@ mod tests {
     }
 
     #[test]
-    fn run_queries() {
+    fn names_parameters_and_transactions() {
+        let dialect = MssqlDialect;
+        assert_eq!(dialect.table("runs"), "[dmf].[runs]");
+        assert_eq!(dialect.table("a]b"), "[dmf].[a]]b]", "through the one quoting function");
+        assert_eq!(dialect.column("plan"), "[plan]");
+        assert_eq!(dialect.param(12), "@P12");
+        assert!(dialect.max_params() < 2100);
         assert_eq!(
-            run(),
-            "SELECT id, status, [plan], host, started_at, finished_at, [backup], error FROM dmf.runs WHERE id = @P1"
-        );
-        assert_eq!(
-            runs(),
-            "SELECT TOP (@P1) id, status, [plan], host, started_at, finished_at, [backup], error FROM dmf.runs ORDER BY id DESC"
-        );
-        assert!(latest_record().ends_with(
-            "FROM dmf.migration_runs AS m WHERE m.migration = @P1 AND m.status NOT IN (N'pending', N'skipped') ORDER BY m.run_id DESC"
-        ));
-        assert!(
-            migration_records()
-                .contains("OUTER APPLY (SELECT TOP (1) CAST(p.[key] AS int) AS ord FROM OPENJSON(r.[plan]) AS p")
+            (dialect.begin(), dialect.commit(), dialect.rollback()),
+            (
+                "SET XACT_ABORT ON; BEGIN TRANSACTION;",
+                "COMMIT TRANSACTION;",
+                "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;"
+            )
         );
     }
 
     #[test]
-    fn checkpoints_are_upserted_without_merge() {
+    fn pages_always_order_and_offset_before_fetching() {
+        let page =
+            |limit, offset| MssqlDialect.select_page("[a]", "[dmf].[t] WHERE [b] = @P1", "[id] DESC", limit, offset);
+        let head = "SELECT [a] FROM [dmf].[t] WHERE [b] = @P1 ORDER BY [id] DESC";
+        assert_eq!(page(Some(2), Some(3)), format!("{head} OFFSET @P3 ROWS FETCH NEXT @P2 ROWS ONLY"));
+        assert_eq!(page(Some(2), None), format!("{head} OFFSET 0 ROWS FETCH NEXT @P2 ROWS ONLY"));
+        assert_eq!(page(None, Some(3)), format!("{head} OFFSET @P3 ROWS"));
+        assert_eq!(page(None, None), head);
+    }
+
+    #[test]
+    fn new_ids_come_back_through_output_inserted() {
         assert_eq!(
-            SAVE_CHECKPOINT,
-            "UPDATE dmf.checkpoints SET [position] = @P2, skip = @P3, done = @P4, updated_at = SYSUTCDATETIME() WHERE migration = @P1; \
-             IF @@ROWCOUNT = 0 INSERT INTO dmf.checkpoints (migration, [position], skip, done, updated_at) VALUES (@P1, @P2, @P3, @P4, SYSUTCDATETIME());"
+            MssqlDialect.insert_returning_id("[dmf].[runs]", "[status], [plan]", "@P1, @P2"),
+            "INSERT INTO [dmf].[runs] ([status], [plan]) OUTPUT INSERTED.[id] VALUES (@P1, @P2)"
+        );
+    }
+
+    #[test]
+    fn checkpoints_are_upserted_without_merge_in_one_batch_with_the_same_parameters() {
+        assert_eq!(
+            save_checkpoint(),
+            "SET XACT_ABORT ON; BEGIN TRANSACTION; \
+             UPDATE [dmf].[checkpoints] WITH (UPDLOCK, SERIALIZABLE) SET [position] = @P2, [skip] = @P3, [done] = @P4, \
+             [updated_at] = @P5 WHERE [migration] = @P1; \
+             IF @@ROWCOUNT = 0 INSERT INTO [dmf].[checkpoints] ([migration], [position], [skip], [done], [updated_at]) \
+             VALUES (@P1, @P2, @P3, @P4, @P5); COMMIT TRANSACTION;"
+        );
+        assert!(!save_checkpoint().contains("MERGE"));
+        assert_eq!(
+            read_checkpoint(),
+            "SELECT [position], [skip], [done] FROM [dmf].[checkpoints] WHERE [migration] = @P1"
+        );
+        assert_eq!(clear_checkpoint(), "DELETE FROM [dmf].[checkpoints] WHERE [migration] = @P1");
+    }
+
+    #[test]
+    fn upserts_match_on_every_key_column_wherever_it_stands() {
+        let columns = ["run_id", "migration", "status"];
+        assert_eq!(
+            MssqlDialect.upsert("[dmf].[migration_runs]", &columns[..2], &columns),
+            "SET XACT_ABORT ON; BEGIN TRANSACTION; \
+             UPDATE [dmf].[migration_runs] WITH (UPDLOCK, SERIALIZABLE) SET [status] = @P3 \
+             WHERE [run_id] = @P1 AND [migration] = @P2; \
+             IF @@ROWCOUNT = 0 INSERT INTO [dmf].[migration_runs] ([run_id], [migration], [status]) VALUES (@P1, @P2, @P3); \
+             COMMIT TRANSACTION;"
         );
         assert_eq!(
-            CHECKPOINT,
-            "SELECT [position], skip, CAST(done AS int) AS done FROM dmf.checkpoints WHERE migration = @P1"
+            MssqlDialect.upsert("[dmf].[k]", &["b", "a"], &["a", "b"]),
+            "SET XACT_ABORT ON; BEGIN TRANSACTION; \
+             IF NOT EXISTS (SELECT 1 FROM [dmf].[k] WITH (UPDLOCK, SERIALIZABLE) WHERE [a] = @P1 AND [b] = @P2) \
+             INSERT INTO [dmf].[k] ([a], [b]) VALUES (@P1, @P2); COMMIT TRANSACTION;",
+            "a row that is all key is inserted when missing"
         );
-        assert_eq!(CLEAR_CHECKPOINT, "DELETE FROM dmf.checkpoints WHERE migration = @P1");
     }
 }

@@ -4,7 +4,7 @@
 
 use dmf_core::catalog::TableName;
 
-use super::control::SAVE_CHECKPOINT;
+use super::control::save_checkpoint;
 use super::{qualified, quote_ident, quote_literal};
 
 /// The stage table of a loader's session: a `#temp` table, private to the session and
@@ -192,8 +192,8 @@ pub(crate) fn merge(
 }
 
 /// Copies the merge log into `dmf.undo_log`: the key (inserted or deleted) and, for updates
-/// and deletes, the before-image, as JSON objects. Parameters: `@P1` migration, `@P5` run
-/// id, `@P6` the table's name (as `schema.table`).
+/// and deletes, the before-image, as JSON objects. Parameters: `@P1` migration, `@P6` run
+/// id, `@P7` the table's name (as `schema.table`), after the checkpoint's five.
 pub(crate) fn undo_insert(key: &[String], undo: &UndoImage<'_>) -> String {
     let key_json = key
         .iter()
@@ -213,7 +213,7 @@ pub(crate) fn undo_insert(key: &[String], undo: &UndoImage<'_>) -> String {
         .join(", ");
     format!(
         "INSERT INTO dmf.undo_log (run_id, migration, table_name, [key], [action], before_image) \
-         SELECT @P5, @P1, @P6, (SELECT {key_json} FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES), \
+         SELECT @P6, @P1, @P7, (SELECT {key_json} FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES), \
          LOWER(l.[action]), CASE WHEN l.[action] = N'INSERT' THEN NULL ELSE \
          (SELECT {image_json} FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES) END \
          FROM {MERGE_LOG} AS l;"
@@ -227,8 +227,8 @@ pub(crate) const MERGE_COUNTS: &str = "SELECT [action], COUNT_BIG(*) AS n FROM #
 /// session are visible inside): under `XACT_ABORT`, in one transaction, the MERGE (with
 /// `IDENTITY_INSERT` around it when identity values are loaded), the undo log, and the
 /// checkpoint; then the counts, and the stage and log emptied for the next batch.
-/// Parameters: `@P1` migration, `@P2` position, `@P3` skip, `@P4` done, and with an undo
-/// log `@P5` run id, `@P6` table name.
+/// Parameters: the checkpoint's ([`dmf_core::control::checkpoints::write_params`]: `@P1`
+/// migration … `@P5` time), and with an undo log `@P6` run id, `@P7` table name.
 pub(crate) fn merge_batch(table: &TableName, merge: Option<&str>, identity_insert: bool, undo: Option<&str>) -> String {
     let mut sql = String::from("SET XACT_ABORT ON; BEGIN TRANSACTION; ");
     if let Some(merge) = merge {
@@ -245,19 +245,12 @@ pub(crate) fn merge_batch(table: &TableName, merge: Option<&str>, identity_inser
             sql.push(' ');
         }
     }
-    sql.push_str(SAVE_CHECKPOINT);
+    sql.push_str(save_checkpoint());
     sql.push_str(" COMMIT TRANSACTION; ");
     sql.push_str(MERGE_COUNTS);
     sql.push_str(&format!(" TRUNCATE TABLE {STAGE}; TRUNCATE TABLE {MERGE_LOG};"));
     sql
 }
-
-/// Opens the transaction of a plain bulk insert (a batch: the transaction spans the bulk
-/// load and the checkpoint, which are separate requests).
-pub(crate) const BEGIN: &str = "SET XACT_ABORT ON; BEGIN TRANSACTION;";
-
-/// Commits it.
-pub(crate) const COMMIT: &str = "COMMIT TRANSACTION;";
 
 /// Empties `tables`, in the given order (referencing tables first), in one transaction.
 /// `DELETE`, not `TRUNCATE`: SQL Server refuses to truncate a table that a foreign key
@@ -448,7 +441,7 @@ mod tests {
         assert_eq!(
             undo_insert(&["id".into()], &undo),
             "INSERT INTO dmf.undo_log (run_id, migration, table_name, [key], [action], before_image) \
-             SELECT @P5, @P1, @P6, (SELECT COALESCE(l.[new_0], l.[old_0]) AS [id] FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES), \
+             SELECT @P6, @P1, @P7, (SELECT COALESCE(l.[new_0], l.[old_0]) AS [id] FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES), \
              LOWER(l.[action]), CASE WHEN l.[action] = N'INSERT' THEN NULL ELSE \
              (SELECT l.[old_0] AS [id], l.[old_1] AS [na]]me] FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES) END \
              FROM #dmf_merge_log AS l;"
@@ -457,12 +450,13 @@ mod tests {
 
     #[test]
     fn merge_batches_hold_merge_identity_insert_undo_and_checkpoint_in_one_transaction() {
+        let checkpoint = save_checkpoint();
         let batch = merge_batch(&table(), Some("MERGE …;"), true, Some("INSERT INTO dmf.undo_log …;"));
         assert_eq!(
             batch,
             format!(
                 "SET XACT_ABORT ON; BEGIN TRANSACTION; SET IDENTITY_INSERT [dbo].[Orders] ON; MERGE …; \
-                 SET IDENTITY_INSERT [dbo].[Orders] OFF; INSERT INTO dmf.undo_log …; {SAVE_CHECKPOINT} COMMIT TRANSACTION; \
+                 SET IDENTITY_INSERT [dbo].[Orders] OFF; INSERT INTO dmf.undo_log …; {checkpoint} COMMIT TRANSACTION; \
                  SELECT [action], COUNT_BIG(*) AS n FROM #dmf_merge_log GROUP BY [action]; \
                  TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;"
             )
@@ -470,7 +464,7 @@ mod tests {
         assert_eq!(
             merge_batch(&table(), None, true, None),
             format!(
-                "SET XACT_ABORT ON; BEGIN TRANSACTION; {SAVE_CHECKPOINT} COMMIT TRANSACTION; \
+                "SET XACT_ABORT ON; BEGIN TRANSACTION; {checkpoint} COMMIT TRANSACTION; \
                  SELECT [action], COUNT_BIG(*) AS n FROM #dmf_merge_log GROUP BY [action]; \
                  TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;"
             )

@@ -23,8 +23,10 @@ pub mod pattern {
     pub const CREATE_STAGE: &str = "CREATE TABLE #dmf_stage";
     pub const MERGE_BATCH: &str = "MERGE INTO";
     pub const PAGE: &str = "SELECT TOP (@P1)";
-    pub const CHECKPOINT: &str = "FROM dmf.checkpoints WHERE migration = @P1";
-    pub const SAVE_CHECKPOINT: &str = "UPDATE dmf.checkpoints SET";
+    pub const CHECKPOINT: &str = "FROM [dmf].[checkpoints] WHERE [migration] = @P1";
+    pub const SAVE_CHECKPOINT: &str = "UPDATE [dmf].[checkpoints] WITH (UPDLOCK, SERIALIZABLE) SET";
+    pub const START_RUN: &str = "INSERT INTO [dmf].[runs]";
+    pub const UPDATE_RUN: &str = "UPDATE [dmf].[runs] SET";
 }
 
 pub fn text(value: &str) -> ColumnData<'static> {

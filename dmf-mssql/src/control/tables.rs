@@ -1,10 +1,9 @@
 //! The control tables in schema `dmf`: created when missing (idempotent, safe when two
-//! processes do it at once), inspected by pre-flight, and the checkpoint rows that loaders
-//! write in the same transaction as their batches.
+//! processes do it at once) and inspected by pre-flight.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dmf_core::{Checkpoint, MigrationName, Position, Result, Stage, Value};
+use dmf_core::{Result, Stage};
 
 use crate::error::to_dmf_error;
 use crate::executor::{Executor, SqlError};
@@ -89,36 +88,4 @@ pub(crate) async fn ensure_control_tables(executor: &mut dyn Executor, server: &
     executor.batch(sql::CREATE).await.map_err(|e| to_dmf_error(e, Stage::RunStore, doing()))?;
     tracing::info!(%server, "control tables ready in schema dmf");
     Ok(())
-}
-
-/// The checkpoint of `migration`, if any.
-pub(crate) async fn read_checkpoint(
-    executor: &mut dyn Executor,
-    migration: &MigrationName,
-) -> std::result::Result<Option<Checkpoint>, SqlError> {
-    let rows = executor.query(sql::CHECKPOINT, &[Value::Text(migration.as_str().to_owned())]).await?;
-    let Some(row) = rows.first() else { return Ok(None) };
-    Ok(Some(Checkpoint {
-        position: row.text(0)?.map(Position::new),
-        skip: u64::try_from(row.int(1)?.unwrap_or(0)).unwrap_or(0),
-        done: row.bool(2)?.unwrap_or(false),
-    }))
-}
-
-/// Forgets the checkpoint of `migration`.
-pub(crate) async fn clear_checkpoint(
-    executor: &mut dyn Executor,
-    migration: &MigrationName,
-) -> std::result::Result<(), SqlError> {
-    executor.execute(sql::CLEAR_CHECKPOINT, &[Value::Text(migration.as_str().to_owned())]).await.map(|_| ())
-}
-
-/// The parameters of [`sql::SAVE_CHECKPOINT`] (`@P1`…`@P4`).
-pub(crate) fn checkpoint_params(migration: &MigrationName, checkpoint: &Checkpoint) -> Vec<Value> {
-    vec![
-        Value::Text(migration.as_str().to_owned()),
-        checkpoint.position.as_ref().map_or(Value::Null, |p| Value::Text(p.as_str().to_owned())),
-        Value::Int(i64::try_from(checkpoint.skip).unwrap_or(i64::MAX)),
-        Value::Bool(checkpoint.done),
-    ]
 }
