@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use dmf_core::catalog::{Catalog, TableName};
+use dmf_core::control::SqlRunStore;
 use dmf_core::orchestrator::CheckOutcome;
 use dmf_core::quality::{RuleCheck, Violations};
 use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
@@ -13,11 +14,11 @@ use tokio::sync::OnceCell;
 use tokio_postgres::Client;
 
 use crate::config::Connector;
+use crate::control::PgConnector;
 use crate::copy::CopyFormat;
 use crate::error::to_dmf_error;
 use crate::extract::PgExtractor;
 use crate::load::PgLoader;
-use crate::run_store::PgRunStore;
 use crate::snapshot::ExportedSnapshot;
 use crate::{catalog, control, preflight, sql};
 
@@ -51,7 +52,7 @@ impl Shared {
 /// | `upsert`, `diff`, `incremental` | `COPY` into a temporary stage, then `INSERT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM` |
 /// | deletes | stage the keys, `DELETE … USING` the stage |
 /// | checkpoints | `dmf.checkpoints`, in the transaction of each batch |
-/// | run records | `dmf.runs`, `dmf.migration_runs`, `dmf.rejects` ([`PgRunStore`]) |
+/// | run records | `dmf.runs`, `dmf.migration_runs`, `dmf.rejects` (dmf-core's [`SqlRunStore`] over [`control_connector`](Self::control_connector)) |
 /// | [`snapshot`](Database::snapshot) | one connection in a read-only `REPEATABLE READ` transaction runs `pg_export_snapshot()` and stays open until the handle is dropped; each extractor's connection joins it with `SET TRANSACTION SNAPSHOT` |
 ///
 /// A snapshot handle holds a transaction open on the server for as long as it lives (and each
@@ -124,6 +125,12 @@ impl PgDatabase {
         let mut client = self.shared.connector.connect(Stage::RunStore).await?;
         self.shared.ensure_control_tables(&mut client).await
     }
+
+    /// Sessions on this database for dmf-core's control plane: what
+    /// [`run_store`](Database::run_store) runs on (after creating the control tables).
+    pub fn control_connector(&self) -> PgConnector {
+        PgConnector::new(Arc::clone(&self.shared))
+    }
 }
 
 impl Database for PgDatabase {
@@ -189,9 +196,8 @@ impl Database for PgDatabase {
     }
 
     async fn run_store(&self) -> Result<Arc<dyn RunStore>> {
-        let mut client = self.shared.connector.connect(Stage::RunStore).await?;
-        self.shared.ensure_control_tables(&mut client).await?;
-        Ok(Arc::new(PgRunStore::new(Arc::clone(&self.shared), client)))
+        self.create_control_tables().await?;
+        Ok(Arc::new(SqlRunStore::new(Arc::new(self.control_connector()))))
     }
 
     async fn preflight(&self, role: DatabaseRole) -> Vec<CheckOutcome> {

@@ -6,8 +6,10 @@
 //! snapshot for a [snapshot handle](dmf_core::sync::Database::snapshot)), writes them with binary
 //! COPY ([`CopyFormat`]) and staged `INSERT … ON CONFLICT` ([`PgLoader`]) with the checkpoint in
 //! the same transaction,
-//! keeps run records in the `dmf` schema of the target ([`PgRunStore`]), and checks a server
-//! before a run writes to it (standby, read-only, control tables).
+//! keeps run records in the `dmf` schema of the target (dmf-core's
+//! [`SqlRunStore`](dmf_core::control::SqlRunStore) over a [`PgConnector`] speaking
+//! [`PgDialect`]), and checks a server before a run writes to it (standby, read-only, control
+//! tables).
 //!
 //! Errors are classified by SQLSTATE in one place ([`sqlstate_kind`], [`error_kind`]):
 //! connection loss, deadlocks and lock timeouts are retried, constraint violations and bad
@@ -53,10 +55,10 @@ mod error;
 mod extract;
 mod load;
 mod native;
+mod params;
 mod preflight;
 mod ranges;
 mod rules;
-mod run_store;
 mod session;
 mod snapshot;
 mod sql;
@@ -65,9 +67,10 @@ mod types;
 
 pub use backup::PgBackup;
 pub use config::DEFAULT_CONNECT_TIMEOUT;
+pub use control::PgConnector;
 pub use copy::CopyFormat;
 pub use database::PgDatabase;
 pub use error::{error_kind, sqlstate_kind, to_dmf_error};
 pub use extract::PgExtractor;
 pub use load::PgLoader;
-pub use run_store::PgRunStore;
+pub use sql::control::PgDialect;

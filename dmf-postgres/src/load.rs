@@ -3,24 +3,28 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use dmf_core::catalog::DataType;
+use dmf_core::control::checkpoints;
 use dmf_core::sync::{LoadSpec, WriteMode};
 use dmf_core::{
     Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, NativeEncoding, NativeSpan, Result, Row, RowShape,
-    Stage,
+    Stage, Value,
 };
 use futures::SinkExt;
 use tokio_postgres::{Client, Statement, Transaction};
 
+use crate::control::{self, CHECKPOINTS, Failure};
 use crate::copy::binary::{BinaryRows, Refusal, Unencodable, Wire};
 use crate::copy::{CopyFormat, Encoder};
 use crate::database::Shared;
 use crate::error::to_dmf_error;
+use crate::params::{Param, as_refs, bind};
 use crate::session::Session;
-use crate::sql::{control, load as sql, qualified, undo as undo_sql};
-use crate::{control as checkpoints, sql::control::SAVE_CHECKPOINT};
+use crate::sql::control::SCHEMA;
+use crate::sql::{load as sql, qualified, undo as undo_sql};
 
 /// COPY data is sent in chunks of about this size, so a batch is never copied whole into one
 /// message.
@@ -79,7 +83,10 @@ struct Statements {
     write: Option<Statement>,
     /// Records the undo log of the staged batch (when the spec asks for one).
     undo: Option<Statement>,
+    /// Writing, reading and clearing the checkpoint: dmf-core's statements ([`CHECKPOINTS`]).
     save_checkpoint: Statement,
+    read_checkpoint: Statement,
+    clear_checkpoint: Statement,
 }
 
 impl Texts {
@@ -193,6 +200,14 @@ impl PgLoader {
         }
     }
 
+    /// `failure` as an error of the load stage; the connection is dropped when it broke.
+    fn failed(&mut self, failure: Failure, doing: String) -> Error {
+        if let Failure::Db(error) = &failure {
+            self.session.after_error(error);
+        }
+        failure.into_error(Stage::Load, doing)
+    }
+
     fn column_name(&self, index: usize) -> &str {
         self.spec.columns.get(index).map_or("?", |c| c.name.as_str())
     }
@@ -253,8 +268,10 @@ async fn prepare(
         }
         None => None,
     };
-    let save_checkpoint = client.prepare(SAVE_CHECKPOINT).await?;
-    Ok(Statements { copy_text, copy_binary, write, undo, save_checkpoint })
+    let save_checkpoint = client.prepare(&CHECKPOINTS.write).await?;
+    let read_checkpoint = client.prepare(&CHECKPOINTS.read).await?;
+    let clear_checkpoint = client.prepare(&CHECKPOINTS.clear).await?;
+    Ok(Statements { copy_text, copy_binary, write, undo, save_checkpoint, read_checkpoint, clear_checkpoint })
 }
 
 /// The binary encoding of the loaded columns, from their types in the target; `None` (text
@@ -411,6 +428,7 @@ async fn copy_rows(
 async fn write_batch(
     client: &mut Client,
     statements: &Statements,
+    checkpoint: &[Param],
     binary: bool,
     mode: WriteMode,
     batch: &LoadBatch<'_, Row>,
@@ -452,32 +470,14 @@ async fn write_batch(
             (_, None) => report.unchanged = count,
         }
     }
-    tx.execute(&statements.save_checkpoint, &checkpoint_params(batch.migration, batch.checkpoint).as_params()).await?;
+    tx.execute(&statements.save_checkpoint, &as_refs(checkpoint)).await?;
     tx.commit().await?;
     Ok(report)
 }
 
-/// The parameters of [`SAVE_CHECKPOINT`].
-struct CheckpointParams<'a> {
-    migration: &'a str,
-    position: Option<&'a str>,
-    skip: i64,
-    done: bool,
-}
-
-impl CheckpointParams<'_> {
-    fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 4] {
-        [&self.migration, &self.position, &self.skip, &self.done]
-    }
-}
-
-fn checkpoint_params<'a>(migration: &'a MigrationName, checkpoint: &'a Checkpoint) -> CheckpointParams<'a> {
-    CheckpointParams {
-        migration: migration.as_str(),
-        position: checkpoint.position.as_ref().map(|p| p.as_str()),
-        skip: i64::try_from(checkpoint.skip).unwrap_or(i64::MAX),
-        done: checkpoint.done,
-    }
+/// The parameter of the checkpoint read and clear statements.
+fn migration_value(migration: &MigrationName) -> Value {
+    Value::Text(migration.as_str().to_owned())
 }
 
 impl Loader for PgLoader {
@@ -507,12 +507,19 @@ impl Loader for PgLoader {
         let null = self.null.clone();
         let table_name = self.spec.table.to_string();
         let (client, statements) = self.ready().await?;
+        let values = checkpoints::write_params(batch.migration, batch.checkpoint, SystemTime::now());
+        let checkpoint = bind(statements.save_checkpoint.params(), &values).map_err(|why| {
+            Error::fatal(Stage::Load, format!("writing the checkpoint of `{}`: {why}", batch.migration))
+        })?;
         let mut result =
-            write_batch(client, statements, true, mode, &batch, order.as_deref(), &null, &table_name).await;
+            write_batch(client, statements, &checkpoint, true, mode, &batch, order.as_deref(), &null, &table_name)
+                .await;
         if let Err(WriteError::Unencodable(refused)) = &result {
             self.after_refusal(*refused);
             let (client, statements) = self.ready().await?;
-            result = write_batch(client, statements, false, mode, &batch, order.as_deref(), &null, &table_name).await;
+            result =
+                write_batch(client, statements, &checkpoint, false, mode, &batch, order.as_deref(), &null, &table_name)
+                    .await;
         }
         let result = match result {
             Ok(report) => Ok(report),
@@ -557,25 +564,18 @@ impl Loader for PgLoader {
     }
 
     async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
-        let (client, _) = self.ready().await?;
-        let result = checkpoints::read_checkpoint(&*client, migration).await;
-        result.map_err(|error| {
-            self.session.after_error(&error);
-            to_dmf_error(
-                error,
-                Stage::Load,
-                format!("reading the checkpoint of `{migration}` from {}.checkpoints", control::SCHEMA),
-            )
-        })
+        let (client, statements) = self.ready().await?;
+        let result = control::query(client, &statements.read_checkpoint, &[migration_value(migration)]).await;
+        let rows = result.map_err(|failure| {
+            self.failed(failure, format!("reading the checkpoint of `{migration}` from {SCHEMA}.checkpoints"))
+        })?;
+        rows.into_iter().next().map(checkpoints::from_row).transpose()
     }
 
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
-        let (client, _) = self.ready().await?;
-        let result = checkpoints::clear_checkpoint(&*client, migration).await;
-        result.map_err(|error| {
-            self.session.after_error(&error);
-            to_dmf_error(error, Stage::Load, format!("clearing the checkpoint of `{migration}`"))
-        })
+        let (client, statements) = self.ready().await?;
+        let result = control::execute(client, &statements.clear_checkpoint, &[migration_value(migration)]).await;
+        result.map(|_| ()).map_err(|failure| self.failed(failure, format!("clearing the checkpoint of `{migration}`")))
     }
 
     /// Replays the undo log of `run` for this table backwards, in one transaction: deletes the

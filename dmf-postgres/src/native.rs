@@ -262,6 +262,30 @@ impl<'a> FromSql<'a> for TimeOfDay {
     }
 }
 
+/// A result column of any type DMF decodes, read as [`decode`] reads a field of its binary
+/// form (numerics as [`Value::Decimal`], JSON as [`Value::Json`]); `oid` as an integer and
+/// other text-like types (`name`, `citext`…) as text. NULL is [`Value::Null`].
+pub(crate) struct AnyValue(pub(crate) Value);
+
+impl<'a> FromSql<'a> for AnyValue {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        match Wire::of(ty) {
+            Some(wire) => decode(wire, raw),
+            None if *ty == Type::OID => u32::from_sql(ty, raw).map(|oid| Value::Int(oid.into())),
+            None => String::from_sql(ty, raw).map(Value::Text),
+        }
+        .map(AnyValue)
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, BoxError> {
+        Ok(AnyValue(Value::Null))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        Wire::of(ty).is_some() || *ty == Type::OID || <String as FromSql>::accepts(ty)
+    }
+}
+
 /// The text of a `jsonb` field: a version byte (1), then the JSON text.
 fn jsonb_text(raw: &[u8]) -> Result<&str, BoxError> {
     match raw.split_first() {

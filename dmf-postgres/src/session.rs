@@ -1,5 +1,5 @@
-//! One lazily opened connection that is replaced after it breaks: every extractor, loader and
-//! run store keeps its own.
+//! One lazily opened connection that is replaced after it breaks: every extractor and loader
+//! keeps its own (the run store's sessions are [`PgConnector`](crate::PgConnector)'s).
 
 use std::sync::Arc;
 
@@ -33,14 +33,9 @@ impl Session {
         Self { client: None, snapshot }
     }
 
-    /// Starts with a connection already open.
     /// Every statement runs in the one transaction of a snapshot ([`Self::in_snapshot`]).
     pub(crate) fn in_transaction(&self) -> bool {
         self.snapshot.is_some()
-    }
-
-    pub(crate) fn with_client(client: Client) -> Self {
-        Self { client: Some(client), snapshot: None }
     }
 
     /// The open connection, opening one first when there is none or the last one closed; the

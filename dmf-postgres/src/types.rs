@@ -89,6 +89,13 @@ pub(crate) fn decode(
     }
 }
 
+/// Every column of a result row as a [`Value`], each decoded by its column's type
+/// ([`AnyValue`](crate::native::AnyValue)): for statements whose columns are not a catalog's
+/// (the control plane's). A column of a type DMF has no value for is an error naming it.
+pub(crate) fn row_values(row: &tokio_postgres::Row) -> Result<Vec<Value>, tokio_postgres::Error> {
+    (0..row.len()).map(|i| row.try_get::<_, crate::native::AnyValue>(i).map(|cell| cell.0)).collect()
+}
+
 /// A value as PostgreSQL input text (what `'…'::type` accepts), `None` for NULL: booleans
 /// `t`/`f`, bytes `\x…` hex, dates and timestamps in ISO form (`BC` for years before 1),
 /// `timestamptz` with `+00`, floats with `NaN`/`Infinity` spelled PostgreSQL's way.

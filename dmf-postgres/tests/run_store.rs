@@ -1,12 +1,15 @@
-//! The run store keeps runs, migration records, rejects and checkpoints in the `dmf` control
-//! tables with the same semantics as the in-memory store (dmf-testkit's conformance suite);
-//! the tables are created once even when several processes start at the same time.
+//! dmf-core's control plane on PostgreSQL passes dmf-testkit's conformance suite: the run
+//! store keeps runs, migration records, rejects and checkpoints in the `dmf` control tables
+//! with the same semantics as the in-memory store, and checkpoints written as loaders write
+//! them are read back, replaced and cleared. The tables are created once even when several
+//! processes start at the same time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
-use dmf_core::MigrationName;
+use std::sync::Arc;
+
 use dmf_core::sync::Database;
 use dmf_postgres::PgDatabase;
 
@@ -15,13 +18,14 @@ async fn the_run_store_passes_the_conformance_suite() {
     let db = common::TestDb::create("store").await;
     let store = db.database().run_store().await.unwrap();
     dmf_testkit::conformance::run_store(store.as_ref()).await;
+}
 
-    // Checkpoints written by loaders are visible to the store.
-    let a = MigrationName::new("a");
-    assert_eq!(store.checkpoint(&a).await.unwrap(), None);
-    db.client().await.batch_execute("INSERT INTO dmf.checkpoints VALUES ('a', '[1]', 3, false, now())").await.unwrap();
-    let checkpoint = store.checkpoint(&a).await.unwrap().unwrap();
-    assert_eq!((checkpoint.position.unwrap().as_str(), checkpoint.skip, checkpoint.done), ("[1]", 3, false));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_pass_the_conformance_suite() {
+    let db = common::TestDb::create("checkpoints").await;
+    let database = db.database();
+    database.create_control_tables().await.unwrap();
+    dmf_testkit::conformance::checkpoints(Arc::new(database.control_connector())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -185,6 +185,19 @@ pub(crate) fn kind_name(value: &Value) -> &'static str {
     }
 }
 
+/// A value in the binary form of `wire` as a bound parameter carries it: the bytes of its COPY
+/// field, without the length before them; `None` for NULL.
+pub(crate) fn parameter(wire: Wire, value: &Value) -> Result<Option<Vec<u8>>, Refusal> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let mut field = Vec::new();
+    encode(&mut field, wire, value)?;
+    // A field starts with its length: four bytes.
+    field.drain(..4);
+    Ok(Some(field))
+}
+
 /// Appends one field: its length, then its bytes.
 fn encode(out: &mut Vec<u8>, wire: Wire, value: &Value) -> Result<(), Refusal> {
     match (wire, value) {
@@ -370,6 +383,15 @@ mod tests {
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn a_parameter_is_its_field_without_the_length() {
+        assert_eq!(parameter(Wire::Int2, &Value::Int(-2)).unwrap(), Some(vec![0xff, 0xfe]));
+        assert_eq!(parameter(Wire::Jsonb, &Value::Json("[1]".into())).unwrap(), Some(b"\x01[1]".to_vec()));
+        assert_eq!(parameter(Wire::Uuid, &Value::Null).unwrap(), None);
+        assert_eq!(parameter(Wire::Int2, &Value::Int(40_000)), Err(Refusal::Value));
+        assert_eq!(parameter(Wire::Date, &Value::Bool(true)), Err(Refusal::Kind));
     }
 
     #[test]

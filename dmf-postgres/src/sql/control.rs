@@ -1,5 +1,10 @@
 //! The control tables in schema `dmf` (runs, migration records, checkpoints, rejects, undo
-//! log) and the statements that read and write them.
+//! log): their creation and inspection, and [`PgDialect`], in which dmf-core's control plane
+//! writes the statements that read and write them.
+
+use dmf_core::control::ControlDialect;
+
+use super::{column_list, quote_ident};
 
 /// The control schema.
 pub(crate) const SCHEMA: &str = "dmf";
@@ -86,92 +91,85 @@ FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord)
 LEFT JOIN pg_namespace n ON n.nspname = 'dmf'
 ORDER BY t.ord";
 
-/// Stores a checkpoint. Parameters: migration, position, skip, done.
-pub(crate) const SAVE_CHECKPOINT: &str = "\
-INSERT INTO dmf.checkpoints (migration, position, skip, done, updated_at) VALUES ($1, $2, $3, $4, now())
-ON CONFLICT (migration) DO UPDATE
-SET position = EXCLUDED.position, skip = EXCLUDED.skip, done = EXCLUDED.done, updated_at = EXCLUDED.updated_at";
+/// The control plane's SQL in PostgreSQL, for dmf-core's [`SqlRunStore`](dmf_core::control::SqlRunStore)
+/// and checkpoint statements: tables `"dmf"."runs"`, placeholders `$1`, `LIMIT … OFFSET …`,
+/// `RETURNING "id"`, `INSERT … ON CONFLICT (key) DO UPDATE`, `BEGIN`/`COMMIT`/`ROLLBACK`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgDialect;
 
-/// Reads a checkpoint. Parameter: migration.
-pub(crate) const CHECKPOINT: &str = "SELECT position, skip, done FROM dmf.checkpoints WHERE migration = $1";
+impl ControlDialect for PgDialect {
+    fn table(&self, name: &str) -> String {
+        format!("{}.{}", quote_ident(SCHEMA), quote_ident(name))
+    }
 
-/// Forgets a checkpoint. Parameter: migration.
-pub(crate) const CLEAR_CHECKPOINT: &str = "DELETE FROM dmf.checkpoints WHERE migration = $1";
+    fn column(&self, name: &str) -> String {
+        quote_ident(name)
+    }
 
-/// Records a new run. Parameters: status, plan, host.
-pub(crate) const START_RUN: &str =
-    "INSERT INTO dmf.runs (status, plan, host, started_at) VALUES ($1, $2, $3, now()) RETURNING id";
+    fn param(&self, n: usize) -> String {
+        format!("${n}")
+    }
 
-/// Records how a run ended. Parameters: id, status, error.
-pub(crate) const FINISH_RUN: &str = "UPDATE dmf.runs SET status = $2, error = $3, finished_at = now() WHERE id = $1";
+    /// Well below the 65 535 parameters the protocol's 16-bit count allows.
+    fn max_params(&self) -> usize {
+        32_767
+    }
 
-/// Records a run's backup. Parameters: id, backup.
-pub(crate) const RECORD_BACKUP: &str = "UPDATE dmf.runs SET backup = $2 WHERE id = $1";
+    fn select_page(
+        &self,
+        columns: &str,
+        from: &str,
+        order: &str,
+        limit: Option<usize>,
+        offset: Option<usize>,
+    ) -> String {
+        let mut sql = format!("SELECT {columns} FROM {from} ORDER BY {order}");
+        if let Some(limit) = limit {
+            sql.push_str(&format!(" LIMIT ${limit}"));
+        }
+        if let Some(offset) = offset {
+            sql.push_str(&format!(" OFFSET ${offset}"));
+        }
+        sql
+    }
 
-const RUN_COLUMNS: &str = "id, status, plan, host, started_at, finished_at, backup, error";
+    fn insert_returning_id(&self, table: &str, columns: &str, values: &str) -> String {
+        format!("INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {}", quote_ident("id"))
+    }
 
-/// One run. Parameter: id.
-pub(crate) fn run() -> String {
-    format!("SELECT {RUN_COLUMNS} FROM dmf.runs WHERE id = $1")
+    fn upsert(&self, table: &str, key: &[&str], columns: &[&str]) -> String {
+        let values: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
+        let updates: Vec<String> = columns
+            .iter()
+            .filter(|c| !key.contains(c))
+            .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
+            .collect();
+        format!(
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+            column_list(columns.iter().copied()),
+            values.join(", "),
+            column_list(key.iter().copied()),
+            updates.join(", ")
+        )
+    }
+
+    fn begin(&self) -> &'static str {
+        "BEGIN"
+    }
+
+    fn commit(&self) -> &'static str {
+        "COMMIT"
+    }
+
+    fn rollback(&self) -> &'static str {
+        "ROLLBACK"
+    }
 }
-
-/// The latest runs first. Parameter: limit.
-pub(crate) fn runs() -> String {
-    format!("SELECT {RUN_COLUMNS} FROM dmf.runs ORDER BY id DESC LIMIT $1")
-}
-
-/// Inserts or replaces a migration record. Parameters in column order.
-pub(crate) const SAVE_MIGRATION_RECORD: &str = "\
-INSERT INTO dmf.migration_runs (run_id, migration, status, started_at, finished_at, rows_read, rows_inserted,
-    rows_updated, rows_unchanged, rows_deleted, rows_skipped, rows_rejected, duration_ms, resumed, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-ON CONFLICT (run_id, migration) DO UPDATE SET status = EXCLUDED.status, started_at = EXCLUDED.started_at,
-    finished_at = EXCLUDED.finished_at, rows_read = EXCLUDED.rows_read, rows_inserted = EXCLUDED.rows_inserted,
-    rows_updated = EXCLUDED.rows_updated, rows_unchanged = EXCLUDED.rows_unchanged,
-    rows_deleted = EXCLUDED.rows_deleted, rows_skipped = EXCLUDED.rows_skipped,
-    rows_rejected = EXCLUDED.rows_rejected, duration_ms = EXCLUDED.duration_ms, resumed = EXCLUDED.resumed,
-    error = EXCLUDED.error";
-
-const RECORD_COLUMNS: &str = "m.run_id, m.migration, m.status, m.started_at, m.finished_at, m.rows_read, \
-     m.rows_inserted, m.rows_updated, m.rows_unchanged, m.rows_deleted, m.rows_skipped, m.rows_rejected, \
-     m.duration_ms, m.resumed, m.error";
-
-/// The latest record of a migration in which it ran or was rolled back (pending and skipped
-/// records are ignored). Parameter: migration.
-pub(crate) fn latest_record() -> String {
-    format!(
-        "SELECT {RECORD_COLUMNS} FROM dmf.migration_runs m WHERE m.migration = $1 \
-         AND m.status NOT IN ('pending', 'skipped') ORDER BY m.run_id DESC LIMIT 1"
-    )
-}
-
-/// Every record of a run, in the run's plan order. Parameter: run id.
-pub(crate) fn migration_records() -> String {
-    format!(
-        "SELECT {RECORD_COLUMNS} FROM dmf.migration_runs m JOIN dmf.runs r ON r.id = m.run_id \
-         LEFT JOIN LATERAL (SELECT p.ord FROM jsonb_array_elements_text(r.plan) WITH ORDINALITY AS p(name, ord) \
-         WHERE p.name = m.migration LIMIT 1) planned ON true \
-         WHERE m.run_id = $1 ORDER BY planned.ord NULLS LAST, m.migration"
-    )
-}
-
-/// Adds rejects, one per array element. Parameters: run, migration, then arrays of stage,
-/// source key, reason and payload (JSON text).
-pub(crate) const RECORD_REJECTS: &str = "\
-INSERT INTO dmf.rejects (run_id, migration, stage, source_key, reason, payload)
-SELECT $1, $2, r.stage, r.source_key, r.reason, r.payload::jsonb
-FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS r(stage, source_key, reason, payload, ord)
-ORDER BY r.ord";
-
-/// A page of a run's rejects in the order recorded. Parameters: run, migration (NULL for
-/// all), limit, offset.
-pub(crate) const REJECTS: &str = "\
-SELECT run_id, migration, stage, source_key, reason, payload FROM dmf.rejects
-WHERE run_id = $1 AND ($2::text IS NULL OR migration = $2)
-ORDER BY id LIMIT $3 OFFSET $4";
 
 #[cfg(test)]
 mod tests {
+    use dmf_core::control::checkpoints;
+
     use super::*;
 
     #[test]
@@ -183,13 +181,28 @@ mod tests {
     }
 
     #[test]
-    fn run_queries() {
+    fn control_statements_in_postgresql() {
+        let dialect = PgDialect;
         assert_eq!(
-            runs(),
-            "SELECT id, status, plan, host, started_at, finished_at, backup, error FROM dmf.runs ORDER BY id DESC LIMIT $1"
+            checkpoints::write_statement(&dialect),
+            "INSERT INTO \"dmf\".\"checkpoints\" (\"migration\", \"position\", \"skip\", \"done\", \"updated_at\") \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (\"migration\") DO UPDATE SET \"position\" = EXCLUDED.\"position\", \
+             \"skip\" = EXCLUDED.\"skip\", \"done\" = EXCLUDED.\"done\", \"updated_at\" = EXCLUDED.\"updated_at\""
         );
-        assert!(latest_record().ends_with(
-            "FROM dmf.migration_runs m WHERE m.migration = $1 AND m.status NOT IN ('pending', 'skipped') ORDER BY m.run_id DESC LIMIT 1"
-        ));
+        assert_eq!(
+            checkpoints::read_statement(&dialect),
+            "SELECT \"position\", \"skip\", \"done\" FROM \"dmf\".\"checkpoints\" WHERE \"migration\" = $1"
+        );
+        assert_eq!(
+            dialect.insert_returning_id(&dialect.table("runs"), "\"status\"", "$1"),
+            "INSERT INTO \"dmf\".\"runs\" (\"status\") VALUES ($1) RETURNING \"id\""
+        );
+        assert_eq!(
+            dialect.select_page("a", "t", "id", Some(3), Some(4)),
+            "SELECT a FROM t ORDER BY id LIMIT $3 OFFSET $4"
+        );
+        assert_eq!(dialect.select_page("a", "t", "id", None, Some(2)), "SELECT a FROM t ORDER BY id OFFSET $2");
+        assert_eq!(dialect.select_page("a", "t", "id", Some(1), None), "SELECT a FROM t ORDER BY id LIMIT $1");
+        assert_eq!(dialect.table("odd\"name"), "\"dmf\".\"odd\"\"name\"");
     }
 }
