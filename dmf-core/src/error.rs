@@ -174,6 +174,23 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// Another run holds the target's lease (one writer per target).
+    #[error(
+        "the target is in use: its lease `{scope}` is held by {holder}; wait for that run to end (or for its lease \
+         to expire when its process died), or stop it"
+    )]
+    LeaseHeld {
+        /// The scope of the lease.
+        scope: String,
+        /// Who holds it.
+        holder: Box<crate::orchestrator::LeaseRecord>,
+    },
+    /// This run's lease was taken over by another run after this one stopped renewing it.
+    #[error("lost the lease `{scope}` on the target: another run took it over after this one stopped renewing it")]
+    LeaseLost {
+        /// The scope of the lease.
+        scope: String,
+    },
     /// A rollback was refused (for example a later run built on the one to undo).
     #[error("rollback refused: {0}")]
     RollbackRefused(String),

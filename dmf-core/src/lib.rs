@@ -62,10 +62,10 @@ pub use migration::{Counts, DataMigration, MigrationContext, MigrationResult, Ro
 pub use names::{MigrationName, RunId};
 pub use native::{NativeEncoding, NativeRow, NativeRows, NativeSpan};
 pub use orchestrator::{
-    Backup, BackupRecord, CheckOutcome, CheckStatus, LogNotifier, MigrationRecord, MigrationStatus, Notifier, OnError,
-    Orchestrator, OrchestratorBuilder, PreflightCheck, PreflightReport, RejectRecord, RollbackSummary, RollbackTarget,
-    RunRecord, RunRequest, RunStatus, RunStore, RunSummary, WebhookEvent, WebhookNotifier, WebhookPayload,
-    sort_in_plan_order,
+    Backup, BackupRecord, CheckOutcome, CheckStatus, Lease, LeaseAcquired, LeaseClaim, LeaseClaimed, LeaseOptions,
+    LeaseRecord, LogNotifier, MigrationRecord, MigrationStatus, Notifier, OnError, Orchestrator, OrchestratorBuilder,
+    PreflightCheck, PreflightReport, RejectRecord, RollbackSummary, RollbackTarget, RunRecord, RunRequest, RunStatus,
+    RunStore, RunSummary, TARGET_SCOPE, WebhookEvent, WebhookNotifier, WebhookPayload, sort_in_plan_order,
 };
 pub use pipeline::{
     Extractor, FnTransformer, Identity, LoadBatch, LoadReport, Loader, Pipeline, Rules, SourceBatch, Transformed,

@@ -33,7 +33,10 @@ async fn preflight_passes_on_a_standalone_server_and_the_control_tables_get_crea
     database.run_store().await.unwrap();
     let outcomes = database.preflight(DatabaseRole::Target).await;
     let control = outcomes.iter().find(|o| o.check == "target control tables").unwrap();
-    assert_eq!(control.detail, "dmf.runs, dmf.migration_runs, dmf.checkpoints, dmf.rejects, dmf.undo_log exist");
+    assert_eq!(
+        control.detail,
+        "dmf.runs, dmf.migration_runs, dmf.checkpoints, dmf.rejects, dmf.undo_log, dmf.leases exist"
+    );
     let source = database.preflight(DatabaseRole::Source).await;
     assert!(source.iter().all(|o| o.status == CheckStatus::Passed), "{source:#?}");
 }
@@ -170,6 +173,18 @@ async fn the_run_store_passes_the_conformance_suite() {
     let db = TestDb::create(&url, "run_store").await;
     let store = db.database().run_store().await.unwrap();
     dmf_testkit::conformance::run_store(store.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+async fn leases_pass_the_conformance_suite() {
+    let url = server_url("leases").await;
+    let db = TestDb::create(&url, "leases").await;
+    let store = db.database().run_store().await.unwrap();
+    dmf_testkit::conformance::leases(store.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

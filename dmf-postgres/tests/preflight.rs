@@ -34,14 +34,17 @@ async fn a_target_must_accept_writes_and_have_or_allow_control_tables() {
     assert!(outcomes[1].detail.ends_with("is a primary"), "{outcomes:?}");
     assert!(
         outcomes[3].detail.contains(
-            "dmf.runs, dmf.migration_runs, dmf.checkpoints, dmf.rejects, dmf.undo_log missing: they will be created"
+            "dmf.runs, dmf.migration_runs, dmf.checkpoints, dmf.rejects, dmf.undo_log, dmf.leases missing: they will be created"
         ),
         "{outcomes:?}"
     );
 
     database.create_control_tables().await.unwrap();
     let outcomes = database.preflight(DatabaseRole::Target).await;
-    assert_eq!(outcomes[3].detail, "dmf.runs, dmf.migration_runs, dmf.checkpoints, dmf.rejects, dmf.undo_log exist");
+    assert_eq!(
+        outcomes[3].detail,
+        "dmf.runs, dmf.migration_runs, dmf.checkpoints, dmf.rejects, dmf.undo_log, dmf.leases exist"
+    );
 
     let source = database.preflight(DatabaseRole::Source).await;
     assert_eq!(

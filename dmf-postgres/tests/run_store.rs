@@ -1,7 +1,7 @@
 //! dmf-core's control plane on PostgreSQL passes dmf-testkit's conformance suite: the run
 //! store keeps runs, migration records, rejects and checkpoints in the `dmf` control tables
 //! with the same semantics as the in-memory store, and checkpoints written as loaders write
-//! them are read back, replaced and cleared. The tables are created once even when several
+//! them are read back, replaced and cleared; leases are claimed, renewed, taken over and released. The tables are created once even when several
 //! processes start at the same time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -28,6 +28,13 @@ async fn checkpoints_pass_the_conformance_suite() {
     dmf_testkit::conformance::checkpoints(Arc::new(database.control_connector())).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_pass_the_conformance_suite() {
+    let db = common::TestDb::create("leases").await;
+    let store = db.database().run_store().await.unwrap();
+    dmf_testkit::conformance::leases(store.as_ref()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn control_tables_are_created_once_when_processes_start_together() {
     let db = common::TestDb::create("race").await;
@@ -49,5 +56,5 @@ async fn control_tables_are_created_once_when_processes_start_together() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(tables, ["checkpoints", "migration_runs", "rejects", "runs", "undo_log"]);
+    assert_eq!(tables, ["checkpoints", "leases", "migration_runs", "rejects", "runs", "undo_log"]);
 }

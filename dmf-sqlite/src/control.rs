@@ -1,5 +1,5 @@
 //! DMF's control tables in a SQLite target (`dmf_runs`, `dmf_migration_runs`,
-//! `dmf_checkpoints`, `dmf_rejects`, `dmf_undo_log`): their creation and shape check, and the
+//! `dmf_checkpoints`, `dmf_rejects`, `dmf_undo_log`, `dmf_leases`): their creation and shape check, and the
 //! [`SqliteDialect`] and [`SqliteConnector`] on which dmf-core's control plane
 //! ([`SqlRunStore`], checkpoint statements) runs.
 
@@ -47,6 +47,9 @@ CREATE INDEX IF NOT EXISTS dmf_rejects_by_run ON dmf_rejects (run_id, migration,
 CREATE TABLE IF NOT EXISTS dmf_undo_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, migration TEXT NOT NULL, table_name TEXT NOT NULL,
     key TEXT NOT NULL, action TEXT NOT NULL, before_image TEXT);
+CREATE TABLE IF NOT EXISTS dmf_leases (
+    scope TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, run_id INTEGER,
+    acquired_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, expires_at TEXT NOT NULL);
 ";
 
 fn store_error(context: &str, error: rusqlite::Error) -> Error {

@@ -1,5 +1,5 @@
 //! dmf-core's control plane on a SQLite file passes dmf-testkit's conformance suite: the run
-//! store round trip, and checkpoints written as loaders write them.
+//! store round trip, checkpoints written as loaders write them, and leases.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -26,4 +26,11 @@ async fn checkpoints_pass_the_conformance_suite() {
     let database = new_database(&dir);
     database.sqlite_run_store().unwrap();
     dmf_testkit::conformance::checkpoints(Arc::new(SqliteConnector::new(database.path().to_path_buf()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_pass_the_conformance_suite() {
+    let dir = common::Dir::new("leases");
+    let store = new_database(&dir).sqlite_run_store().unwrap();
+    dmf_testkit::conformance::leases(&store).await;
 }

@@ -1,15 +1,17 @@
-//! A sync killed with SIGKILL in the middle of a table resumes from its checkpoint and ends
-//! equal to the source, with no row duplicated.
+//! A sync killed with SIGKILL in the middle of a table: the next run waits for the dead run's
+//! lease to expire, marks that run `abandoned`, resumes from its checkpoint and ends equal to
+//! the source, with no row duplicated.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use dmf_core::RunRequest;
 use dmf_core::sync::SyncMode;
+use dmf_core::{LeaseOptions, RunRequest};
 
 /// The child process: runs a full sync and gets killed. Only run by `killed_sync_resumes`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +34,10 @@ async fn crash_child() {
             .reject_limit(dmf_core::RejectLimit::Count(0))
             .build()
             .unwrap(),
-    );
+    )
+    // A short lease, so that the parent's next run need not wait the default 30 s for it to
+    // expire after the kill.
+    .lease(LeaseOptions { ttl: Duration::from_secs(2), ..LeaseOptions::default() });
     let _ = job.run(RunRequest::all()).await;
 }
 
@@ -73,8 +78,23 @@ async fn killed_sync_resumes() {
     let loaded = count(&target, "customers");
     assert!(loaded > 0 && loaded < 20_000, "killed mid-table: {loaded} rows, checkpoint {seen}");
 
-    let summary = sync(&source, &target, SyncMode::Full, RunRequest::all()).await;
+    // The killed run still holds its lease: the next run waits for it to expire, then marks
+    // the killed run abandoned and resumes it.
+    let job = dmf_core::sync::SyncJob::new(
+        Arc::new(dmf_sqlite::SqliteDatabase::open(&source).unwrap()),
+        Arc::new(dmf_sqlite::SqliteDatabase::open(&target).unwrap()),
+        SyncMode::Full,
+    )
+    .engine(engine(250))
+    .lease(LeaseOptions { wait: Duration::from_secs(120), ..LeaseOptions::default() });
+    let summary = job.run(RunRequest::all()).await.unwrap();
     assert!(summary.succeeded(), "{summary}");
+    let killed: (String, String) = rusqlite::Connection::open(&target)
+        .unwrap()
+        .query_row("SELECT status, error FROM dmf_runs WHERE id = 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap();
+    assert_eq!(killed.0, "abandoned", "{killed:?}");
+    assert!(killed.1.contains("stopped renewing its lease"), "{killed:?}");
     let customers = summary.migration("customers").unwrap();
     assert!(customers.resumed, "{summary}");
     assert!(customers.counts.read < 20_000, "resumed from the checkpoint, not from the start: {summary}");

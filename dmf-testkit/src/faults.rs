@@ -49,6 +49,54 @@ impl CrashSwitch {
     }
 }
 
+/// A gate on one call: the call stops there until the test opens the gate, and the test can
+/// wait until a call reached it. Drives concurrency tests by events, never by timing.
+#[derive(Clone, Default)]
+pub struct Gate {
+    state: Arc<Mutex<(bool, bool)>>,
+    notify: Arc<Notify>,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    async fn wait_for(&self, done: impl Fn(&(bool, bool)) -> bool) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if done(&self.state.lock().unwrap_or_else(|p| p.into_inner())) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn set(&self, change: impl FnOnce(&mut (bool, bool))) {
+        change(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until a call has reached the gate.
+    pub async fn reached(&self) {
+        self.wait_for(|(reached, _)| *reached).await;
+    }
+
+    /// Opens the gate: the call waiting there (and any later one) goes on.
+    pub fn open(&self) {
+        self.set(|(_, open)| *open = true);
+    }
+
+    /// Called by the call that reaches the gate: says so, then waits until it opens.
+    pub async fn pass(&self) {
+        self.set(|(reached, _)| *reached = true);
+        self.wait_for(|(_, open)| *open).await;
+    }
+}
+
 /// Runs `future` until it finishes (`Some(output)`) or `switch` trips, in which case the future
 /// is dropped mid-flight, like a killed process (`None`).
 pub async fn until_crash<F: Future>(switch: &CrashSwitch, future: F) -> Option<F::Output> {
@@ -67,6 +115,8 @@ struct Plan {
     slow: Option<Duration>,
     crash_before: Option<u64>,
     crash_after: Option<u64>,
+    hold_before: Option<(u64, Gate)>,
+    lose_answer: Vec<u64>,
 }
 
 /// Which faults to inject, by call number (the first call is 1). Clones share the plan and
@@ -89,6 +139,7 @@ enum Decision {
     Fail(Error),
     CrashBefore,
     CrashAfter,
+    LoseAnswer(Error),
 }
 
 impl FaultPlan {
@@ -137,6 +188,19 @@ impl FaultPlan {
         self.edit(|p| p.crash_after = Some(call))
     }
 
+    /// Call `call` waits at `gate` (before writing anything) until the test opens it.
+    pub fn hold_before(self, call: u64, gate: &Gate) -> Self {
+        let gate = gate.clone();
+        self.edit(|p| p.hold_before = Some((call, gate)))
+    }
+
+    /// Call `call` writes and commits, then fails with a transient error as if the connection
+    /// broke before the answer came back (a lost COMMIT acknowledgement): the caller cannot
+    /// tell it from a batch that was never written.
+    pub fn lose_answer(self, call: u64) -> Self {
+        self.edit(|p| p.lose_answer.push(call))
+    }
+
     /// Calls made so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
@@ -149,6 +213,12 @@ impl FaultPlan {
 
     async fn decide(&self, stage: Stage, keys: impl Iterator<Item = String>) -> Decision {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let hold = self.plan.lock().unwrap_or_else(|p| p.into_inner()).hold_before.clone();
+        if let Some((at, gate)) = hold {
+            if at == call {
+                gate.pass().await;
+            }
+        }
         let slow = {
             let mut plan = self.plan.lock().unwrap_or_else(|p| p.into_inner());
             if plan.crash_before == Some(call) {
@@ -171,6 +241,13 @@ impl FaultPlan {
             }
             if plan.crash_after == Some(call) {
                 return Decision::CrashAfter;
+            }
+            if let Some(at) = plan.lose_answer.iter().position(|c| *c == call) {
+                plan.lose_answer.remove(at);
+                return Decision::LoseAnswer(Error::transient(
+                    stage,
+                    format!("injected lost answer at call {call}: connection closed after COMMIT was sent"),
+                ));
             }
             plan.slow
         };
@@ -211,6 +288,10 @@ impl<L: Loader> Loader for FaultyLoader<L> {
             Decision::CrashAfter => {
                 let _ = self.inner.load(batch).await;
                 self.plan.crash().await
+            }
+            Decision::LoseAnswer(error) => {
+                self.inner.load(batch).await?;
+                Err(error)
             }
         }
     }
@@ -262,7 +343,7 @@ impl<E: Extractor> Extractor for FaultyExtractor<E> {
                     let batch = item?;
                     match plan.decide(Stage::Extract, batch.records.iter().map(Record::key)).await {
                         Decision::Proceed => Ok(batch),
-                        Decision::Fail(error) => Err(error),
+                        Decision::Fail(error) | Decision::LoseAnswer(error) => Err(error),
                         Decision::CrashBefore | Decision::CrashAfter => plan.crash().await,
                     }
                 }

@@ -36,7 +36,7 @@ mod memory_table;
 mod notifier;
 mod run_store;
 
-pub use faults::{CrashSwitch, FaultPlan, FaultyExtractor, FaultyLoader, until_crash};
+pub use faults::{CrashSwitch, FaultPlan, FaultyExtractor, FaultyLoader, Gate, until_crash};
 pub use legacy::{Dirt, LegacyCustomer, LegacyGenerator};
 pub use memory_table::{MemoryRange, MemoryTable};
 pub use notifier::RecordingNotifier;

@@ -1,12 +1,12 @@
 //! An in-memory [`RunStore`].
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use dmf_core::{
-    BackupRecord, Error, MigrationName, MigrationRecord, MigrationStatus, Reject, RejectRecord, Result, RunId,
-    RunRecord, RunStatus, RunStore, Stage,
+    BackupRecord, Error, LeaseClaim, LeaseClaimed, LeaseRecord, MigrationName, MigrationRecord, MigrationStatus,
+    Reject, RejectRecord, Result, RunId, RunRecord, RunStatus, RunStore, Stage,
 };
 
 /// Runs, migration records and rejects kept in memory. It can be told to fail, to test how
@@ -14,6 +14,7 @@ use dmf_core::{
 #[derive(Default)]
 pub struct MemoryRunStore {
     state: Mutex<StoreState>,
+    refusals: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -21,6 +22,7 @@ struct StoreState {
     runs: Vec<RunRecord>,
     records: Vec<MigrationRecord>,
     rejects: Vec<RejectRecord>,
+    leases: Vec<LeaseRecord>,
     failing: bool,
 }
 
@@ -46,6 +48,14 @@ impl MemoryRunStore {
     /// Every reject recorded, in order.
     pub fn all_rejects(&self) -> Vec<RejectRecord> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).rejects.clone()
+    }
+
+    /// Waits until a lease claim has been refused (another holder had it): a test's event that
+    /// a second run is waiting for the lease.
+    pub async fn lease_refused(&self) {
+        let mut refusals = self.refusals.subscribe();
+        // The sender lives as long as `self`, so the wait ends only by a refusal.
+        let _ = refusals.wait_for(|n| *n > 0).await;
     }
 
     /// Every migration record, in the order they were first saved.
@@ -156,6 +166,68 @@ impl RunStore for MemoryRunStore {
             .cloned()
             .collect())
     }
+
+    async fn claim_lease(&self, claim: &LeaseClaim) -> Result<LeaseClaimed> {
+        let mut state = self.lock()?;
+        let claimed = LeaseRecord {
+            scope: claim.scope.clone(),
+            holder: claim.holder.clone(),
+            host: claim.host.clone(),
+            pid: claim.pid,
+            run: claim.run,
+            acquired_at: claim.now,
+            heartbeat_at: claim.now,
+            expires_at: claim.now.checked_add(claim.ttl).unwrap_or(claim.now),
+        };
+        match state.leases.iter_mut().find(|l| l.scope == claim.scope) {
+            None => state.leases.push(claimed),
+            Some(lease) if lease.holder == claim.holder => {
+                lease.heartbeat_at = claimed.heartbeat_at;
+                lease.expires_at = claimed.expires_at;
+                lease.run = claimed.run.or(lease.run);
+            }
+            Some(lease)
+                if lease.is_expired(claim.now) || claim.dead_holder.as_deref() == Some(lease.holder.as_str()) =>
+            {
+                let expired = std::mem::replace(lease, claimed);
+                return Ok(LeaseClaimed::Taken { expired: Some(expired) });
+            }
+            Some(lease) => {
+                let held = lease.clone();
+                drop(state);
+                self.refusals.send_modify(|n| *n += 1);
+                return Ok(LeaseClaimed::Held(held));
+            }
+        }
+        Ok(LeaseClaimed::Taken { expired: None })
+    }
+
+    async fn renew_lease(
+        &self,
+        scope: &str,
+        holder: &str,
+        run: Option<RunId>,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let mut state = self.lock()?;
+        let Some(lease) = state.leases.iter_mut().find(|l| l.scope == scope && l.holder == holder) else {
+            return Ok(false);
+        };
+        lease.heartbeat_at = now;
+        lease.expires_at = now.checked_add(ttl).unwrap_or(now);
+        lease.run = run.or(lease.run);
+        Ok(true)
+    }
+
+    async fn release_lease(&self, scope: &str, holder: &str) -> Result<()> {
+        self.lock()?.leases.retain(|l| !(l.scope == scope && l.holder == holder));
+        Ok(())
+    }
+
+    async fn lease(&self, scope: &str) -> Result<Option<LeaseRecord>> {
+        Ok(self.lock()?.leases.iter().find(|l| l.scope == scope).cloned())
+    }
 }
 
 #[cfg(test)]
@@ -165,5 +237,10 @@ mod tests {
     #[tokio::test]
     async fn the_memory_store_passes_the_conformance_suite() {
         crate::conformance::run_store(&MemoryRunStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_leases_as_the_conformance_suite_says() {
+        crate::conformance::leases(&MemoryRunStore::new()).await;
     }
 }

@@ -59,6 +59,14 @@ Options:
                       into SQLite, which writes one transaction at a time]
   --max-rejects <N>   rows that may be rejected before the sync stops [default: 0]
   --restart           start over instead of resuming a sync that did not complete
+  --wait-for-lease <DURATION>
+                      when another run holds the target (one writer per target), wait up to
+                      DURATION (e.g. 30s, 10m) for it to end instead of refusing at once
+                      [default: 0s]
+  --lease-ttl <DURATION>
+                      how long the target's lease outlives this run's last heartbeat (it is
+                      renewed every third of that): a run killed without ending is taken over
+                      after it [default: 30s]
   --dry-run           run pre-flight and compare both sides, then print per table, in load
                       order, the rows the sync would insert, update and delete; writes nothing
                       (not even the control tables); not for incremental mode
@@ -135,6 +143,8 @@ struct Args {
     report_json: Option<std::path::PathBuf>,
     rollback: Option<Option<dmf_core::RunId>>,
     force: bool,
+    /// How the target's lease is held and waited for.
+    lease: dmf_core::LeaseOptions,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
@@ -166,6 +176,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         report_json: None,
         rollback: None,
         force: false,
+        lease: dmf_core::LeaseOptions::default(),
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -189,6 +200,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--range-readers" => parsed.range_readers = Some(number(value()?)?.max(1)),
             "--max-rejects" => parsed.max_rejects = number(value()?)? as u64,
             "--restart" => parsed.restart = true,
+            "--wait-for-lease" => parsed.lease.wait = duration(&flag, value()?)?,
+            "--lease-ttl" => {
+                parsed.lease.ttl = duration(&flag, value()?)?;
+                if parsed.lease.ttl < std::time::Duration::from_secs(1) {
+                    return Err("`--lease-ttl` must be at least 1s".into());
+                }
+            }
             "--dry-run" => parsed.dry_run = true,
             "--snapshot" => parsed.snapshot = true,
             "--fk-checks" => parsed.fk_checks = value()?.parse().map_err(|e: dmf_core::Error| e.to_string())?,
@@ -232,6 +250,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         (None, None) => return Err("`--source URL` is required".into()),
     };
     Ok(Some(parsed))
+}
+
+/// A duration on the command line (`30s`, `10m`, `1h 30m`).
+fn duration(flag: &str, text: String) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(&text)
+        .map_err(|e| format!("`{flag}` expects a duration such as 30s or 10m, got `{text}`: {e}"))
 }
 
 /// The progress events kept for subscribers that fall behind (they skip the older ones).
@@ -330,6 +354,7 @@ async fn sync<S: Database, T: Database>(
         .undo(args.undo)
         .foreign_key_checks(args.fk_checks)
         .skip_target_triggers(args.skip_target_triggers)
+        .lease(args.lease.clone())
         .progress(hub.clone());
     if let Some(tables) = &args.tables {
         job = job.tables(tables.clone());
@@ -347,12 +372,25 @@ async fn sync<S: Database, T: Database>(
         return dry_run(&job).await;
     }
     let orchestrator = job.orchestrator(&plan).await?;
+    // One writer per target: the lease is taken before looking at what the last run left, so
+    // that neither the resume nor --restart's emptying happens under another run.
+    if !args.lease.wait.is_zero() {
+        println!("waiting up to {} for the target's lease", humantime::format_duration(args.lease.wait));
+    }
+    let (lease, acquired) = orchestrator.acquire_lease().await?;
+    if let Some(expired) = &acquired.expired {
+        println!("took over the target's lease from {expired}: it stopped renewing it");
+    }
+    for run in &acquired.abandoned {
+        println!("run {run} did not end (its process died): marked abandoned");
+    }
     let request = if args.restart || !has_unfinished(&orchestrator).await? {
         RunRequest::all().force()
     } else {
         println!("resuming the last sync, which did not complete (--restart starts over)");
         RunRequest::all()
     };
+    let request = request.with_lease(lease);
     let orchestrator = Arc::new(orchestrator);
     let serving = match args.dashboard {
         Some(addr) => {
@@ -457,7 +495,7 @@ async fn rollback<T: Database>(
     run: Option<dmf_core::RunId>,
     backup: Option<Arc<dyn Backup>>,
 ) -> Result<RunSummary, BoxError> {
-    let mut job = SyncJob::new(Arc::clone(&target), Arc::clone(&target), SyncMode::Diff);
+    let mut job = SyncJob::new(Arc::clone(&target), Arc::clone(&target), SyncMode::Diff).lease(args.lease.clone());
     if let Some(backup) = backup {
         job = job.backup(backup);
     }

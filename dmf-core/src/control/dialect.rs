@@ -38,6 +38,26 @@ pub trait ControlDialect: Send + Sync {
     /// first of `columns`) exists, replaces its other columns.
     fn upsert(&self, table: &str, key: &[&str], columns: &[&str]) -> String;
 
+    /// A statement that inserts the row of `columns` (unquoted names, bound to parameters
+    /// 1..=n in that order) into `table` unless a row with the same `key` (the first of
+    /// `columns`) exists, atomically: of two at once, one inserts and the other changes
+    /// nothing (and does not fail).
+    ///
+    /// The default, `INSERT … SELECT … WHERE NOT EXISTS`, is atomic where writes are serialised
+    /// (SQLite); dialects with concurrent writers override it (`ON CONFLICT DO NOTHING`,
+    /// lock hints).
+    fn insert_if_absent(&self, table: &str, key: &str, columns: &[&str]) -> String {
+        let names: Vec<String> = columns.iter().map(|c| self.column(c)).collect();
+        let params: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
+        format!(
+            "INSERT INTO {table} ({}) SELECT {} WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {} = {})",
+            names.join(", "),
+            params.join(", "),
+            self.column(key),
+            self.param(1)
+        )
+    }
+
     /// The statement that starts a transaction (`BEGIN`, `BEGIN IMMEDIATE`, `BEGIN TRANSACTION`).
     fn begin(&self) -> &'static str;
 

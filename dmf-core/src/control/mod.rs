@@ -20,6 +20,7 @@
 pub mod checkpoints;
 mod decode;
 mod dialect;
+mod leases;
 mod run_store;
 mod session;
 pub mod tables;

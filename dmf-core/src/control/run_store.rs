@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use super::checkpoints;
 use super::decode::{Cells, status_name};
 use super::dialect::ControlDialect;
+use super::leases;
 use super::session::{SqlConnector, SqlSession};
 use super::tables::{self, MIGRATION_RUNS as RECORD_COLUMNS, RUNS as RUN_COLUMNS};
 use crate::checkpoint::Checkpoint;
@@ -17,7 +18,8 @@ use crate::error::{Error, Result, Stage};
 use crate::migration::Counts;
 use crate::names::{MigrationName, RunId};
 use crate::orchestrator::{
-    BackupRecord, MigrationRecord, MigrationStatus, RejectRecord, RunRecord, RunStatus, RunStore, sort_in_plan_order,
+    BackupRecord, LeaseClaim, LeaseClaimed, LeaseRecord, MigrationRecord, MigrationStatus, RejectRecord, RunRecord,
+    RunStatus, RunStore, sort_in_plan_order,
 };
 use crate::record::Reject;
 use crate::value::Value;
@@ -462,4 +464,71 @@ impl RunStore for SqlRunStore {
         let rows = self.query(|| format!("reading the checkpoint of `{migration}`"), statement, params).await?;
         rows.into_iter().next().map(checkpoints::from_row).transpose()
     }
+
+    async fn claim_lease(&self, claim: &LeaseClaim) -> Result<LeaseClaimed> {
+        let dialect = self.connector.dialect();
+        let doing = || format!("claiming the lease `{}`", claim.scope);
+        // Insert when the scope has no row; otherwise take the row over when it is ours or
+        // expired. A row deleted or inserted by another claimant between the two is seen on
+        // the next round.
+        for _ in 0..CLAIM_ROUNDS {
+            let current = self.lease(&claim.scope).await?;
+            let changed = match &current {
+                None => self.execute(doing, vec![(leases::insert(dialect), leases::insert_params(claim))]).await?,
+                Some(lease) if lease.holder == claim.holder => {
+                    let renewed =
+                        self.renew_lease(&claim.scope, &claim.holder, claim.run, claim.now, claim.ttl).await?;
+                    u64::from(renewed)
+                }
+                Some(lease)
+                    if lease.is_expired(claim.now) || claim.dead_holder.as_deref() == Some(lease.holder.as_str()) =>
+                {
+                    self.execute(doing, vec![(leases::take_over(dialect), leases::take_over_params(claim))]).await?
+                }
+                Some(lease) => return Ok(LeaseClaimed::Held(lease.clone())),
+            };
+            if changed > 0 {
+                let expired = current.filter(|lease| lease.holder != claim.holder);
+                return Ok(LeaseClaimed::Taken { expired });
+            }
+        }
+        match self.lease(&claim.scope).await? {
+            Some(lease) if lease.holder != claim.holder => Ok(LeaseClaimed::Held(lease)),
+            _ => Err(Error::transient(
+                Stage::RunStore,
+                format!("the lease `{}` changed hands {CLAIM_ROUNDS} times while being claimed", claim.scope),
+            )),
+        }
+    }
+
+    async fn renew_lease(
+        &self,
+        scope: &str,
+        holder: &str,
+        run: Option<RunId>,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let statement = leases::renew(self.connector.dialect());
+        let params = leases::renew_params(scope, holder, run, now, ttl);
+        let changed = self.execute(|| format!("renewing the lease `{scope}`"), vec![(statement, params)]).await?;
+        Ok(changed > 0)
+    }
+
+    async fn release_lease(&self, scope: &str, holder: &str) -> Result<()> {
+        let statement = leases::release(self.connector.dialect());
+        let params = vec![Value::Text(scope.to_owned()), Value::Text(holder.to_owned())];
+        self.execute(|| format!("releasing the lease `{scope}`"), vec![(statement, params)]).await.map(|_| ())
+    }
+
+    async fn lease(&self, scope: &str) -> Result<Option<LeaseRecord>> {
+        let statement = leases::read(self.connector.dialect());
+        let rows = self
+            .query(|| format!("reading the lease `{scope}`"), statement, vec![Value::Text(scope.to_owned())])
+            .await?;
+        rows.into_iter().next().map(leases::from_row).transpose()
+    }
 }
+
+/// How many times a claim re-reads a lease row that changed under it before giving up.
+const CLAIM_ROUNDS: usize = 3;

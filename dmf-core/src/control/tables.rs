@@ -32,3 +32,6 @@ pub const REJECTS: [&str; 8] = ["id", "run_id", "migration", "stage", "source_ke
 
 /// `undo_log`.
 pub const UNDO_LOG: [&str; 7] = ["id", "run_id", "migration", "table_name", "key", "action", "before_image"];
+
+/// `leases`: one row per claimed scope ([`crate::orchestrator::Lease`]).
+pub const LEASES: [&str; 8] = ["scope", "holder", "host", "pid", "run_id", "acquired_at", "heartbeat_at", "expires_at"];

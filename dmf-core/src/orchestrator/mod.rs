@@ -3,6 +3,7 @@
 //! rollback.
 
 mod backup;
+mod lease;
 mod notify;
 mod preflight;
 mod store;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use backup::{Backup, BackupRecord};
+pub use lease::{Lease, LeaseAcquired, LeaseClaim, LeaseClaimed, LeaseOptions, LeaseRecord, TARGET_SCOPE, this_host};
 pub use notify::{
     LogNotifier, Notifier, WebhookBackup, WebhookCounts, WebhookEvent, WebhookMigration, WebhookNotifier,
     WebhookPayload,
@@ -49,6 +51,7 @@ pub struct RunRequest {
     migrations: Option<Vec<MigrationName>>,
     force: bool,
     cancel: CancellationToken,
+    lease: Option<Arc<Lease>>,
 }
 
 impl RunRequest {
@@ -73,6 +76,13 @@ impl RunRequest {
     /// Stops the run at the next batch boundary when `token` is cancelled.
     pub fn with_cancel(mut self, token: CancellationToken) -> Self {
         self.cancel = token;
+        self
+    }
+
+    /// Runs under a lease the caller already took with [`Orchestrator::acquire_lease`] (to
+    /// look at the target's state before deciding what to run); otherwise the run takes one.
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = Some(Arc::new(lease));
         self
     }
 }
@@ -116,6 +126,7 @@ pub struct Orchestrator {
     max_concurrency: usize,
     on_error: OnError,
     host: String,
+    lease: LeaseOptions,
 }
 
 /// Builder for [`Orchestrator`]; [`build`](Self::build) checks names and dependencies.
@@ -130,6 +141,7 @@ pub struct OrchestratorBuilder {
     max_concurrency: usize,
     on_error: OnError,
     host: Option<String>,
+    lease: LeaseOptions,
 }
 
 impl OrchestratorBuilder {
@@ -193,6 +205,13 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// How the run holds the target's lease: its time to live and how long to wait for
+    /// another run's ([`LeaseOptions`]; by default 30 s, and refuse at once).
+    pub fn lease(mut self, options: LeaseOptions) -> Self {
+        self.lease = options;
+        self
+    }
+
     /// Checks for duplicate names, unknown dependencies and cycles.
     pub fn build(self) -> Result<Orchestrator> {
         if self.max_concurrency == 0 {
@@ -228,7 +247,8 @@ impl OrchestratorBuilder {
             progress: self.progress,
             max_concurrency: self.max_concurrency,
             on_error: self.on_error,
-            host: self.host.or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "unknown".into()),
+            host: self.host.unwrap_or_else(lease::this_host),
+            lease: self.lease,
         })
     }
 }
@@ -254,6 +274,7 @@ impl Orchestrator {
             max_concurrency: 1,
             on_error: OnError::default(),
             host: None,
+            lease: LeaseOptions::default(),
         }
     }
 
@@ -287,11 +308,50 @@ impl Orchestrator {
 
     /// Runs the requested migrations. A run that fails still returns its summary (status
     /// `Failed`); `Err` means the run could not be started or recorded at all.
-    pub async fn run(&self, request: RunRequest) -> Result<RunSummary> {
+    ///
+    /// The run holds the target's lease from before its record is written until after it is
+    /// finished ([`Error::LeaseHeld`] when another run has it); when the lease is lost (this
+    /// process stalled past the lease's time to live and another run took over) the run stops
+    /// at the next batch boundary and fails.
+    pub async fn run(&self, mut request: RunRequest) -> Result<RunSummary> {
         let selected = self.select(&request)?;
+        let lease = match request.lease.take() {
+            Some(lease) => lease,
+            None => Arc::new(self.acquire_lease().await?.0),
+        };
         let run = self.store.start_run(&selected, &self.host).await?;
+        lease.attach(run).await?;
+        // Stop at the next batch boundary when asked to, or when the lease is lost.
+        let cancel = CancellationToken::new();
+        let forward = tokio::spawn({
+            let (asked, lost, cancel) = (request.cancel.clone(), lease.lost().clone(), cancel.clone());
+            async move {
+                tokio::select! {
+                    () = asked.cancelled() => {}
+                    () = lost.cancelled() => {}
+                }
+                cancel.cancel();
+            }
+        });
+        request.cancel = cancel;
         let span = tracing::info_span!("run", run = %run);
-        self.run_recorded(run, selected, request).instrument(span).await
+        let summary = self.run_recorded(run, selected, request, lease.lost()).instrument(span).await;
+        forward.abort();
+        if let Ok(lease) = Arc::try_unwrap(lease) {
+            if let Err(error) = lease.release().await {
+                tracing::warn!(error = %error.chain(), "could not release the target's lease; it expires on its own");
+            }
+        }
+        summary
+    }
+
+    /// Takes the target's lease (waiting as the builder's [`LeaseOptions`] say), marks runs
+    /// left `running` by dead processes `abandoned`, and keeps the lease alive until it is
+    /// released or dropped. [`run`](Self::run) and [`rollback`](Self::rollback) take it
+    /// themselves; take it first to look at the target before deciding what to run, and pass
+    /// it with [`RunRequest::with_lease`].
+    pub async fn acquire_lease(&self) -> Result<(Lease, LeaseAcquired)> {
+        Lease::acquire(Arc::clone(&self.store), &self.lease, &self.host).await
     }
 
     fn select(&self, request: &RunRequest) -> Result<Vec<MigrationName>> {
@@ -305,7 +365,13 @@ impl Orchestrator {
         Ok(self.order.iter().filter(|n| wanted.contains(n)).cloned().collect())
     }
 
-    async fn run_recorded(&self, run: RunId, selected: Vec<MigrationName>, request: RunRequest) -> Result<RunSummary> {
+    async fn run_recorded(
+        &self,
+        run: RunId,
+        selected: Vec<MigrationName>,
+        request: RunRequest,
+        lease_lost: &CancellationToken,
+    ) -> Result<RunSummary> {
         let started = Instant::now();
         let mut summary = RunSummary {
             run,
@@ -333,6 +399,9 @@ impl Orchestrator {
             .find(|r| matches!(r.status, MigrationStatus::Failed | MigrationStatus::Cancelled));
         summary.error = match (&outcome, failed) {
             (Err(error), _) => Some(error.chain()),
+            (Ok(()), Some(_)) if lease_lost.is_cancelled() => {
+                Some(Error::LeaseLost { scope: self.lease.scope.clone() }.to_string())
+            }
             (Ok(()), Some(record)) => Some(
                 record.error.clone().unwrap_or_else(|| format!("migration `{}` did not complete", record.migration)),
             ),
@@ -558,6 +627,32 @@ impl Orchestrator {
     }
 
     async fn rollback_checked(&self, target: RollbackTarget, force: bool) -> Result<RollbackSummary> {
+        // A run that still holds the lease is still writing: refuse rather than undo under it.
+        let (lease, _) = self.acquire_lease().await.map_err(|error| match error {
+            Error::LeaseHeld { holder, .. } => {
+                Error::RollbackRefused(format!("the target is in use by {holder}; roll back after that run ends"))
+            }
+            other => other,
+        })?;
+        let summary = self.rollback_holding(target, force, &lease).await;
+        if let Err(error) = lease.release().await {
+            tracing::warn!(error = %error.chain(), "could not release the target's lease; it expires on its own");
+        }
+        summary
+    }
+
+    /// [`rollback`](Self::rollback) (or [`rollback_forced`](Self::rollback_forced) when
+    /// `force`) under the target's lease, which the caller took with
+    /// [`acquire_lease`](Self::acquire_lease) and still holds.
+    pub async fn rollback_holding(
+        &self,
+        target: RollbackTarget,
+        force: bool,
+        lease: &Lease,
+    ) -> Result<RollbackSummary> {
+        if lease.lost().is_cancelled() {
+            return Err(Error::LeaseLost { scope: self.lease.scope.clone() });
+        }
         let mut to_undo: Vec<MigrationRecord> = match &target {
             RollbackTarget::Run(run) => {
                 if self.store.run(*run).await?.is_none() {

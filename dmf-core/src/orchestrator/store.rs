@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::migration::Counts;
 use crate::names::{MigrationName, RunId};
 use crate::orchestrator::backup::BackupRecord;
+use crate::orchestrator::lease::{LeaseClaim, LeaseClaimed, LeaseRecord};
 use crate::record::Reject;
 
 /// How a run ended (or that it has not).
@@ -23,6 +24,9 @@ pub enum RunStatus {
     Failed,
     /// Rolled back.
     RolledBack,
+    /// Its process stopped without recording an end (killed, or its host lost); the next run
+    /// that took the target's lease marked it so and resumed its work.
+    Abandoned,
 }
 
 /// Where one migration stands within a run.
@@ -176,6 +180,29 @@ pub trait RunStore: Send + Sync {
         let _ = migration;
         Ok(None)
     }
+
+    /// Claims the lease of `claim.scope` for `claim.holder`: taken when nobody holds it, when
+    /// the holder is `claim.holder` itself (renewed as by [`renew_lease`](Self::renew_lease)),
+    /// or when the holder's lease expired before `claim.now` or its holder is
+    /// `claim.dead_holder` (taken over: the old lease is returned); otherwise the live lease. Atomic: of two claimants at once, exactly one takes it.
+    async fn claim_lease(&self, claim: &LeaseClaim) -> Result<LeaseClaimed>;
+
+    /// Renews the lease of `scope` held by `holder` until `now + ttl` (recording `run` when
+    /// given). False when `holder` no longer holds it (another holder took it over).
+    async fn renew_lease(
+        &self,
+        scope: &str,
+        holder: &str,
+        run: Option<RunId>,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<bool>;
+
+    /// Releases the lease of `scope` if `holder` holds it.
+    async fn release_lease(&self, scope: &str, holder: &str) -> Result<()>;
+
+    /// The lease of `scope`, live or expired, if there is one.
+    async fn lease(&self, scope: &str) -> Result<Option<LeaseRecord>>;
 }
 
 /// Sorts `records` as [`RunStore::migration_records`] returns them: in the order of `plan`,

@@ -296,7 +296,10 @@ mod tests {
     use crate::checkpoint::Checkpoint;
     use crate::engine::EngineConfig;
     use crate::names::RunId;
-    use crate::orchestrator::{BackupRecord, MigrationRecord, RejectRecord, RunRecord, RunStatus, RunStore};
+    use crate::orchestrator::{
+        BackupRecord, LeaseClaim, LeaseClaimed, LeaseRecord, MigrationRecord, RejectRecord, RunRecord, RunStatus,
+        RunStore,
+    };
     use crate::record::Reject;
 
     /// A run store with no records (the catch-up pass only asks whether loads resumed).
@@ -335,6 +338,25 @@ mod tests {
             Ok(Vec::new())
         }
         async fn checkpoint(&self, _: &MigrationName) -> Result<Option<Checkpoint>> {
+            Ok(None)
+        }
+        async fn claim_lease(&self, _: &LeaseClaim) -> Result<LeaseClaimed> {
+            Ok(LeaseClaimed::Taken { expired: None })
+        }
+        async fn renew_lease(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<RunId>,
+            _: std::time::SystemTime,
+            _: std::time::Duration,
+        ) -> Result<bool> {
+            Ok(true)
+        }
+        async fn release_lease(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn lease(&self, _: &str) -> Result<Option<LeaseRecord>> {
             Ok(None)
         }
     }

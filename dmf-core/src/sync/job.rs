@@ -10,8 +10,8 @@ use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::names::RunId;
 use crate::orchestrator::{
-    Backup, MigrationRecord, MigrationStatus, Notifier, Orchestrator, RollbackSummary, RollbackTarget, RunRequest,
-    RunStatus, RunSummary,
+    Backup, Lease, LeaseOptions, MigrationRecord, MigrationStatus, Notifier, Orchestrator, RollbackSummary,
+    RollbackTarget, RunRequest, RunStatus, RunSummary, this_host,
 };
 use crate::progress::ProgressHub;
 
@@ -42,6 +42,7 @@ pub struct SyncJob<S, T> {
     skip_target_triggers: bool,
     backup: Option<Arc<dyn Backup>>,
     notifiers: Vec<Arc<dyn Notifier>>,
+    lease: LeaseOptions,
 }
 
 impl<S: Database, T: Database> SyncJob<S, T> {
@@ -63,7 +64,15 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             skip_target_triggers: false,
             backup: None,
             notifiers: Vec::new(),
+            lease: LeaseOptions::default(),
         }
+    }
+
+    /// How runs and rollbacks hold the target's lease (one writer per target): its time to
+    /// live and how long to wait for another run's ([`LeaseOptions`]).
+    pub fn lease(mut self, options: LeaseOptions) -> Self {
+        self.lease = options;
+        self
     }
 
     /// Only these tables.
@@ -192,6 +201,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             .preflight(plan.foreign_key_check())
             .engine(self.engine.clone().with_deferred_missing_parents(plan.catches_up()))
             .max_concurrency(self.jobs)
+            .lease(self.lease.clone())
             .progress(self.progress.clone());
         if let Some(backup) = &self.backup {
             builder = builder.backup(Arc::clone(backup));
@@ -223,17 +233,39 @@ impl<S: Database, T: Database> SyncJob<S, T> {
     /// log, table by table in reverse dependency order. Needs only the target. Refused when a
     /// later run wrote to the same tables, unless `force`.
     pub async fn rollback(&self, run: Option<RunId>, force: bool) -> Result<(RunId, RollbackSummary)> {
+        let store = self.target.run_store().await?;
+        // A run that still holds the lease is still writing: refuse rather than undo under it.
+        let (lease, _) =
+            Lease::acquire(Arc::clone(&store), &self.lease, &this_host()).await.map_err(|error| match error {
+                Error::LeaseHeld { holder, .. } => {
+                    Error::RollbackRefused(format!("the target is in use by {holder}; roll back after that run ends"))
+                }
+                other => other,
+            })?;
+        let undone = self.rollback_leased(store, run, force, &lease).await;
+        if let Err(error) = lease.release().await {
+            tracing::warn!(error = %error.chain(), "could not release the target's lease; it expires on its own");
+        }
+        undone
+    }
+
+    async fn rollback_leased(
+        &self,
+        store: Arc<dyn crate::RunStore>,
+        run: Option<RunId>,
+        force: bool,
+        lease: &Lease,
+    ) -> Result<(RunId, RollbackSummary)> {
         let catalog = self.target.read_catalog().await?;
         // A diff plan names every pass a sync can have (loads, deferred keys, deletes).
         let plan = SyncPlan::build(&catalog, &catalog, None, SyncMode::Diff)?;
-        let store = self.target.run_store().await?;
         let run = match run {
             Some(run) => run,
             None => store
                 .runs(1000)
                 .await?
                 .into_iter()
-                .find(|r| matches!(r.status, RunStatus::Completed | RunStatus::Failed))
+                .find(|r| matches!(r.status, RunStatus::Completed | RunStatus::Failed | RunStatus::Abandoned))
                 .map(|r| r.id)
                 .ok_or_else(|| Error::RollbackRefused("the target has no run to roll back".into()))?,
         };
@@ -260,8 +292,7 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         }
         let orchestrator = builder.build()?;
         let target = RollbackTarget::Run(run);
-        let summary =
-            if force { orchestrator.rollback_forced(target).await? } else { orchestrator.rollback(target).await? };
+        let summary = orchestrator.rollback_holding(target, force, lease).await?;
         Ok((run, summary))
     }
 
@@ -288,7 +319,11 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         };
         if !force {
             if let Some(later) = store.runs(1000).await?.into_iter().find(|r| {
-                r.id > run && matches!(r.status, RunStatus::Completed | RunStatus::Failed | RunStatus::Running)
+                r.id > run
+                    && matches!(
+                        r.status,
+                        RunStatus::Completed | RunStatus::Failed | RunStatus::Running | RunStatus::Abandoned
+                    )
             }) {
                 return refuse(format!(
                     "run {} ran after run {run}; restoring run {run}'s backup would undo it too: roll it back first, or force",

@@ -506,12 +506,13 @@ pub fn page_stream<S: PagedSource>(
 
 /// The control tables every adapter keeps in the target (under schema `dmf` or prefix `dmf_`),
 /// with the columns DMF writes; pre-flight checks existing ones have them all.
-pub const CONTROL_TABLES: [(&str, &[&str]); 5] = [
+pub const CONTROL_TABLES: [(&str, &[&str]); 6] = [
     ("runs", &tables::RUNS),
     ("migration_runs", &tables::MIGRATION_RUNS),
     ("checkpoints", &tables::CHECKPOINTS),
     ("rejects", &tables::REJECTS),
     ("undo_log", &tables::UNDO_LOG),
+    ("leases", &tables::LEASES),
 ];
 
 /// Encodes key values as an extractor position (a JSON array). All keyset extractors use it,

@@ -313,7 +313,7 @@ fn unfinished_split(runs: &[RunRecord], table: &TablePlan) -> Option<usize> {
         })?;
         Some((run, count))
     })?;
-    matches!(run.status, RunStatus::Running | RunStatus::Failed).then_some(count)
+    matches!(run.status, RunStatus::Running | RunStatus::Failed | RunStatus::Abandoned).then_some(count)
 }
 
 /// The range a stored checkpoint was written in (the whole key space for an unscoped one).

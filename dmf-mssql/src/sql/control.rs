@@ -15,7 +15,7 @@ use super::quote_ident;
 pub(crate) const SCHEMA: &str = "dmf";
 
 /// The control tables with their columns, in creation order (pre-flight checks the shape).
-pub(crate) const TABLES: [(&str, &[&str]); 5] = dmf_core::sync::CONTROL_TABLES;
+pub(crate) const TABLES: [(&str, &[&str]); 6] = dmf_core::sync::CONTROL_TABLES;
 
 /// Creates the schema and every missing control table, in one transaction holding an
 /// application lock (two processes starting at once take turns). A plain batch: `CREATE
@@ -78,6 +78,16 @@ IF OBJECT_ID(N'dmf.undo_log', N'U') IS NULL CREATE TABLE dmf.undo_log (
     [key] nvarchar(max) NOT NULL,
     [action] nvarchar(10) NOT NULL,
     before_image nvarchar(max) NULL
+);
+IF OBJECT_ID(N'dmf.leases', N'U') IS NULL CREATE TABLE dmf.leases (
+    scope nvarchar(450) NOT NULL PRIMARY KEY,
+    holder nvarchar(450) NOT NULL,
+    host nvarchar(256) NOT NULL,
+    pid bigint NOT NULL,
+    run_id bigint NULL,
+    acquired_at datetime2(7) NOT NULL,
+    heartbeat_at datetime2(7) NOT NULL,
+    expires_at datetime2(7) NOT NULL
 );
 IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'migration_runs_by_migration' AND object_id = OBJECT_ID(N'dmf.migration_runs'))
     CREATE INDEX migration_runs_by_migration ON dmf.migration_runs (migration, run_id);
@@ -220,6 +230,21 @@ impl ControlDialect for MssqlDialect {
             )
         };
         format!("{BEGIN} {write} {COMMIT}")
+    }
+
+    /// `UPDLOCK, SERIALIZABLE` holds the key range from the test to the insert, so two sessions
+    /// inserting the same new key take turns: the second finds the row and inserts nothing.
+    fn insert_if_absent(&self, table: &str, key: &str, columns: &[&str]) -> String {
+        let names: Vec<String> = columns.iter().map(|c| self.column(c)).collect();
+        let values: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
+        format!(
+            "{BEGIN} IF NOT EXISTS (SELECT 1 FROM {table} WITH (UPDLOCK, SERIALIZABLE) WHERE {} = {}) \
+             INSERT INTO {table} ({}) VALUES ({}); {COMMIT}",
+            self.column(key),
+            self.param(1),
+            names.join(", "),
+            values.join(", ")
+        )
     }
 
     fn begin(&self) -> &'static str {

@@ -18,7 +18,8 @@ use dmf_core::catalog::{ForeignKey, TableName};
 use dmf_core::control::SqlRunStore;
 use dmf_core::quality::RuleCheck;
 use dmf_core::{
-    BackupRecord, MigrationName, MigrationRecord, MigrationStatus, Reject, RunId, RunStatus, RunStore, Stage,
+    BackupRecord, LeaseClaim, MigrationName, MigrationRecord, MigrationStatus, Reject, RunId, RunStatus, RunStore,
+    Stage,
 };
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::parser::Parser;
@@ -276,6 +277,7 @@ fn run_store_statements() -> Vec<(String, String)> {
     let script = Script::new();
     script.always("OUTPUT INSERTED", Response::rows(vec![vec![ColumnData::I64(Some(1))]]));
     script.always("UPDATE", Response::Affected(1));
+    script.always("INSERT INTO [dmf].[leases]", Response::Affected(1));
     let connector = MssqlConnector::new(Arc::new(script.connector("sa@test:1433/Sales", "Sales")));
     let store = SqlRunStore::new(Arc::new(connector));
     let (run, migration) = (RunId(1), MigrationName::new("a"));
@@ -323,6 +325,23 @@ fn run_store_statements() -> Vec<(String, String)> {
         take("rejects");
         store.checkpoint(&migration).await.unwrap();
         take("store_checkpoint");
+        let claim = LeaseClaim {
+            scope: "target".into(),
+            holder: "h".into(),
+            host: "host".into(),
+            pid: 1,
+            run: None,
+            now: std::time::SystemTime::UNIX_EPOCH,
+            ttl: std::time::Duration::from_secs(30),
+            dead_holder: None,
+        };
+        // The script has no lease row: the claim reads, then inserts.
+        store.claim_lease(&claim).await.unwrap();
+        take("claim_lease");
+        store.renew_lease("target", "h", Some(run), std::time::SystemTime::UNIX_EPOCH, claim.ttl).await.unwrap();
+        take("renew_lease");
+        store.release_lease("target", "h").await.unwrap();
+        take("release_lease");
     });
     out
 }
@@ -345,7 +364,11 @@ fn every_run_store_call_is_in_the_corpus() {
             "record_rejects",
             "rejects_of_a_migration",
             "rejects",
-            "store_checkpoint"
+            "store_checkpoint",
+            "claim_lease",
+            "claim_lease_1",
+            "renew_lease",
+            "release_lease"
         ]
     );
 }

@@ -50,9 +50,12 @@ pub fn flag(value: bool) -> ColumnData<'static> {
     ColumnData::I32(Some(i32::from(value)))
 }
 
-/// A script and a database on it (`sa@test:1433/Sales`).
+/// A script and a database on it (`sa@test:1433/Sales`). The target's lease is free: a run's
+/// claim inserts its row, and its renewals find it.
 pub fn scripted(options: MssqlOptions) -> (Script, Arc<MssqlDatabase>) {
     let script = Script::new();
+    script.always("INSERT INTO [dmf].[leases]", Response::Affected(1));
+    script.always("UPDATE [dmf].[leases]", Response::Affected(1));
     let connector = script.connector("sa@test:1433/Sales", "Sales");
     (script, Arc::new(MssqlDatabase::with_connector(Arc::new(connector), options)))
 }

@@ -10,7 +10,7 @@ use super::{column_list, quote_ident};
 pub(crate) const SCHEMA: &str = "dmf";
 
 /// The control tables, in creation order.
-pub(crate) const TABLES: [&str; 5] = ["runs", "migration_runs", "checkpoints", "rejects", "undo_log"];
+pub(crate) const TABLES: [&str; 6] = ["runs", "migration_runs", "checkpoints", "rejects", "undo_log", "leases"];
 
 /// A constant key for `pg_advisory_xact_lock`, so two processes creating the control tables
 /// at once take turns (`CREATE … IF NOT EXISTS` alone can still collide in the catalog).
@@ -74,6 +74,16 @@ CREATE TABLE IF NOT EXISTS dmf.undo_log (
     key jsonb NOT NULL,
     action text NOT NULL,
     before_image jsonb
+);
+CREATE TABLE IF NOT EXISTS dmf.leases (
+    scope text PRIMARY KEY,
+    holder text NOT NULL,
+    host text NOT NULL,
+    pid bigint NOT NULL,
+    run_id bigint,
+    acquired_at timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS migration_runs_by_migration ON dmf.migration_runs (migration, run_id);
 CREATE INDEX IF NOT EXISTS rejects_by_run ON dmf.rejects (run_id, migration, id);
@@ -150,6 +160,16 @@ impl ControlDialect for PgDialect {
             values.join(", "),
             column_list(key.iter().copied()),
             updates.join(", ")
+        )
+    }
+
+    fn insert_if_absent(&self, table: &str, key: &str, columns: &[&str]) -> String {
+        let values: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
+        format!(
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING",
+            column_list(columns.iter().copied()),
+            values.join(", "),
+            quote_ident(key)
         )
     }
 

@@ -6,7 +6,8 @@
 //!   [`MemoryRunStore`](crate::MemoryRunStore);
 //! - [`checkpoints`]: checkpoints written with the control plane's statement on a
 //!   [`SqlConnector`](dmf_core::control::SqlConnector)'s session are read back by the run
-//!   store, replaced, and cleared.
+//!   store, replaced, and cleared;
+//! - [`leases`]: one holder per scope, renewal, expiry and take-over, release.
 //!
 //! Each check panics with a message naming what differed, like an assertion in a test. The
 //! store must be new (no runs yet).
@@ -18,7 +19,9 @@
 //! ```
 
 mod checkpoints;
+mod leases;
 mod run_store;
 
 pub use checkpoints::checkpoints;
+pub use leases::leases;
 pub use run_store::run_store;
