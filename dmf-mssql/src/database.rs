@@ -224,7 +224,11 @@ impl Database for MssqlDatabase {
         let mut session = self.shared.connector.session().await.map_err(|e| {
             to_dmf_error(e, Stage::Load, format!("cannot connect to SQL Server at {}", self.shared.name()))
         })?;
-        let results = session.batch(&sql::load::clear(&tables)).await.map_err(|error| {
+        let catalog = catalog::read_catalog(session.as_mut())
+            .await
+            .map_err(|e| to_dmf_error(e, Stage::Load, format!("reading the foreign keys of {names}")))?;
+        let unlink = links_against(&catalog, &tables);
+        let results = session.batch(&sql::load::clear(&tables, &unlink)).await.map_err(|error| {
             let doing = format!("emptying {names} in {}", self.shared.name());
             if error.number() == Some(547) {
                 // A foreign key from a table outside the sync: no retry or bisection helps.
@@ -293,11 +297,78 @@ fn snapshot_refused(server: &str) -> dmf_core::Error {
     ))
 }
 
+/// For each of `tables` (in delete order: referencing tables first), its nullable
+/// foreign-key columns that reference a table deleted before it: a cycle such as
+/// departments ⇄ employees, which no delete order satisfies. Setting them to NULL first lets
+/// the deletes run in order. A self-reference needs nothing (one `DELETE` removes the whole
+/// table); a NOT NULL column cannot be unlinked and is left to the delete's error.
+fn links_against(catalog: &Catalog, tables: &[TableName]) -> Vec<(TableName, Vec<String>)> {
+    let position = |name: &TableName| tables.iter().position(|t| t == name);
+    tables
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let table = catalog.table(name)?;
+            let columns: Vec<String> = table
+                .foreign_keys
+                .iter()
+                .filter(|fk| position(&fk.referenced_table).is_some_and(|j| j < i))
+                .flat_map(|fk| fk.columns.iter())
+                .filter(|c| table.column(c).is_some_and(|c| c.nullable))
+                .cloned()
+                .collect();
+            (!columns.is_empty()).then(|| (name.clone(), columns))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use dmf_core::sync::Database;
 
     use super::*;
+
+    #[test]
+    fn only_foreign_keys_against_the_delete_order_are_unlinked() {
+        use dmf_core::catalog::{Column, DataType, ForeignKey, Table};
+        let name = |n: &str| TableName::new(Some("shop"), n);
+        let column = |n: &str, nullable: bool| Column { nullable, ..Column::new(n, DataType::Int32, "int") };
+        let fk = |columns: &[&str], to: &str| ForeignKey {
+            name: format!("fk_{to}"),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            referenced_table: name(to),
+            referenced_columns: vec!["id".into()],
+            enforced: true,
+        };
+        let table = |n: &str, columns: Vec<Column>, foreign_keys: Vec<ForeignKey>| Table {
+            name: name(n),
+            columns,
+            primary_key: vec!["id".into()],
+            unique_keys: vec![],
+            foreign_keys,
+        };
+        let catalog = Catalog {
+            tables: vec![
+                table(
+                    "employees",
+                    vec![column("id", false), column("dept", false)],
+                    vec![fk(&["dept"], "departments")],
+                ),
+                table(
+                    "departments",
+                    vec![column("id", false), column("head", true), column("parent", true), column("boss", false)],
+                    vec![fk(&["head"], "employees"), fk(&["parent"], "departments"), fk(&["boss"], "employees")],
+                ),
+            ],
+        };
+        let order = [name("employees"), name("departments")];
+        assert_eq!(
+            links_against(&catalog, &order),
+            [(name("departments"), vec!["head".to_owned()])],
+            "the self-reference stays, the NOT NULL one cannot be unlinked"
+        );
+        assert_eq!(links_against(&catalog, &[name("departments"), name("employees")]), []);
+    }
 
     #[tokio::test]
     async fn a_snapshot_is_refused_with_the_alternative() {

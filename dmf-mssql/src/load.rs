@@ -22,7 +22,7 @@ use crate::session::Session;
 use crate::sql::control::{self as control_sql, SCHEMA};
 use crate::sql::load::{self as sql, MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
 use crate::sql::{is_collation_name, qualified, quote_ident};
-use crate::types::{SqlType, bulk_data, unsupported_reason};
+use crate::types::{SqlType, bulk_data, exceeds_bulk_limit, unsupported_reason};
 
 /// Writes batches of rows to one table, each with its checkpoint in `dmf.checkpoints`, in one
 /// transaction: a batch is either committed with its checkpoint or not at all, so a resumed
@@ -32,8 +32,11 @@ use crate::types::{SqlType, bulk_data, unsupported_reason};
 /// |---|---|---|
 /// | `Insert` | `BEGIN TRANSACTION`; bulk load into the table (`KEEP_IDENTITY` when identity values are loaded, `KEEP_NULLS`, `CHECK_CONSTRAINTS` so constraints stay trusted, `FIRE_TRIGGERS`; with `LoadSpec::trust_foreign_keys` neither of the last two, see below); the checkpoint; `COMMIT` | inserted |
 /// | `Upsert` | bulk load into `#dmf_stage`; one batch: `MERGE … WHEN MATCHED AND EXISTS (SELECT s.… EXCEPT SELECT t.…) THEN UPDATE … WHEN NOT MATCHED BY TARGET THEN INSERT … OUTPUT $action, inserted.<key> INTO #dmf_merge_log`, with `SET IDENTITY_INSERT … ON/OFF` around it when identity values are loaded, and the checkpoint, under `XACT_ABORT` in one transaction | inserted, updated, unchanged: exact, from the merge log |
-/// | `Delete` | keys into the stage, `MERGE … WHEN MATCHED THEN DELETE` | deleted |
-/// | `Update` | the stage, `MERGE … WHEN MATCHED AND EXISTS (… EXCEPT …) THEN UPDATE` | updated, unchanged |
+/// | `Delete` | keys into the stage, `DELETE t OUTPUT … FROM <table> AS t JOIN #dmf_stage AS s ON <key>` | deleted |
+/// | `Update` | the stage, `UPDATE t SET … OUTPUT … FROM <table> AS t JOIN #dmf_stage AS s ON <key> WHERE EXISTS (… EXCEPT …)` | updated, unchanged |
+///
+/// Only `Upsert` needs MERGE (which Babelfish lacks); the other modes are plain statements
+/// joined with the stage, whose primary key is the table's key.
 ///
 /// Only rows that differ are updated (`EXCEPT` compares NULLs as equal), so an unchanged
 /// re-run writes nothing. Computed, rowversion and temporal period columns are never
@@ -51,6 +54,15 @@ use crate::types::{SqlType, bulk_data, unsupported_reason};
 /// again ([`Database::after_trusted_load`](dmf_core::sync::Database::after_trusted_load)).
 /// With an undo log, inserts go through the stage and an `INSERT … SELECT`, which checks
 /// every row: the fast path then only adds the proof.
+///
+/// tiberius 0.13 bulk-loads no value longer than 65535 bytes, even into a `(max)` column
+/// ([`BULK_VALUE_LIMIT`](crate::types::BULK_VALUE_LIMIT)): a row holding one is inserted on
+/// its own with bound parameters (each cast to its column's type), into the table or the
+/// stage, in the batch's transaction.
+///
+/// When a load inserted identity values, [`Loader::finish`] moves the table's identity past
+/// them if the server did not ([`sql::reseed_identity`]; Babelfish 4.3 does not after a bulk
+/// load).
 ///
 /// The stage and the merge log are `#temp` tables of the loader's session, created with the
 /// target columns' exact types and collations by a plain batch (not `sp_executesql`, which
@@ -73,8 +85,14 @@ struct Prepared {
     types: Vec<SqlType>,
     /// Bracket-quoted names of the loaded columns, for the bulk load.
     bulk_columns: Vec<String>,
+    /// The parameterised insert of one row into the bulk load's table, for a row holding a
+    /// value too long for a bulk load ([`sql::insert_row`]).
+    row_insert: String,
     /// Identity values are loaded.
     identity: bool,
+    /// After the migration: moves the identity past the loaded values
+    /// ([`sql::reseed_identity`]), when this load inserts identity values.
+    reseed: Option<String>,
     /// The batch after the stage is loaded (staged modes).
     merge_batch: Option<String>,
     /// The MERGE can write anything (an update of key columns only cannot).
@@ -175,7 +193,9 @@ impl MssqlLoader {
             indices: indices.clone(),
             types: loaded.iter().map(|c| c.sql_type.clone()).collect(),
             bulk_columns: loaded.iter().map(|c| quote_ident(&c.column.name)).collect(),
+            row_insert: String::new(),
             identity,
+            reseed: None,
             merge_batch: None,
             merges: false,
             skip_checks: false,
@@ -186,6 +206,20 @@ impl MssqlLoader {
             WriteMode::Upsert => Some(MergeMode::Upsert),
             WriteMode::Update => Some(MergeMode::Update),
             WriteMode::Delete => Some(MergeMode::Delete),
+        };
+        let row_columns: Vec<TempColumn<'_>> = loaded
+            .iter()
+            .map(|c| TempColumn { name: &c.column.name, native: c.sql_type.native(), collation: None })
+            .collect();
+        if matches!(self.spec.write, WriteMode::Insert | WriteMode::Upsert) {
+            prepared.reseed = loaded
+                .iter()
+                .find(|c| c.column.identity)
+                .map(|c| sql::reseed_identity(&self.spec.table, &c.column.name));
+        }
+        prepared.row_insert = match mode {
+            Some(_) => sql::insert_row(sql::STAGE, &row_columns, false),
+            None => sql::insert_row(&qualified(&self.spec.table), &row_columns, identity),
         };
         if let Some(mode) = mode {
             fn temp<'a>(c: &&'a ColumnFacts) -> TempColumn<'a> {
@@ -279,16 +313,19 @@ impl MssqlLoader {
             .map(Some)
     }
 
-    /// The rows as bulk-load rows of the target's exact types. A value that does not fit its
-    /// column is a data error naming the row and the column (the engine isolates the row).
-    fn token_rows(&self, records: &[Row], prepared: &Prepared) -> Result<Vec<TokenRow<'static>>> {
+    /// The rows as bulk-load rows of the target's exact types, and apart from them the rows
+    /// holding a value too long for a bulk load, as the parameters of
+    /// [`Prepared::row_insert`]. A value that does not fit its column is a data error naming
+    /// the row and the column (the engine isolates the row).
+    fn token_rows(&self, records: &[Row], prepared: &Prepared) -> Result<WriteRows> {
         let order = match records.first() {
             Some(first) => self.value_order(first.shape())?,
             None => None,
         };
-        let mut rows = Vec::with_capacity(records.len());
+        let mut rows = WriteRows::default();
         for record in records {
             let mut row = TokenRow::with_capacity(prepared.types.len());
+            let mut too_long = false;
             for (&i, ty) in prepared.indices.iter().zip(&prepared.types) {
                 let index = order.as_ref().map_or(i, |order| order[i]);
                 let value =
@@ -305,9 +342,26 @@ impl MssqlLoader {
                         ),
                     )
                 })?;
+                too_long |= exceeds_bulk_limit(&data, ty);
                 row.push(data);
             }
-            rows.push(row);
+            if too_long {
+                let values = prepared
+                    .indices
+                    .iter()
+                    .map(|&i| {
+                        let index = order.as_ref().map_or(i, |order| order[i]);
+                        if self.null[i] {
+                            Value::Null
+                        } else {
+                            record.values().get(index).cloned().unwrap_or(Value::Null)
+                        }
+                    })
+                    .collect();
+                rows.one_by_one.push(values);
+            } else {
+                rows.bulk.push(row);
+            }
         }
         Ok(rows)
     }
@@ -321,6 +375,23 @@ impl MssqlLoader {
             params.push(Value::Text(self.spec.table.to_string()));
         }
         params
+    }
+}
+
+/// One batch's rows, as they are written.
+#[derive(Default)]
+struct WriteRows {
+    /// Rows for the bulk load.
+    bulk: Vec<TokenRow<'static>>,
+    /// Rows with a value longer than a bulk load carries
+    /// ([`BULK_VALUE_LIMIT`](crate::types::BULK_VALUE_LIMIT)): each inserted by
+    /// [`Prepared::row_insert`] with these values bound, in the same transaction.
+    one_by_one: Vec<Vec<Value>>,
+}
+
+impl WriteRows {
+    fn len(&self) -> usize {
+        self.bulk.len() + self.one_by_one.len()
     }
 }
 
@@ -348,10 +419,11 @@ async fn write_batch(
     prepared: &Prepared,
     table: &TableName,
     mode: WriteMode,
-    rows: Vec<TokenRow<'static>>,
+    rows: WriteRows,
     params: &[Value],
 ) -> std::result::Result<LoadReport, SqlError> {
     let count = rows.len() as u64;
+    let WriteRows { bulk: rows, one_by_one } = rows;
     let mut report = LoadReport::default();
     match (mode, &prepared.merge_batch) {
         (_, None) => {
@@ -370,6 +442,9 @@ async fn write_batch(
                 report.inserted =
                     executor.bulk_insert(&qualified(table), &prepared.bulk_columns, options, rows).await?;
             }
+            for values in &one_by_one {
+                report.inserted += executor.execute(&prepared.row_insert, values).await?;
+            }
             executor.execute(control_sql::save_checkpoint(), &params[..CHECKPOINT_PARAMS]).await?;
             executor.batch(control_sql::COMMIT).await?;
         }
@@ -385,6 +460,9 @@ async fn write_batch(
                     fire_triggers: false,
                 };
                 executor.bulk_insert(sql::STAGE, &prepared.bulk_columns, options, rows).await?;
+            }
+            for values in &one_by_one {
+                executor.execute(&prepared.row_insert, values).await?;
             }
             let counts = executor.query(merge_batch, params).await?;
             let (inserted, updated, deleted) = merge_counts(&counts)?;
@@ -460,6 +538,26 @@ impl Loader for MssqlLoader {
                 ))
             }
         }
+    }
+
+    /// Moves the identity past the loaded values when the server left it behind
+    /// ([`sql::reseed_identity`]).
+    async fn finish(&mut self, migration: &MigrationName) -> Result<()> {
+        self.prepare().await?;
+        let Some(reseed) = self.prepared.as_ref().and_then(|p| p.reseed.clone()) else {
+            return Ok(());
+        };
+        let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
+        if let Err(error) = executor.batch(&reseed).await {
+            self.session.after_error(&error);
+            self.prepared = None;
+            return Err(to_dmf_error(
+                error,
+                Stage::Load,
+                format!("moving the identity of {} past the loaded values (`{migration}`)", self.spec.table),
+            ));
+        }
+        Ok(())
     }
 
     async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {

@@ -704,6 +704,25 @@ pub(crate) fn bulk_data(value: &Value, ty: &SqlType) -> Result<ColumnData<'stati
     })
 }
 
+/// The most bytes tiberius 0.13 bulk-loads into one value: it compares each value with the
+/// length the column declares, and a `(max)` column declares `0xFFFF` (the TDS marker for
+/// "partially length-prefixed", not a limit), so longer values fail with "Encoded string
+/// length … exceed column limit 65535" on any server.
+pub(crate) const BULK_VALUE_LIMIT: usize = 0xFFFF;
+
+/// True when tiberius 0.13 would refuse `data` in a bulk load into a column of type `ty`
+/// (see [`BULK_VALUE_LIMIT`]); such a row is inserted with bound parameters instead. For
+/// `varchar(max)` the UTF-8 length stands for the code-page length, which is never longer.
+pub(crate) fn exceeds_bulk_limit(data: &ColumnData<'_>, ty: &SqlType) -> bool {
+    let bytes = match (data, ty) {
+        (ColumnData::String(Some(s)), SqlType::NVarChar(Length::Max)) => s.encode_utf16().count() * 2,
+        (ColumnData::String(Some(s)), SqlType::VarChar(Length::Max)) => s.len(),
+        (ColumnData::Binary(Some(b)), SqlType::VarBinary(Length::Max)) => b.len(),
+        _ => return false,
+    };
+    bytes > BULK_VALUE_LIMIT
+}
+
 fn naive_of(value: &Value) -> Option<NaiveDateTime> {
     match value {
         Value::Timestamp(ts) => Some(*ts),
@@ -787,6 +806,23 @@ mod tests {
     /// Writes `value` to a column of `native` type and reads it back as the server would send it.
     fn round_trip(native: &str, value: Value) -> Value {
         decode(&bulk_data(&value, &SqlType::parse(native)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn only_max_values_beyond_the_bulk_limit_need_a_row_insert() {
+        let text = |chars: usize| ColumnData::String(Some(Cow::Owned("é".repeat(chars))));
+        let nvarchar_max = SqlType::parse("nvarchar(max)");
+        assert!(!exceeds_bulk_limit(&text(BULK_VALUE_LIMIT / 2), &nvarchar_max), "32767 UTF-16 units fit");
+        assert!(exceeds_bulk_limit(&text(BULK_VALUE_LIMIT / 2 + 1), &nvarchar_max));
+        let emoji = ColumnData::String(Some(Cow::Owned("🦀".repeat(BULK_VALUE_LIMIT / 4 + 1))));
+        assert!(exceeds_bulk_limit(&emoji, &nvarchar_max), "a surrogate pair is four bytes");
+        let varchar_max = SqlType::parse("varchar(max)");
+        assert!(!exceeds_bulk_limit(&ColumnData::String(Some("a".repeat(BULK_VALUE_LIMIT).into())), &varchar_max));
+        assert!(exceeds_bulk_limit(&ColumnData::String(Some("a".repeat(BULK_VALUE_LIMIT + 1).into())), &varchar_max));
+        let bytes = ColumnData::Binary(Some(vec![0; BULK_VALUE_LIMIT + 1].into()));
+        assert!(exceeds_bulk_limit(&bytes, &SqlType::parse("varbinary(max)")));
+        assert!(!exceeds_bulk_limit(&bytes, &SqlType::parse("varbinary(8000)")), "tiberius refuses it rightly");
+        assert!(!exceeds_bulk_limit(&ColumnData::String(None), &nvarchar_max));
     }
 
     #[test]

@@ -168,17 +168,24 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
         ("delete", MergeMode::Delete),
         ("insert", MergeMode::Insert),
     ] {
+        // sqlparser takes no `OUTPUT` in a `DELETE` (T-SQL's `DELETE t OUTPUT … FROM …`).
+        let check = if mode == MergeMode::Delete { Check::BeyondSqlparser } else { Check::Parsed };
         let merge = load::merge(&table, &columns, &key_names, mode, None);
-        add(&format!("load_merge_{label}"), load::merge_batch(&table, merge.as_deref(), false, None), Check::Parsed);
+        add(&format!("load_merge_{label}"), load::merge_batch(&table, merge.as_deref(), false, None), check);
         let merge = load::merge(&table, &columns, &key_names, mode, Some(&undo));
         add(
             &format!("load_merge_{label}_identity_undo"),
             load::merge_batch(&table, merge.as_deref(), true, Some(&undo_sql)),
-            Check::Parsed,
+            check,
         );
     }
     add("load_checkpoint_only", load::merge_batch(&table, None, false, None), Check::Parsed);
-    add("load_clear", load::clear(&[table.clone(), TableName::new(Some("dbo"), "parent")]), Check::Parsed);
+    add("load_reseed_identity", load::reseed_identity(&table, n.key1), Check::Golden);
+    add("load_insert_row", load::insert_row(&super::qualified(&table), &stage, true), Check::Parsed);
+    add("load_insert_row_into_stage", load::insert_row(load::STAGE, &stage, false), Check::Parsed);
+    let parent = TableName::new(Some("dbo"), "parent");
+    let unlink = [(parent.clone(), vec![n.text.to_owned(), "notes".to_owned()])];
+    add("load_clear", load::clear(&[table.clone(), parent], &unlink), Check::Parsed);
     let undo_key =
         [UndoColumn { name: n.key1, native: "int".into() }, UndoColumn { name: n.key2, native: "smallint".into() }];
     let undo_image = [

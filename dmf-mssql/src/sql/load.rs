@@ -82,6 +82,39 @@ pub(crate) fn create_stage(
     )
 }
 
+/// One row inserted with bound parameters (`@P1`… in column order, each cast to its column's
+/// type), for a row holding a value no bulk load can carry
+/// ([`BULK_VALUE_LIMIT`](crate::types::BULK_VALUE_LIMIT)). `table` is already quoted: the
+/// target, or the stage. With `identity_insert`, `SET IDENTITY_INSERT` on and off around it in
+/// the same call (a `SET` made inside `sp_executesql` ends with the call).
+pub(crate) fn insert_row(table: &str, columns: &[TempColumn<'_>], identity_insert: bool) -> String {
+    let names = columns.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
+    let values =
+        columns.iter().enumerate().map(|(i, c)| format!("CAST(@P{} AS {})", i + 1, c.native)).collect::<Vec<_>>();
+    let insert = format!("INSERT INTO {table} ({names}) VALUES ({});", values.join(", "));
+    if identity_insert {
+        format!("SET IDENTITY_INSERT {table} ON; {insert} SET IDENTITY_INSERT {table} OFF;")
+    } else {
+        insert
+    }
+}
+
+/// Moves `table`'s identity past the largest value of its identity `column` when a load that
+/// kept identity values left it behind, so the table's own next insert does not collide.
+/// SQL Server moves it itself; Babelfish 4.3 does not after `INSERT BULK … KEEP_IDENTITY`
+/// (its `IDENTITY_INSERT` does). `DBCC CHECKIDENT` takes no parameter: the table's name goes
+/// in as a literal ([`quote_literal`]). It runs only when needed (it needs `ALTER` on the
+/// table), and only for an ascending identity.
+pub(crate) fn reseed_identity(table: &TableName, column: &str) -> String {
+    let target = qualified(table);
+    let name = quote_literal(&target);
+    format!(
+        "IF IDENT_INCR({name}) > 0 AND IDENT_CURRENT({name}) < (SELECT MAX({}) FROM {target}) \
+         DBCC CHECKIDENT ({name}, RESEED);",
+        quote_ident(column)
+    )
+}
+
 /// What the MERGE does with the staged rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MergeMode {
@@ -124,57 +157,16 @@ fn compared(prefix: &str, column: &MergeColumn<'_>) -> String {
     }
 }
 
-/// The MERGE statement alone (`None` when there is nothing it could do: an update of key
-/// columns only); for [`MergeMode::Insert`], the `INSERT … OUTPUT … SELECT` from the stage.
-pub(crate) fn merge(
-    table: &TableName,
-    columns: &[MergeColumn<'_>],
-    key: &[String],
-    mode: MergeMode,
-    undo: Option<&UndoImage<'_>>,
-) -> Option<String> {
-    if mode == MergeMode::Insert {
-        let names = columns.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
-        let values = columns.iter().map(|c| format!("s.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
-        let mut output = vec!["N'INSERT'".to_owned()];
-        let mut into = vec!["[action]".to_owned()];
+/// The `OUTPUT … INTO #dmf_merge_log (…)` clause: `action`, the inserted key (`with_key`;
+/// a `DELETE` has no `inserted`) and, with an undo log, the before-image.
+fn output_into(action: &str, key: &[String], with_key: bool, undo: Option<&UndoImage<'_>>) -> String {
+    let mut output = vec![action.to_owned()];
+    let mut into = vec!["[action]".to_owned()];
+    if with_key {
         for (i, k) in key.iter().enumerate() {
             output.push(format!("inserted.{}", quote_ident(k)));
             into.push(new_column(i));
         }
-        return Some(format!(
-            "INSERT INTO {} ({names}) OUTPUT {} INTO {MERGE_LOG} ({}) SELECT {values} FROM {STAGE} AS s;",
-            qualified(table),
-            output.join(", "),
-            into.join(", ")
-        ));
-    }
-    let on = key.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
-    let updated: Vec<&MergeColumn<'_>> = columns.iter().filter(|c| c.update).collect();
-    let mut clauses = Vec::new();
-    if mode != MergeMode::Delete && !updated.is_empty() {
-        let source = updated.iter().map(|c| compared("s", c)).collect::<Vec<_>>().join(", ");
-        let target = updated.iter().map(|c| compared("t", c)).collect::<Vec<_>>().join(", ");
-        let set = updated.iter().map(|c| format!("t.{0} = s.{0}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
-        clauses.push(format!("WHEN MATCHED AND EXISTS (SELECT {source} EXCEPT SELECT {target}) THEN UPDATE SET {set}"));
-    }
-    match mode {
-        MergeMode::Upsert => {
-            let names = columns.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
-            let values = columns.iter().map(|c| format!("s.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
-            clauses.push(format!("WHEN NOT MATCHED BY TARGET THEN INSERT ({names}) VALUES ({values})"));
-        }
-        MergeMode::Delete => clauses.push("WHEN MATCHED THEN DELETE".to_owned()),
-        MergeMode::Update | MergeMode::Insert => {}
-    }
-    if clauses.is_empty() {
-        return None;
-    }
-    let mut output = vec!["$action".to_owned()];
-    let mut into = vec!["[action]".to_owned()];
-    for (i, k) in key.iter().enumerate() {
-        output.push(format!("inserted.{}", quote_ident(k)));
-        into.push(new_column(i));
     }
     if let Some(undo) = undo {
         for (i, name) in undo.image.iter().enumerate() {
@@ -182,13 +174,79 @@ pub(crate) fn merge(
             into.push(old_column(i));
         }
     }
-    Some(format!(
-        "MERGE INTO {} AS t USING {STAGE} AS s ON {on} {} OUTPUT {} INTO {MERGE_LOG} ({});",
-        qualified(table),
-        clauses.join(" "),
-        output.join(", "),
-        into.join(", ")
-    ))
+    format!("OUTPUT {} INTO {MERGE_LOG} ({})", output.join(", "), into.join(", "))
+}
+
+/// The statement that writes the staged rows, logging one row per action in the merge log
+/// (`None` when there is nothing it could do: an update of key columns only). Only
+/// [`MergeMode::Upsert`] needs a MERGE; the other modes are a plain `INSERT … SELECT`,
+/// `UPDATE … FROM` or `DELETE … FROM` with the stage, which every T-SQL server has
+/// (Babelfish has no MERGE). The stage's primary key is the table's key, so no target row
+/// meets two staged rows.
+pub(crate) fn merge(
+    table: &TableName,
+    columns: &[MergeColumn<'_>],
+    key: &[String],
+    mode: MergeMode,
+    undo: Option<&UndoImage<'_>>,
+) -> Option<String> {
+    let target = qualified(table);
+    let on = key.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+    let names = || columns.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
+    let values = || columns.iter().map(|c| format!("s.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+    let updated: Vec<&MergeColumn<'_>> = columns.iter().filter(|c| c.update).collect();
+    // Only rows that differ are updated (`EXCEPT` compares NULLs as equal).
+    let differs = || {
+        let source = updated.iter().map(|c| compared("s", c)).collect::<Vec<_>>().join(", ");
+        let target = updated.iter().map(|c| compared("t", c)).collect::<Vec<_>>().join(", ");
+        format!("EXISTS (SELECT {source} EXCEPT SELECT {target})")
+    };
+    let set = || updated.iter().map(|c| format!("t.{0} = s.{0}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+    match mode {
+        MergeMode::Insert => Some(format!(
+            "INSERT INTO {target} ({}) {} SELECT {} FROM {STAGE} AS s;",
+            names(),
+            output_into("N'INSERT'", key, true, None),
+            values()
+        )),
+        MergeMode::Update if updated.is_empty() => None,
+        MergeMode::Update => {
+            // Neither the target nor the stage has an alias: Babelfish 4.3 loses an aliased
+            // join's FROM clause in an `UPDATE … OUTPUT … INTO` ("missing FROM-clause entry").
+            // The target is named by its table name, the stage (a `#` name no table has) by
+            // its own.
+            let t = quote_ident(&table.name);
+            let on = key.iter().map(|k| format!("{t}.{0} = {STAGE}.{0}", quote_ident(k))).collect::<Vec<_>>();
+            let source = updated.iter().map(|c| compared(STAGE, c)).collect::<Vec<_>>().join(", ");
+            let current = updated.iter().map(|c| compared(&t, c)).collect::<Vec<_>>().join(", ");
+            let set = updated
+                .iter()
+                .map(|c| format!("{0} = {STAGE}.{0}", quote_ident(c.name)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some(format!(
+                "UPDATE {target} SET {set} {} FROM {STAGE} WHERE {} AND EXISTS (SELECT {source} EXCEPT SELECT {current});",
+                output_into("N'UPDATE'", key, true, undo),
+                on.join(" AND "),
+            ))
+        }
+        MergeMode::Delete => Some(format!(
+            "DELETE t {} FROM {target} AS t JOIN {STAGE} AS s ON {on};",
+            output_into("N'DELETE'", key, false, undo)
+        )),
+        MergeMode::Upsert => {
+            let mut clauses = Vec::new();
+            if !updated.is_empty() {
+                clauses.push(format!("WHEN MATCHED AND {} THEN UPDATE SET {}", differs(), set()));
+            }
+            clauses.push(format!("WHEN NOT MATCHED BY TARGET THEN INSERT ({}) VALUES ({})", names(), values()));
+            Some(format!(
+                "MERGE INTO {target} AS t USING {STAGE} AS s ON {on} {} {};",
+                clauses.join(" "),
+                output_into("$action", key, true, undo)
+            ))
+        }
+    }
 }
 
 /// Copies the merge log into `dmf.undo_log`: the key (inserted or deleted) and, for updates
@@ -254,15 +312,28 @@ pub(crate) fn merge_batch(table: &TableName, merge: Option<&str>, identity_inser
 
 /// Empties `tables`, in the given order (referencing tables first), in one transaction.
 /// `DELETE`, not `TRUNCATE`: SQL Server refuses to truncate a table that a foreign key
-/// references, even from an empty table.
-pub(crate) fn clear(tables: &[TableName]) -> String {
+/// references, even from an empty table. A foreign key against that order (a cycle, such as
+/// departments ⇄ employees) would refuse the delete of its referenced table: `unlink` names
+/// such nullable foreign-key columns, set to NULL first.
+pub(crate) fn clear(tables: &[TableName], unlink: &[(TableName, Vec<String>)]) -> String {
+    let updates: Vec<String> = unlink
+        .iter()
+        .filter(|(_, columns)| !columns.is_empty())
+        .map(|(table, columns)| {
+            let set = columns.iter().map(|c| format!("{} = NULL", quote_ident(c))).collect::<Vec<_>>().join(", ");
+            let any = columns.iter().map(|c| format!("{} IS NOT NULL", quote_ident(c))).collect::<Vec<_>>();
+            format!("UPDATE {} SET {set} WHERE {};", qualified(table), any.join(" OR "))
+        })
+        .collect();
     let deletes: Vec<String> =
         tables.iter().map(|t| format!("DELETE FROM {}; SET @deleted = @deleted + @@ROWCOUNT;", qualified(t))).collect();
-    format!(
-        "SET XACT_ABORT ON; DECLARE @deleted bigint = 0; BEGIN TRANSACTION; {} COMMIT TRANSACTION; \
-         SELECT @deleted AS deleted;",
-        deletes.join(" ")
-    )
+    let mut sql = String::from("SET XACT_ABORT ON; DECLARE @deleted bigint = 0; BEGIN TRANSACTION; ");
+    for statement in updates.iter().chain(&deletes) {
+        sql.push_str(statement);
+        sql.push(' ');
+    }
+    sql.push_str("COMMIT TRANSACTION; SELECT @deleted AS deleted;");
+    sql
 }
 
 /// A column of the table being restored from the undo log: its name and type.
@@ -411,27 +482,64 @@ mod tests {
     }
 
     #[test]
-    fn update_and_delete_merges() {
+    fn updates_and_deletes_join_the_stage_without_merge() {
         let key = ["id".to_owned(), "line".to_owned()];
         let undo = UndoImage { image: vec!["id", "line", "qty"], key_in_image: vec![0, 1] };
         assert_eq!(
             merge(&table(), &columns()[..2], &key, MergeMode::Update, None).unwrap(),
-            "MERGE INTO [dbo].[Orders] AS t USING #dmf_stage AS s ON t.[id] = s.[id] AND t.[line] = s.[line] \
-             WHEN MATCHED AND EXISTS (SELECT s.[name] EXCEPT SELECT t.[name]) THEN UPDATE SET t.[name] = s.[name] \
-             OUTPUT $action, inserted.[id], inserted.[line] INTO #dmf_merge_log ([action], [new_0], [new_1]);"
+            "UPDATE [dbo].[Orders] SET [name] = #dmf_stage.[name] \
+             OUTPUT N'UPDATE', inserted.[id], inserted.[line] INTO #dmf_merge_log ([action], [new_0], [new_1]) \
+             FROM #dmf_stage WHERE [Orders].[id] = #dmf_stage.[id] AND [Orders].[line] = #dmf_stage.[line] \
+             AND EXISTS (SELECT #dmf_stage.[name] EXCEPT SELECT [Orders].[name]);"
+        );
+        assert_eq!(
+            merge(&table(), &columns()[..2], &key, MergeMode::Update, Some(&undo)).unwrap(),
+            "UPDATE [dbo].[Orders] SET [name] = #dmf_stage.[name] \
+             OUTPUT N'UPDATE', inserted.[id], inserted.[line], deleted.[id], deleted.[line], deleted.[qty] \
+             INTO #dmf_merge_log ([action], [new_0], [new_1], [old_0], [old_1], [old_2]) \
+             FROM #dmf_stage WHERE [Orders].[id] = #dmf_stage.[id] AND [Orders].[line] = #dmf_stage.[line] \
+             AND EXISTS (SELECT #dmf_stage.[name] EXCEPT SELECT [Orders].[name]);"
         );
         assert_eq!(
             merge(&table(), &[], &key, MergeMode::Delete, Some(&undo)).unwrap(),
-            "MERGE INTO [dbo].[Orders] AS t USING #dmf_stage AS s ON t.[id] = s.[id] AND t.[line] = s.[line] \
-             WHEN MATCHED THEN DELETE \
-             OUTPUT $action, inserted.[id], inserted.[line], deleted.[id], deleted.[line], deleted.[qty] \
-             INTO #dmf_merge_log ([action], [new_0], [new_1], [old_0], [old_1], [old_2]);"
+            "DELETE t OUTPUT N'DELETE', deleted.[id], deleted.[line], deleted.[qty] \
+             INTO #dmf_merge_log ([action], [old_0], [old_1], [old_2]) \
+             FROM [dbo].[Orders] AS t JOIN #dmf_stage AS s ON t.[id] = s.[id] AND t.[line] = s.[line];"
+        );
+        assert_eq!(
+            merge(&table(), &[], &key, MergeMode::Delete, None).unwrap(),
+            "DELETE t OUTPUT N'DELETE' INTO #dmf_merge_log ([action]) \
+             FROM [dbo].[Orders] AS t JOIN #dmf_stage AS s ON t.[id] = s.[id] AND t.[line] = s.[line];"
         );
         assert_eq!(merge(&table(), &columns()[..1], &["id".into()], MergeMode::Update, None), None);
         assert_eq!(
             merge(&table(), &columns()[..2], &["id".into()], MergeMode::Insert, None).unwrap(),
             "INSERT INTO [dbo].[Orders] ([id], [name]) OUTPUT N'INSERT', inserted.[id] INTO #dmf_merge_log ([action], [new_0]) \
              SELECT s.[id], s.[name] FROM #dmf_stage AS s;"
+        );
+    }
+
+    #[test]
+    fn the_identity_is_reseeded_only_when_behind() {
+        assert_eq!(
+            reseed_identity(&TableName::new(Some("shop"), "it's"), "id"),
+            "IF IDENT_INCR('[shop].[it''s]') > 0 AND IDENT_CURRENT('[shop].[it''s]') < (SELECT MAX([id]) FROM [shop].[it's]) \
+             DBCC CHECKIDENT ('[shop].[it''s]', RESEED);"
+        );
+    }
+
+    #[test]
+    fn a_row_too_long_for_a_bulk_load_is_inserted_with_parameters() {
+        let columns = [temp("id", "bigint", None), temp("bio", "nvarchar(max)", Some("Latin1_General_CS_AS"))];
+        assert_eq!(
+            insert_row("[dbo].[Orders]", &columns, true),
+            "SET IDENTITY_INSERT [dbo].[Orders] ON; \
+             INSERT INTO [dbo].[Orders] ([id], [bio]) VALUES (CAST(@P1 AS bigint), CAST(@P2 AS nvarchar(max))); \
+             SET IDENTITY_INSERT [dbo].[Orders] OFF;"
+        );
+        assert_eq!(
+            insert_row(STAGE, &columns, false),
+            "INSERT INTO #dmf_stage ([id], [bio]) VALUES (CAST(@P1 AS bigint), CAST(@P2 AS nvarchar(max)));"
         );
     }
 
@@ -475,8 +583,17 @@ mod tests {
     fn clearing_deletes_in_the_given_order() {
         let tables = [TableName::new(Some("dbo"), "lines"), TableName::new(Some("dbo"), "Order]s")];
         assert_eq!(
-            clear(&tables),
+            clear(&tables, &[]),
             "SET XACT_ABORT ON; DECLARE @deleted bigint = 0; BEGIN TRANSACTION; \
+             DELETE FROM [dbo].[lines]; SET @deleted = @deleted + @@ROWCOUNT; \
+             DELETE FROM [dbo].[Order]]s]; SET @deleted = @deleted + @@ROWCOUNT; \
+             COMMIT TRANSACTION; SELECT @deleted AS deleted;"
+        );
+        let unlink = [(tables[1].clone(), vec!["head id".to_owned(), "b".to_owned()])];
+        assert_eq!(
+            clear(&tables, &unlink),
+            "SET XACT_ABORT ON; DECLARE @deleted bigint = 0; BEGIN TRANSACTION; \
+             UPDATE [dbo].[Order]]s] SET [head id] = NULL, [b] = NULL WHERE [head id] IS NOT NULL OR [b] IS NOT NULL; \
              DELETE FROM [dbo].[lines]; SET @deleted = @deleted + @@ROWCOUNT; \
              DELETE FROM [dbo].[Order]]s]; SET @deleted = @deleted + @@ROWCOUNT; \
              COMMIT TRANSACTION; SELECT @deleted AS deleted;"

@@ -21,7 +21,8 @@ pub mod pattern {
     pub const CATALOG_KEYS: &str = "i.is_unique = 1";
     pub const CATALOG_FKS: &str = "FROM sys.foreign_keys AS fk";
     pub const CREATE_STAGE: &str = "CREATE TABLE #dmf_stage";
-    pub const MERGE_BATCH: &str = "MERGE INTO";
+    /// The batch after the stage is loaded (MERGE, or INSERT/UPDATE/DELETE joined with the stage).
+    pub const MERGE_BATCH: &str = "TRUNCATE TABLE #dmf_merge_log";
     pub const PAGE: &str = "SELECT TOP (@P1)";
     pub const CHECKPOINT: &str = "FROM [dmf].[checkpoints] WHERE [migration] = @P1";
     pub const SAVE_CHECKPOINT: &str = "UPDATE [dmf].[checkpoints] WITH (UPDLOCK, SERIALIZABLE) SET";
