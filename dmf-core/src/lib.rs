@@ -69,7 +69,7 @@ pub use orchestrator::{
 };
 pub use pipeline::{
     Extractor, FnTransformer, Identity, LoadBatch, LoadReport, Loader, Pipeline, Rules, SourceBatch, Transformed,
-    Transformer, ValidationReport, Validator, Violation, transform_fn,
+    Transformer, ValidationReport, Validator, Violation, committed_insert, transform_fn,
 };
 pub use progress::{Phase, ProgressEvent, ProgressHub};
 pub use record::{Record, Reject};

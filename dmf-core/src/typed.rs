@@ -211,6 +211,15 @@ where
         self.inner.clear_checkpoint(migration).await
     }
 
+    async fn committed(
+        &mut self,
+        migration: &MigrationName,
+        checkpoint: &Checkpoint,
+        records: usize,
+    ) -> Result<Option<LoadReport>> {
+        self.inner.committed(migration, checkpoint, records).await
+    }
+
     async fn rollback(&mut self, migration: &MigrationName, run: RunId) -> Result<RollbackReport> {
         self.inner.rollback(migration, run).await
     }

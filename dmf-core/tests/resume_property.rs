@@ -2,6 +2,8 @@
 //! failure point and kind of failure:
 //! - failing (an error, or a crash before or after a commit) and then resuming leaves exactly
 //!   the target one clean run leaves: no row lost, none duplicated, the same rows rejected;
+//! - a batch whose commit succeeded but whose answer was lost (a transient error after the
+//!   commit) is not sent again: the run completes by itself with that same target;
 //! - rows read but not committed never exceed `pipeline_depth × batch_size`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -41,6 +43,7 @@ enum Failure {
     Error,
     CrashBeforeCommit,
     CrashAfterCommit,
+    LostAnswer,
 }
 
 fn cases() -> impl Strategy<Value = Case> {
@@ -50,7 +53,12 @@ fn cases() -> impl Strategy<Value = Case> {
         1usize..5,
         1usize..4,
         1u64..30,
-        prop_oneof![Just(Failure::Error), Just(Failure::CrashBeforeCommit), Just(Failure::CrashAfterCommit)],
+        prop_oneof![
+            Just(Failure::Error),
+            Just(Failure::CrashBeforeCommit),
+            Just(Failure::CrashAfterCommit),
+            Just(Failure::LostAnswer)
+        ],
         proptest::collection::vec(1i64..200, 0..4),
         prop_oneof![Just(0i64), 3i64..20],
         prop_oneof![Just(0i64), 3i64..20],
@@ -75,7 +83,9 @@ fn engine(case: &Case) -> EngineConfig {
         .batch_size(case.batch_size)
         .pipeline_depth(case.depth)
         .transform_concurrency(case.concurrency)
-        .retry(fast_retry(1))
+        // A lost answer is a transient error: the engine retries it (after asking the loader
+        // whether the batch committed); other failures stop the run at once.
+        .retry(fast_retry(if matches!(case.failure, Failure::LostAnswer) { 3 } else { 1 }))
         .reject_limit(RejectLimit::Unlimited)
         .build()
         .unwrap()
@@ -114,10 +124,15 @@ async fn failed_then_resumed(case: &Case) -> (Vec<(i64, i64)>, BTreeSet<String>)
         Failure::Error => faults.fail_at(case.fail_call),
         Failure::CrashBeforeCommit => faults.crash_before(case.fail_call),
         Failure::CrashAfterCommit => faults.crash_after(case.fail_call),
+        Failure::LostAnswer => faults.lose_answer(case.fail_call),
     };
     let first = migration(case, FaultyLoader::new(target.clone(), faults.clone()));
     let ctx = context(1, engine(case), store.clone());
-    let _ = until_crash(faults.crash_switch(), first.execute(&ctx)).await;
+    let outcome_of_first = until_crash(faults.crash_switch(), first.execute(&ctx)).await;
+    if matches!(case.failure, Failure::LostAnswer) {
+        let result = outcome_of_first.expect("a lost answer is no crash");
+        assert!(result.is_ok(), "a lost answer must not fail the run: {:?} for {case:?}", result.err());
+    }
     drop(first);
 
     let loader = FaultyLoader::new(target.clone(), FaultPlan::new().poison(poison_keys(case)));

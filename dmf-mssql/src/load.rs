@@ -56,12 +56,12 @@ use crate::types::{SqlType, bulk_data, exceeds_bulk_limit, unsupported_reason};
 /// every row: the fast path then only adds the proof.
 ///
 /// tiberius 0.13 bulk-loads no value longer than 65535 bytes, even into a `(max)` column
-/// ([`BULK_VALUE_LIMIT`](crate::types::BULK_VALUE_LIMIT)): a row holding one is inserted on
+/// (`BULK_VALUE_LIMIT`): a row holding one is inserted on
 /// its own with bound parameters (each cast to its column's type), into the table or the
 /// stage, in the batch's transaction.
 ///
 /// When a load inserted identity values, [`Loader::finish`] moves the table's identity past
-/// them if the server did not ([`sql::reseed_identity`]; Babelfish 4.3 does not after a bulk
+/// them if the server did not (`reseed_identity`; Babelfish 4.3 does not after a bulk
 /// load).
 ///
 /// The stage and the merge log are `#temp` tables of the loader's session, created with the
@@ -91,7 +91,7 @@ struct Prepared {
     /// Identity values are loaded.
     identity: bool,
     /// After the migration: moves the identity past the loaded values
-    /// ([`sql::reseed_identity`]), when this load inserts identity values.
+    /// (`reseed_identity`). when this load inserts identity values.
     reseed: Option<String>,
     /// The batch after the stage is loaded (staged modes).
     merge_batch: Option<String>,
@@ -384,7 +384,7 @@ struct WriteRows {
     /// Rows for the bulk load.
     bulk: Vec<TokenRow<'static>>,
     /// Rows with a value longer than a bulk load carries
-    /// ([`BULK_VALUE_LIMIT`](crate::types::BULK_VALUE_LIMIT)): each inserted by
+    /// (`BULK_VALUE_LIMIT`): each inserted by
     /// [`Prepared::row_insert`] with these values bound, in the same transaction.
     one_by_one: Vec<Vec<Value>>,
 }
@@ -541,7 +541,7 @@ impl Loader for MssqlLoader {
     }
 
     /// Moves the identity past the loaded values when the server left it behind
-    /// ([`sql::reseed_identity`]).
+    /// (`reseed_identity`).
     async fn finish(&mut self, migration: &MigrationName) -> Result<()> {
         self.prepare().await?;
         let Some(reseed) = self.prepared.as_ref().and_then(|p| p.reseed.clone()) else {
@@ -575,6 +575,21 @@ impl Loader for MssqlLoader {
                 ))
             }
         }
+    }
+
+    /// In insert mode, a batch sent again would insert its rows twice: answered from the
+    /// checkpoint stored with each batch (on a new connection when the old one broke). Other
+    /// modes are idempotent.
+    async fn committed(
+        &mut self,
+        migration: &MigrationName,
+        checkpoint: &Checkpoint,
+        records: usize,
+    ) -> Result<Option<LoadReport>> {
+        if self.spec.write != WriteMode::Insert {
+            return Ok(None);
+        }
+        dmf_core::committed_insert(self, migration, checkpoint, records).await
     }
 
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {

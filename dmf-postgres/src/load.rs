@@ -572,6 +572,21 @@ impl Loader for PgLoader {
         rows.into_iter().next().map(checkpoints::from_row).transpose()
     }
 
+    /// In insert mode, a batch sent again would insert its rows twice: answered from the
+    /// checkpoint stored with each batch (on a new connection when the old one broke). Other
+    /// modes are idempotent.
+    async fn committed(
+        &mut self,
+        migration: &MigrationName,
+        checkpoint: &Checkpoint,
+        records: usize,
+    ) -> Result<Option<LoadReport>> {
+        if self.spec.write != WriteMode::Insert {
+            return Ok(None);
+        }
+        dmf_core::committed_insert(self, migration, checkpoint, records).await
+    }
+
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
         let (client, statements) = self.ready().await?;
         let result = control::execute(client, &statements.clear_checkpoint, &[migration_value(migration)]).await;

@@ -230,6 +230,20 @@ impl Loader for SqliteLoader {
         self.turn(|connection, _| read_checkpoint(connection, migration))
     }
 
+    /// In insert mode, a batch sent again would insert its rows twice: answered from the
+    /// checkpoint stored with each batch. Other modes are idempotent.
+    async fn committed(
+        &mut self,
+        migration: &MigrationName,
+        checkpoint: &Checkpoint,
+        records: usize,
+    ) -> Result<Option<LoadReport>> {
+        if self.spec.write != WriteMode::Insert {
+            return Ok(None);
+        }
+        dmf_core::committed_insert(self, migration, checkpoint, records).await
+    }
+
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
         self.turn(|connection, _| delete_checkpoint(connection, migration))
     }

@@ -304,6 +304,15 @@ impl<L: Loader> Loader for FaultyLoader<L> {
         self.inner.clear_checkpoint(migration).await
     }
 
+    async fn committed(
+        &mut self,
+        migration: &MigrationName,
+        checkpoint: &Checkpoint,
+        records: usize,
+    ) -> dmf_core::Result<Option<LoadReport>> {
+        self.inner.committed(migration, checkpoint, records).await
+    }
+
     async fn rollback(&mut self, migration: &MigrationName, run: RunId) -> dmf_core::Result<RollbackReport> {
         self.inner.rollback(migration, run).await
     }

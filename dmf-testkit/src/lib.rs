@@ -34,10 +34,12 @@ mod faults;
 mod legacy;
 mod memory_table;
 mod notifier;
+mod proxy;
 mod run_store;
 
 pub use faults::{CrashSwitch, FaultPlan, FaultyExtractor, FaultyLoader, Gate, until_crash};
 pub use legacy::{Dirt, LegacyCustomer, LegacyGenerator};
 pub use memory_table::{MemoryRange, MemoryTable};
 pub use notifier::RecordingNotifier;
+pub use proxy::TcpProxy;
 pub use run_store::MemoryRunStore;

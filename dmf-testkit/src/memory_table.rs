@@ -427,6 +427,20 @@ impl<T: Record + Clone + PartialEq> Loader for MemoryTable<T> {
         Ok(self.lock().checkpoints.get(migration).cloned())
     }
 
+    /// An append-only table inserts every record of a batch: it answers from its checkpoint.
+    /// Otherwise a batch sent again changes nothing.
+    async fn committed(
+        &mut self,
+        migration: &MigrationName,
+        checkpoint: &Checkpoint,
+        records: usize,
+    ) -> dmf_core::Result<Option<LoadReport>> {
+        if !self.lock().append_only {
+            return Ok(None);
+        }
+        dmf_core::committed_insert(self, migration, checkpoint, records).await
+    }
+
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> dmf_core::Result<()> {
         self.lock().checkpoints.remove(migration);
         Ok(())

@@ -167,11 +167,34 @@ async fn load_with_retry<L: Loader>(
 ) -> Result<LoadReport> {
     let mut retry = exec.retrier(Stage::Load);
     let checkpoint = &checkpoint.scoped(exec.scope.as_deref());
+    // After a transient failure the batch may have committed with its answer lost: ask the
+    // loader (on a new connection) before sending it again, and keep asking until it can tell.
+    let mut uncertain = false;
     loop {
+        if uncertain {
+            match loader.committed(exec.name, checkpoint, records.len()).await {
+                Ok(Some(report)) => {
+                    tracing::warn!(
+                        migration = %exec.name,
+                        rows = records.len(),
+                        "a batch committed although its answer was lost; it is not sent again"
+                    );
+                    return Ok(report);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    retry.after(error).await?;
+                    continue;
+                }
+            }
+        }
         let batch = LoadBatch { migration: exec.name, run: exec.ctx.run, records, checkpoint };
         match loader.load(batch).await {
             Ok(report) => return Ok(report),
-            Err(error) => retry.after(error).await?,
+            Err(error) => {
+                uncertain = error.is_transient();
+                retry.after(error).await?;
+            }
         }
     }
 }

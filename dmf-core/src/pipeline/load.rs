@@ -85,10 +85,57 @@ pub trait Loader: Send + 'static {
         async move { Err(Error::fatal(Stage::Rollback, message)) }
     }
 
+    /// After [`load`](Self::load) of a batch of `records` rows with `checkpoint` failed with a
+    /// transient error, says whether that batch committed anyway: a connection can break after
+    /// COMMIT reached the server and before its answer came back (a lost acknowledgement), and
+    /// sending the batch again would then write its rows twice. `Some(report)` when it
+    /// committed (the engine does not send it again), `None` when it did not, or when sending
+    /// it again is harmless. Called on a new connection, before every retry that follows a
+    /// transient failure.
+    ///
+    /// The default answers `None`: right for loaders whose writes are idempotent (an upsert
+    /// sent again changes nothing and reports its rows unchanged). A loader that inserts
+    /// answers from the checkpoint it commits with each batch: [`committed_insert`].
+    fn committed(
+        &mut self,
+        migration: &MigrationName,
+        checkpoint: &Checkpoint,
+        records: usize,
+    ) -> impl Future<Output = Result<Option<LoadReport>>> + Send {
+        let _ = (migration, checkpoint, records);
+        async { Ok(None) }
+    }
+
     /// Called once when the migration has loaded everything, before its checkpoint is cleared
     /// (flush buffers, refresh statistics). Default: nothing.
     fn finish(&mut self, migration: &MigrationName) -> impl Future<Output = Result<()>> + Send {
         let _ = migration;
         async { Ok(()) }
     }
+}
+
+/// [`Loader::committed`] for a loader that stores each batch's checkpoint in the batch's
+/// transaction and inserts every record of a batch or none: the batch committed exactly when
+/// the checkpoint stored for `migration` is `checkpoint` (checkpoints move forward with every
+/// batch, so no other batch stored the same one), and then it inserted `records` rows.
+///
+/// ```
+/// # use dmf_core::{Checkpoint, Loader, LoadReport, MigrationName, Position};
+/// # async fn demo(loader: &mut impl Loader) -> dmf_core::Result<()> {
+/// let checkpoint = Checkpoint::at(Position::new("[42]"));
+/// let migration = MigrationName::new("customers");
+/// if let Some(report) = dmf_core::committed_insert(loader, &migration, &checkpoint, 500).await? {
+///     assert_eq!(report.inserted, 500); // in the target already: not sent again
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn committed_insert<L: Loader>(
+    loader: &mut L,
+    migration: &MigrationName,
+    checkpoint: &Checkpoint,
+    records: usize,
+) -> Result<Option<LoadReport>> {
+    let stored = loader.checkpoint(migration).await?;
+    Ok((stored.as_ref() == Some(checkpoint))
+        .then(|| LoadReport { inserted: u64::try_from(records).unwrap_or(u64::MAX), ..LoadReport::default() }))
 }
