@@ -1,45 +1,82 @@
-//! Tables with no foreign-key path between them load at the same time (`jobs`): seen in the
-//! progress events, where one table commits batches while the other is between its first and
-//! last batch (not timing), and with one job they never overlap. On the fast path of a `full`
-//! sync a child table loads beside its parent too; with per-row checks it waits for it.
+//! Tables with no foreign-key path between them load at the same time (`jobs`), and with one job
+//! they never overlap. On the fast path of a `full` sync a child table loads beside its parent
+//! too; with per-row checks it waits for it.
+//!
+//! "At the same time" is proved by events, never by timing: each table's first load waits at a
+//! gate ([`FaultyDatabase`] on the target) that opens only once every table's first load has
+//! reached its own, so the sync can only finish if those loads were in flight together; run one
+//! after the other, the first would wait for ever, and [`rendezvous`] fails instead. "Never
+//! overlap" is read from the progress events: no batch of one table committed between the first
+//! and last of the other.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use common::*;
-use dmf_core::sync::{ForeignKeyChecks, SyncJob, SyncMode};
+use dmf_core::sync::{Database, ForeignKeyChecks, SyncJob, SyncMode};
 use dmf_core::{EngineConfig, Phase, ProgressEvent, ProgressHub, RunRequest};
+use dmf_postgres::PgDatabase;
+use dmf_testkit::{FaultPlan, FaultyDatabase, Gate, rendezvous};
+
+/// Only turns a hang into a failure: nothing is measured against it.
+const PATIENCE: Duration = Duration::from_secs(120);
 
 const SCHEMA: &str = "CREATE TABLE left_side (id bigint PRIMARY KEY, v text);
                       CREATE TABLE right_side (id bigint PRIMARY KEY, v text);";
 
+/// Where in `events` `table` committed a batch.
+fn loading(events: &[ProgressEvent], table: &str) -> Vec<usize> {
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.phase == Phase::Loading && e.migration.as_ref().is_some_and(|m| m.as_str() == table))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// How many batches `table` committed.
+fn batches(events: &[ProgressEvent], table: &str) -> usize {
+    loading(events, table).len()
+}
+
 /// True when `other` committed a batch after `table`'s first batch and before its last.
 fn overlapped(events: &[ProgressEvent], table: &str, other: &str) -> bool {
-    let loading = |name: &str| -> Vec<usize> {
-        events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.phase == Phase::Loading && e.migration.as_ref().is_some_and(|m| m.as_str() == name))
-            .map(|(i, _)| i)
-            .collect()
-    };
-    let mine = loading(table);
+    let mine = loading(events, table);
     let (Some(first), Some(last)) = (mine.first(), mine.last()) else { return false };
-    loading(other).iter().any(|i| i > first && i < last)
+    loading(events, other).iter().any(|i| i > first && i < last)
 }
 
-async fn sync(source: &TestDb, target: &TestDb, jobs: usize) -> Vec<ProgressEvent> {
-    sync_checked(source, target, ForeignKeyChecks::Auto, jobs).await
-}
-
-async fn sync_checked(source: &TestDb, target: &TestDb, checks: ForeignKeyChecks, jobs: usize) -> Vec<ProgressEvent> {
-    let hub = ProgressHub::new();
-    let mut events = hub.subscribe();
-    let job = SyncJob::new(source.database(), target.database(), SyncMode::Full)
+fn job<T: Database>(source: &TestDb, target: T, checks: ForeignKeyChecks, jobs: usize) -> SyncJob<PgDatabase, T> {
+    SyncJob::new(source.database(), Arc::new(target), SyncMode::Full)
         .engine(EngineConfig::builder().batch_size(100).build().unwrap())
         .foreign_key_checks(checks)
         .jobs(jobs)
-        .progress(hub);
+}
+
+/// Syncs with `jobs` while the first load into each of `tables` waits at a gate until all of
+/// them have reached theirs: succeeds only if those loads were in flight at the same time.
+async fn sync_side_by_side(source: &TestDb, target: &TestDb, checks: ForeignKeyChecks, jobs: usize, tables: [&str; 2]) {
+    let gates = tables.map(|_| Gate::new());
+    let mut faulty = FaultyDatabase::new(PgDatabase::lazy(&target.url).unwrap());
+    for (table, gate) in tables.iter().zip(&gates) {
+        faulty = faulty.faults_for(table, FaultPlan::new().hold_before(1, gate));
+    }
+    let job = job(source, faulty, checks, jobs);
+    let summary = rendezvous(&gates, job.run(RunRequest::all().force()), PATIENCE)
+        .await
+        .unwrap_or_else(|apart| panic!("{tables:?} did not load at the same time: {apart}"))
+        .unwrap();
+    assert!(summary.succeeded(), "{summary}");
+}
+
+/// Syncs with `jobs`, returning the progress events.
+async fn sync_recorded(source: &TestDb, target: &TestDb, checks: ForeignKeyChecks, jobs: usize) -> Vec<ProgressEvent> {
+    let hub = ProgressHub::new();
+    let mut events = hub.subscribe();
+    let job = job(source, PgDatabase::lazy(&target.url).unwrap(), checks, jobs).progress(hub);
     let collect = tokio::spawn(async move {
         let mut seen = Vec::new();
         while let Ok(event) = events.recv().await {
@@ -70,10 +107,11 @@ async fn independent_tables_load_at_the_same_time_with_two_jobs_and_one_after_th
         .unwrap();
     target.client().await.batch_execute(SCHEMA).await.unwrap();
 
-    let events = sync(&source, &target, 2).await;
     let (left, right) = ("public.left_side", "public.right_side");
-    assert!(overlapped(&events, left, right) || overlapped(&events, right, left), "two jobs: the batches interleave");
-    let events = sync(&source, &target, 1).await;
+    sync_side_by_side(&source, &target, ForeignKeyChecks::Auto, 2, [left, right]).await;
+    assert_eq!(fingerprint(&source).await, fingerprint(&target).await);
+    let events = sync_recorded(&source, &target, ForeignKeyChecks::Auto, 1).await;
+    assert!(batches(&events, left) >= 2 && batches(&events, right) >= 2, "both tables loaded in batches");
     assert!(!overlapped(&events, left, right) && !overlapped(&events, right, left), "one job: one table at a time");
     assert_eq!(fingerprint(&source).await, fingerprint(&target).await);
 }
@@ -95,16 +133,16 @@ async fn on_the_fast_path_a_child_table_loads_beside_its_parent_and_after_it_wit
     target.client().await.batch_execute(FAMILY).await.unwrap();
 
     let (parent, child) = ("public.parent", "public.child");
-    let events = sync_checked(&source, &target, ForeignKeyChecks::Auto, 2).await;
-    assert!(
-        overlapped(&events, parent, child) || overlapped(&events, child, parent),
-        "fast path: the child's batches interleave with its parent's"
-    );
-    let events = sync_checked(&source, &target, ForeignKeyChecks::PerRow, 2).await;
+    // Fast path: the child's first load runs while its parent's first load is still waiting.
+    sync_side_by_side(&source, &target, ForeignKeyChecks::Auto, 2, [parent, child]).await;
+    assert_eq!(family_fingerprint(&source).await, family_fingerprint(&target).await);
+    let events = sync_recorded(&source, &target, ForeignKeyChecks::PerRow, 2).await;
+    assert!(batches(&events, parent) >= 2 && batches(&events, child) >= 2, "both tables loaded in batches");
     assert!(
         !overlapped(&events, parent, child) && !overlapped(&events, child, parent),
         "per row: the child waits for its parent"
     );
+    assert_eq!(family_fingerprint(&source).await, family_fingerprint(&target).await);
 }
 
 async fn fingerprint(db: &TestDb) -> (i64, String) {
@@ -115,6 +153,21 @@ async fn fingerprint(db: &TestDb) -> (i64, String) {
             "SELECT (SELECT count(*) FROM left_side) + (SELECT count(*) FROM right_side),
                     md5((SELECT string_agg(t::text, '|' ORDER BY id) FROM left_side t)
                         || (SELECT string_agg(t::text, '|' ORDER BY id) FROM right_side t))",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+async fn family_fingerprint(db: &TestDb) -> (i64, String) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT (SELECT count(*) FROM parent) + (SELECT count(*) FROM child),
+                    md5((SELECT string_agg(t::text, '|' ORDER BY id) FROM parent t)
+                        || (SELECT string_agg(t::text, '|' ORDER BY id) FROM child t))",
             &[],
         )
         .await

@@ -1,17 +1,26 @@
-//! Tables with no foreign-key path between them load at the same time (`jobs`): seen in the
-//! progress events, where one table commits batches while the other is between its first and
-//! last batch (not timing), and with one job they never overlap. A child table waits for its
-//! parent, on the fast path of a `full` sync too: SQLite writes one transaction at a time.
+//! Tables with no foreign-key path between them load at the same time (`jobs`), taking turns on
+//! SQLite's one writer, and with one job they never overlap. A child table waits for its parent,
+//! on the fast path of a `full` sync too: SQLite writes one transaction at a time.
+//!
+//! "At the same time" is proved by events, never by timing: each table's first load waits at a
+//! gate ([`FaultyDatabase`] on the target) that opens only once both tables' first loads have
+//! reached theirs, so the sync can only finish if those loads were in flight together; run one
+//! after the other, the first would wait for ever, and [`rendezvous`] fails instead. "Never
+//! overlap" is read from the progress events: no batch of one table committed between the first
+//! and last of the other.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{Dir, connect};
 use dmf_core::sync::{Database, ForeignKeyChecks, SyncJob, SyncMode};
 use dmf_core::{EngineConfig, Phase, ProgressEvent, ProgressHub, RunRequest};
 use dmf_sqlite::SqliteDatabase;
+use dmf_testkit::{FaultPlan, FaultyDatabase, Gate, rendezvous};
 
 const SCHEMA: &str = "CREATE TABLE left_side (id INTEGER PRIMARY KEY, v TEXT);
                       CREATE TABLE right_side (id INTEGER PRIMARY KEY, v TEXT);";
@@ -42,8 +51,26 @@ fn overlapped(events: &[ProgressEvent], table: &str, other: &str) -> bool {
     batches(events, other).iter().any(|i| i > first && i < last)
 }
 
-async fn sync(jobs: usize) -> Vec<ProgressEvent> {
-    sync_tables(SCHEMA, FILL, SyncMode::Upsert, ForeignKeyChecks::Auto, jobs).await
+/// A source filled by `fill` and an empty target, both with `schema`.
+fn files(dir: &Dir, schema: &str, fill: &str) -> (PathBuf, PathBuf) {
+    let (source, target) = (dir.file("source.db"), dir.file("target.db"));
+    connect(&source).execute_batch(schema).unwrap();
+    connect(&source).execute_batch(fill).unwrap();
+    connect(&target).execute_batch(schema).unwrap();
+    (source, target)
+}
+
+fn job<T: Database>(
+    source: &Path,
+    target: T,
+    mode: SyncMode,
+    checks: ForeignKeyChecks,
+    jobs: usize,
+) -> SyncJob<SqliteDatabase, T> {
+    SyncJob::new(Arc::new(SqliteDatabase::open(source).unwrap()), Arc::new(target), mode)
+        .engine(EngineConfig::builder().batch_size(100).build().unwrap())
+        .foreign_key_checks(checks)
+        .jobs(jobs)
 }
 
 async fn sync_tables(
@@ -54,21 +81,10 @@ async fn sync_tables(
     jobs: usize,
 ) -> Vec<ProgressEvent> {
     let dir = Dir::new("concurrent-tables");
-    let (source, target) = (dir.file("source.db"), dir.file("target.db"));
-    connect(&source).execute_batch(schema).unwrap();
-    connect(&source).execute_batch(fill).unwrap();
-    connect(&target).execute_batch(schema).unwrap();
+    let (source, target) = files(&dir, schema, fill);
     let hub = ProgressHub::new();
     let mut events = hub.subscribe();
-    let job = SyncJob::new(
-        Arc::new(SqliteDatabase::open(&source).unwrap()),
-        Arc::new(SqliteDatabase::open(&target).unwrap()),
-        mode,
-    )
-    .engine(EngineConfig::builder().batch_size(100).build().unwrap())
-    .foreign_key_checks(checks)
-    .jobs(jobs)
-    .progress(hub);
+    let job = job(&source, SqliteDatabase::open(&target).unwrap(), mode, checks, jobs).progress(hub);
     let collect = tokio::spawn(async move {
         let mut seen = Vec::new();
         while let Ok(event) = events.recv().await {
@@ -82,17 +98,49 @@ async fn sync_tables(
     });
     let summary = job.run(RunRequest::all().force()).await.unwrap();
     assert!(summary.succeeded(), "{summary}");
+    assert_eq!(rows(&target), rows(&source), "the target holds the source's rows");
     collect.await.unwrap()
+}
+
+/// Every row of the tables the tests sync (those of them that `path` has), by table, in key order.
+fn rows(path: &Path) -> Vec<(String, Vec<Vec<rusqlite::types::Value>>)> {
+    let connection = connect(path);
+    let mut all = Vec::new();
+    for table in ["left_side", "right_side", "parent", "child"] {
+        let Ok(mut statement) = connection.prepare(&format!("SELECT * FROM {table} ORDER BY id")) else { continue };
+        let width = statement.column_count();
+        let found = statement
+            .query_map([], |row| (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i)).collect())
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<Vec<_>>>>()
+            .unwrap();
+        all.push((table.to_owned(), found));
+    }
+    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn independent_tables_load_at_the_same_time_with_two_jobs_and_one_after_the_other_with_one() {
-    let events = sync(2).await;
+    // Two jobs: each table's first load waits at its gate until the other's is at its own.
+    let dir = Dir::new("concurrent-tables");
+    let (source, target) = files(&dir, SCHEMA, FILL);
+    let gates = [Gate::new(), Gate::new()];
+    let gated = FaultyDatabase::new(SqliteDatabase::open(&target).unwrap())
+        .faults_for("left_side", FaultPlan::new().hold_before(1, &gates[0]))
+        .faults_for("right_side", FaultPlan::new().hold_before(1, &gates[1]));
+    let job = job(&source, gated, SyncMode::Upsert, ForeignKeyChecks::Auto, 2);
+    let summary = rendezvous(&gates, job.run(RunRequest::all().force()), Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|apart| panic!("the two tables did not load at the same time: {apart}"))
+        .unwrap();
+    assert!(summary.succeeded(), "{summary}");
+    assert_eq!(rows(&target), rows(&source), "the target holds the source's rows");
+
+    let events = sync_tables(SCHEMA, FILL, SyncMode::Upsert, ForeignKeyChecks::Auto, 1).await;
     assert!(
-        overlapped(&events, "left_side", "right_side") || overlapped(&events, "right_side", "left_side"),
-        "two jobs: the tables' batches interleave"
+        batches(&events, "left_side").len() >= 2 && batches(&events, "right_side").len() >= 2,
+        "both tables loaded in batches"
     );
-    let events = sync(1).await;
     assert!(!overlapped(&events, "left_side", "right_side") && !overlapped(&events, "right_side", "left_side"));
 }
 

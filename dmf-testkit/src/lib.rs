@@ -8,7 +8,11 @@
 //!   ([`MemoryTable::key_ranges`], [`MemoryRange`]);
 //! - [`MemoryRunStore`] and [`RecordingNotifier`];
 //! - fault injection: [`FaultPlan`] with [`FaultyLoader`] / [`FaultyExtractor`] (fail at call
-//!   N, transient failures, poison rows, slow stages, crashes that drop the run mid-flight);
+//!   N, transient failures, poison rows, slow stages, crashes that drop the run mid-flight, lost
+//!   COMMIT answers, calls held at a [`Gate`]), and [`FaultyDatabase`], which injects them into
+//!   the loaders and extractors of any [`Database`](dmf_core::sync::Database) (PostgreSQL,
+//!   SQLite, …) per table or per migration;
+//! - [`rendezvous`]: proves by events, not timing, that calls held at gates ran at the same time;
 //! - [`LegacyGenerator`]: deterministic legacy-customer rows, about 2 % of them dirty;
 //! - [`conformance`]: the control-plane behaviour every adapter's tests check.
 //!
@@ -31,13 +35,15 @@
 
 pub mod conformance;
 mod faults;
+mod faulty_database;
 mod legacy;
 mod memory_table;
 mod notifier;
 mod proxy;
 mod run_store;
 
-pub use faults::{CrashSwitch, FaultPlan, FaultyExtractor, FaultyLoader, Gate, until_crash};
+pub use faults::{Apart, CrashSwitch, FaultPlan, FaultyExtractor, FaultyLoader, Gate, rendezvous, until_crash};
+pub use faulty_database::FaultyDatabase;
 pub use legacy::{Dirt, LegacyCustomer, LegacyGenerator};
 pub use memory_table::{MemoryRange, MemoryTable};
 pub use notifier::RecordingNotifier;
