@@ -12,6 +12,12 @@ use crate::error::to_dmf_error;
 /// How long opening a connection may take when the URL does not say (`connect_timeout`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a connection may be idle before TCP keepalive probes start, unless the URL says.
+pub const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(60);
+
+/// tokio-postgres' own default, which DMF replaces with [`DEFAULT_KEEPALIVES_IDLE`].
+const TOKIO_POSTGRES_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
 /// Opens connections to one database. Shared by a database's extractors, loaders and run
 /// store; each of them keeps its own connection.
 #[derive(Debug)]
@@ -46,6 +52,12 @@ impl Connector {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
+        // TCP keepalive after a minute of silence (tokio-postgres' default waits two hours), so
+        // that a peer that vanished is noticed on an idle connection. `keepalives_idle` in the
+        // URL overrides it.
+        if config.get_keepalives_idle() == TOKIO_POSTGRES_KEEPALIVES_IDLE {
+            config.keepalives_idle(DEFAULT_KEEPALIVES_IDLE);
+        }
         let name = display_name(&config);
         Self { config, name }
     }
@@ -56,12 +68,25 @@ impl Connector {
     }
 
     /// Opens a connection; its I/O runs on a task of its own until the client is dropped.
+    ///
+    /// The connect timeout bounds the whole of it, TCP, TLS and authentication: a server that
+    /// accepts the connection and never answers fails it as a transient error within that
+    /// time (tokio-postgres' own timeout covers only the TCP connect).
     pub(crate) async fn connect(&self, stage: Stage) -> Result<Client> {
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| to_dmf_error(e, stage, format!("cannot connect to PostgreSQL at {}", self.name)))?;
+        let limit = self.config.get_connect_timeout().copied().unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let connecting = tokio::time::timeout(limit, self.config.connect(NoTls)).await.map_err(|_| {
+            Error::transient(
+                stage,
+                format!(
+                    "no answer from PostgreSQL at {} within {} s of connecting (the connect timeout: TCP, \
+                     TLS and authentication)",
+                    self.name,
+                    limit.as_secs_f32()
+                ),
+            )
+        })?;
+        let (client, connection) =
+            connecting.map_err(|e| to_dmf_error(e, stage, format!("cannot connect to PostgreSQL at {}", self.name)))?;
         let server = self.name.clone();
         tokio::spawn(async move {
             if let Err(error) = connection.await {

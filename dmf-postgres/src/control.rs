@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use dmf_core::control::{ControlDialect, SqlConnector, SqlSession, checkpoints};
@@ -138,11 +139,12 @@ pub(crate) async fn execute(client: &Client, statement: &Statement, params: &[Va
 #[derive(Debug, Clone)]
 pub struct PgConnector {
     shared: Arc<Shared>,
+    call_timeout: Duration,
 }
 
 impl PgConnector {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(shared: Arc<Shared>, call_timeout: Duration) -> Self {
+        Self { shared, call_timeout }
     }
 }
 
@@ -159,6 +161,10 @@ impl SqlConnector for PgConnector {
 
     fn name(&self) -> String {
         self.shared.connector.name().to_owned()
+    }
+
+    fn call_timeout(&self) -> Duration {
+        self.call_timeout
     }
 }
 

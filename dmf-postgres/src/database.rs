@@ -3,9 +3,10 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use dmf_core::catalog::{Catalog, TableName};
-use dmf_core::control::SqlRunStore;
+use dmf_core::control::{DEFAULT_CALL_TIMEOUT, SqlRunStore};
 use dmf_core::orchestrator::CheckOutcome;
 use dmf_core::quality::{RuleCheck, Violations};
 use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
@@ -68,6 +69,8 @@ pub struct PgDatabase {
     snapshot: Option<Arc<ExportedSnapshot>>,
     /// The format of the loaders' COPY data.
     copy_format: CopyFormat,
+    /// How long a run-store call may go unanswered.
+    call_timeout: Duration,
 }
 
 impl PgDatabase {
@@ -96,7 +99,18 @@ impl PgDatabase {
             shared: Arc::new(Shared { connector, control_ready: OnceCell::new() }),
             snapshot: None,
             copy_format: CopyFormat::default(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
+    }
+
+    /// How long a call of the run store on this database (its control tables) may go
+    /// unanswered before it is abandoned as a transient error (default
+    /// [`DEFAULT_CALL_TIMEOUT`], 60 s). Loads are bounded by the engine's
+    /// [`write_timeout`](dmf_core::EngineConfigBuilder::write_timeout), connecting by the
+    /// URL's `connect_timeout`.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
     }
 
     /// Sets the format of the COPY data its loaders send: [`CopyFormat::Binary`] (the
@@ -129,7 +143,7 @@ impl PgDatabase {
     /// Sessions on this database for dmf-core's control plane: what
     /// [`run_store`](Database::run_store) runs on (after creating the control tables).
     pub fn control_connector(&self) -> PgConnector {
-        PgConnector::new(Arc::clone(&self.shared))
+        PgConnector::new(Arc::clone(&self.shared), self.call_timeout)
     }
 }
 
@@ -215,6 +229,11 @@ impl Database for PgDatabase {
 
     async fn snapshot(&self) -> Result<Self> {
         let snapshot = ExportedSnapshot::export(&self.shared.connector).await?;
-        Ok(Self { shared: Arc::clone(&self.shared), snapshot: Some(Arc::new(snapshot)), copy_format: self.copy_format })
+        Ok(Self {
+            shared: Arc::clone(&self.shared),
+            snapshot: Some(Arc::new(snapshot)),
+            copy_format: self.copy_format,
+            call_timeout: self.call_timeout,
+        })
     }
 }

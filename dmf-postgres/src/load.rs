@@ -480,10 +480,10 @@ fn migration_value(migration: &MigrationName) -> Value {
     Value::Text(migration.as_str().to_owned())
 }
 
-impl Loader for PgLoader {
-    type Item = Row;
-
-    async fn load(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
+/// The calls that mark their session's connection busy ([`Session::begin_call`]): a call
+/// abandoned mid-flight (the engine's write timeout) leaves its connection to be replaced.
+impl PgLoader {
+    async fn load_batch(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
         let order = match batch.records.first() {
             Some(first) => {
                 let shape = first.shape();
@@ -563,13 +563,31 @@ impl Loader for PgLoader {
         })
     }
 
-    async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
+    async fn read_checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
         let (client, statements) = self.ready().await?;
         let result = control::query(client, &statements.read_checkpoint, &[migration_value(migration)]).await;
         let rows = result.map_err(|failure| {
             self.failed(failure, format!("reading the checkpoint of `{migration}` from {SCHEMA}.checkpoints"))
         })?;
         rows.into_iter().next().map(checkpoints::from_row).transpose()
+    }
+}
+
+impl Loader for PgLoader {
+    type Item = Row;
+
+    async fn load(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
+        self.session.begin_call();
+        let result = self.load_batch(batch).await;
+        self.session.end_call();
+        result
+    }
+
+    async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
+        self.session.begin_call();
+        let result = self.read_checkpoint(migration).await;
+        self.session.end_call();
+        result
     }
 
     /// In insert mode, a batch sent again would insert its rows twice: answered from the

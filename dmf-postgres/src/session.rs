@@ -20,6 +20,8 @@ use crate::snapshot::ExportedSnapshot;
 pub(crate) struct Session {
     client: Option<Client>,
     snapshot: Option<Arc<ExportedSnapshot>>,
+    /// A call marked with [`begin_call`](Self::begin_call) has not ended.
+    in_call: bool,
 }
 
 impl Session {
@@ -30,7 +32,23 @@ impl Session {
 
     /// No connection yet; each one will read `snapshot` (when given).
     pub(crate) fn in_snapshot(snapshot: Option<Arc<ExportedSnapshot>>) -> Self {
-        Self { client: None, snapshot }
+        Self { client: None, snapshot, in_call: false }
+    }
+
+    /// Marks the start of a call that must run on a connection in a known state. When the
+    /// previous call never reached [`end_call`](Self::end_call) or an error (its future was
+    /// dropped mid-flight, say by the engine's write timeout while the server was silent),
+    /// its connection may be stuck mid-transaction or mid-statement: it is dropped, and the
+    /// call opens a new one.
+    pub(crate) fn begin_call(&mut self) {
+        if std::mem::replace(&mut self.in_call, true) && self.client.take().is_some() {
+            tracing::debug!("the previous call on this connection was abandoned; opening a new one");
+        }
+    }
+
+    /// Marks the end of a call begun with [`begin_call`](Self::begin_call).
+    pub(crate) fn end_call(&mut self) {
+        self.in_call = false;
     }
 
     /// Every statement runs in the one transaction of a snapshot ([`Self::in_snapshot`]).
@@ -58,6 +76,8 @@ impl Session {
 
     /// Forgets the connection when `error` means it cannot be used any more.
     pub(crate) fn after_error(&mut self, error: &tokio_postgres::Error) {
+        // The server answered (or the connection is dropped below): the call ended.
+        self.in_call = false;
         if self.snapshot.is_some() {
             tracing::debug!(%error, "error in a snapshot transaction; the next use joins the snapshot again");
             self.client = None;

@@ -29,19 +29,39 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A one-shot trigger: after the client sent `first` and then `then`, drop the server's answer.
+/// A one-shot trigger: after the client sent `first` and then `then`, drop the server's answer
+/// (or freeze the proxy).
 #[derive(Debug, Clone)]
-struct AnswerDrop {
+struct Trigger {
     first: Vec<u8>,
     then: Vec<u8>,
+    action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    DropAnswer,
+    Freeze,
 }
 
 #[derive(Default)]
 struct State {
-    armed: Option<AnswerDrop>,
+    armed: Option<Trigger>,
 }
 
-/// A loopback proxy to one upstream address; see the [module](self) documentation.
+/// A loopback TCP proxy to one upstream address, driven by the test: it forwards bytes both
+/// ways until told to drop an answer ([`drop_answer_after`](Self::drop_answer_after)) or to
+/// stop forwarding ([`freeze`](Self::freeze), [`freeze_after`](Self::freeze_after)), and
+/// reports each fault as an event to await.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// let proxy = dmf_testkit::TcpProxy::start("127.0.0.1:5432").await?;
+/// let url = format!("postgres://postgres@{}/postgres", proxy.address());
+/// // The server commits the first batch; the client never hears of it.
+/// proxy.drop_answer_after(b"\"checkpoints\"", b"COMMIT\0");
+/// # let _ = url; Ok(()) }
+/// ```
 pub struct TcpProxy {
     address: SocketAddr,
     state: Arc<Mutex<State>>,
@@ -90,7 +110,15 @@ impl TcpProxy {
     /// Once: on the first connection whose client sends `first` and, after it, `then`, the
     /// server's next answer is dropped and the connection cut in both directions.
     pub fn drop_answer_after(&self, first: &[u8], then: &[u8]) {
-        self.lock().armed = Some(AnswerDrop { first: first.to_vec(), then: then.to_vec() });
+        self.lock().armed = Some(Trigger { first: first.to_vec(), then: then.to_vec(), action: Action::DropAnswer });
+    }
+
+    /// Once: on the first connection whose client sends `first` and, after it, `then`, those
+    /// bytes still reach the server, and then the proxy [freezes](Self::freeze): the server's
+    /// answer, and everything after it on any connection, is held back until
+    /// [`thaw`](Self::thaw).
+    pub fn freeze_after(&self, first: &[u8], then: &[u8]) {
+        self.lock().armed = Some(Trigger { first: first.to_vec(), then: then.to_vec(), action: Action::Freeze });
     }
 
     /// Stops forwarding anything, on every connection, until [`thaw`](Self::thaw).
@@ -190,13 +218,19 @@ impl Link {
                         if seen.len() > keep {
                             seen.drain(..seen.len() - keep);
                         }
-                        fired
+                        fired.then_some(trigger.action)
                     }
-                    None => false,
+                    None => None,
                 }
             };
-            if fired {
-                cut.send_replace(true);
+            match fired {
+                Some(Action::DropAnswer) => {
+                    cut.send_replace(true);
+                }
+                Some(Action::Freeze) => {
+                    self.frozen.send_replace(true);
+                }
+                None => {}
             }
             if to.write_all(&buffer[..n]).await.is_err() {
                 return;

@@ -63,6 +63,10 @@ Options:
                       when another run holds the target (one writer per target), wait up to
                       DURATION (e.g. 30s, 10m) for it to end instead of refusing at once
                       [default: 0s]
+  --write-timeout <DURATION>
+                      how long one batch's write may go unanswered by the target before it is
+                      abandoned and retried on a new connection (after checking whether it
+                      committed); a line is printed every 30 s of silence [default: 5m]
   --lease-ttl <DURATION>
                       how long the target's lease outlives this run's last heartbeat (it is
                       renewed every third of that): a run killed without ending is taken over
@@ -145,6 +149,8 @@ struct Args {
     force: bool,
     /// How the target's lease is held and waited for.
     lease: dmf_core::LeaseOptions,
+    /// How long one batch's write may go unanswered.
+    write_timeout: std::time::Duration,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
@@ -177,6 +183,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         rollback: None,
         force: false,
         lease: dmf_core::LeaseOptions::default(),
+        write_timeout: dmf_core::engine::DEFAULT_WRITE_TIMEOUT,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -201,6 +208,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--max-rejects" => parsed.max_rejects = number(value()?)? as u64,
             "--restart" => parsed.restart = true,
             "--wait-for-lease" => parsed.lease.wait = duration(&flag, value()?)?,
+            "--write-timeout" => {
+                parsed.write_timeout = duration(&flag, value()?)?;
+                if parsed.write_timeout.is_zero() {
+                    return Err("`--write-timeout` must be more than zero".into());
+                }
+            }
             "--lease-ttl" => {
                 parsed.lease.ttl = duration(&flag, value()?)?;
                 if parsed.lease.ttl < std::time::Duration::from_secs(1) {
@@ -335,8 +348,10 @@ async fn sync<S: Database, T: Database>(
     if args.verify {
         return verify(args, source, target).await;
     }
-    let mut engine =
-        EngineConfig::builder().batch_size(args.batch_size).reject_limit(RejectLimit::Count(args.max_rejects));
+    let mut engine = EngineConfig::builder()
+        .batch_size(args.batch_size)
+        .reject_limit(RejectLimit::Count(args.max_rejects))
+        .write_timeout(args.write_timeout);
     if let Some(rate) = args.max_rows_per_sec {
         engine = engine.max_rows_per_sec(rate);
     }

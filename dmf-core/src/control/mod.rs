@@ -27,4 +27,4 @@ pub mod tables;
 
 pub use dialect::ControlDialect;
 pub use run_store::SqlRunStore;
-pub use session::{SqlConnector, SqlSession};
+pub use session::{DEFAULT_CALL_TIMEOUT, SqlConnector, SqlSession};

@@ -65,14 +65,22 @@ impl SqlRunStore {
     /// number of rows the statements changed.
     async fn run_statements(&self, doing: impl FnOnce() -> String, statements: Vec<Statement>) -> Result<Outcome> {
         let mut slot = self.session.lock().await;
-        let result = async {
+        let limit = self.connector.call_timeout();
+        let call = async {
             if slot.is_none() {
                 *slot = Some(self.connector.session().await?);
             }
             let session = slot.as_deref_mut().ok_or_else(|| Error::fatal(Stage::RunStore, "no session"))?;
             run_in(session, self.connector.dialect(), statements).await
-        }
-        .await;
+        };
+        // A silent server must not hold the run forever: past the limit the call is abandoned,
+        // and its session (maybe mid-transaction) dropped below.
+        let result = tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(Error::transient(
+                Stage::RunStore,
+                format!("no answer for {} s (the control plane's call timeout)", limit.as_secs_f32()),
+            ))
+        });
         result.map_err(|error| {
             *slot = None;
             let kind = error.kind();

@@ -3,6 +3,8 @@
 //! [`SqlConnector`] opens sessions. An adapter implements both over its driver and maps its
 //! errors (with their [`ErrorKind`](crate::ErrorKind): transient or not) into [`Error`]s.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use super::dialect::ControlDialect;
@@ -39,4 +41,14 @@ pub trait SqlConnector: Send + Sync {
 
     /// The database as messages name it, without secrets (`user@host:port/db`, a file path).
     fn name(&self) -> String;
+
+    /// How long one control-plane call (a few statements on a session, connecting included)
+    /// may go unanswered before it is abandoned as a transient error and its session
+    /// dropped. Default [`DEFAULT_CALL_TIMEOUT`].
+    fn call_timeout(&self) -> Duration {
+        DEFAULT_CALL_TIMEOUT
+    }
 }
+
+/// How long a control-plane call may go unanswered by default (60 s).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -30,7 +30,12 @@ pub struct EngineConfig {
     reject_limit: RejectLimit,
     rate_limit: Option<Arc<RowRateLimit>>,
     defer_missing_parents: bool,
+    write_timeout: Duration,
 }
+
+/// How long one batch's write (and its commit) may go unanswered by default: see
+/// [`EngineConfigBuilder::write_timeout`].
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -42,6 +47,7 @@ impl Default for EngineConfig {
             reject_limit: RejectLimit::default(),
             rate_limit: None,
             defer_missing_parents: false,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
@@ -97,6 +103,12 @@ impl EngineConfig {
         self
     }
 
+    /// How long one batch's write may go unanswered before it is abandoned as a transient
+    /// failure ([`EngineConfigBuilder::write_timeout`]).
+    pub fn write_timeout(&self) -> Duration {
+        self.write_timeout
+    }
+
     /// The bound on rows read but not committed: `pipeline_depth × batch_size`.
     pub fn max_rows_in_flight(&self) -> usize {
         self.pipeline_depth.get().saturating_mul(self.batch_size.get())
@@ -112,6 +124,7 @@ pub struct EngineConfigBuilder {
     retry: RetryPolicy,
     reject_limit: RejectLimit,
     max_rows_per_sec: Option<u32>,
+    write_timeout: Duration,
 }
 
 impl Default for EngineConfigBuilder {
@@ -124,6 +137,7 @@ impl Default for EngineConfigBuilder {
             retry: d.retry,
             reject_limit: d.reject_limit,
             max_rows_per_sec: None,
+            write_timeout: d.write_timeout,
         }
     }
 }
@@ -166,6 +180,16 @@ impl EngineConfigBuilder {
         self
     }
 
+    /// How long one batch's write (its statements and its commit) may go without an answer
+    /// from the target before it is abandoned as a transient failure: retried with backoff
+    /// on a new connection, after asking whether it committed ([`Loader::committed`](crate::Loader::committed)).
+    /// When retries run out the run stops, resumable. Default [`DEFAULT_WRITE_TIMEOUT`] (5 min);
+    /// a line is logged every 30 s of silence meanwhile.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<EngineConfig> {
         let positive = |name: &str, value: usize| {
@@ -178,6 +202,7 @@ impl EngineConfigBuilder {
             retry: self.retry,
             reject_limit: self.reject_limit,
             defer_missing_parents: false,
+            write_timeout: self.write_timeout,
             rate_limit: match self.max_rows_per_sec {
                 None => None,
                 Some(rows) => Some(Arc::new(RowRateLimit::new(
@@ -186,6 +211,9 @@ impl EngineConfigBuilder {
                 ))),
             },
         };
+        if config.write_timeout.is_zero() {
+            return Err(Error::Config("write_timeout must be more than zero".into()));
+        }
         config.retry.validate()?;
         config.reject_limit.validate()?;
         Ok(config)

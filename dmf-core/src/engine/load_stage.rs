@@ -2,7 +2,8 @@
 //! checkpoint (retried when transient, bisected when row content fails it), progress emitted.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use tracing::Instrument;
@@ -172,7 +173,10 @@ async fn load_with_retry<L: Loader>(
     let mut uncertain = false;
     loop {
         if uncertain {
-            match loader.committed(exec.name, checkpoint, records.len()).await {
+            let asked = answered(exec, "asking the target whether a batch committed", async {
+                loader.committed(exec.name, checkpoint, records.len()).await
+            });
+            match asked.await {
                 Ok(Some(report)) => {
                     tracing::warn!(
                         migration = %exec.name,
@@ -189,7 +193,7 @@ async fn load_with_retry<L: Loader>(
             }
         }
         let batch = LoadBatch { migration: exec.name, run: exec.ctx.run, records, checkpoint };
-        match loader.load(batch).await {
+        match answered(exec, "writing a batch", loader.load(batch)).await {
             Ok(report) => return Ok(report),
             Err(error) => {
                 uncertain = error.is_transient();
@@ -197,4 +201,42 @@ async fn load_with_retry<L: Loader>(
             }
         }
     }
+}
+
+/// How often a write with no answer yet is reported.
+const SILENCE_REPORTED_EVERY: Duration = Duration::from_secs(30);
+
+/// Awaits `call` (one write to the target) for at most the engine's write timeout, logging a
+/// line every [`SILENCE_REPORTED_EVERY`] of silence; past the timeout the call is abandoned
+/// (dropped) and reported as a transient error naming what it was doing and how long it
+/// waited. Loaders drop a connection whose call was abandoned before using it again.
+async fn answered<T>(exec: &Execution<'_>, doing: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
+    let limit = exec.ctx.config.write_timeout();
+    let started = tokio::time::Instant::now();
+    let deadline = started + limit;
+    tokio::pin!(call);
+    loop {
+        let report_at = (tokio::time::Instant::now() + SILENCE_REPORTED_EVERY).min(deadline);
+        tokio::select! {
+            result = &mut call => return result,
+            () = tokio::time::sleep_until(report_at) => {
+                let silent = started.elapsed();
+                if report_at >= deadline {
+                    return Err(Error::transient(
+                        Stage::Load,
+                        format!(
+                            "no answer from the target for {} while {doing} of `{}` (the write timeout)",
+                            humanize(silent),
+                            exec.name
+                        ),
+                    ));
+                }
+                tracing::warn!(migration = %exec.name, "waiting for the target: no answer for {} while {doing}", humanize(silent));
+            }
+        }
+    }
+}
+
+fn humanize(duration: Duration) -> String {
+    format!("{} s", duration.as_secs())
 }

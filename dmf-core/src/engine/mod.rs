@@ -26,7 +26,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
-pub use config::{EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy};
+pub use config::{DEFAULT_WRITE_TIMEOUT, EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy};
 pub(crate) use retry::{Retrier, backoff};
 pub use throttle::RowRateLimit;
 

@@ -335,13 +335,8 @@ impl Orchestrator {
         });
         request.cancel = cancel;
         let span = tracing::info_span!("run", run = %run);
-        let summary = self.run_recorded(run, selected, request, lease.lost()).instrument(span).await;
+        let summary = self.run_recorded(run, selected, request, lease).instrument(span).await;
         forward.abort();
-        if let Ok(lease) = Arc::try_unwrap(lease) {
-            if let Err(error) = lease.release().await {
-                tracing::warn!(error = %error.chain(), "could not release the target's lease; it expires on its own");
-            }
-        }
         summary
     }
 
@@ -370,8 +365,9 @@ impl Orchestrator {
         run: RunId,
         selected: Vec<MigrationName>,
         request: RunRequest,
-        lease_lost: &CancellationToken,
+        lease: Arc<Lease>,
     ) -> Result<RunSummary> {
+        let lease_lost = lease.lost().clone();
         let started = Instant::now();
         let mut summary = RunSummary {
             run,
@@ -421,7 +417,15 @@ impl Orchestrator {
         } else {
             RunStatus::Failed
         };
-        self.store.finish_run(run, summary.status, summary.error.as_deref()).await?;
+        let finished = self.store.finish_run(run, summary.status, summary.error.as_deref()).await;
+        // Released before the run's end is announced: whoever hears of it may start the next
+        // run or a rollback at once.
+        if let Ok(lease) = Arc::try_unwrap(lease) {
+            if let Err(error) = lease.release().await {
+                tracing::warn!(error = %error.chain(), "could not release the target's lease; it expires on its own");
+            }
+        }
+        finished?;
         let status = if summary.succeeded() { "completed" } else { "failed" };
         ::metrics::counter!(metrics::RUNS_TOTAL, "status" => status).increment(1);
         let phase = if summary.succeeded() { Phase::Completed } else { Phase::Failed };

@@ -297,7 +297,7 @@ fn run_store_statements() -> Vec<(String, String)> {
         );
         script.clear_log();
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     runtime.block_on(async {
         store.start_run(std::slice::from_ref(&migration), "host").await.unwrap();
         take("start_run");
