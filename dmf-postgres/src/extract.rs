@@ -525,7 +525,12 @@ impl Extractor for PgExtractor {
 }
 
 impl dmf_core::sync::PagedSource for PgExtractor {
+    /// A page read abandoned mid-flight (the engine's read timeout) leaves its connection to
+    /// be replaced by the next read (`Session::begin_call`).
     async fn page(&mut self, after: Option<&Position>, limit: usize) -> Result<Option<SourceBatch<Row>>> {
-        self.read_page(after, limit).await
+        self.session.begin_call();
+        let page = self.read_page(after, limit).await;
+        self.session.end_call();
+        page
     }
 }

@@ -31,7 +31,12 @@ pub struct EngineConfig {
     rate_limit: Option<Arc<RowRateLimit>>,
     defer_missing_parents: bool,
     write_timeout: Duration,
+    read_timeout: Duration,
 }
+
+/// How long reading one batch from the source may go unanswered by default: see
+/// [`EngineConfigBuilder::read_timeout`].
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long one batch's write (and its commit) may go unanswered by default: see
 /// [`EngineConfigBuilder::write_timeout`].
@@ -48,6 +53,7 @@ impl Default for EngineConfig {
             rate_limit: None,
             defer_missing_parents: false,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
         }
     }
 }
@@ -109,6 +115,12 @@ impl EngineConfig {
         self.write_timeout
     }
 
+    /// How long reading one batch may go unanswered before the read is abandoned as a
+    /// transient failure ([`EngineConfigBuilder::read_timeout`]).
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
     /// The bound on rows read but not committed: `pipeline_depth × batch_size`.
     pub fn max_rows_in_flight(&self) -> usize {
         self.pipeline_depth.get().saturating_mul(self.batch_size.get())
@@ -125,6 +137,7 @@ pub struct EngineConfigBuilder {
     reject_limit: RejectLimit,
     max_rows_per_sec: Option<u32>,
     write_timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl Default for EngineConfigBuilder {
@@ -138,6 +151,7 @@ impl Default for EngineConfigBuilder {
             reject_limit: d.reject_limit,
             max_rows_per_sec: None,
             write_timeout: d.write_timeout,
+            read_timeout: d.read_timeout,
         }
     }
 }
@@ -190,6 +204,15 @@ impl EngineConfigBuilder {
         self
     }
 
+    /// How long reading one batch from the source may go unanswered before the read is
+    /// abandoned as a transient failure and the source read again from the last batch read,
+    /// with backoff; when retries run out the run stops, resumable. Default
+    /// [`DEFAULT_READ_TIMEOUT`] (5 min).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<EngineConfig> {
         let positive = |name: &str, value: usize| {
@@ -203,6 +226,7 @@ impl EngineConfigBuilder {
             reject_limit: self.reject_limit,
             defer_missing_parents: false,
             write_timeout: self.write_timeout,
+            read_timeout: self.read_timeout,
             rate_limit: match self.max_rows_per_sec {
                 None => None,
                 Some(rows) => Some(Arc::new(RowRateLimit::new(
@@ -211,8 +235,8 @@ impl EngineConfigBuilder {
                 ))),
             },
         };
-        if config.write_timeout.is_zero() {
-            return Err(Error::Config("write_timeout must be more than zero".into()));
+        if config.write_timeout.is_zero() || config.read_timeout.is_zero() {
+            return Err(Error::Config("write_timeout and read_timeout must be more than zero".into()));
         }
         config.retry.validate()?;
         config.reject_limit.validate()?;

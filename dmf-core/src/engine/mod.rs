@@ -26,7 +26,9 @@ use std::time::Instant;
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
-pub use config::{DEFAULT_WRITE_TIMEOUT, EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy};
+pub use config::{
+    DEFAULT_READ_TIMEOUT, DEFAULT_WRITE_TIMEOUT, EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy,
+};
 pub(crate) use retry::{Retrier, backoff};
 pub use throttle::RowRateLimit;
 
@@ -254,7 +256,17 @@ async fn extract_stage<E: Extractor>(
                 .acquire_owned()
                 .await
                 .map_err(|_| Error::fatal(Stage::Extract, "the engine's batch permits were closed"))?;
-            let SourceBatch { mut records, position } = match stream.next().await {
+            let read_timeout = exec.ctx.config.read_timeout();
+            let next = tokio::time::timeout(read_timeout, stream.next()).await.unwrap_or_else(|_| {
+                Some(Err(Error::transient(
+                    Stage::Extract,
+                    format!(
+                        "no answer from the source for {} s while reading a batch (the read timeout)",
+                        read_timeout.as_secs_f32()
+                    ),
+                )))
+            });
+            let SourceBatch { mut records, position } = match next {
                 None => return Ok((ExtractEnd::Exhausted, cursor)),
                 Some(Ok(batch)) => batch,
                 Some(Err(error)) => {
