@@ -276,7 +276,7 @@ impl Database for MssqlDatabase {
     }
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
-        crate::rules::find_violations(&self.shared, check, sample).await
+        dmf_core::quality::find_violations(&self.control_connector(), check, sample).await
     }
 
     /// Refused: SQL Server cannot share one transaction's snapshot between sessions, and the

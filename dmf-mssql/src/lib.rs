@@ -84,7 +84,6 @@ mod notify;
 mod pool;
 mod preflight;
 mod ranges;
-mod rules;
 mod session;
 mod sql;
 mod trust;

@@ -1,6 +1,8 @@
-//! `find_violations` on SQL Server (scripted): one `COUNT_BIG(*)` and, only when rows break
-//! the rule, one `SELECT TOP (@P1)` page of their keys, bound, decoded and formatted as the
-//! quality report shows keys; a failing statement names the rule.
+//! `find_violations` on SQL Server (scripted): dmf-core's rule checks in T-SQL, inside a
+//! transaction that is rolled back: one `COUNT_BIG(*)` and, only when rows break the rule, one
+//! page of their keys (`FETCH NEXT @P1 ROWS ONLY`), bound, decoded and formatted as the quality
+//! report shows keys; a failing statement names the rule; a predicate that could end its
+//! statement is refused before anything is sent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -35,7 +37,7 @@ AND NOT EXISTS (SELECT 1 FROM [dbo].[Order Lines] AS p WHERE p.[order_id] = c.[o
 async fn orphans_are_counted_and_a_bounded_page_of_their_keys_read() {
     let (script, db) = scripted(MssqlOptions::default());
     script.on("SELECT COUNT_BIG(*)", Response::rows(vec![vec![big(3)]]));
-    script.on("SELECT TOP (@P1)", Response::rows(vec![vec![int(1), int(9)], vec![int(4), int(2)]]));
+    script.on("FETCH NEXT @P1 ROWS ONLY", Response::rows(vec![vec![int(1), int(9)], vec![int(4), int(2)]]));
 
     let found = db.find_violations(&composite_fk(), 2).await.unwrap();
     assert_eq!(
@@ -51,7 +53,10 @@ async fn orphans_are_counted_and_a_bounded_page_of_their_keys_read() {
     assert_eq!(
         (queries[1].sql.clone(), queries[1].params.clone()),
         (
-            format!("SELECT TOP (@P1) c.[order_id], c.[line] {VIOLATING} ORDER BY c.[order_id], c.[line]"),
+            format!(
+                "SELECT c.[order_id], c.[line] {VIOLATING} ORDER BY c.[order_id], c.[line] OFFSET 0 ROWS FETCH NEXT @P1 \
+                 ROWS ONLY"
+            ),
             vec![Value::Int(2)]
         )
     );
@@ -68,7 +73,7 @@ async fn no_violation_reads_no_keys() {
         reports[0].rule,
         "dbo.Shipments: FK FK_Shipments_Lines (order_id, line) → dbo.Order Lines (order_id, line)"
     );
-    assert!(!script.statements().iter().any(|s| s.starts_with("SELECT TOP")), "{:?}", script.statements());
+    assert!(!script.statements().iter().any(|s| s.contains("FETCH NEXT")), "{:?}", script.statements());
 }
 
 #[tokio::test]
@@ -87,6 +92,25 @@ async fn a_predicate_the_server_refuses_fails_naming_the_rule() {
     assert!(text.contains("Invalid column name 'amout'"), "{text}");
     assert_eq!(
         script.statements(),
-        ["SELECT COUNT_BIG(*) FROM [dbo].[Orders] WHERE CASE WHEN (amout >= 0) THEN 1 ELSE 0 END = 0"]
+        [
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; BEGIN TRANSACTION;",
+            "SELECT COUNT_BIG(*) FROM [dbo].[Orders] WHERE CASE WHEN (amout >= 0) THEN 1 ELSE 0 END = 0",
+            "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;",
+        ],
+        "in a transaction, rolled back even when the query failed"
     );
+}
+
+#[tokio::test]
+async fn a_predicate_that_could_end_its_statement_is_refused_before_anything_is_sent() {
+    let (script, db) = scripted(MssqlOptions::default());
+    // T-SQL needs no `;` between statements: closing the CASE's parenthesis would be enough.
+    let check = RuleCheck::Predicate {
+        table: TableName::new(Some("dbo"), "Orders"),
+        key: vec!["id".into()],
+        sql: "1 = 1) THEN 1 ELSE 0 END = 0 DELETE FROM dbo.Orders SELECT 1 WHERE (1 = 1".into(),
+    };
+    let error = db.find_violations(&check, 10).await.unwrap_err();
+    assert!(error.chain().contains("the predicate must be one SQL expression"), "{}", error.chain());
+    assert!(script.statements().is_empty(), "{:?}", script.statements());
 }

@@ -224,7 +224,7 @@ impl Database for PgDatabase {
     }
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
-        crate::rules::find_violations(&self.shared, check, sample).await
+        dmf_core::quality::find_violations(&self.control_connector(), check, sample).await
     }
 
     async fn snapshot(&self) -> Result<Self> {

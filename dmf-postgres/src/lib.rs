@@ -58,7 +58,6 @@ mod native;
 mod params;
 mod preflight;
 mod ranges;
-mod rules;
 mod session;
 mod snapshot;
 mod sql;

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use dmf_core::{NativeEncoding, Value};
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::{FromSql, Kind, Type};
 
 use crate::copy::binary::{BinaryRows, MICROS_PER_DAY, SIGNATURE, Wire};
 use crate::copy::numeric;
@@ -272,6 +272,8 @@ impl<'a> FromSql<'a> for AnyValue {
         match Wire::of(ty) {
             Some(wire) => decode(wire, raw),
             None if *ty == Type::OID => u32::from_sql(ty, raw).map(|oid| Value::Int(oid.into())),
+            // An enum's binary form is its label (rule checks read enum keys).
+            None if matches!(ty.kind(), Kind::Enum(_)) => Ok(Value::Text(std::str::from_utf8(raw)?.to_owned())),
             None => String::from_sql(ty, raw).map(Value::Text),
         }
         .map(AnyValue)
@@ -282,7 +284,10 @@ impl<'a> FromSql<'a> for AnyValue {
     }
 
     fn accepts(ty: &Type) -> bool {
-        Wire::of(ty).is_some() || *ty == Type::OID || <String as FromSql>::accepts(ty)
+        Wire::of(ty).is_some()
+            || *ty == Type::OID
+            || matches!(ty.kind(), Kind::Enum(_))
+            || <String as FromSql>::accepts(ty)
     }
 }
 

@@ -185,6 +185,21 @@ impl ControlDialect for SqliteDialect {
     fn rollback(&self) -> &'static str {
         "ROLLBACK"
     }
+
+    /// One schema (`main`), left implicit.
+    fn user_table(&self, table: &dmf_core::catalog::TableName) -> String {
+        crate::sql::table(table)
+    }
+
+    /// SQLite has no read-only transaction: `PRAGMA query_only` makes the connection refuse
+    /// every write (`SQLITE_READONLY`) until it is turned off again.
+    fn begin_read_only(&self) -> &'static str {
+        "PRAGMA query_only = ON; BEGIN"
+    }
+
+    fn end_read_only(&self) -> &'static str {
+        "ROLLBACK; PRAGMA query_only = OFF"
+    }
 }
 
 /// Sessions on a SQLite file for dmf-core's control plane: each a connection of its own,
@@ -291,6 +306,36 @@ mod tests {
         assert_eq!(
             dialect.select_page("a", "t", "id", None, Some(2)),
             "SELECT a FROM t ORDER BY id LIMIT -1 OFFSET ?2"
+        );
+    }
+
+    #[test]
+    fn rule_checks_in_sqlite_name_tables_without_their_schema() {
+        use dmf_core::catalog::{ForeignKey, TableName};
+        use dmf_core::quality::{RuleCheck, count_statement, sample_statement};
+        let names = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let check = RuleCheck::ForeignKey {
+            table: TableName::new(Some("main"), "shipments"),
+            key: names(&["id"]),
+            foreign_key: ForeignKey {
+                name: "shipments(order_id, line) -> order_lines".into(),
+                columns: names(&["order_id", "line"]),
+                referenced_table: TableName::new(None, "order lines"),
+                referenced_columns: names(&["order_id", "li\"ne"]),
+                enforced: true,
+            },
+        };
+        let from = r#"FROM "shipments" AS c WHERE c."order_id" IS NOT NULL AND c."line" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "order lines" AS p WHERE p."order_id" = c."order_id" AND p."li""ne" = c."line")"#;
+        assert_eq!(count_statement(&SqliteDialect, &check), format!("SELECT count(*) {from}"));
+        assert_eq!(
+            sample_statement(&SqliteDialect, &check),
+            format!(r#"SELECT c."id" {from} ORDER BY c."id" LIMIT ?1"#)
+        );
+        let predicate =
+            RuleCheck::Predicate { table: TableName::new(None, "lines"), key: names(&["id"]), sql: "qty > 0".into() };
+        assert_eq!(
+            count_statement(&SqliteDialect, &predicate),
+            r#"SELECT count(*) FROM "lines" WHERE CASE WHEN (qty > 0) THEN 1 ELSE 0 END = 0"#
         );
     }
 }

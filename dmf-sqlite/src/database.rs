@@ -224,7 +224,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
-        crate::rules::find_violations(&self.path, check, sample)
+        dmf_core::quality::find_violations(&crate::SqliteConnector::new(self.path.clone()), check, sample).await
     }
 
     async fn snapshot(&self) -> Result<Self> {

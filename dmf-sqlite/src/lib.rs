@@ -39,7 +39,6 @@ pub mod error;
 mod extract;
 mod load;
 mod ranges;
-mod rules;
 mod snapshot;
 pub mod sql;
 mod timestamp_text;

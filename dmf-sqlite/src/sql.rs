@@ -1,8 +1,6 @@
 //! Every SQL statement the SQLite adapter sends, as pure functions. Identifiers pass through
 //! [`quote`]; values are always bound parameters (`?`).
 
-pub mod rules;
-
 use dmf_core::catalog::TableName;
 
 /// Quotes an identifier: `my "table"` → `"my ""table"""`.

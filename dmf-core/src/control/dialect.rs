@@ -1,5 +1,9 @@
 //! What differs between databases in the control plane's SQL: names, placeholders, row
-//! limits, returning a generated id, and upserting a row. Everything else is written once.
+//! limits, returning a generated id, upserting a row, and how a read-only transaction starts.
+//! Everything else is written once (the control tables here, the rule checks in
+//! [`quality`](crate::quality)).
+
+use crate::catalog::TableName;
 
 /// The SQL dialect of a database's control tables.
 ///
@@ -66,4 +70,35 @@ pub trait ControlDialect: Send + Sync {
 
     /// The statement that rolls it back.
     fn rollback(&self) -> &'static str;
+
+    /// A user table's name, quoted and qualified as this database names it
+    /// (`"public"."orders"`, `[dbo].[Orders]`). The default quotes each part with
+    /// [`column`](Self::column); a database with one schema (SQLite) leaves the schema out.
+    fn user_table(&self, table: &TableName) -> String {
+        match &table.schema {
+            Some(schema) => format!("{}.{}", self.column(schema), self.column(&table.name)),
+            None => self.column(&table.name),
+        }
+    }
+
+    /// The aggregate counting rows, as a 64-bit number: `count(*)` by default (`COUNT_BIG(*)`
+    /// where `count(*)` is 32 bits).
+    fn count_rows(&self) -> &'static str {
+        "count(*)"
+    }
+
+    /// The statements that start a transaction in which any write fails, for queries that run
+    /// SQL of the user's (rule predicates) and must change nothing. The default is the
+    /// standard `START TRANSACTION READ ONLY` (PostgreSQL: a write, `setval` or `nextval`
+    /// included, fails with SQLSTATE 25006). A database without read-only transactions starts
+    /// the closest it has and says in its override why no write is possible there.
+    fn begin_read_only(&self) -> &'static str {
+        "START TRANSACTION READ ONLY"
+    }
+
+    /// The statements that end a [read-only transaction](Self::begin_read_only) (rolled back:
+    /// it wrote nothing) and put the session back as it was.
+    fn end_read_only(&self) -> &'static str {
+        self.rollback()
+    }
 }

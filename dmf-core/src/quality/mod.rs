@@ -5,7 +5,9 @@
 //! compares rows by their [canonical](crate::Value::canonical) values, so the comparison works
 //! across dialects. It reports, per table, the row counts and every key that is missing in the
 //! target, extra in the target, or whose values differ (with the first differing column), and
-//! keeps a sample of them.
+//! keeps a sample of them. A table of the source (or of the selection) that the target lacks
+//! is a difference too, named in the report; a table the plan left out (no key, not selected)
+//! is listed as not compared, with the reason.
 //!
 //! [`rule_checks`] and [`check_rules`] check what a row-by-row comparison cannot see:
 //! foreign-key orphans, NULLs and duplicates where the source declares NOT NULL and unique keys
@@ -13,6 +15,7 @@
 //! [`QualityReport`].
 
 mod rules;
+mod violations;
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -23,10 +26,11 @@ use futures::StreamExt;
 use crate::error::Result;
 use crate::pipeline::Extractor;
 use crate::record::Record;
-use crate::sync::{Database, ReadOrder, SyncPlan};
+use crate::sync::{Database, ReadOrder, SkipReason, SyncPlan};
 use crate::value::Row;
 
 pub use rules::{Rule, RuleCheck, RuleKind, RuleReport, Violations, check_rules, rule_checks};
+pub use violations::{count_statement, find_violations, sample_statement};
 
 /// What differs about one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -88,6 +92,15 @@ impl TableReport {
     }
 }
 
+/// A table of the source that was not compared row by row, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NotCompared {
+    /// The source table.
+    pub table: String,
+    /// Why: missing in the target (a difference), no key, or not selected.
+    pub reason: SkipReason,
+}
+
 /// The verdict on every table of a sync.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QualityReport {
@@ -96,12 +109,22 @@ pub struct QualityReport {
     /// Per rule checked on the target ([`check_rules`]), in the order they ran.
     #[serde(default)]
     pub rules: Vec<RuleReport>,
+    /// The source's tables that were not compared, from the plan's
+    /// [`skipped`](SyncPlan::skipped): one the target lacks makes the report unequal.
+    #[serde(default)]
+    pub not_compared: Vec<NotCompared>,
 }
 
 impl QualityReport {
-    /// True when every table is equal (about content only: rules are not considered).
+    /// True when every table is equal and the target has every table of the source (or of the
+    /// selection); about content only: rules are not considered.
     pub fn is_equal(&self) -> bool {
-        self.tables.iter().all(TableReport::is_equal)
+        self.tables.iter().all(TableReport::is_equal) && self.missing_tables().next().is_none()
+    }
+
+    /// The tables of the source (or of the selection) that the target lacks.
+    pub fn missing_tables(&self) -> impl Iterator<Item = &str> {
+        self.not_compared.iter().filter(|n| n.reason.is_difference()).map(|n| n.table.as_str())
     }
 
     /// True when every table is equal and no row breaks a rule.
@@ -112,7 +135,9 @@ impl QualityReport {
     /// True when every difference is explained by rows the sync set aside (see
     /// [`explain`](Self::explain)) and no row breaks a rule.
     pub fn passed_with_set_asides(&self) -> bool {
-        self.tables.iter().all(TableReport::is_explained) && self.rules.iter().all(RuleReport::passed)
+        self.tables.iter().all(TableReport::is_explained)
+            && self.missing_tables().next().is_none()
+            && self.rules.iter().all(RuleReport::passed)
     }
 
     /// Notes, per table, the rows `summary`'s run set aside (rejected, skipped, still deferred),
@@ -159,6 +184,20 @@ impl fmt::Display for QualityReport {
                 writeln!(f, "    {}: {what}", d.key)?;
             }
         }
+        for table in self.missing_tables() {
+            writeln!(
+                f,
+                "{table:<30} {:>10} {:>10} {:>9} {:>9} {:>9}  DIFFERENT: the table is missing in the target",
+                "?", "-", "", "", ""
+            )?;
+        }
+        for reason in [SkipReason::NoKey, SkipReason::NotSelected] {
+            let names: Vec<&str> =
+                self.not_compared.iter().filter(|n| n.reason == reason).map(|n| n.table.as_str()).collect();
+            if !names.is_empty() {
+                writeln!(f, "not compared ({reason}): {}", names.join(", "))?;
+            }
+        }
         if !self.rules.is_empty() {
             writeln!(f)?;
             writeln!(f, "{:<60} {:>10}  verdict", "rule", "violations")?;
@@ -190,7 +229,9 @@ pub async fn compare<S: Database, T: Database>(
     sample: usize,
 ) -> Result<QualityReport> {
     let page = NonZeroUsize::new(5000).unwrap_or(NonZeroUsize::MIN);
-    let mut report = QualityReport::default();
+    let not_compared =
+        plan.skipped.iter().map(|s| NotCompared { table: s.table.to_string(), reason: s.reason }).collect();
+    let mut report = QualityReport { not_compared, ..QualityReport::default() };
     for table in &plan.tables {
         let mut left = source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false));
         let mut right = target.extractor(table.extract_spec(&table.columns, ReadOrder::Key, true));
@@ -347,14 +388,53 @@ mod tests {
             duration: std::time::Duration::ZERO,
             error: None,
         };
-        let mut report = QualityReport { tables: vec![table(3, 0)], rules: vec![] };
+        let mut report = QualityReport { tables: vec![table(3, 0)], rules: vec![], not_compared: vec![] };
         report.explain(&summary);
         assert_eq!(report.tables[0].set_aside, 3);
         assert!(!report.passed() && report.passed_with_set_asides());
         assert!(report.to_string().contains("explained by 3 rows set aside"), "{report}");
-        let mut report = QualityReport { tables: vec![table(3, 1)], rules: vec![] };
+        let mut report = QualityReport { tables: vec![table(3, 1)], rules: vec![], not_compared: vec![] };
         report.explain(&summary);
         assert!(!report.passed_with_set_asides(), "an extra row is never explained by rejects");
+    }
+
+    #[test]
+    fn a_table_missing_in_the_target_is_a_difference_and_tables_left_out_are_listed() {
+        let equal = TableReport {
+            table: "public.customers".into(),
+            source_rows: 2,
+            target_rows: 2,
+            missing_in_target: 0,
+            extra_in_target: 0,
+            changed: 0,
+            sample: vec![],
+            set_aside: 0,
+        };
+        let left_out = |table: &str, reason| NotCompared { table: table.into(), reason };
+        let mut report = QualityReport {
+            tables: vec![equal],
+            rules: vec![],
+            not_compared: vec![
+                left_out("public.log", SkipReason::NoKey),
+                left_out("public.archive", SkipReason::NotSelected),
+            ],
+        };
+        assert!(report.is_equal() && report.passed_with_set_asides(), "tables left out on purpose are no difference");
+        report.not_compared.push(left_out("public.orders", SkipReason::MissingInTarget));
+        assert!(!report.is_equal() && !report.passed() && !report.passed_with_set_asides());
+        assert_eq!(report.missing_tables().collect::<Vec<_>>(), ["public.orders"]);
+        let text = report.to_string();
+        let lines: Vec<&str> = text.lines().skip(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "public.orders                           ?          -                                DIFFERENT: the table is missing in the target",
+                "not compared (no primary key and no NOT NULL unique key): public.log",
+                "not compared (not among the selected tables): public.archive",
+            ]
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["not_compared"][2]["reason"], "missing_in_target");
     }
 
     #[test]
@@ -376,7 +456,7 @@ mod tests {
             violations,
             sample: sample.iter().map(|s| s.to_string()).collect(),
         };
-        let mut report = QualityReport { tables: vec![table], rules: vec![rule(0, &[])] };
+        let mut report = QualityReport { tables: vec![table], rules: vec![rule(0, &[])], not_compared: vec![] };
         assert!(report.is_equal() && report.passed());
         report.rules.push(rule(2, &["id=7", "id=9"]));
         assert!(report.is_equal(), "content equality ignores rules");

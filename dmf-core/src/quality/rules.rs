@@ -297,10 +297,55 @@ impl FromStr for Rule {
                 Err(why) => bad(why),
             },
             "check" if inner.is_empty() => bad("`check` needs an SQL predicate between its parentheses".into()),
-            "check" => Ok(Rule::Check { table, sql: inner.to_owned() }),
+            "check" => match check_predicate(inner) {
+                Ok(()) => Ok(Rule::Check { table, sql: inner.to_owned() }),
+                Err(why) => bad(why),
+            },
             other => bad(format!("unknown rule `{other}`; write {RULE_SYNTAX}")),
         }
     }
+}
+
+/// Checks that a predicate is one SQL expression: no `;`, no comment, parentheses balanced
+/// (never closing one it did not open) and every quoted string or name closed. Spliced into
+/// `CASE WHEN (…) THEN 1 ELSE 0 END`, such a text cannot end the statement or start another
+/// one, in any dialect (T-SQL needs no `;` between statements: closing the parenthesis would
+/// be enough). Quoted text (`'…'`, `"…"`, `[…]`, `` `…` ``) is skipped, so `note <> 'a;b'` is
+/// fine. Run in a read-only transaction besides (see
+/// [`find_violations`](super::find_violations)), the predicate can then only read.
+pub(crate) fn check_predicate(sql: &str) -> std::result::Result<(), String> {
+    let refuse = |why: &str| Err(format!("the predicate must be one SQL expression: {why}"));
+    let mut depth = 0usize;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' | '`' | '[' => {
+                let close = if c == '[' { ']' } else { c };
+                loop {
+                    match chars.next() {
+                        // A doubled closing quote is one quote character inside.
+                        Some(q) if q == close && chars.peek() == Some(&close) => {
+                            chars.next();
+                        }
+                        Some(q) if q == close => break,
+                        Some(_) => {}
+                        None => return refuse(&format!("`{c}` is never closed")),
+                    }
+                }
+            }
+            '(' => depth += 1,
+            ')' if depth == 0 => return refuse("`)` closes a parenthesis it did not open"),
+            ')' => depth -= 1,
+            ';' => return refuse("`;` ends a statement"),
+            '-' if chars.peek() == Some(&'-') => return refuse("no comments (`--`)"),
+            '/' if chars.peek() == Some(&'*') => return refuse("no comments (`/*`)"),
+            _ => {}
+        }
+    }
+    if depth > 0 {
+        return refuse("a parenthesis is never closed");
+    }
+    Ok(())
 }
 
 /// The checks to run on the target after a sync of `plan`, table by table in load order:
@@ -338,7 +383,10 @@ pub fn rule_checks(plan: &SyncPlan, rules: &[Rule]) -> Result<Vec<RuleCheck>> {
                 }
                 RuleCheck::Unique { table: name.clone(), key, columns: columns.clone() }
             }
-            Rule::Check { sql, .. } => RuleCheck::Predicate { table: name.clone(), key, sql: sql.clone() },
+            Rule::Check { sql, .. } => {
+                check_predicate(sql).map_err(|why| Error::Config(format!("rule `{rule}`: {why}")))?;
+                RuleCheck::Predicate { table: name.clone(), key, sql: sql.clone() }
+            }
         };
         user.push((index, check));
     }
@@ -482,6 +530,23 @@ mod tests {
         assert!(error("orders: unique(a, )").contains("`unique` needs column names between its parentheses"));
         assert!(error("orders: not null()").contains("`not null` needs column names"));
         assert!(error("orders: not null(a, b)").contains("`not null` takes one column"));
+    }
+
+    #[test]
+    fn a_predicate_is_one_expression_that_cannot_end_its_statement() {
+        for fine in ["amount >= 0", "note <> 'a;b) --'", "[odd;name] > 0", "(a > 0) AND (\"b)\" < 1)", "x = 'it''s'"] {
+            assert_eq!(check_predicate(fine), Ok(()), "{fine}");
+        }
+        let why = |sql: &str| check_predicate(sql).unwrap_err();
+        assert!(why("1 = 1; DELETE FROM orders").contains("`;` ends a statement"));
+        assert!(why("1 = 1) THEN 1 ELSE 0 END = 0 DELETE FROM orders SELECT (1").contains("`)` closes a parenthesis"));
+        assert!(why("amount > 0 -- why").contains("no comments"));
+        assert!(why("amount > 0 /* why */").contains("no comments"));
+        assert!(why("(amount > 0").contains("never closed"));
+        assert!(why("note = 'open").contains("`'` is never closed"));
+        assert!(error("orders: check(1=1); DELETE FROM orders; SELECT (1)").contains(
+            "rule `orders: check(1=1); DELETE FROM orders; SELECT (1)`: the predicate must be one SQL expression"
+        ));
     }
 
     fn table(name: &str, columns: Vec<Column>, primary_key: &[&str]) -> Table {

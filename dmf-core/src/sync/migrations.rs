@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::catch_up::{CATCH_UP, CatchUp, Ledger, OrphanProbe, Reporting, TargetProbe};
+use super::rejected_parents::{ParentAware, RejectedRows};
 use super::{
     Database, DatabaseRole, KeyRange, MergeExtractor, MergeOutput, ReadOrder, SyncMode, SyncPlan, TablePlan, WriteMode,
 };
@@ -107,6 +108,9 @@ pub fn sync_migrations<S: Database, T: Database>(
         migrations.push(Arc::new(ClearTables::new(Arc::clone(target), plan.delete_order())));
     }
     let ledger = Arc::new(Ledger::default());
+    // Rows rejected by any load of this sync: a row refused for a missing parent that is
+    // among them is rejected too, never deferred.
+    let rejected = Arc::new(RejectedRows::default());
     let catch_up = plan.catches_up();
     let report = |migration: Arc<dyn DataMigration>| -> Arc<dyn DataMigration> {
         if catch_up { Arc::new(Reporting::new(migration, Arc::clone(&ledger))) } else { migration }
@@ -147,7 +151,7 @@ pub fn sync_migrations<S: Database, T: Database>(
                 Some(range) => format!("{} rows of {}, keys {range}", plan.mode, table.source.name),
                 None => format!("{} rows of {}", plan.mode, table.source.name),
             };
-            let load = Load { name, description, depends: depends.clone(), write };
+            let load = Load { name, description, depends: depends.clone(), write, rejected: Arc::clone(&rejected) };
             migrations.push(report(if plan.mode == SyncMode::Diff {
                 // Both sides read the same range.
                 let merge = MergeExtractor::new(
@@ -167,7 +171,8 @@ pub fn sync_migrations<S: Database, T: Database>(
     for table in plan.tables.iter().filter(|t| !t.deferred.is_empty()) {
         let name = name_with(table, "deferred keys");
         second_passes.push(name.clone());
-        migrations.push(report(deferred_keys(source, target, table, &order, name, loads.clone(), plan.undo)));
+        let pass = deferred_keys(source, target, table, &order, name, loads.clone(), plan.undo, &rejected);
+        migrations.push(report(pass));
     }
 
     let mut before_deletes = loads.clone();
@@ -176,8 +181,13 @@ pub fn sync_migrations<S: Database, T: Database>(
         let mut passes = Vec::new();
         for table in &plan.tables {
             let description = format!("upserts rows of {} that arrived during the copy", table.source.name);
-            let load =
-                Load { name: name_with(table, "catch-up"), description, depends: Vec::new(), write: WriteMode::Upsert };
+            let load = Load {
+                name: name_with(table, "catch-up"),
+                description,
+                depends: Vec::new(),
+                write: WriteMode::Upsert,
+                rejected: Arc::clone(&rejected),
+            };
             let extractor = source.extractor(table.extract_spec(&table.columns, ReadOrder::Key, false));
             // Per row: a child written during this pass must wait for its parent (deferred),
             // never land as an orphan that would fail the proof.
@@ -185,7 +195,8 @@ pub fn sync_migrations<S: Database, T: Database>(
         }
         for table in plan.tables.iter().filter(|t| !t.deferred.is_empty()) {
             let name = name_with(table, "catch-up deferred keys");
-            passes.push(deferred_keys(source, target, &per_row(table), &ReadOrder::Key, name, Vec::new(), plan.undo));
+            let table = per_row(table);
+            passes.push(deferred_keys(source, target, &table, &ReadOrder::Key, name, Vec::new(), plan.undo, &rejected));
         }
         let proof: Option<Box<dyn OrphanProbe>> = plan.trusts_foreign_keys().then(|| {
             let checks = plan
@@ -248,6 +259,8 @@ struct Load {
     description: String,
     depends: Vec<MigrationName>,
     write: WriteMode,
+    /// The sync's rejected rows (see [`ParentAware`]).
+    rejected: Arc<RejectedRows>,
 }
 
 impl Load {
@@ -259,7 +272,7 @@ impl Load {
         let mut spec = table.load_spec(&table.columns, self.write, table.deferred_columns());
         spec.undo = undo;
         Arc::new(
-            Pipeline::new(extractor, Identity::<Row>::default(), target.loader(spec))
+            Pipeline::new(extractor, Identity::<Row>::default(), parent_aware(target, spec, table, &self.rejected))
                 .named(self.name)
                 .describe(self.description)
                 .depends_on(self.depends),
@@ -267,7 +280,19 @@ impl Load {
     }
 }
 
+/// `target`'s loader for `spec`, rejecting the rows of `table` whose parent was rejected.
+fn parent_aware<T: Database>(
+    target: &Arc<T>,
+    spec: super::LoadSpec,
+    table: &TablePlan,
+    rejected: &Arc<RejectedRows>,
+) -> ParentAware<T::Loader> {
+    let foreign_keys = table.target.foreign_keys.clone();
+    ParentAware::new(target.loader(spec), table.target.name.clone(), foreign_keys, Arc::clone(rejected))
+}
+
 /// The second pass filling a table's deferred foreign-key columns.
+#[allow(clippy::too_many_arguments)]
 fn deferred_keys<S: Database, T: Database>(
     source: &Arc<S>,
     target: &Arc<T>,
@@ -276,6 +301,7 @@ fn deferred_keys<S: Database, T: Database>(
     name: MigrationName,
     depends: Vec<MigrationName>,
     undo: bool,
+    rejected: &Arc<RejectedRows>,
 ) -> Arc<dyn DataMigration> {
     let mut columns = table.fixup_columns();
     if let ReadOrder::Watermark { column } = order {
@@ -287,7 +313,7 @@ fn deferred_keys<S: Database, T: Database>(
     let mut spec = table.load_spec(&columns, WriteMode::Update, Default::default());
     spec.undo = undo;
     Arc::new(
-        Pipeline::new(extractor, Identity::<Row>::default(), target.loader(spec))
+        Pipeline::new(extractor, Identity::<Row>::default(), parent_aware(target, spec, table, rejected))
             .named(name)
             .describe(format!("fills the foreign keys of {} deferred to break a cycle", table.target.name))
             .depends_on(depends),

@@ -21,6 +21,7 @@ mod merge;
 mod migrations;
 mod plan;
 mod ranges;
+mod rejected_parents;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -33,7 +34,7 @@ pub use dry_run::{DryRun, PlannedStep};
 pub use job::SyncJob;
 pub use merge::{MergeExtractor, MergeOutput};
 pub use migrations::{CLEAR, ClearTables, DatabaseCheck, sync_migrations};
-pub use plan::{FK_CHECK, PlannedCheck, SchemaCheck, SyncPlan, TablePlan};
+pub use plan::{FK_CHECK, PlannedCheck, SchemaCheck, SkipReason, SkippedTable, SyncPlan, TablePlan};
 pub use ranges::{KeyRange, RangeReaders, parse_range_migration_name, range_migration_name, single_integer_key};
 
 use crate::catalog::{Catalog, Column, TableName};

@@ -1,6 +1,7 @@
 //! What a sync will do, decided from both catalogs before anything is written.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -114,6 +115,48 @@ impl TablePlan {
     }
 }
 
+/// Why a table of the source is not in a plan's [`tables`](SyncPlan::tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The target has no such table (a sync never creates one): a difference, which pre-flight
+    /// refuses and verification reports.
+    MissingInTarget,
+    /// The table has no primary key and no NOT NULL unique key, so it can be neither read in
+    /// resumable order nor compared row by row. Only a table nobody named is skipped for this:
+    /// one named in the selection is refused.
+    NoKey,
+    /// A selection was given and does not name the table.
+    NotSelected,
+}
+
+impl SkipReason {
+    /// True when the skipped table is a difference between the databases (the target lacks it),
+    /// not a table left out on purpose.
+    pub fn is_difference(self) -> bool {
+        self == SkipReason::MissingInTarget
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SkipReason::MissingInTarget => "missing in the target",
+            SkipReason::NoKey => "no primary key and no NOT NULL unique key",
+            SkipReason::NotSelected => "not among the selected tables",
+        })
+    }
+}
+
+/// A table of the source that a plan does not move, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SkippedTable {
+    /// The source table.
+    pub table: TableName,
+    /// Why it is not in the plan.
+    pub reason: SkipReason,
+}
+
 /// Everything a sync will do, table by table in load order, with the schema diff.
 #[derive(Debug, Clone)]
 pub struct SyncPlan {
@@ -121,6 +164,9 @@ pub struct SyncPlan {
     pub mode: SyncMode,
     /// The tables to sync, in load order (parents first).
     pub tables: Vec<TablePlan>,
+    /// The source's tables the sync does not move, in the source's order, with why: missing
+    /// in the target (a difference), without a key, or not selected.
+    pub skipped: Vec<SkippedTable>,
     /// Differences between the source and target tables.
     pub diff: SchemaDiff,
     /// Loaders keep an undo log, so that a run can be rolled back row by row.
@@ -134,9 +180,12 @@ pub struct SyncPlan {
 
 impl SyncPlan {
     /// Plans a sync of `selection` (every source table when `None`) from `source` into
-    /// `target`. Errors name the table: not in the source, no key, no watermark column, a
-    /// foreign-key cycle that cannot be broken. Tables missing or incompatible in the target
-    /// are recorded in the diff, and the [`SchemaCheck`] pre-flight refuses them.
+    /// `target`. Errors name the table: not in the source, no key (when named in `selection`),
+    /// no watermark column, a foreign-key cycle that cannot be broken. Tables missing or
+    /// incompatible in the target are recorded in the diff, and the [`SchemaCheck`] pre-flight
+    /// refuses them. Source tables that are not moved are listed in
+    /// [`skipped`](Self::skipped) with the reason: missing in the target, no key (without a
+    /// selection), not selected.
     pub fn build(source: &Catalog, target: &Catalog, selection: Option<&[TableName]>, mode: SyncMode) -> Result<Self> {
         let chosen: Vec<&Table> = match selection {
             None => source.tables.iter().collect(),
@@ -147,10 +196,24 @@ impl SyncPlan {
                 })
                 .collect::<Result<_>>()?,
         };
+        let mut skipped: Vec<SkippedTable> = source
+            .tables
+            .iter()
+            .filter(|t| !chosen.iter().any(|c| c.name == t.name))
+            .map(|t| SkippedTable { table: t.name.clone(), reason: SkipReason::NotSelected })
+            .collect();
         let mut diff = SchemaDiff::default();
         let mut pairs = Vec::new();
         for table in chosen {
             let theirs = target.table(&table.name);
+            let skip = |reason| SkippedTable { table: table.name.clone(), reason };
+            if theirs.is_none() {
+                skipped.push(skip(SkipReason::MissingInTarget));
+            } else if selection.is_none() && table.row_key().is_none() {
+                // Nobody asked for it by name: left out, and said so (pre-flight, verification).
+                skipped.push(skip(SkipReason::NoKey));
+                continue;
+            }
             diff.add_table(table, theirs);
             if let Some(theirs) = theirs {
                 pairs.push((table.clone(), theirs.clone()));
@@ -208,7 +271,7 @@ impl SyncPlan {
             });
         }
         let foreign_keys = CheckOutcome::passed(FK_CHECK, "per row, by the target");
-        Ok(Self { mode, tables, diff, undo: false, foreign_keys, range_readers: 1 })
+        Ok(Self { mode, tables, skipped, diff, undo: false, foreign_keys, range_readers: 1 })
     }
 
     /// Keeps (or not) an undo log of every row the sync changes.
@@ -278,7 +341,8 @@ impl SyncPlan {
 
     /// The pre-flight check refusing incompatible schemas.
     pub fn schema_check(&self) -> SchemaCheck {
-        SchemaCheck { diff: self.diff.clone(), tables: self.tables.len() }
+        let no_key = self.skipped.iter().filter(|s| s.reason == SkipReason::NoKey).map(|s| s.table.clone()).collect();
+        SchemaCheck { diff: self.diff.clone(), tables: self.tables.len(), no_key }
     }
 }
 
@@ -298,6 +362,8 @@ impl PreflightCheck for PlannedCheck {
 pub struct SchemaCheck {
     diff: SchemaDiff,
     tables: usize,
+    /// Tables left out because they have no key: a warning.
+    no_key: Vec<TableName>,
 }
 
 #[async_trait]
@@ -311,11 +377,19 @@ impl SchemaCheck {
     fn outcome(&self) -> CheckOutcome {
         let name = "schema consistency";
         if self.diff.is_compatible() {
-            let detail = match self.diff.items.len() {
+            let mut detail = match self.diff.items.len() {
                 0 => format!("{} tables match", self.tables),
                 n => format!("{} tables, {n} compatible differences: {}", self.tables, one_line(&self.diff)),
             };
-            CheckOutcome::passed(name, detail)
+            if self.no_key.is_empty() {
+                return CheckOutcome::passed(name, detail);
+            }
+            let names: Vec<String> = self.no_key.iter().map(ToString::to_string).collect();
+            detail.push_str(&format!(
+                "; not synced, for want of a primary key or NOT NULL unique key: {}",
+                names.join(", ")
+            ));
+            CheckOutcome::warning(name, detail)
         } else {
             let problems: Vec<String> = self
                 .diff
@@ -416,12 +490,47 @@ mod tests {
 
         let mut keyless = table("k", vec![]);
         keyless.primary_key.clear();
-        let no_key = SyncPlan::build(&catalog(vec![keyless.clone()]), &catalog(vec![keyless]), None, SyncMode::Upsert);
+        let named = [TableName::parse("public.k")];
+        let no_key =
+            SyncPlan::build(&catalog(vec![keyless.clone()]), &catalog(vec![keyless]), Some(&named), SyncMode::Upsert);
         assert!(no_key.unwrap_err().to_string().contains("table `public.k` has no primary key"));
 
         let mode = SyncMode::Incremental { column: "version".into(), propagate_deletes: false };
         let no_column = SyncPlan::build(&source, &source, None, mode);
         assert!(no_column.unwrap_err().to_string().contains("table `public.a` has no column `version`"));
+    }
+
+    #[tokio::test]
+    async fn tables_left_out_are_listed_with_the_reason() {
+        let mut keyless = table("log", vec![]);
+        keyless.primary_key.clear();
+        let source = catalog(vec![table("a", vec![]), keyless.clone(), table("gone", vec![])]);
+        let target = catalog(vec![table("a", vec![]), keyless]);
+        let skipped = |plan: &SyncPlan| -> Vec<(String, SkipReason)> {
+            plan.skipped.iter().map(|s| (s.table.to_string(), s.reason)).collect()
+        };
+        let everything = SyncPlan::build(&source, &target, None, SyncMode::Upsert).unwrap();
+        assert_eq!(everything.tables.len(), 1);
+        assert_eq!(
+            skipped(&everything),
+            [("public.log".to_owned(), SkipReason::NoKey), ("public.gone".to_owned(), SkipReason::MissingInTarget)]
+        );
+        assert!(SkipReason::MissingInTarget.is_difference() && !SkipReason::NoKey.is_difference());
+        let outcome = everything.schema_check().check().await.remove(0);
+        assert_eq!(outcome.status, crate::CheckStatus::Failed, "the missing table still stops a sync");
+
+        let selected = SyncPlan::build(&source, &target, Some(&[TableName::parse("a")]), SyncMode::Upsert).unwrap();
+        assert_eq!(
+            skipped(&selected),
+            [("public.log".to_owned(), SkipReason::NotSelected), ("public.gone".to_owned(), SkipReason::NotSelected)]
+        );
+        let source = catalog(vec![table("a", vec![]), target.tables[1].clone()]);
+        let outcome = SyncPlan::build(&source, &target, None, SyncMode::Upsert).unwrap().schema_check().check().await;
+        assert_eq!(outcome[0].status, crate::CheckStatus::Warning);
+        assert_eq!(
+            outcome[0].detail,
+            "1 tables match; not synced, for want of a primary key or NOT NULL unique key: public.log"
+        );
     }
 
     #[tokio::test]

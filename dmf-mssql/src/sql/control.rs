@@ -258,6 +258,28 @@ impl ControlDialect for MssqlDialect {
     fn rollback(&self) -> &'static str {
         ROLLBACK
     }
+
+    fn user_table(&self, table: &dmf_core::catalog::TableName) -> String {
+        super::qualified(table)
+    }
+
+    /// `count(*)` is an `int` in T-SQL.
+    fn count_rows(&self) -> &'static str {
+        "COUNT_BIG(*)"
+    }
+
+    /// T-SQL has no read-only transaction: a READ COMMITTED one, rolled back at the end. No
+    /// write is possible in it all the same: the only user text, a rule's predicate, is checked
+    /// to be one expression before it is sent (it cannot end the statement and start another),
+    /// and a T-SQL expression cannot write (functions may not have side effects, and
+    /// `NEXT VALUE FOR` is refused in a `WHERE` clause).
+    fn begin_read_only(&self) -> &'static str {
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; BEGIN TRANSACTION;"
+    }
+
+    fn end_read_only(&self) -> &'static str {
+        ROLLBACK
+    }
 }
 
 /// Stores a checkpoint: dmf-core's [`checkpoints::write_statement`] in T-SQL, made once.
@@ -282,6 +304,43 @@ pub(crate) fn clear_checkpoint() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_checks_in_t_sql_count_big_and_page_with_fetch() {
+        use dmf_core::catalog::{ForeignKey, TableName};
+        use dmf_core::quality::{RuleCheck, count_statement, sample_statement};
+        let names = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let composite = RuleCheck::ForeignKey {
+            table: TableName::new(Some("dbo"), "Shipments"),
+            key: names(&["id"]),
+            foreign_key: ForeignKey {
+                name: "FK_Shipments".into(),
+                columns: names(&["order_id", "li]ne"]),
+                referenced_table: TableName::new(Some("dbo"), "Order Lines"),
+                referenced_columns: names(&["order_id", "line"]),
+                enforced: false,
+            },
+        };
+        let from = "FROM [dbo].[Shipments] AS c WHERE c.[order_id] IS NOT NULL AND c.[li]]ne] IS NOT NULL AND NOT EXISTS (SELECT 1 FROM [dbo].[Order Lines] AS p WHERE p.[order_id] = c.[order_id] AND p.[line] = c.[li]]ne])";
+        assert_eq!(count_statement(&MssqlDialect, &composite), format!("SELECT COUNT_BIG(*) {from}"));
+        assert_eq!(
+            sample_statement(&MssqlDialect, &composite),
+            format!("SELECT c.[id] {from} ORDER BY c.[id] OFFSET 0 ROWS FETCH NEXT @P1 ROWS ONLY")
+        );
+        let t = TableName::new(Some("dbo"), "Lines");
+        let unique = RuleCheck::Unique { table: t.clone(), key: names(&["id"]), columns: names(&["sku"]) };
+        assert_eq!(
+            count_statement(&MssqlDialect, &unique),
+            "SELECT COUNT_BIG(*) FROM [dbo].[Lines] AS c JOIN (SELECT g.[sku] FROM [dbo].[Lines] AS g WHERE g.[sku] IS NOT NULL GROUP BY g.[sku] HAVING COUNT_BIG(*) > 1) AS d ON d.[sku] = c.[sku]"
+        );
+        // No boolean values in T-SQL: "not TRUE" (FALSE or UNKNOWN) is a CASE.
+        let predicate =
+            RuleCheck::Predicate { table: t, key: names(&["id"]), sql: "qty > 0 AND [Lines].sku <> N''".into() };
+        assert_eq!(
+            count_statement(&MssqlDialect, &predicate),
+            "SELECT COUNT_BIG(*) FROM [dbo].[Lines] WHERE CASE WHEN (qty > 0 AND [Lines].sku <> N'') THEN 1 ELSE 0 END = 0"
+        );
+    }
 
     #[test]
     fn every_control_table_is_created_if_missing_with_the_inspected_columns() {

@@ -11,7 +11,6 @@ pub(crate) mod control;
 pub(crate) mod corpus;
 pub(crate) mod extract;
 pub(crate) mod load;
-pub(crate) mod rules;
 pub(crate) mod trust;
 
 use dmf_core::catalog::TableName;

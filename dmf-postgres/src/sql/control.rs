@@ -193,6 +193,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rule_checks_run_in_a_standard_read_only_transaction() {
+        use dmf_core::catalog::TableName;
+        use dmf_core::quality::{RuleCheck, count_statement, sample_statement};
+        assert_eq!(PgDialect.begin_read_only(), "START TRANSACTION READ ONLY");
+        assert_eq!(PgDialect.end_read_only(), "ROLLBACK");
+        let check = RuleCheck::NotNull {
+            table: TableName::new(Some("shop"), "lines"),
+            key: vec!["order_id".into(), "code".into()],
+            column: "sku".into(),
+        };
+        assert_eq!(
+            sample_statement(&PgDialect, &check),
+            r#"SELECT c."order_id", c."code" FROM "shop"."lines" AS c WHERE c."sku" IS NULL ORDER BY c."order_id", c."code" LIMIT $1"#
+        );
+        assert_eq!(
+            count_statement(&PgDialect, &check),
+            r#"SELECT count(*) FROM "shop"."lines" AS c WHERE c."sku" IS NULL"#
+        );
+    }
+
+    #[test]
     fn every_control_table_is_created_if_missing() {
         for table in TABLES {
             assert!(CREATE.contains(&format!("CREATE TABLE IF NOT EXISTS {SCHEMA}.{table} (")), "{table}");

@@ -7,7 +7,6 @@ pub(crate) mod catalog;
 pub(crate) mod control;
 pub(crate) mod extract;
 pub(crate) mod load;
-pub(crate) mod rules;
 pub(crate) mod snapshot;
 pub(crate) mod undo;
 
