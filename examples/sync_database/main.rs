@@ -110,7 +110,10 @@ Options:
                       succeeded or failed (retried 3 times, 10 s timeout per attempt)
   --no-verify         skip the row-by-row comparison of every table after the sync
   --verify            instead of syncing, compare every table of the source and the target
-                      row by row and print the verdict (exit 0 when equal, 1 when not)
+                      row by row and print the verdict (exit 0 when equal, 1 when not: a
+                      table of the source or of --tables that the target lacks is a
+                      difference; tables without a key or not in --tables are listed as
+                      not compared). Rules run in a read-only transaction
   --report-json <F>   write the verification report (after the sync, or with --verify) as JSON
                       to F
   --rollback <RUN>    instead of syncing, roll back run RUN (or `last`) in the target from its
@@ -492,12 +495,14 @@ async fn verify<S: Database, T: Database>(args: &Args, source: Arc<S>, target: A
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
         println!("report written to {}", path.display());
     }
+    let missing: Vec<&str> = report.missing_tables().collect();
     println!(
         "{}",
-        match (report.is_equal(), report.passed()) {
-            (true, true) => "the target equals the source and passes every rule",
-            (true, false) => "the target equals the source but BREAKS a rule",
-            _ => "the target DIFFERS from the source",
+        match (report.is_equal(), report.passed(), missing.is_empty()) {
+            (true, true, _) => "the target equals the source and passes every rule".to_owned(),
+            (true, false, _) => "the target equals the source but BREAKS a rule".to_owned(),
+            (false, _, false) => format!("the target DIFFERS from the source: it lacks {}", missing.join(", ")),
+            (false, _, true) => "the target DIFFERS from the source".to_owned(),
         }
     );
     Ok(verdict(report.passed()))
@@ -568,6 +573,9 @@ fn print_plan(plan: &SyncPlan, parallel_writes: bool) {
     }
     for (table, columns) in deferred {
         println!("  {table}: {} loaded as NULL first, filled by a second pass (foreign-key cycle)", columns.join(", "));
+    }
+    for skipped in plan.skipped.iter().filter(|s| s.reason != dmf_core::sync::SkipReason::NotSelected) {
+        println!("  {}: not synced ({})", skipped.table, skipped.reason);
     }
     println!("FK checks: {}", plan.foreign_keys.detail);
 }

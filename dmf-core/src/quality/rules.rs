@@ -5,7 +5,8 @@
 //! [`rule_checks`] derives the checks from a [`SyncPlan`] and the user's [`Rule`]s;
 //! [`check_rules`] asks the target ([`Database::find_violations`]) for each one's violating
 //! rows, with one set-based query per check: the count of violating rows and a sample of
-//! their keys, in key order.
+//! their keys, in key order, in a read-only transaction (see
+//! [`find_violations`](super::find_violations)).
 //!
 //! ```
 //! use dmf_core::quality::Rule;
@@ -311,13 +312,17 @@ impl FromStr for Rule {
 /// `CASE WHEN (…) THEN 1 ELSE 0 END`, such a text cannot end the statement or start another
 /// one, in any dialect (T-SQL needs no `;` between statements: closing the parenthesis would
 /// be enough). Quoted text (`'…'`, `"…"`, `[…]`, `` `…` ``) is skipped, so `note <> 'a;b'` is
-/// fine. Run in a read-only transaction besides (see
-/// [`find_violations`](super::find_violations)), the predicate can then only read.
+/// fine. `NEXT VALUE FOR` (a sequence's next value: a write, which SQL Server refuses in a
+/// `WHERE` clause but Babelfish runs) is refused too. Run in a read-only transaction besides
+/// (see [`find_violations`](super::find_violations)), the predicate can then only read.
 pub(crate) fn check_predicate(sql: &str) -> std::result::Result<(), String> {
     let refuse = |why: &str| Err(format!("the predicate must be one SQL expression: {why}"));
     let mut depth = 0usize;
+    // The text outside quotes, for the words that write.
+    let mut bare = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
+        bare.push(if matches!(c, '\'' | '"' | '`' | '[') { ' ' } else { c });
         match c {
             '\'' | '"' | '`' | '[' => {
                 let close = if c == '[' { ']' } else { c };
@@ -344,6 +349,11 @@ pub(crate) fn check_predicate(sql: &str) -> std::result::Result<(), String> {
     }
     if depth > 0 {
         return refuse("a parenthesis is never closed");
+    }
+    let words = bare.split(|c: char| !c.is_alphanumeric() && c != '_').filter(|w| !w.is_empty());
+    let words: Vec<String> = words.map(str::to_ascii_lowercase).collect();
+    if words.windows(3).any(|w| w == ["next", "value", "for"]) {
+        return Err("a rule may not write: `NEXT VALUE FOR` takes a sequence's next value".into());
     }
     Ok(())
 }
@@ -544,6 +554,8 @@ mod tests {
         assert!(why("amount > 0 /* why */").contains("no comments"));
         assert!(why("(amount > 0").contains("never closed"));
         assert!(why("note = 'open").contains("`'` is never closed"));
+        assert!(why("(NEXT  VALUE\nFOR dbo.s) > 0").contains("a rule may not write: `NEXT VALUE FOR`"));
+        assert_eq!(check_predicate("note <> 'next value for'"), Ok(()), "quoted text is not SQL");
         assert!(error("orders: check(1=1); DELETE FROM orders; SELECT (1)").contains(
             "rule `orders: check(1=1); DELETE FROM orders; SELECT (1)`: the predicate must be one SQL expression"
         ));

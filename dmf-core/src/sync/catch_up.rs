@@ -18,6 +18,9 @@
 //! ([`Database::after_trusted_load`]: SQL Server re-validates the constraints its bulk loads
 //! marked not trusted); an error there fails the run too.
 //!
+//! A row whose parent was *rejected* in the same sync is not deferred: it is rejected at once,
+//! naming the parent (see `rejected_parents`), since no pass would ever load it.
+//!
 //! Rows deferred again during the catch-up pass (the source kept writing) are counted in its
 //! result and left to the next sync, which reads every table again (the catch-up pass exists
 //! only in `full`, `upsert` and `diff` modes, never in `incremental` mode, where a row behind

@@ -427,7 +427,9 @@ pub trait Database: Send + Sync + 'static {
     /// skipped for a key the database enforces, since disabled or unvalidated constraints are
     /// where violations hide. Identifiers are quoted and the sample size bound; only a
     /// [`RuleCheck::Predicate`](crate::quality::RuleCheck::Predicate)'s SQL, the user's own, is
-    /// run as given.
+    /// run as given, and only in a read-only transaction. The adapters answer with
+    /// [`quality::find_violations`](crate::quality::find_violations) over their control-plane
+    /// connector: the statements are written once, in dmf-core.
     fn find_violations(
         &self,
         check: &crate::quality::RuleCheck,

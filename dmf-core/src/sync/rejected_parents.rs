@@ -95,20 +95,22 @@ impl<L: Loader<Item = Row>> Loader for ParentAware<L> {
             Err(error) => error,
         };
         let [row] = records else { return Err(error) };
-        match error.kind() {
-            ErrorKind::Data => {
+        if !matches!(error.kind(), ErrorKind::Data | ErrorKind::MissingParent) {
+            return Err(error);
+        }
+        // Some targets report a missing parent as a plain constraint violation (SQL Server's
+        // 547 is foreign keys and CHECKs alike): a rejected parent is named for those too.
+        match self.rejected.rejected_parent(&self.foreign_keys, row) {
+            Some(parent) => {
+                let message = format!("its parent row was rejected in this run, so it cannot load: {parent}");
+                self.rejected.note(&self.table, row, message.clone());
+                Err(Error::with_source(Stage::Load, ErrorKind::Data, message, error))
+            }
+            None if error.kind() == ErrorKind::Data => {
                 self.rejected.note(&self.table, row, error.chain());
                 Err(error)
             }
-            ErrorKind::MissingParent => match self.rejected.rejected_parent(&self.foreign_keys, row) {
-                Some(parent) => {
-                    let message = format!("its parent row was rejected in this run, so it cannot load: {parent}");
-                    self.rejected.note(&self.table, row, message.clone());
-                    Err(Error::with_source(Stage::Load, ErrorKind::Data, message, error))
-                }
-                None => Err(error),
-            },
-            _ => Err(error),
+            None => Err(error),
         }
     }
 
