@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use dmf_core::catalog::{ForeignKey, TableName};
-use dmf_core::control::SqlRunStore;
+use dmf_core::control::{ControlDialect, SqlRunStore};
 use dmf_core::quality::RuleCheck;
 use dmf_core::{
     BackupRecord, LeaseClaim, MigrationName, MigrationRecord, MigrationStatus, Reject, RunId, RunStatus, RunStore,
@@ -27,7 +27,7 @@ use tiberius::ColumnData;
 
 use super::extract::{Compare, Ordered, Page, Selected, page_query};
 use super::load::{MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
-use super::{admin, catalog, control, extract, load, rules, trust};
+use super::{admin, catalog, control, extract, load, trust};
 use crate::MssqlConnector;
 use crate::executor::{RecordedKind, Response, Script};
 
@@ -235,8 +235,10 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
         ("predicate", RuleCheck::Predicate { table: table.clone(), key, sql: "[price] >= 0 AND code <> N'x'".into() }),
     ];
     for (label, check) in &checks {
-        add(&format!("rules_{label}_count"), rules::count_violations(check), Check::Parsed);
-        add(&format!("rules_{label}_sample"), rules::sample_violations(check), Check::Parsed);
+        let dialect = control::MssqlDialect;
+        add(&format!("rules_{label}_count"), dmf_core::quality::count_statement(&dialect, check), Check::Parsed);
+        add(&format!("rules_{label}_sample"), dmf_core::quality::sample_statement(&dialect, check), Check::Parsed);
+        add(&format!("rules_{label}_read_only"), dialect.begin_read_only().to_owned(), Check::Parsed);
     }
 
     // Constraint trust around the fast path of a full load.
