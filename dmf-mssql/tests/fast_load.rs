@@ -26,7 +26,7 @@ const CONSTRAINTS: &str = "FROM sys.check_constraints AS ck";
 const TRIGGERS: &str = "FROM sys.triggers AS tr";
 const MAY_ALTER: &str = "HAS_PERMS_BY_NAME(@P1, N'OBJECT', N'ALTER')";
 const ORPHANS: &str = "SELECT COUNT_BIG(*) FROM [dbo].[orders] AS c";
-const ORPHAN_KEYS: &str = "SELECT TOP (@P1) c.[id] FROM [dbo].[orders] AS c";
+const ORPHAN_KEYS: &str = "SELECT c.[id] FROM [dbo].[orders] AS c";
 const RETRUST_FK: &str = "ALTER TABLE [dbo].[orders] WITH CHECK CHECK CONSTRAINT [FK_orders_customers]";
 const RETRUST_CHECK: &str = "ALTER TABLE [dbo].[orders] WITH CHECK CHECK CONSTRAINT [CK_orders_total]";
 
