@@ -243,6 +243,7 @@ struct Plan {
 pub struct FaultPlan {
     plan: Arc<Mutex<Plan>>,
     calls: Arc<AtomicU64>,
+    answers_lost: Arc<AtomicU64>,
     crash: CrashSwitch,
 }
 
@@ -316,6 +317,12 @@ impl FaultPlan {
     /// Calls made so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// How many [`lose_answer`](Self::lose_answer) faults happened: the call committed and its
+    /// caller was told it failed. Proof that a test's fault was really injected.
+    pub fn answers_lost(&self) -> u64 {
+        self.answers_lost.load(Ordering::SeqCst)
     }
 
     /// The switch tripped by a simulated crash.
@@ -437,6 +444,7 @@ impl<L: Loader> Loader for FaultyLoader<L> {
             }
             Decision::LoseAnswer(error) => {
                 self.inner.load(batch).await?;
+                plan.answers_lost.fetch_add(1, Ordering::SeqCst);
                 Err(error)
             }
         }
