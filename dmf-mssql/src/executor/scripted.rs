@@ -78,6 +78,8 @@ pub struct Recorded {
 
 struct Rule {
     pattern: String,
+    /// The rule answers only a statement whose session sent one containing this just before.
+    after: Option<String>,
     responses: VecDeque<Response>,
     sticky: Option<Response>,
 }
@@ -118,14 +120,29 @@ impl Script {
     /// one pattern are given in order.
     pub fn on(&self, pattern: &str, response: Response) -> &Self {
         let mut state = self.lock();
-        match state.rules.iter_mut().find(|r| r.pattern == pattern && r.sticky.is_none()) {
+        match state.rules.iter_mut().find(|r| r.pattern == pattern && r.after.is_none() && r.sticky.is_none()) {
             Some(rule) => rule.responses.push_back(response),
             None => state.rules.push(Rule {
                 pattern: pattern.to_owned(),
+                after: None,
                 responses: VecDeque::from([response]),
                 sticky: None,
             }),
         }
+        self
+    }
+
+    /// The next statement containing `pattern` whose session sent a statement containing
+    /// `after` just before it gets `response` (once). For statements told apart only by what
+    /// came before them, such as the `COMMIT TRANSACTION;` of a loader's batch (after its
+    /// checkpoint write) among those of the run store.
+    pub fn on_after(&self, after: &str, pattern: &str, response: Response) -> &Self {
+        self.lock().rules.push(Rule {
+            pattern: pattern.to_owned(),
+            after: Some(after.to_owned()),
+            responses: VecDeque::from([response]),
+            sticky: None,
+        });
         self
     }
 
@@ -134,6 +151,7 @@ impl Script {
     pub fn always(&self, pattern: &str, response: Response) -> &Self {
         self.lock().rules.push(Rule {
             pattern: pattern.to_owned(),
+            after: None,
             responses: VecDeque::new(),
             sticky: Some(response),
         });
@@ -178,9 +196,12 @@ impl Script {
 
     fn answer(&self, session: usize, kind: RecordedKind, sql: &str, params: &[Value]) -> Option<Response> {
         let mut state = self.lock();
+        let previous = state.log.iter().rev().find(|r| r.session == session).map(|r| r.sql.clone()).unwrap_or_default();
         state.log.push(Recorded { session, kind, sql: sql.to_owned(), params: params.to_vec() });
         for rule in state.rules.iter_mut() {
-            if !sql.contains(&rule.pattern) {
+            if !sql.contains(&rule.pattern)
+                || rule.after.as_ref().is_some_and(|after| !previous.contains(after.as_str()))
+            {
                 continue;
             }
             if let Some(response) = rule.responses.pop_front() {
@@ -321,6 +342,20 @@ mod tests {
         assert!(
             matches!(&log.last().unwrap().kind, RecordedKind::BulkInsert { rows, .. } if rows == &vec![vec![ColumnData::I32(Some(9))]])
         );
+    }
+
+    #[tokio::test]
+    async fn a_rule_can_answer_only_the_statement_that_follows_another_in_its_session() {
+        let script = Script::new();
+        script.on_after("SAVE", "COMMIT", Response::Fail(SqlError::server(1205, "deadlock")));
+        let connector = script.connector("x", "db");
+        let (mut first, mut second) = (connector.session().await.unwrap(), connector.session().await.unwrap());
+        assert!(first.batch("COMMIT").await.is_ok(), "not after SAVE");
+        first.execute("SAVE 1", &[]).await.unwrap();
+        assert!(second.batch("COMMIT").await.is_ok(), "SAVE came before it in another session");
+        assert_eq!(first.batch("COMMIT").await.unwrap_err().number(), Some(1205));
+        first.execute("SAVE 2", &[]).await.unwrap();
+        assert!(first.batch("COMMIT").await.is_ok(), "once");
     }
 
     #[tokio::test]
