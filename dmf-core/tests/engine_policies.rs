@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use dmf_core::{DataMigration, EngineConfig, Error, ErrorKind, Phase, RejectLimit, Rules as ValidationRules, Stage};
-use dmf_testkit::{FaultPlan, FaultyExtractor, FaultyLoader, MemoryTable};
+use dmf_core::{DataMigration, EngineConfig, Error, ErrorKind, RejectLimit, Rules as ValidationRules, Stage};
+use dmf_testkit::{FaultPlan, FaultyExtractor, FaultyLoader, Gate, MemoryTable, cancel_at};
 
 #[tokio::test]
 async fn transient_load_failures_are_retried_until_success() {
@@ -156,30 +154,24 @@ async fn failed_migration_resumes_from_its_checkpoint_without_duplicates() {
 #[tokio::test]
 async fn cancellation_stops_at_a_batch_boundary_and_resume_completes() {
     let target = MemoryTable::new("target").append_only();
-    let slow = FaultPlan::new().slow(Duration::from_millis(2));
+    // Cancelled while load 6 (rows 51 to 60) waits at its gate: that load completes, the
+    // seventh never starts.
+    let gate = Gate::new();
     let ctx = context(1, config(10), store());
-    let mut events = ctx.progress.subscribe();
-    let migration = pipeline("m", source(200), plain(), FaultyLoader::new(target.clone(), slow));
-    let cancel = ctx.cancel.clone();
-    let watcher = tokio::spawn(async move {
-        while let Ok(event) = events.recv().await {
-            if event.phase == Phase::Loading && event.rows_done >= 50 {
-                cancel.cancel();
-                return;
-            }
-        }
-    });
-    let error = migration.execute(&ctx).await.expect_err("cancelled");
-    watcher.await.unwrap();
+    let migration =
+        pipeline("m", source(200), plain(), FaultyLoader::new(target.clone(), FaultPlan::new().hold_before(6, &gate)));
+    let error = cancel_at(&gate, &ctx.cancel, migration.execute(&ctx))
+        .await
+        .unwrap_or_else(|unreached| panic!("{unreached}"))
+        .expect_err("cancelled");
     assert!(error.is_cancelled(), "{error:?}");
     assert!(matches!(cause(error), Error::Cancelled { .. }));
-    let loaded = target.len();
-    assert!((50..200).contains(&loaded) && loaded % 10 == 0, "stopped at a batch boundary: {loaded}");
+    assert_eq!(target.len(), 60, "stopped at the batch boundary after the load in flight");
 
     let again = pipeline("m", source(200), plain(), target.clone());
     let result = again.execute(&context(2, config(10), store())).await.expect("resumes");
     assert!(result.resumed);
-    assert_eq!(result.counts.read as usize, 200 - loaded);
+    assert_eq!(result.counts.read, 140);
     assert_eq!(target.len(), 200);
 }
 

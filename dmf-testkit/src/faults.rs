@@ -227,7 +227,7 @@ struct Plan {
     slow: Option<Duration>,
     crash_before: Option<u64>,
     crash_after: Option<u64>,
-    hold_before: Option<(u64, Gate)>,
+    hold_before: Vec<(u64, Gate)>,
     lose_answer: Vec<u64>,
 }
 
@@ -301,10 +301,11 @@ impl FaultPlan {
         self.edit(|p| p.crash_after = Some(call))
     }
 
-    /// Call `call` waits at `gate` (before writing anything) until the test opens it.
+    /// Call `call` waits at `gate` (before writing anything) until the test opens it. Several
+    /// calls may each wait at a gate of their own.
     pub fn hold_before(self, call: u64, gate: &Gate) -> Self {
         let gate = gate.clone();
-        self.edit(|p| p.hold_before = Some((call, gate)))
+        self.edit(|p| p.hold_before.push((call, gate)))
     }
 
     /// Call `call` writes and commits, then fails with a transient error as if the connection
@@ -338,11 +339,12 @@ impl FaultPlan {
 
     async fn decide(&self, stage: Stage, keys: impl Iterator<Item = String>) -> Decision {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        let hold = self.plan.lock().unwrap_or_else(|p| p.into_inner()).hold_before.clone();
-        if let Some((at, gate)) = hold {
-            if at == call {
-                gate.pass().await;
-            }
+        let hold = {
+            let plan = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+            plan.hold_before.iter().find(|(at, _)| *at == call).map(|(_, gate)| gate.clone())
+        };
+        if let Some(gate) = hold {
+            gate.pass().await;
         }
         let slow = {
             let mut plan = self.plan.lock().unwrap_or_else(|p| p.into_inner());

@@ -13,6 +13,8 @@
 //!   the loaders and extractors of any [`Database`](dmf_core::sync::Database) (PostgreSQL,
 //!   SQLite, …) per table or per migration;
 //! - [`rendezvous`]: proves by events, not timing, that calls held at gates ran at the same time;
+//! - [`at_gates`] and [`cancel_at`]: act at points of a run the test chose (cancel it, change
+//!   the source between two batches) while a call waits at a gate;
 //! - [`LegacyGenerator`]: deterministic legacy-customer rows, about 2 % of them dirty;
 //! - [`conformance`]: the control-plane behaviour every adapter's tests check.
 //!
@@ -33,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+mod at_gates;
 pub mod conformance;
 mod faults;
 mod faulty_database;
@@ -42,6 +45,7 @@ mod notifier;
 mod proxy;
 mod run_store;
 
+pub use at_gates::{Unreached, at_gates, cancel_at};
 pub use faults::{Apart, CrashSwitch, FaultPlan, FaultyExtractor, FaultyLoader, Gate, rendezvous, until_crash};
 pub use faulty_database::FaultyDatabase;
 pub use legacy::{Dirt, LegacyCustomer, LegacyGenerator};
