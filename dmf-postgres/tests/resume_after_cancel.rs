@@ -1,13 +1,18 @@
 //! A full sync stopped in the middle resumes from the checkpoint committed with its last
 //! batch: the target holds exactly the rows up to that checkpoint, and the next run loads
-//! exactly the rest, no row lost or loaded twice.
+//! exactly the rest, no row lost or loaded twice. The run is stopped while a chosen load waits
+//! at a gate ([`FaultyDatabase`] on the target), not when a progress event happens to arrive.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
+use std::sync::Arc;
+
 use dmf_core::sync::{SyncMode, decode_key_position};
-use dmf_core::{CancellationToken, MigrationStatus, Phase, RunRequest, RunStatus, Value};
+use dmf_core::{CancellationToken, MigrationStatus, RunRequest, RunStatus, Value};
+use dmf_postgres::PgDatabase;
+use dmf_testkit::{FaultPlan, FaultyDatabase, Gate, cancel_at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stopped_full_sync_resumes_exactly_where_its_last_batch_committed() {
@@ -27,28 +32,20 @@ async fn a_stopped_full_sync_resumes_exactly_where_its_last_batch_committed() {
     target_client.batch_execute(ddl).await.unwrap();
     let (source, target) = (source_db.database(), target_db.database());
 
-    // Stop the run once 2,000 rows of the table were committed.
-    let orchestrator = common::orchestrator(&source, &target, SyncMode::Full).await;
+    // Stop the run while the table's fifth load (rows 2,001 to 2,500) waits at a gate: that
+    // load commits, the sixth never starts.
+    let gate = Gate::new();
+    let gated = FaultyDatabase::new(PgDatabase::lazy(&target_db.url).unwrap())
+        .faults_for("events", FaultPlan::new().hold_before(5, &gate));
+    let orchestrator = common::orchestrator(&source, &Arc::new(gated), SyncMode::Full).await;
     let cancel = CancellationToken::new();
-    let mut events = orchestrator.progress().subscribe();
-    let stopper = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            while let Ok(event) = events.recv().await {
-                if event.phase == Phase::Loading && event.rows_done >= 2000 {
-                    cancel.cancel();
-                    return;
-                }
-            }
-        })
-    };
-    let stopped = orchestrator.run(RunRequest::all().with_cancel(cancel)).await.unwrap();
-    stopper.await.unwrap();
+    let run = orchestrator.run(RunRequest::all().with_cancel(cancel.clone()));
+    let stopped = cancel_at(&gate, &cancel, run).await.unwrap_or_else(|unreached| panic!("{unreached}")).unwrap();
     assert_eq!(stopped.status, RunStatus::Failed, "{stopped}");
     let record = stopped.migration("public.events").unwrap();
     assert_eq!(record.status, MigrationStatus::Cancelled, "{stopped}");
     let first = record.counts.inserted;
-    assert!((2000..30_000).contains(&first), "stopped midway, after {first} rows");
+    assert_eq!(first, 2500, "stopped after the load in flight");
 
     // The target holds exactly the rows up to the checkpoint.
     let position: String = target_client

@@ -244,8 +244,8 @@ pub async fn fingerprints(client: &Client) -> BTreeMap<String, (i64, String)> {
 
 /// An orchestrator for a sync, built as a user would: both catalogs, the plan, pre-flight of
 /// both sides and of the schemas, the run store in the target, two migrations at a time,
-/// batches of 500 rows.
-pub async fn orchestrator(source: &Arc<PgDatabase>, target: &Arc<PgDatabase>, mode: SyncMode) -> Orchestrator {
+/// batches of 500 rows. The target may be any database (a `FaultyDatabase` around one, say).
+pub async fn orchestrator<T: Database>(source: &Arc<PgDatabase>, target: &Arc<T>, mode: SyncMode) -> Orchestrator {
     let plan =
         SyncPlan::build(&source.read_catalog().await.unwrap(), &target.read_catalog().await.unwrap(), None, mode)
             .unwrap();
