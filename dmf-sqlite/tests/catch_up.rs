@@ -2,18 +2,21 @@
 //! the copy. Orders whose customer arrived after the customers table was copied are deferred,
 //! not rejected; the catch-up pass loads them after their parents; the run completes, and after
 //! a second pass the target equals the source.
+//!
+//! The writer's changes land at chosen points of the copy, not at moments that depend on timing:
+//! it takes its turns while a load of the target ([`FaultyDatabase`]) waits at a gate.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{Dir, connect};
-use dmf_core::sync::{CATCH_UP, ForeignKeyChecks, SyncJob, SyncMode};
+use dmf_core::sync::{CATCH_UP, Database, ForeignKeyChecks, SyncJob, SyncMode};
 use dmf_core::{EngineConfig, RejectLimit, RunRequest};
 use dmf_sqlite::SqliteDatabase;
+use dmf_testkit::{FaultPlan, FaultyDatabase, Gate, at_gates};
 
 const SCHEMA: &str = "
     CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
@@ -32,41 +35,38 @@ fn create(path: &Path, customers: i64) {
         .unwrap();
 }
 
-/// Inserts a customer and an order of theirs, in one transaction, every few milliseconds.
-fn writer(path: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<i64> {
-    let path = path.to_owned();
-    std::thread::spawn(move || {
-        let mut connection = connect(&path);
-        let mut next = 500_000;
-        while !stop.load(Ordering::Relaxed) {
-            let tx = connection.transaction().unwrap();
-            tx.execute("INSERT INTO customers VALUES (?1, 'late ' || ?1)", [next]).unwrap();
-            tx.execute("INSERT INTO orders VALUES (?1 + 2000000, ?1, 1)", [next]).unwrap();
-            tx.commit().unwrap();
-            next += 1;
-            std::thread::sleep(std::time::Duration::from_millis(3));
-        }
-        next - 500_000
-    })
-}
+/// Pairs the writer adds at each of its turns.
+const PAIRS: i64 = 25;
 
-fn job(source: &Path, target: &Path, mode: SyncMode, rate: Option<u32>) -> SyncJob<SqliteDatabase, SqliteDatabase> {
-    job_checking(source, target, mode, rate, ForeignKeyChecks::Auto)
-}
-
-fn job_checking(
-    source: &Path,
-    target: &Path,
-    mode: SyncMode,
-    rate: Option<u32>,
-    checks: ForeignKeyChecks,
-) -> SyncJob<SqliteDatabase, SqliteDatabase> {
-    let mut engine = EngineConfig::builder().batch_size(200).reject_limit(RejectLimit::Count(0));
-    if let Some(rate) = rate {
-        engine = engine.max_rows_per_sec(rate);
+/// The writer's turn `turn`: inserts [`PAIRS`] customers with an order each, every pair in one
+/// transaction (customer ids from 500,000, order ids from 2,500,000, past every key the copy
+/// has read so far).
+fn write_pairs(path: &Path, turn: usize) {
+    let mut connection = connect(path);
+    let first = 500_000 + PAIRS * turn as i64;
+    for next in first..first + PAIRS {
+        let tx = connection.transaction().unwrap();
+        tx.execute("INSERT INTO customers VALUES (?1, 'late ' || ?1)", [next]).unwrap();
+        tx.execute("INSERT INTO orders VALUES (?1 + 2000000, ?1, 1)", [next]).unwrap();
+        tx.commit().unwrap();
     }
-    SyncJob::new(Arc::new(SqliteDatabase::open(source).unwrap()), Arc::new(SqliteDatabase::open(target).unwrap()), mode)
-        .engine(engine.build().unwrap())
+}
+
+/// The target, with the two points where the writer takes its turns: while the second load of
+/// customers waits (the pairs' customers are still ahead of the copy), and while the first load
+/// of orders waits (customers were copied without them, their orders are still ahead).
+fn gated_target(target: &Path) -> ([Gate; 2], FaultyDatabase<SqliteDatabase>) {
+    let gates = [Gate::new(), Gate::new()];
+    let faulty = FaultyDatabase::new(SqliteDatabase::open(target).unwrap())
+        .faults_for_migration("customers", FaultPlan::new().hold_before(2, &gates[0]))
+        .faults_for_migration("orders", FaultPlan::new().hold_before(1, &gates[1]));
+    (gates, faulty)
+}
+
+fn job<T: Database>(source: &Path, target: T, mode: SyncMode, checks: ForeignKeyChecks) -> SyncJob<SqliteDatabase, T> {
+    let engine = EngineConfig::builder().batch_size(200).reject_limit(RejectLimit::Count(0)).build().unwrap();
+    SyncJob::new(Arc::new(SqliteDatabase::open(source).unwrap()), Arc::new(target), mode)
+        .engine(engine)
         .jobs(1)
         .foreign_key_checks(checks)
 }
@@ -85,33 +85,50 @@ async fn concurrent_writes_are_caught_up_and_a_second_pass_makes_the_copy_exact(
         create(&source, 3_000);
         connect(&target).execute_batch(SCHEMA).unwrap();
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let writes = writer(&source, Arc::clone(&stop));
-        // Slow reads (9,000 rows at 15,000 rows/s) so that the writer works during the copy.
-        let summary = job_checking(&source, &target, mode.clone(), Some(15_000), checks)
-            .run(RunRequest::all().force())
-            .await
-            .unwrap();
-        stop.store(true, Ordering::Relaxed);
-        let written = writes.join().unwrap();
+        // The writer takes its turns while the copy waits at the gates (the pipeline reads at
+        // most a few batches ahead of the load, so the new keys are still ahead of the reads).
+        let (gates, gated) = gated_target(&target);
+        let job = job(&source, gated, mode.clone(), checks);
+        let run = job.run(RunRequest::all().force());
+        let summary = at_gates(&gates, run, |turn| {
+            let source = source.clone();
+            async move { tokio::task::spawn_blocking(move || write_pairs(&source, turn)).await.unwrap() }
+        })
+        .await
+        .unwrap_or_else(|unreached| panic!("{mode}: {unreached}"))
+        .unwrap();
         assert!(summary.succeeded(), "{mode}: the run completes despite the writer\n{summary}");
-        assert!(written > 20, "{mode}: the writer wrote during the copy ({written} pairs)");
-        let orders = summary.migration("orders").unwrap().counts;
-        if mode == SyncMode::Full && checks == ForeignKeyChecks::Auto {
-            // The fast path loads the early orders, the proof finds them orphaned, the
+        let counts = |name: &str| summary.migration(name).unwrap_or_else(|| panic!("no {name}\n{summary}")).counts;
+        assert_eq!(
+            counts("customers").read,
+            3_000 + PAIRS as u64,
+            "{mode}: the first turn's customers are copied\n{summary}"
+        );
+        let orders = counts("orders");
+        assert_eq!(orders.read, 6_000 + 2 * PAIRS as u64, "{mode}: every turn's orders are read\n{summary}");
+        let fast_path = mode == SyncMode::Full && checks == ForeignKeyChecks::Auto;
+        if fast_path {
+            // The fast path loads the second turn's orders, the proof finds them orphaned, the
             // catch-up pass brings their customers.
             assert_eq!(orders.deferred, 0, "{summary}");
         } else {
-            assert!(orders.deferred > 0, "{mode}: orders arrived before their customers\n{summary}");
+            assert_eq!(
+                orders.deferred, PAIRS as u64,
+                "{mode}: the second turn's orders came before their customers\n{summary}"
+            );
         }
         assert_eq!(orders.rejected, 0);
-        let catch_up = summary.migration(CATCH_UP).unwrap().counts;
-        assert!(catch_up.inserted > 0, "{mode}: the catch-up pass loaded the late rows\n{summary}");
+        // The second turn's customers, and their orders where they were deferred.
+        let late = if fast_path { PAIRS } else { 2 * PAIRS } as u64;
+        assert_eq!(counts(CATCH_UP).inserted, late, "{mode}: the catch-up pass loaded the late rows\n{summary}");
 
-        // Writer stopped: a second pass, then the copy is exact.
-        let second = job(&source, &target, SyncMode::Upsert, None).run(RunRequest::all().force()).await.unwrap();
+        // A second pass, then the copy is exact.
+        let second = self::job(&source, SqliteDatabase::open(&target).unwrap(), SyncMode::Upsert, auto)
+            .run(RunRequest::all().force())
+            .await
+            .unwrap();
         assert!(second.succeeded(), "{second}");
-        let check = job(&source, &target, SyncMode::Upsert, None);
+        let check = self::job(&source, SqliteDatabase::open(&target).unwrap(), SyncMode::Upsert, auto);
         let plan = check.plan().await.unwrap();
         let source_db = SqliteDatabase::open(&source).unwrap();
         let target_db = SqliteDatabase::open(&target).unwrap();
