@@ -6,10 +6,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{Copy, Sse, TOKEN, client, get, memory_orchestrator, post, serve};
 use dmf_core::RunRequest;
+use dmf_testkit::Gate;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
@@ -134,8 +134,9 @@ async fn bad_ids_and_parameters_are_refused_and_unknown_runs_are_404() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicting_actions_are_refused_with_409() {
     let copy = Copy::new(200);
-    // Slow enough to still be running while the requests below are made.
-    let orchestrator = memory_orchestrator(&copy, Some(Duration::from_millis(100)));
+    // The run's first batch read waits at this gate: the run is in progress until it opens.
+    let gate = Gate::new();
+    let orchestrator = memory_orchestrator(&copy, Some(&gate));
     let served = serve(Arc::clone(&orchestrator)).await;
     let client = client();
     let mut events = Sse::open(&client, &served.url("/api/events")).await;
@@ -160,6 +161,7 @@ async fn conflicting_actions_are_refused_with_409() {
     assert!(error(&body).starts_with(&format!("run {run} is in progress")), "{body}");
 
     cancel.cancel();
+    gate.open();
     let summary = task.await.unwrap().unwrap();
     assert_eq!(summary.migrations[0].status, dmf_core::MigrationStatus::Cancelled);
     events.until_run_ends(run).await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dmf_core::{EngineConfig, MigrationName, Orchestrator, Pipeline, RejectLimit, Rules, Transformed, transform_fn};
 use dmf_dashboard::{Dashboard, DashboardBuilder, DashboardError};
-use dmf_testkit::{FaultPlan, FaultyExtractor, LegacyCustomer, LegacyGenerator, MemoryRunStore, MemoryTable};
+use dmf_testkit::{FaultPlan, FaultyExtractor, Gate, LegacyCustomer, LegacyGenerator, MemoryRunStore, MemoryTable};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use reqwest::StatusCode;
@@ -182,10 +182,11 @@ impl Copy {
     }
 
     /// A migration copying the rows; ids divisible by 5 are rejected by the transformer,
-    /// other ids divisible by 7 by validation. `delay` slows every batch read.
-    pub fn migration(&self, name: &str, delay: Option<Duration>) -> impl dmf_core::DataMigration + 'static {
-        let plan = match delay {
-            Some(delay) => FaultPlan::new().slow(delay),
+    /// other ids divisible by 7 by validation. With `hold`, the first batch read waits at that
+    /// gate: the run stays in progress until the test opens it.
+    pub fn migration(&self, name: &str, hold: Option<&Gate>) -> impl dmf_core::DataMigration + 'static {
+        let plan = match hold {
+            Some(gate) => FaultPlan::new().hold_before(1, gate),
             None => FaultPlan::new(),
         };
         Pipeline::new(
@@ -212,12 +213,13 @@ pub fn engine(batch_size: usize) -> EngineConfig {
     EngineConfig::builder().batch_size(batch_size).reject_limit(RejectLimit::Unlimited).build().unwrap()
 }
 
-/// An orchestrator over a memory run store with `copy` registered as `customers`.
-pub fn memory_orchestrator(copy: &Copy, delay: Option<Duration>) -> Arc<Orchestrator> {
+/// An orchestrator over a memory run store with `copy` registered as `customers` (its first
+/// batch read waiting at `hold`, if given).
+pub fn memory_orchestrator(copy: &Copy, hold: Option<&Gate>) -> Arc<Orchestrator> {
     Arc::new(
         Orchestrator::builder(Arc::new(MemoryRunStore::new()))
             .engine(engine(10))
-            .migration(copy.migration("customers", delay))
+            .migration(copy.migration("customers", hold))
             .build()
             .unwrap(),
     )
