@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use common::*;
 use dmf_core::{
-    Backup, BackupRecord, CheckOutcome, Error, MigrationStatus, OnError, Orchestrator, Phase, Pipeline, PreflightCheck,
-    RollbackTarget, RunId, RunRequest, RunStatus, RunStore,
+    Backup, BackupRecord, CancellationToken, CheckOutcome, Checkpoint, Error, LoadBatch, LoadReport, Loader,
+    MigrationName, MigrationStatus, OnError, Orchestrator, Phase, Pipeline, PreflightCheck, RollbackTarget, RunId,
+    RunRequest, RunStatus, RunStore,
 };
 use dmf_testkit::{FaultPlan, FaultyLoader, Gate, MemoryRunStore, MemoryTable, RecordingNotifier, rendezvous};
 
@@ -83,6 +84,52 @@ async fn migrations_run_in_dependency_order_and_independent_ones_concurrently() 
     let at = |s: &str| seen.iter().position(|x| x == s).unwrap_or_else(|| panic!("{s} missing in {seen:?}"));
     assert!(at("parents:Completed") < at("children:Started"), "{seen:?}");
     assert_eq!((parents.len(), children.len(), other.len()), (30, 30, 30));
+}
+
+/// A loader that cancels `token` in the middle of its load number `at`, once the rows are
+/// written: a cancel that arrives while a batch is in flight.
+struct CancelDuring {
+    inner: MemoryTable<common::Row>,
+    calls: u64,
+    at: u64,
+    token: CancellationToken,
+}
+
+impl Loader for CancelDuring {
+    type Item = common::Row;
+
+    async fn load(&mut self, batch: LoadBatch<'_, common::Row>) -> dmf_core::Result<LoadReport> {
+        let report = self.inner.load(batch).await?;
+        self.calls += 1;
+        if self.calls == self.at {
+            self.token.cancel();
+        }
+        Ok(report)
+    }
+
+    async fn checkpoint(&mut self, migration: &MigrationName) -> dmf_core::Result<Option<Checkpoint>> {
+        self.inner.checkpoint(migration).await
+    }
+
+    async fn clear_checkpoint(&mut self, migration: &MigrationName) -> dmf_core::Result<()> {
+        self.inner.clear_checkpoint(migration).await
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_run_stops_at_the_next_batch_boundary() {
+    let target = MemoryTable::new("t");
+    let token = CancellationToken::new();
+    let loader = CancelDuring { inner: target.clone(), calls: 0, at: 3, token: token.clone() };
+    let orchestrator = Orchestrator::builder(store())
+        .migration(pipeline("a", source(100), plain(), loader))
+        .engine(config(10))
+        .build()
+        .unwrap();
+    let summary = orchestrator.run(RunRequest::all().with_cancel(token)).await.unwrap();
+    let record = summary.migration("a").unwrap();
+    assert_eq!(record.status, MigrationStatus::Cancelled, "{summary}");
+    assert_eq!(target.len(), 30, "the load in flight completes, the next one never starts\n{summary}");
 }
 
 #[tokio::test]

@@ -321,15 +321,14 @@ impl Orchestrator {
         };
         let run = self.store.start_run(&selected, &self.host).await?;
         lease.attach(run).await?;
-        // Stop at the next batch boundary when asked to, or when the lease is lost.
-        let cancel = CancellationToken::new();
+        // Stop at the next batch boundary when asked to, or when the lease is lost. A child of
+        // the caller's token is cancelled with it, at once: forwarded by a task, the cancel would
+        // reach the migrations only once that task ran, batches later on a busy runtime.
+        let cancel = request.cancel.child_token();
         let forward = tokio::spawn({
-            let (asked, lost, cancel) = (request.cancel.clone(), lease.lost().clone(), cancel.clone());
+            let (lost, cancel) = (lease.lost().clone(), cancel.clone());
             async move {
-                tokio::select! {
-                    () = asked.cancelled() => {}
-                    () = lost.cancelled() => {}
-                }
+                lost.cancelled().await;
                 cancel.cancel();
             }
         });
