@@ -155,25 +155,6 @@ impl ControlDialect for SqliteDialect {
         sql
     }
 
-    fn insert_returning_id(&self, table: &str, columns: &str, values: &str) -> String {
-        format!("INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING \"id\"")
-    }
-
-    fn upsert(&self, table: &str, key: &[&str], columns: &[&str]) -> String {
-        let quoted: Vec<String> = columns.iter().map(|c| self.column(c)).collect();
-        let key: Vec<String> = key.iter().map(|c| self.column(c)).collect();
-        let values: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
-        let updates: Vec<String> =
-            quoted.iter().filter(|c| !key.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
-        format!(
-            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
-            quoted.join(", "),
-            values.join(", "),
-            key.join(", "),
-            updates.join(", ")
-        )
-    }
-
     fn begin(&self) -> &'static str {
         "BEGIN IMMEDIATE"
     }

@@ -34,31 +34,47 @@ pub trait ControlDialect: Send + Sync {
     ) -> String;
 
     /// An `INSERT INTO {table} ({columns}) VALUES ({values})` that returns the row's
-    /// generated `id` as its one result row (`columns` already quoted).
-    fn insert_returning_id(&self, table: &str, columns: &str, values: &str) -> String;
+    /// generated `id` as its one result row (`columns` already quoted). The default ends it
+    /// with `RETURNING id` (PostgreSQL, SQLite).
+    fn insert_returning_id(&self, table: &str, columns: &str, values: &str) -> String {
+        format!("INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {}", self.column("id"))
+    }
 
     /// A statement that inserts the row of `columns` (unquoted names, bound to parameters
     /// 1..=n in that order) into `table`, or, when a row with the same `key` columns (the
-    /// first of `columns`) exists, replaces its other columns.
-    fn upsert(&self, table: &str, key: &[&str], columns: &[&str]) -> String;
+    /// first of `columns`) exists, replaces its other columns. The default is
+    /// `INSERT … ON CONFLICT (key) DO UPDATE SET c = excluded.c` (PostgreSQL, SQLite).
+    fn upsert(&self, table: &str, key: &[&str], columns: &[&str]) -> String {
+        let names: Vec<String> = columns.iter().map(|c| self.column(c)).collect();
+        let keys: Vec<String> = key.iter().map(|c| self.column(c)).collect();
+        let values: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
+        let updates: Vec<String> = columns
+            .iter()
+            .filter(|c| !key.contains(c))
+            .map(|c| format!("{0} = excluded.{0}", self.column(c)))
+            .collect();
+        format!(
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+            names.join(", "),
+            values.join(", "),
+            keys.join(", "),
+            updates.join(", ")
+        )
+    }
 
     /// A statement that inserts the row of `columns` (unquoted names, bound to parameters
     /// 1..=n in that order) into `table` unless a row with the same `key` (the first of
     /// `columns`) exists, atomically: of two at once, one inserts and the other changes
-    /// nothing (and does not fail).
-    ///
-    /// The default, `INSERT … SELECT … WHERE NOT EXISTS`, is atomic where writes are serialised
-    /// (SQLite); dialects with concurrent writers override it (`ON CONFLICT DO NOTHING`,
-    /// lock hints).
+    /// nothing (and does not fail). The default is `INSERT … ON CONFLICT (key) DO NOTHING`
+    /// (PostgreSQL, SQLite).
     fn insert_if_absent(&self, table: &str, key: &str, columns: &[&str]) -> String {
         let names: Vec<String> = columns.iter().map(|c| self.column(c)).collect();
         let params: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
         format!(
-            "INSERT INTO {table} ({}) SELECT {} WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {} = {})",
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING",
             names.join(", "),
             params.join(", "),
-            self.column(key),
-            self.param(1)
+            self.column(key)
         )
     }
 

@@ -4,7 +4,7 @@
 
 use dmf_core::control::ControlDialect;
 
-use super::{column_list, quote_ident};
+use super::quote_ident;
 
 /// The control schema.
 pub(crate) const SCHEMA: &str = "dmf";
@@ -143,36 +143,6 @@ impl ControlDialect for PgDialect {
         sql
     }
 
-    fn insert_returning_id(&self, table: &str, columns: &str, values: &str) -> String {
-        format!("INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {}", quote_ident("id"))
-    }
-
-    fn upsert(&self, table: &str, key: &[&str], columns: &[&str]) -> String {
-        let values: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
-        let updates: Vec<String> = columns
-            .iter()
-            .filter(|c| !key.contains(c))
-            .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
-            .collect();
-        format!(
-            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
-            column_list(columns.iter().copied()),
-            values.join(", "),
-            column_list(key.iter().copied()),
-            updates.join(", ")
-        )
-    }
-
-    fn insert_if_absent(&self, table: &str, key: &str, columns: &[&str]) -> String {
-        let values: Vec<String> = (1..=columns.len()).map(|n| self.param(n)).collect();
-        format!(
-            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING",
-            column_list(columns.iter().copied()),
-            values.join(", "),
-            quote_ident(key)
-        )
-    }
-
     fn begin(&self) -> &'static str {
         "BEGIN"
     }
@@ -227,8 +197,8 @@ mod tests {
         assert_eq!(
             checkpoints::write_statement(&dialect),
             "INSERT INTO \"dmf\".\"checkpoints\" (\"migration\", \"position\", \"skip\", \"done\", \"updated_at\") \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (\"migration\") DO UPDATE SET \"position\" = EXCLUDED.\"position\", \
-             \"skip\" = EXCLUDED.\"skip\", \"done\" = EXCLUDED.\"done\", \"updated_at\" = EXCLUDED.\"updated_at\""
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (\"migration\") DO UPDATE SET \"position\" = excluded.\"position\", \
+             \"skip\" = excluded.\"skip\", \"done\" = excluded.\"done\", \"updated_at\" = excluded.\"updated_at\""
         );
         assert_eq!(
             checkpoints::read_statement(&dialect),
