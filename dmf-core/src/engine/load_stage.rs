@@ -160,7 +160,7 @@ async fn load_bisecting<L: Loader>(
     Ok(total)
 }
 
-async fn load_with_retry<L: Loader>(
+pub(super) async fn load_with_retry<L: Loader>(
     exec: &Execution<'_>,
     loader: &mut L,
     records: &[L::Item],

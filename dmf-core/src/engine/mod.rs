@@ -36,7 +36,7 @@ use crate::checkpoint::{Checkpoint, Position};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::migration::{Counts, MigrationContext, MigrationResult};
 use crate::names::MigrationName;
-use crate::pipeline::{Extractor, LoadBatch, Loader, Rules, SourceBatch, Transformer};
+use crate::pipeline::{Extractor, Loader, Rules, SourceBatch, Transformer};
 use crate::progress::{Phase, ProgressEvent, metrics};
 use in_flight::InFlight;
 
@@ -204,17 +204,10 @@ where
             Err(error) => retry.after(error).await?,
         }
     }
-    // Mark the migration as read to the end, in the target, with an empty load.
+    // Mark the migration as read to the end, in the target, with an empty load (bounded and
+    // retried like any batch's).
     let done = Checkpoint { position: last_position, skip: 0, done: true };
-    retry.reset();
-    loop {
-        let stored = done.scoped(exec.scope.as_deref());
-        let batch = LoadBatch { migration: name, run: ctx.run, records: &[], checkpoint: &stored };
-        match loader.load(batch).await {
-            Ok(_) => break,
-            Err(error) => retry.after(error).await?,
-        }
-    }
+    load_stage::load_with_retry(exec, loader, &[], &done).await?;
 
     let result = MigrationResult {
         migration: name.clone(),
