@@ -95,7 +95,15 @@ impl TestDb {
     pub async fn create(url: &str, label: &str) -> Self {
         let name = format!("dmf_test_{label}_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let _turn = DATABASE_DDL.lock().await;
-        admin(url).await.batch(&format!("CREATE DATABASE [{name}]")).await.unwrap();
+        // Babelfish fails catalog changes made at the same moment by another process ("tuple
+        // concurrently updated", a PostgreSQL catalog conflict): the mutex orders this
+        // process's, and another test process's are retried.
+        let mut attempt = 0;
+        while let Err(error) = admin(url).await.batch(&format!("CREATE DATABASE [{name}]")).await {
+            attempt += 1;
+            assert!(attempt < 5 && error.to_string().contains("concurrently updated"), "CREATE DATABASE: {error}");
+            tokio::task::yield_now().await;
+        }
         let config = MssqlConfig::parse(url).unwrap().with_database(&name);
         Self { name, url: url.to_owned(), config }
     }
