@@ -19,6 +19,7 @@
 //! | `MultiSubnetFailover` | `multi_subnet_failover` | dial every address of an AG listener at once | `false` |
 //! | `Packet Size` | `packet_size` | TDS packet size (512–32767) | server's |
 //! | — | `instance` | named instance (same as `host\instance`) | — |
+//! | `Upsert` | `upsert` | how `upsert`, `diff` and `incremental` write, as a target ([`UpsertStrategy`]): `merge`, or `update_insert` (also `UpdateInsert`) | [`MssqlOptions::upsert`](crate::MssqlOptions::upsert), `merge` |
 //!
 //! `Integrated Security` / `Trusted_Connection` are refused: this build logs in with SQL
 //! logins only. Keys DMF has no use for but SqlClient knows (`Pooling`, `Max Pool Size`,
@@ -54,6 +55,30 @@ pub enum Encryption {
     Required,
     /// TDS 8.0 strict encryption (`Encrypt=strict`, SQL Server 2022 and Azure).
     Strict,
+}
+
+/// How a loader applies staged rows in `upsert`, `diff` and `incremental` syncs. Both write the
+/// same rows, report the same exact counts, and keep the same undo log and checkpoint, in one
+/// transaction under `XACT_ABORT`; see the README's SQL Server section for when to pick which.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpsertStrategy {
+    /// One `MERGE … OUTPUT $action` (the default).
+    #[default]
+    Merge,
+    /// No MERGE: `UPDATE … FROM #dmf_stage` of the rows that differ, then `INSERT … SELECT …
+    /// WHERE NOT EXISTS`, both `WITH (UPDLOCK, SERIALIZABLE)` on the target, counted by
+    /// `@@ROWCOUNT`. For teams that avoid MERGE, and for servers without it (Babelfish).
+    UpdateInsert,
+}
+
+impl UpsertStrategy {
+    fn parse(key: &str, value: &str) -> std::result::Result<Self, String> {
+        match value.trim().to_ascii_lowercase().replace(['_', '-', ' '], "").as_str() {
+            "merge" => Ok(Self::Merge),
+            "updateinsert" => Ok(Self::UpdateInsert),
+            _ => Err(format!("`{key}` must be merge or update_insert")),
+        }
+    }
 }
 
 /// A password that never shows in `Debug` or `Display`.
@@ -125,6 +150,10 @@ pub struct MssqlConfig {
     pub multi_subnet_failover: bool,
     /// TDS packet size.
     pub packet_size: Option<u32>,
+    /// The upsert strategy the connection string names (`upsert=`); `None`: the one in
+    /// [`MssqlOptions`](crate::MssqlOptions) decides. Not a connection setting, but the
+    /// connection string is where command-line users say what they want of the target.
+    pub upsert: Option<UpsertStrategy>,
 }
 
 impl MssqlConfig {
@@ -147,6 +176,7 @@ impl MssqlConfig {
             read_only_intent: false,
             multi_subnet_failover: false,
             packet_size: None,
+            upsert: None,
         }
     }
 
@@ -438,6 +468,7 @@ fn parse_ado(text: &str) -> std::result::Result<MssqlConfig, String> {
                 config.multi_subnet_failover = parse_bool(&key, &value)?;
             }
             "packet size" | "packetsize" => config.packet_size = Some(parse_number(&key, &value)?),
+            "upsert" => config.upsert = Some(UpsertStrategy::parse(&key, &value)?),
             "integrated security" | "trusted_connection" | "integratedsecurity" => {
                 if parse_bool(&key, &value).unwrap_or(true) || value.eq_ignore_ascii_case("sspi") {
                     return Err(format!("`{key}` (Windows authentication) is not supported: use a SQL login"));
@@ -581,6 +612,7 @@ fn parse_url(url: &str) -> std::result::Result<MssqlConfig, String> {
             "application_intent" => config.read_only_intent = value.eq_ignore_ascii_case("readonly"),
             "multi_subnet_failover" => config.multi_subnet_failover = parse_bool(&key, &value)?,
             "packet_size" => config.packet_size = Some(parse_number(&key, &value)?),
+            "upsert" => config.upsert = Some(UpsertStrategy::parse(&key, &value)?),
             "password" => return Err("put the password in the URL's user info, not in the query".into()),
             _ => return Err(format!("unknown URL parameter `{key}`")),
         }
@@ -727,6 +759,19 @@ mod tests {
         assert!(MssqlConfig::parse("mssql://sa:x@h:99999/db").is_err());
         assert!(MssqlConfig::parse("mssql://sa:x@h/db?password=x").is_err());
         assert!(MssqlConfig::parse("mssql://sa:%zz@h/db").is_err());
+    }
+
+    #[test]
+    fn the_upsert_strategy_is_named_in_the_url_or_the_ado_string() {
+        let url = |query: &str| MssqlConfig::parse(&format!("mssql://sa:x@h/db{query}"));
+        assert_eq!(url("").unwrap().upsert, None, "unnamed: the options decide");
+        assert_eq!(url("?upsert=merge").unwrap().upsert, Some(UpsertStrategy::Merge));
+        assert_eq!(url("?upsert=update_insert").unwrap().upsert, Some(UpsertStrategy::UpdateInsert));
+        assert_eq!(ado("Server=h;User=u;Upsert=UpdateInsert").upsert, Some(UpsertStrategy::UpdateInsert));
+        assert_eq!(ado("Server=h;User=u;upsert = Update Insert").upsert, Some(UpsertStrategy::UpdateInsert));
+        let refused = url("?upsert=replace").unwrap_err().to_string();
+        assert!(refused.contains("`upsert` must be merge or update_insert"), "{refused}");
+        assert_eq!(UpsertStrategy::default(), UpsertStrategy::Merge, "MERGE stays the default");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use dmf_core::{Result, RunStore, Stage};
 use tokio::sync::OnceCell;
 
 use crate::backup::MssqlBackup;
-use crate::config::MssqlConfig;
+use crate::config::{MssqlConfig, UpsertStrategy};
 use crate::control::MssqlConnector;
 use crate::error::to_dmf_error;
 use crate::executor::{Connect, Executor};
@@ -41,6 +41,10 @@ pub struct MssqlOptions {
     pub read_only_control: bool,
     /// Pool sizes.
     pub pool: PoolOptions,
+    /// As a target, how `upsert`, `diff` and `incremental` apply the staged rows: one MERGE
+    /// (the default), or the MERGE-free `UPDATE` then `INSERT … WHERE NOT EXISTS`. An
+    /// `upsert=` in the connection string overrides it ([`MssqlDatabase::from_config`]).
+    pub upsert: UpsertStrategy,
 }
 
 impl Default for MssqlOptions {
@@ -51,6 +55,7 @@ impl Default for MssqlOptions {
             queue_warning_kb: 1_048_576,
             read_only_control: false,
             pool: PoolOptions::default(),
+            upsert: UpsertStrategy::Merge,
         }
     }
 }
@@ -90,7 +95,8 @@ impl Shared {
 /// | `full` | `DELETE` of the synced tables in one transaction (children first), then a bulk load into each table (`KEEP_IDENTITY`, `KEEP_NULLS`, `CHECK_CONSTRAINTS`, `FIRE_TRIGGERS`) with the checkpoint in the same transaction |
 /// | `full`, fast path | the same bulk load without `CHECK_CONSTRAINTS` and `FIRE_TRIGGERS`; then one orphan query per foreign key (dmf-core's proof) and `ALTER TABLE … WITH CHECK CHECK CONSTRAINT` for each constraint that was trusted before and is not now; needs ALTER on the tables; tables with insert triggers stay on the path above unless `skip_target_triggers` |
 /// | `upsert`, `diff`, `incremental` | bulk load into `#dmf_stage`, then one batch: `MERGE … WHEN MATCHED AND EXISTS (… EXCEPT …) THEN UPDATE … WHEN NOT MATCHED THEN INSERT … OUTPUT $action … INTO #dmf_merge_log`, `IDENTITY_INSERT` around it when needed, the undo log and the checkpoint, under `XACT_ABORT` in one transaction |
-/// | deletes | stage the keys, `MERGE … WHEN MATCHED THEN DELETE` |
+/// | the same, [`UpsertStrategy::UpdateInsert`] | the same stage and batch, with `UPDATE … WITH (UPDLOCK, SERIALIZABLE) … FROM #dmf_stage` of the rows that differ, then `INSERT … SELECT … WHERE NOT EXISTS (… WITH (UPDLOCK, SERIALIZABLE) …)` in place of the MERGE, counted by `@@ROWCOUNT` |
+/// | deletes | stage the keys, `DELETE t … FROM <table> AS t JOIN #dmf_stage AS s ON <key>` |
 /// | checkpoints | `dmf.checkpoints`, in the transaction of each batch |
 /// | run records | `dmf.runs`, `dmf.migration_runs`, `dmf.rejects`, by dmf-core's [`SqlRunStore`] over an [`MssqlConnector`] |
 /// | pre-flight | connectivity and version, database state, Always On role and health, control tables |
@@ -119,8 +125,10 @@ impl MssqlDatabase {
         Ok(Self::from_config(MssqlConfig::parse(text)?, MssqlOptions::default()))
     }
 
-    /// A database from a configuration and options.
+    /// A database from a configuration and options. An upsert strategy named in the
+    /// connection string (`upsert=`) takes the place of `options.upsert`.
     pub fn from_config(config: MssqlConfig, options: MssqlOptions) -> Self {
+        let options = MssqlOptions { upsert: config.upsert.unwrap_or(options.upsert), ..options };
         let pool = MssqlPool::new(config, options.pool);
         Self::with_connector(Arc::new(pool), options)
     }
@@ -135,9 +143,28 @@ impl MssqlDatabase {
         Self { shared: Arc::new(Shared { connector, options, control_ready: OnceCell::new(), trust }) }
     }
 
-    /// The same database with other options.
+    /// The same database with other options (all of them: start from
+    /// [`options`](Self::options) to change one and keep the rest, such as an upsert
+    /// strategy the connection string named).
     pub fn with_options(&self, options: MssqlOptions) -> Self {
         Self::with_memory(Arc::clone(&self.shared.connector), options, Arc::clone(&self.shared.trust))
+    }
+
+    /// The same database writing `upsert`, `diff` and `incremental` syncs with `strategy`.
+    ///
+    /// ```
+    /// use dmf_mssql::{MssqlDatabase, UpsertStrategy};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let target = MssqlDatabase::lazy("mssql://dmf:secret@test-sql/Sales").unwrap();
+    /// assert_eq!(target.options().upsert, UpsertStrategy::Merge, "the default");
+    /// let target = target.with_upsert(UpsertStrategy::UpdateInsert);
+    /// assert_eq!(target.options().upsert, UpsertStrategy::UpdateInsert);
+    /// let named = MssqlDatabase::lazy("mssql://dmf:secret@test-sql/Sales?upsert=update_insert").unwrap();
+    /// assert_eq!(named.options().upsert, UpsertStrategy::UpdateInsert);
+    /// # }
+    /// ```
+    pub fn with_upsert(&self, strategy: UpsertStrategy) -> Self {
+        self.with_options(MssqlOptions { upsert: strategy, ..self.shared.options.clone() })
     }
 
     /// The options.

@@ -91,7 +91,8 @@ mod types;
 
 pub use backup::{BACKUP_METHOD, MssqlBackup};
 pub use config::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, Encryption, MssqlConfig, Password, redact,
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, Encryption, MssqlConfig, Password, UpsertStrategy,
+    redact,
 };
 pub use control::MssqlConnector;
 pub use database::{MssqlDatabase, MssqlOptions};

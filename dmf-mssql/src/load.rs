@@ -14,6 +14,7 @@ use dmf_core::{
 use tiberius::TokenRow;
 
 use crate::catalog::{ColumnFacts, table_columns};
+use crate::config::UpsertStrategy;
 use crate::control::checkpoint_of;
 use crate::database::Shared;
 use crate::error::to_dmf_error;
@@ -32,11 +33,15 @@ use crate::types::{SqlType, bulk_data, exceeds_bulk_limit, unsupported_reason};
 /// |---|---|---|
 /// | `Insert` | `BEGIN TRANSACTION`; bulk load into the table (`KEEP_IDENTITY` when identity values are loaded, `KEEP_NULLS`, `CHECK_CONSTRAINTS` so constraints stay trusted, `FIRE_TRIGGERS`; with `LoadSpec::trust_foreign_keys` neither of the last two, see below); the checkpoint; `COMMIT` | inserted |
 /// | `Upsert` | bulk load into `#dmf_stage`; one batch: `MERGE … WHEN MATCHED AND EXISTS (SELECT s.… EXCEPT SELECT t.…) THEN UPDATE … WHEN NOT MATCHED BY TARGET THEN INSERT … OUTPUT $action, inserted.<key> INTO #dmf_merge_log`, with `SET IDENTITY_INSERT … ON/OFF` around it when identity values are loaded, and the checkpoint, under `XACT_ABORT` in one transaction | inserted, updated, unchanged: exact, from the merge log |
+/// | `Upsert`, [`UpsertStrategy::UpdateInsert`] | the same stage; one batch: `UPDATE <table> WITH (UPDLOCK, SERIALIZABLE) SET … FROM #dmf_stage WHERE <key> AND EXISTS (… EXCEPT …)`, then `INSERT INTO <table> … SELECT … FROM #dmf_stage AS s WHERE NOT EXISTS (SELECT 1 FROM <table> AS t WITH (UPDLOCK, SERIALIZABLE) WHERE <key>)` (`IDENTITY_INSERT` around the insert), and the checkpoint, under `XACT_ABORT` in one transaction | inserted, updated, unchanged: exact, from each statement's `@@ROWCOUNT` |
 /// | `Delete` | keys into the stage, `DELETE t OUTPUT … FROM <table> AS t JOIN #dmf_stage AS s ON <key>` | deleted |
 /// | `Update` | the stage, `UPDATE t SET … OUTPUT … FROM <table> AS t JOIN #dmf_stage AS s ON <key> WHERE EXISTS (… EXCEPT …)` | updated, unchanged |
 ///
-/// Only `Upsert` needs MERGE (which Babelfish lacks); the other modes are plain statements
-/// joined with the stage, whose primary key is the table's key.
+/// Only `Upsert` with the default [`UpsertStrategy::Merge`] uses MERGE (which Babelfish
+/// lacks); the other modes are plain statements joined with the stage, whose primary key is
+/// the table's key. The MERGE-free upsert holds update and key-range locks on the keys it
+/// reads until it commits, so no other session inserts a staged key between its update and
+/// its insert.
 ///
 /// Only rows that differ are updated (`EXCEPT` compares NULLs as equal), so an unchanged
 /// re-run writes nothing. Computed, rowversion and temporal period columns are never
@@ -256,15 +261,18 @@ impl MssqlLoader {
                 image: image_facts.iter().map(|c| c.column.name.as_str()).collect(),
                 key_in_image: key.iter().filter_map(|k| image_facts.iter().position(|c| &c.column.name == k)).collect(),
             });
-            let merge = sql::merge(&self.spec.table, &columns, key, mode, undo.as_ref());
             let undo_insert = undo.as_ref().map(|u| sql::undo_insert(key, u));
-            prepared.merges = merge.is_some();
-            prepared.merge_batch = Some(sql::merge_batch(
-                &self.spec.table,
-                merge.as_deref(),
-                identity && matches!(mode, MergeMode::Upsert | MergeMode::Insert),
-                undo_insert.as_deref(),
-            ));
+            let identity_insert = identity && matches!(mode, MergeMode::Upsert | MergeMode::Insert);
+            if mode == MergeMode::Upsert && self.shared.options.upsert == UpsertStrategy::UpdateInsert {
+                let body = sql::update_insert(&self.spec.table, &columns, key, identity_insert, undo.as_ref());
+                prepared.merges = true;
+                prepared.merge_batch = Some(sql::update_insert_batch(&body, undo_insert.as_deref()));
+            } else {
+                let merge = sql::merge(&self.spec.table, &columns, key, mode, undo.as_ref());
+                prepared.merges = merge.is_some();
+                prepared.merge_batch =
+                    Some(sql::merge_batch(&self.spec.table, merge.as_deref(), identity_insert, undo_insert.as_deref()));
+            }
             let create = sql::create_stage(&stage, key, &log_key, &log_image);
             let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
             if let Err(error) = executor.batch(&create).await {

@@ -1,7 +1,9 @@
 //! The loader's statements, in order, and what it makes of the answers: the stage created by
 //! a plain batch, rows bulk-loaded in the target's exact types, one MERGE batch with the
 //! checkpoint whose counts come from `OUTPUT $action`, identity and undo-log handling, and a
-//! fresh session with a fresh stage after any error.
+//! fresh session with a fresh stage after any error; and the MERGE-free upsert
+//! (`UpsertStrategy::UpdateInsert`): the same stage and one batch of `UPDATE`, then `INSERT …
+//! WHERE NOT EXISTS`, counted by `@@ROWCOUNT`, with the same undo log and checkpoint.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -17,7 +19,7 @@ use dmf_core::{
     Checkpoint, ErrorKind, LoadBatch, LoadReport, Loader, MigrationName, Position, Row, RowShape, RunId, Value,
 };
 use dmf_mssql::executor::{RecordedKind, Response, Script};
-use dmf_mssql::{BulkOptions, MssqlOptions, SqlError};
+use dmf_mssql::{BulkOptions, MssqlOptions, SqlError, UpsertStrategy};
 use tiberius::ColumnData;
 use tiberius::numeric::Numeric;
 
@@ -412,4 +414,144 @@ async fn checkpoints_are_read_and_cleared_in_the_control_table() {
         (last.sql.as_str(), last.params),
         ("DELETE FROM [dmf].[checkpoints] WHERE [migration] = @P1", vec![Value::Text("dbo.Orders".into())])
     );
+}
+
+fn merge_free() -> MssqlOptions {
+    MssqlOptions { upsert: UpsertStrategy::UpdateInsert, ..MssqlOptions::default() }
+}
+
+/// The MERGE-free upsert of `UPSERT`'s batch: the rows that differ updated, the absent keys
+/// inserted (identity values kept), both under key-range locks, each counted at once.
+const UPDATE_INSERT: &str = "SET XACT_ABORT ON; DECLARE @updated bigint = 0, @inserted bigint = 0; BEGIN TRANSACTION; \
+UPDATE [dbo].[Orders] WITH (UPDLOCK, SERIALIZABLE) SET [name] = #dmf_stage.[name], [amount] = #dmf_stage.[amount] \
+FROM #dmf_stage WHERE [Orders].[id] = #dmf_stage.[id] \
+AND EXISTS (SELECT #dmf_stage.[name], #dmf_stage.[amount] EXCEPT SELECT [Orders].[name], [Orders].[amount]); \
+SET @updated = @@ROWCOUNT; SET IDENTITY_INSERT [dbo].[Orders] ON; \
+INSERT INTO [dbo].[Orders] ([id], [name], [amount]) SELECT s.[id], s.[name], s.[amount] FROM #dmf_stage AS s \
+WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id]); \
+SET @inserted = @@ROWCOUNT; SET IDENTITY_INSERT [dbo].[Orders] OFF; \
+SET XACT_ABORT ON; BEGIN TRANSACTION; UPDATE [dmf].[checkpoints] WITH (UPDLOCK, SERIALIZABLE) SET [position] = @P2, \
+[skip] = @P3, [done] = @P4, [updated_at] = @P5 WHERE [migration] = @P1; IF @@ROWCOUNT = 0 INSERT INTO [dmf].[checkpoints] \
+([migration], [position], [skip], [done], [updated_at]) VALUES (@P1, @P2, @P3, @P4, @P5); COMMIT TRANSACTION; \
+COMMIT TRANSACTION; SELECT N'UPDATE' AS [action], @updated AS n UNION ALL SELECT N'INSERT' AS [action], @inserted AS n; \
+TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;";
+
+#[tokio::test]
+async fn the_merge_free_upsert_updates_then_inserts_in_one_batch_with_exact_counts_and_the_checkpoint() {
+    let (script, db) = scripted(merge_free());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 1), ("INSERT", 2)]));
+    let names = ["id", "name", "amount"];
+    let mut loader = db.loader(spec(WriteMode::Upsert, &names));
+    let batch =
+        rows(&names, vec![order(1, "a", "1.5"), order(2, "Zoë 🦀", "-2"), order(3, "c", "0"), order(4, "d", "9.99")]);
+    let report = load(&mut loader, &batch, "[4]").await.unwrap();
+    assert_eq!(report, LoadReport { inserted: 2, updated: 1, unchanged: 1, deleted: 0 });
+
+    let log = script.log();
+    assert_eq!((&log[3].kind, log[3].sql.as_str()), (&RecordedKind::Batch, STAGE), "the same stage as the MERGE's");
+    assert_eq!(log[4].sql, "INSERT BULK #dmf_stage ([id], [name], [amount])");
+    assert_eq!((&log[5].kind, log[5].sql.as_str()), (&RecordedKind::Query, UPDATE_INSERT));
+    assert!(assert_checkpoint_params(&log[5].params, "[4]").is_empty());
+    assert_eq!(log.len(), 6);
+    assert!(!statements(&script).iter().any(|s| s.contains("MERGE INTO")), "no MERGE anywhere");
+
+    // Nothing differs and nothing is new: the counts are zero, every row unchanged.
+    script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 0), ("INSERT", 0)]));
+    let report = load(&mut loader, &batch[..2], "[2]").await.unwrap();
+    assert_eq!(report, LoadReport { unchanged: 2, ..LoadReport::default() });
+    assert_eq!(script.log().last().unwrap().sql, UPDATE_INSERT, "the session and its stage are reused");
+}
+
+#[tokio::test]
+async fn the_merge_free_upsert_writes_the_same_undo_log_as_the_merge() {
+    let names = ["id", "name", "amount"];
+    let mut sent = Vec::new();
+    for options in [MssqlOptions::default(), merge_free()] {
+        let (script, db) = scripted(options);
+        control_tables(&script, true, true);
+        target_columns(&script);
+        script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 1)]));
+        let mut spec = spec(WriteMode::Upsert, &names);
+        spec.undo = true;
+        let mut loader = db.loader(spec);
+        let report = load(&mut loader, &rows(&names, vec![order(1, "a", "1")]), "[1]").await.unwrap();
+        assert_eq!(report, LoadReport { updated: 1, ..LoadReport::default() });
+        let batch = script.log().into_iter().find(|r| r.sql.contains(pattern::MERGE_BATCH)).unwrap();
+        assert_eq!(
+            assert_checkpoint_params(&batch.params, "[1]"),
+            [Value::Int(7), Value::Text("dbo.Orders".into())],
+            "run id and table name for the undo rows"
+        );
+        let stage = script.log().into_iter().find(|r| r.sql.contains(pattern::CREATE_STAGE)).unwrap();
+        sent.push((stage.sql, batch.sql));
+    }
+    let [(merge_stage, merge), (stage, batch)] = &sent[..] else { panic!() };
+    assert_eq!(stage, merge_stage, "the same stage and merge log (with every writable column's before-image)");
+    let undo_log = |sql: &str| {
+        let from = sql.find("INSERT INTO dmf.undo_log").expect("undo log written");
+        let to = sql.find(pattern::SAVE_CHECKPOINT).unwrap();
+        sql[from..to].to_owned()
+    };
+    assert_eq!(undo_log(batch), undo_log(merge), "the same copy of the merge log into dmf.undo_log");
+    assert!(batch.contains(
+        "OUTPUT N'UPDATE', inserted.[id], deleted.[id], deleted.[name], deleted.[amount], deleted.[parent_id] \
+         INTO #dmf_merge_log ([action], [new_0], [old_0], [old_1], [old_2], [old_3]) FROM #dmf_stage"
+    ));
+    // The keys about to be inserted are logged by the insert's own predicate, just before it.
+    let logged = batch
+        .find(
+            "INSERT INTO #dmf_merge_log ([action], [new_0]) SELECT N'INSERT', s.[id] FROM #dmf_stage AS s \
+             WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id]);",
+        )
+        .expect("inserted keys logged");
+    let inserted = batch.find("INSERT INTO [dbo].[Orders]").unwrap();
+    let (undo, commit) = (batch.find("INSERT INTO dmf.undo_log").unwrap(), batch.rfind("COMMIT TRANSACTION").unwrap());
+    assert!(logged < inserted && inserted < undo && undo < commit, "{batch}");
+}
+
+#[tokio::test]
+async fn the_merge_free_upsert_retries_a_deadlock_on_a_new_session_with_a_new_stage() {
+    let (script, db) = scripted(merge_free());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.on(pattern::MERGE_BATCH, Response::Fail(SqlError::server(1205, "Transaction was deadlocked")));
+    script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 0), ("INSERT", 1)]));
+    let names = ["id", "name", "amount"];
+    let mut loader = db.loader(spec(WriteMode::Upsert, &names));
+    let batch = rows(&names, vec![order(1, "a", "1")]);
+    let error = load(&mut loader, &batch, "[1]").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transient, "key-range locks can deadlock: the batch is retried");
+    let report = load(&mut loader, &batch, "[1]").await.unwrap();
+    assert_eq!(report, LoadReport { inserted: 1, ..LoadReport::default() });
+    let second: Vec<String> = script.log().iter().filter(|r| r.session == 2).map(|r| r.sql.clone()).collect();
+    assert_eq!(second[2], STAGE, "the stage is created again on the new session");
+    assert_eq!(second[4], UPDATE_INSERT);
+}
+
+#[tokio::test]
+async fn the_strategy_changes_only_upserts() {
+    for mode in [WriteMode::Update, WriteMode::Delete, WriteMode::Insert] {
+        let mut sent = Vec::new();
+        for options in [MssqlOptions::default(), merge_free()] {
+            let (script, db) = scripted(options);
+            control_tables(&script, true, true);
+            target_columns(&script);
+            script.on(pattern::MERGE_BATCH, merge_counts(&[]));
+            let names: &[&str] = if mode == WriteMode::Delete { &["id"] } else { &["id", "name"] };
+            let mut spec = spec(mode, names);
+            spec.undo = true;
+            let mut loader = db.loader(spec);
+            let values = if mode == WriteMode::Delete {
+                vec![vec![Value::Int(1)]]
+            } else {
+                vec![vec![Value::Int(1), Value::Text("a".into())]]
+            };
+            load(&mut loader, &rows(names, values), "[1]").await.unwrap();
+            sent.push(statements(&script));
+        }
+        assert_eq!(sent[0], sent[1], "{mode:?}: the same statements with either strategy");
+        assert!(!sent[1].iter().any(|s| s.contains("MERGE INTO")), "{mode:?}");
+    }
 }

@@ -8,7 +8,9 @@
 //! 3. a `COPY_ONLY` backup of the test database (`BACKUP … WITH COPY_ONLY, CHECKSUM, INIT`, then
 //!    `RESTORE VERIFYONLY`) before the first write, recorded in the run record;
 //! 4. an **incremental MERGE sync** by a watermark column (a `rowversion`, or a modified-date
-//!    column) with delete propagation and an undo log, independent tables at the same time;
+//!    column) with delete propagation and an undo log, independent tables at the same time
+//!    (`?upsert=update_insert` on the target's URL, or `Upsert=UpdateInsert` in its ADO.NET
+//!    string, loads without MERGE);
 //! 5. the **quality report**: every table compared row by row with production;
 //! 6. a **notification** of the outcome, by Database Mail when `--mail PROFILE:RECIPIENTS` is given
 //!    (and always in the log).
@@ -125,8 +127,10 @@ async fn main() -> ExitCode {
 
 async fn seed(args: &Args) -> Result<bool, BoxError> {
     let source = Arc::new(MssqlDatabase::connect(&args.source).await?);
-    let options = MssqlOptions { production: args.production, ..MssqlOptions::default() };
-    let target = Arc::new(MssqlDatabase::connect(&args.target).await?.with_options(options));
+    let target = MssqlDatabase::connect(&args.target).await?;
+    // Keep what the connection string chose (`upsert=update_insert` for a MERGE-free load).
+    let options = MssqlOptions { production: args.production, ..target.options().clone() };
+    let target = Arc::new(target.with_options(options));
     println!("seeding {} from {}", target.display_name(), source.display_name());
 
     let mode = SyncMode::Incremental { column: args.watermark.clone(), propagate_deletes: true };

@@ -179,6 +179,13 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
             check,
         );
     }
+    // The MERGE-free upsert.
+    let body = load::update_insert(&table, &columns, &key_names, false, None);
+    add("load_update_insert", load::update_insert_batch(&body, None), Check::Parsed);
+    let body = load::update_insert(&table, &columns, &key_names, true, Some(&undo));
+    add("load_update_insert_identity_undo", load::update_insert_batch(&body, Some(&undo_sql)), Check::Parsed);
+    let body = load::update_insert(&table, &columns[..2], &key_names, false, None);
+    add("load_update_insert_key_only", load::update_insert_batch(&body, None), Check::Parsed);
     add("load_checkpoint_only", load::merge_batch(&table, None, false, None), Check::Parsed);
     add("load_reseed_identity", load::reseed_identity(&table, n.key1), Check::Golden);
     add("load_insert_row", load::insert_row(&super::qualified(&table), &stage, true), Check::Parsed);

@@ -211,24 +211,7 @@ pub(crate) fn merge(
         )),
         MergeMode::Update if updated.is_empty() => None,
         MergeMode::Update => {
-            // Neither the target nor the stage has an alias: Babelfish 4.3 loses an aliased
-            // join's FROM clause in an `UPDATE … OUTPUT … INTO` ("missing FROM-clause entry").
-            // The target is named by its table name, the stage (a `#` name no table has) by
-            // its own.
-            let t = quote_ident(&table.name);
-            let on = key.iter().map(|k| format!("{t}.{0} = {STAGE}.{0}", quote_ident(k))).collect::<Vec<_>>();
-            let source = updated.iter().map(|c| compared(STAGE, c)).collect::<Vec<_>>().join(", ");
-            let current = updated.iter().map(|c| compared(&t, c)).collect::<Vec<_>>().join(", ");
-            let set = updated
-                .iter()
-                .map(|c| format!("{0} = {STAGE}.{0}", quote_ident(c.name)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            Some(format!(
-                "UPDATE {target} SET {set} {} FROM {STAGE} WHERE {} AND EXISTS (SELECT {source} EXCEPT SELECT {current});",
-                output_into("N'UPDATE'", key, true, undo),
-                on.join(" AND "),
-            ))
+            Some(update_from_stage(table, &updated, key, "", Some(&output_into("N'UPDATE'", key, true, undo))))
         }
         MergeMode::Delete => Some(format!(
             "DELETE t {} FROM {target} AS t JOIN {STAGE} AS s ON {on};",
@@ -248,6 +231,91 @@ pub(crate) fn merge(
         }
     }
 }
+
+/// `UPDATE <table> [hints] SET … [OUTPUT …] FROM #dmf_stage WHERE <key> AND EXISTS (… EXCEPT …)`:
+/// the staged values written into the rows whose key is staged and whose `updated` columns
+/// differ. Neither the target nor the stage has an alias: Babelfish 4.3 loses an aliased
+/// join's FROM clause in an `UPDATE … OUTPUT … INTO` ("missing FROM-clause entry"). The target
+/// is named by its table name, the stage (a `#` name no table has) by its own.
+fn update_from_stage(
+    table: &TableName,
+    updated: &[&MergeColumn<'_>],
+    key: &[String],
+    hints: &str,
+    output: Option<&str>,
+) -> String {
+    let t = quote_ident(&table.name);
+    let on = key.iter().map(|k| format!("{t}.{0} = {STAGE}.{0}", quote_ident(k))).collect::<Vec<_>>();
+    let source = updated.iter().map(|c| compared(STAGE, c)).collect::<Vec<_>>().join(", ");
+    let current = updated.iter().map(|c| compared(&t, c)).collect::<Vec<_>>().join(", ");
+    let set = updated.iter().map(|c| format!("{0} = {STAGE}.{0}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+    let output = output.map(|o| format!(" {o}")).unwrap_or_default();
+    format!(
+        "UPDATE {}{hints} SET {set}{output} FROM {STAGE} WHERE {} AND EXISTS (SELECT {source} EXCEPT SELECT {current});",
+        qualified(table),
+        on.join(" AND "),
+    )
+}
+
+/// The table hint of the MERGE-free upsert, on the target in its `UPDATE` and in its
+/// `INSERT`'s `NOT EXISTS`: update locks and key-range locks on every key they read, held to
+/// the end of the transaction. Without it another session could insert a staged key between
+/// the two statements (this `INSERT` would then skip that row, its value lost) or both could
+/// see a key absent and insert it twice (a duplicate-key error).
+pub(crate) const UPSERT_HINTS: &str = " WITH (UPDLOCK, SERIALIZABLE)";
+
+/// The MERGE-free upsert, the statements inside the batch's transaction
+/// ([`update_insert_batch`]): the staged rows that differ are updated (`@updated` is set to
+/// their `@@ROWCOUNT`), then the staged keys still absent are inserted (`@inserted`), with
+/// `IDENTITY_INSERT` around the insert when identity values are loaded. Both lock the keys
+/// they read ([`UPSERT_HINTS`]). With an undo log, the update logs its before-images like the
+/// MERGE, and the keys about to be inserted are logged by the insert's own `NOT EXISTS` just
+/// before it (the locks keep that set the same), not by `INSERT … OUTPUT`: Babelfish 4.3
+/// refuses an `INSERT … OUTPUT … INTO` under `IDENTITY_INSERT` ("cannot insert a non-DEFAULT
+/// value into column"). The merge log then holds the same rows as after the MERGE, so the
+/// undo log gets the same entries.
+pub(crate) fn update_insert(
+    table: &TableName,
+    columns: &[MergeColumn<'_>],
+    key: &[String],
+    identity_insert: bool,
+    undo: Option<&UndoImage<'_>>,
+) -> String {
+    let target = qualified(table);
+    let updated: Vec<&MergeColumn<'_>> = columns.iter().filter(|c| c.update).collect();
+    let mut sql = String::new();
+    if !updated.is_empty() {
+        let output = undo.map(|undo| output_into("N'UPDATE'", key, true, Some(undo)));
+        sql.push_str(&update_from_stage(table, &updated, key, UPSERT_HINTS, output.as_deref()));
+        sql.push_str(" SET @updated = @@ROWCOUNT; ");
+    }
+    let on = key.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+    let absent = format!("NOT EXISTS (SELECT 1 FROM {target} AS t{UPSERT_HINTS} WHERE {on})");
+    if undo.is_some() {
+        let into = (0..key.len()).map(new_column).collect::<Vec<_>>().join(", ");
+        let keys = key.iter().map(|k| format!("s.{}", quote_ident(k))).collect::<Vec<_>>().join(", ");
+        sql.push_str(&format!(
+            "INSERT INTO {MERGE_LOG} ([action], {into}) SELECT N'INSERT', {keys} FROM {STAGE} AS s WHERE {absent}; "
+        ));
+    }
+    if identity_insert {
+        sql.push_str(&format!("SET IDENTITY_INSERT {target} ON; "));
+    }
+    let names = columns.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
+    let values = columns.iter().map(|c| format!("s.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+    // `@@ROWCOUNT` is read at once: `SET IDENTITY_INSERT` resets it.
+    sql.push_str(&format!(
+        "INSERT INTO {target} ({names}) SELECT {values} FROM {STAGE} AS s WHERE {absent}; SET @inserted = @@ROWCOUNT;"
+    ));
+    if identity_insert {
+        sql.push_str(&format!(" SET IDENTITY_INSERT {target} OFF;"));
+    }
+    sql
+}
+
+/// The counts of the MERGE-free upsert, in the merge log's shape: `(action, n)`.
+pub(crate) const UPDATE_INSERT_COUNTS: &str =
+    "SELECT N'UPDATE' AS [action], @updated AS n UNION ALL SELECT N'INSERT' AS [action], @inserted AS n;";
 
 /// Copies the merge log into `dmf.undo_log`: the key (inserted or deleted) and, for updates
 /// and deletes, the before-image, as JSON objects. Parameters: `@P1` migration, `@P6` run
@@ -288,26 +356,44 @@ pub(crate) const MERGE_COUNTS: &str = "SELECT [action], COUNT_BIG(*) AS n FROM #
 /// Parameters: the checkpoint's ([`dmf_core::control::checkpoints::write_params`]: `@P1`
 /// migration … `@P5` time), and with an undo log `@P6` run id, `@P7` table name.
 pub(crate) fn merge_batch(table: &TableName, merge: Option<&str>, identity_insert: bool, undo: Option<&str>) -> String {
-    let mut sql = String::from("SET XACT_ABORT ON; BEGIN TRANSACTION; ");
+    let mut body = String::new();
     if let Some(merge) = merge {
         if identity_insert {
-            sql.push_str(&format!("SET IDENTITY_INSERT {} ON; ", qualified(table)));
+            body.push_str(&format!("SET IDENTITY_INSERT {} ON; ", qualified(table)));
         }
-        sql.push_str(merge);
-        sql.push(' ');
+        body.push_str(merge);
+        body.push(' ');
         if identity_insert {
-            sql.push_str(&format!("SET IDENTITY_INSERT {} OFF; ", qualified(table)));
+            body.push_str(&format!("SET IDENTITY_INSERT {} OFF; ", qualified(table)));
         }
         if let Some(undo) = undo {
-            sql.push_str(undo);
-            sql.push(' ');
+            body.push_str(undo);
+            body.push(' ');
         }
     }
-    sql.push_str(save_checkpoint());
-    sql.push_str(" COMMIT TRANSACTION; ");
-    sql.push_str(MERGE_COUNTS);
-    sql.push_str(&format!(" TRUNCATE TABLE {STAGE}; TRUNCATE TABLE {MERGE_LOG};"));
-    sql
+    staged_batch("", &body, MERGE_COUNTS)
+}
+
+/// [`merge_batch`] for the MERGE-free upsert: `body` is [`update_insert`]'s statements, whose
+/// counts (`@updated`, `@inserted`, declared here) are returned in the merge log's shape
+/// ([`UPDATE_INSERT_COUNTS`]). Same parameters.
+pub(crate) fn update_insert_batch(body: &str, undo: Option<&str>) -> String {
+    let mut body = format!("{body} ");
+    if let Some(undo) = undo {
+        body.push_str(undo);
+        body.push(' ');
+    }
+    staged_batch("DECLARE @updated bigint = 0, @inserted bigint = 0; ", &body, UPDATE_INSERT_COUNTS)
+}
+
+/// Under `XACT_ABORT` (and after `declare`), in one transaction, `body` and the checkpoint;
+/// then `counts`, and the stage and the merge log emptied for the next batch.
+fn staged_batch(declare: &str, body: &str, counts: &str) -> String {
+    format!(
+        "SET XACT_ABORT ON; {declare}BEGIN TRANSACTION; {body}{} COMMIT TRANSACTION; {counts} \
+         TRUNCATE TABLE {STAGE}; TRUNCATE TABLE {MERGE_LOG};",
+        save_checkpoint()
+    )
 }
 
 /// Empties `tables`, in the given order (referencing tables first), in one transaction.
@@ -516,6 +602,70 @@ mod tests {
             merge(&table(), &columns()[..2], &["id".into()], MergeMode::Insert, None).unwrap(),
             "INSERT INTO [dbo].[Orders] ([id], [name]) OUTPUT N'INSERT', inserted.[id] INTO #dmf_merge_log ([action], [new_0]) \
              SELECT s.[id], s.[name] FROM #dmf_stage AS s;"
+        );
+    }
+
+    #[test]
+    fn the_merge_free_upsert_updates_rows_that_differ_then_inserts_absent_keys_under_key_range_locks() {
+        assert_eq!(
+            update_insert(&table(), &columns(), &["id".into()], false, None),
+            "UPDATE [dbo].[Orders] WITH (UPDLOCK, SERIALIZABLE) SET [name] = #dmf_stage.[name], [notes] = #dmf_stage.[notes] \
+             FROM #dmf_stage WHERE [Orders].[id] = #dmf_stage.[id] AND EXISTS (SELECT #dmf_stage.[name], \
+             CAST(#dmf_stage.[notes] AS nvarchar(max)) EXCEPT SELECT [Orders].[name], CAST([Orders].[notes] AS nvarchar(max))); \
+             SET @updated = @@ROWCOUNT; \
+             INSERT INTO [dbo].[Orders] ([id], [name], [notes], [parent_id]) SELECT s.[id], s.[name], s.[notes], s.[parent_id] \
+             FROM #dmf_stage AS s WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id]); \
+             SET @inserted = @@ROWCOUNT;"
+        );
+    }
+
+    #[test]
+    fn with_an_undo_log_the_merge_free_upsert_fills_the_merge_log_like_the_merge() {
+        let key = ["id".to_owned(), "line".to_owned()];
+        let undo = UndoImage { image: vec!["id", "line", "name"], key_in_image: vec![0, 1] };
+        assert_eq!(
+            update_insert(&table(), &columns()[..2], &key, true, Some(&undo)),
+            "UPDATE [dbo].[Orders] WITH (UPDLOCK, SERIALIZABLE) SET [name] = #dmf_stage.[name] \
+             OUTPUT N'UPDATE', inserted.[id], inserted.[line], deleted.[id], deleted.[line], deleted.[name] \
+             INTO #dmf_merge_log ([action], [new_0], [new_1], [old_0], [old_1], [old_2]) \
+             FROM #dmf_stage WHERE [Orders].[id] = #dmf_stage.[id] AND [Orders].[line] = #dmf_stage.[line] \
+             AND EXISTS (SELECT #dmf_stage.[name] EXCEPT SELECT [Orders].[name]); SET @updated = @@ROWCOUNT; \
+             INSERT INTO #dmf_merge_log ([action], [new_0], [new_1]) SELECT N'INSERT', s.[id], s.[line] FROM #dmf_stage AS s \
+             WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id] AND t.[line] = s.[line]); \
+             SET IDENTITY_INSERT [dbo].[Orders] ON; \
+             INSERT INTO [dbo].[Orders] ([id], [name]) SELECT s.[id], s.[name] FROM #dmf_stage AS s \
+             WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id] AND t.[line] = s.[line]); \
+             SET @inserted = @@ROWCOUNT; SET IDENTITY_INSERT [dbo].[Orders] OFF;"
+        );
+        // Nothing to update (the key only): the insert alone.
+        assert_eq!(
+            update_insert(&table(), &columns()[..1], &["id".into()], false, None),
+            "INSERT INTO [dbo].[Orders] ([id]) SELECT s.[id] FROM #dmf_stage AS s \
+             WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id]); \
+             SET @inserted = @@ROWCOUNT;"
+        );
+    }
+
+    #[test]
+    fn the_merge_free_batch_declares_its_counts_and_returns_them_like_the_merge_log() {
+        let checkpoint = save_checkpoint();
+        assert_eq!(
+            update_insert_batch("UPDATE …; INSERT …;", Some("INSERT INTO dmf.undo_log …;")),
+            format!(
+                "SET XACT_ABORT ON; DECLARE @updated bigint = 0, @inserted bigint = 0; BEGIN TRANSACTION; \
+                 UPDATE …; INSERT …; INSERT INTO dmf.undo_log …; {checkpoint} COMMIT TRANSACTION; \
+                 SELECT N'UPDATE' AS [action], @updated AS n UNION ALL SELECT N'INSERT' AS [action], @inserted AS n; \
+                 TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;"
+            )
+        );
+        assert_eq!(
+            update_insert_batch("INSERT …;", None),
+            format!(
+                "SET XACT_ABORT ON; DECLARE @updated bigint = 0, @inserted bigint = 0; BEGIN TRANSACTION; \
+                 INSERT …; {checkpoint} COMMIT TRANSACTION; \
+                 SELECT N'UPDATE' AS [action], @updated AS n UNION ALL SELECT N'INSERT' AS [action], @inserted AS n; \
+                 TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;"
+            )
         );
     }
 
