@@ -227,6 +227,11 @@ impl MssqlExtractor {
             }
             records.push(Row::new(Arc::clone(&self.spec.shape), values));
         }
+        if records.len() < limit {
+            // A short page ends the read: the session goes back to the pool rather than idling
+            // until the run ends (a later read opens one).
+            self.session = Session::new();
+        }
         if records.is_empty() {
             return Ok(None);
         }

@@ -21,7 +21,7 @@ use crate::error::to_dmf_error;
 use crate::executor::{BulkOptions, Executor, SqlError, SqlRow};
 use crate::session::Session;
 use crate::sql::control::{self as control_sql, SCHEMA};
-use crate::sql::load::{self as sql, MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
+use crate::sql::load::{self as sql, Compared, MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
 use crate::sql::{is_collation_name, qualified, quote_ident};
 use crate::types::{SqlType, bulk_data, exceeds_bulk_limit, unsupported_reason};
 
@@ -33,15 +33,16 @@ use crate::types::{SqlType, bulk_data, exceeds_bulk_limit, unsupported_reason};
 /// |---|---|---|
 /// | `Insert` | `BEGIN TRANSACTION`; bulk load into the table (`KEEP_IDENTITY` when identity values are loaded, `KEEP_NULLS`, `CHECK_CONSTRAINTS` so constraints stay trusted, `FIRE_TRIGGERS`; with `LoadSpec::trust_foreign_keys` neither of the last two, see below); the checkpoint; `COMMIT` | inserted |
 /// | `Upsert` | bulk load into `#dmf_stage`; one batch: `MERGE … WHEN MATCHED AND EXISTS (SELECT s.… EXCEPT SELECT t.…) THEN UPDATE … WHEN NOT MATCHED BY TARGET THEN INSERT … OUTPUT $action, inserted.<key> INTO #dmf_merge_log`, with `SET IDENTITY_INSERT … ON/OFF` around it when identity values are loaded, and the checkpoint, under `XACT_ABORT` in one transaction | inserted, updated, unchanged: exact, from the merge log |
-/// | `Upsert`, [`UpsertStrategy::UpdateInsert`] | the same stage; one batch: `UPDATE <table> WITH (UPDLOCK, SERIALIZABLE) SET … FROM #dmf_stage WHERE <key> AND EXISTS (… EXCEPT …)`, then `INSERT INTO <table> … SELECT … FROM #dmf_stage AS s WHERE NOT EXISTS (SELECT 1 FROM <table> AS t WITH (UPDLOCK, SERIALIZABLE) WHERE <key>)` (`IDENTITY_INSERT` around the insert), and the checkpoint, under `XACT_ABORT` in one transaction | inserted, updated, unchanged: exact, from each statement's `@@ROWCOUNT` |
 /// | `Delete` | keys into the stage, `DELETE t OUTPUT … FROM <table> AS t JOIN #dmf_stage AS s ON <key>` | deleted |
 /// | `Update` | the stage, `UPDATE t SET … OUTPUT … FROM <table> AS t JOIN #dmf_stage AS s ON <key> WHERE EXISTS (… EXCEPT …)` | updated, unchanged |
+/// | any of these, [`UpsertStrategy::UpdateInsert`] | the same stage; one batch with no MERGE and no `OUTPUT`: `UPDATE t SET … FROM <table> AS t WITH (UPDLOCK, SERIALIZABLE) JOIN #dmf_stage AS s ON <key> WHERE EXISTS (… EXCEPT …)`, then `INSERT INTO <table> … SELECT … FROM #dmf_stage AS s WHERE NOT EXISTS (SELECT 1 FROM <table> AS t WITH (UPDLOCK, SERIALIZABLE) WHERE <key>)` for `Upsert` (`IDENTITY_INSERT` around the insert); the `UPDATE` alone, `DELETE t FROM <table> AS t JOIN #dmf_stage AS s ON <key>`, or the `INSERT` without `NOT EXISTS` for the other modes; the undo log's rows selected, under the same locks, just before each write; and the checkpoint, under `XACT_ABORT` in one transaction | exact, from each statement's `@@ROWCOUNT` |
 ///
 /// Only `Upsert` with the default [`UpsertStrategy::Merge`] uses MERGE (which Babelfish
 /// lacks); the other modes are plain statements joined with the stage, whose primary key is
-/// the table's key. The MERGE-free upsert holds update and key-range locks on the keys it
-/// reads until it commits, so no other session inserts a staged key between its update and
-/// its insert.
+/// the table's key. [`UpsertStrategy::UpdateInsert`] uses neither MERGE nor `OUTPUT` (which
+/// Babelfish 4.3 gets wrong in several of these statements), and holds update and key-range
+/// locks on the keys it reads until it commits, so no other session inserts a staged key
+/// between its update and its insert, nor changes a row between its logging and its writing.
 ///
 /// Only rows that differ are updated (`EXCEPT` compares NULLs as equal), so an unchanged
 /// re-run writes nothing. Computed, rowversion and temporal period columns are never
@@ -113,6 +114,15 @@ fn writable(columns: &[ColumnFacts]) -> Vec<&ColumnFacts> {
 
 fn collation(facts: &ColumnFacts) -> Option<&str> {
     facts.collation.as_deref().filter(|c| facts.sql_type.is_character() && is_collation_name(c))
+}
+
+/// How a column is compared to find the rows that differ.
+fn compared(sql_type: &SqlType) -> Compared {
+    match (sql_type.comparable_as(), sql_type) {
+        (Some(ty), _) => Compared::Cast(ty),
+        (None, SqlType::DateTimeOffset { .. }) => Compared::Utc,
+        (None, _) => Compared::Value,
+    }
 }
 
 /// The type a column takes in the merge log and in `OPENJSON … WITH`: legacy LOB types as
@@ -254,7 +264,7 @@ impl MssqlLoader {
                 .map(|(c, null)| MergeColumn {
                     name: &c.column.name,
                     update: !key.contains(&c.column.name) && !c.column.identity && !null,
-                    compare_as: c.sql_type.comparable_as(),
+                    compare: compared(&c.sql_type),
                 })
                 .collect();
             let undo = self.undo_enabled().then(|| UndoImage {
@@ -263,10 +273,10 @@ impl MssqlLoader {
             });
             let undo_insert = undo.as_ref().map(|u| sql::undo_insert(key, u));
             let identity_insert = identity && matches!(mode, MergeMode::Upsert | MergeMode::Insert);
-            if mode == MergeMode::Upsert && self.shared.options.upsert == UpsertStrategy::UpdateInsert {
-                let body = sql::update_insert(&self.spec.table, &columns, key, identity_insert, undo.as_ref());
-                prepared.merges = true;
-                prepared.merge_batch = Some(sql::update_insert_batch(&body, undo_insert.as_deref()));
+            if self.shared.options.upsert == UpsertStrategy::UpdateInsert {
+                let body = sql::merge_free(&self.spec.table, &columns, key, mode, identity_insert, undo.as_ref());
+                prepared.merges = body.is_some();
+                prepared.merge_batch = Some(sql::merge_free_batch(body.as_deref(), undo_insert.as_deref()));
             } else {
                 let merge = sql::merge(&self.spec.table, &columns, key, mode, undo.as_ref());
                 prepared.merges = merge.is_some();
@@ -528,6 +538,13 @@ impl Loader for MssqlLoader {
                     table = %self.spec.table, rows = batch.records.len(), inserted = report.inserted,
                     updated = report.updated, deleted = report.deleted, "batch committed with its checkpoint"
                 );
+                if batch.checkpoint.done {
+                    // The migration is complete: its session goes back to the pool rather than
+                    // idling until the run ends (a sync holds one per migration otherwise, and
+                    // a diff has more migrations than the pool has connections).
+                    self.session = Session::new();
+                    self.prepared = None;
+                }
                 Ok(report)
             }
             Err(error) => {
@@ -600,16 +617,18 @@ impl Loader for MssqlLoader {
         dmf_core::committed_insert(self, migration, checkpoint, records).await
     }
 
+    /// On a session of its own, returned to the pool at once: clearing needs no stage, and
+    /// comes last when a migration is rolled back (the loader's session would otherwise stay
+    /// open until the rollback of every table ends, more than the pool has connections).
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
-        self.prepare().await?;
-        let (executor, _) = self.session.executor(self.shared.connector.as_ref(), Stage::Load).await?;
+        let mut session = self.shared.connector.session().await.map_err(|error| {
+            to_dmf_error(error, Stage::Load, format!("cannot connect to SQL Server at {}", self.shared.name()))
+        })?;
+        self.shared.ensure_control_tables(session.as_mut()).await?;
         let params = [Value::Text(migration.as_str().to_owned())];
-        match executor.execute(control_sql::clear_checkpoint(), &params).await {
+        match session.execute(control_sql::clear_checkpoint(), &params).await {
             Ok(_) => Ok(()),
-            Err(error) => {
-                self.session.after_error(&error);
-                Err(to_dmf_error(error, Stage::Load, format!("clearing the checkpoint of `{migration}`")))
-            }
+            Err(error) => Err(to_dmf_error(error, Stage::Load, format!("clearing the checkpoint of `{migration}`"))),
         }
     }
 
@@ -649,6 +668,9 @@ impl Loader for MssqlLoader {
                 let row = rows.first();
                 let count =
                     |i| row.and_then(|r| r.int(i).ok().flatten()).and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                // Done with this table: the session goes back to the pool (a rollback asks
+                // every migration's loader in turn, more than the pool has connections).
+                self.session = Session::new();
                 self.prepared = None;
                 Ok(RollbackReport { deleted: count(0), restored: count(1) })
             }
@@ -681,6 +703,14 @@ mod tests {
         assert_eq!(merge_counts(&[row("DELETE", 7)]).unwrap(), (0, 0, 7));
         assert_eq!(merge_counts(&[]).unwrap(), (0, 0, 0));
         assert!(merge_counts(&[row("UPSERT", 1)]).is_err());
+    }
+
+    #[test]
+    fn lob_types_are_compared_through_a_cast_and_datetimeoffset_by_its_utc_instant() {
+        assert_eq!(compared(&SqlType::NText), Compared::Cast("nvarchar(max)"));
+        assert_eq!(compared(&SqlType::parse("datetimeoffset(6)")), Compared::Utc);
+        assert_eq!(compared(&SqlType::parse("datetime2(6)")), Compared::Value);
+        assert_eq!(compared(&SqlType::parse("nvarchar(20)")), Compared::Value);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The extractor reads keyset pages (`SELECT TOP (@P1) … WHERE (k > @P2) … ORDER BY k`),
 //! decodes SQL Server's cells into neutral values, resumes from positions, reads a rowversion
-//! watermark it does not write, and drops its session after an error.
+//! watermark it does not write, drops its session after an error, and gives it back when it
+//! has read to the end.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -63,6 +64,7 @@ async fn pages_follow_the_last_key_and_stop_at_a_short_page() {
         "money comes as an exact decimal"
     );
 
+    assert_eq!(script.open_sessions(), 0, "read to the end: the session went back to the pool");
     let log = script.log();
     let queries: Vec<_> = log.iter().filter(|r| r.kind == RecordedKind::Query).collect();
     assert_eq!(queries.len(), 2, "the short second page ends the read");

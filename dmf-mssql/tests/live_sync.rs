@@ -1,7 +1,8 @@
 //! Live (needs `DMF_TEST_MSSQL_URL`): every sync mode between two SQL Server databases with
-//! the rich schema, checked by SQL Server's own fingerprints; exact MERGE counts; identity
-//! values kept; incremental by rowversion, by datetime and datetimeoffset; rollback from the
-//! undo log; the fast path of a full sync leaving every constraint as trusted as it was.
+//! the rich schema, checked by SQL Server's own fingerprints; exact upsert counts, with MERGE
+//! and without (`UpsertStrategy::UpdateInsert`, the only one on Babelfish); identity values
+//! kept; incremental by rowversion, by datetime and datetimeoffset; rollback from the undo
+//! log; the fast path of a full sync leaving every constraint as trusted as it was.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -12,7 +13,10 @@ use std::sync::Arc;
 use dmf_core::catalog::TableName;
 use dmf_core::sync::{FK_CHECK, ForeignKeyChecks, SyncJob, SyncMode};
 use dmf_core::{EngineConfig, RunRequest, RunStatus};
-use live_common::{CHANGES, ODD_NAME, counts, fingerprints, rich_pair, rich_pair_without_decimals, server_url, sync};
+use live_common::{
+    BABELFISH, CHANGES, ODD_NAME, ORDER_NAME, UPSERT_STRATEGIES, counts, fingerprints, rich_pair,
+    rich_pair_for_this_server, rich_pair_without_decimals, server_url, sync,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
@@ -141,60 +145,64 @@ async fn the_fast_path_leaves_every_constraint_as_trusted_as_it_was_and_fires_tr
     assert_eq!(target_db.scalar("SELECT SUM(n) FROM dbo.audit").await, 200, "FIRE_TRIGGERS on the per-row path");
 }
 
+/// Both upsert strategies on SQL Server, the MERGE-free one on Babelfish (no MERGE there),
+/// each with the rich schema as far as the server loads it correctly
+/// ([`rich_pair_for_this_server`]: no decimals on Babelfish).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
     dmf_mssql_server = "none",
     ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
 )]
-#[cfg_attr(
-    dmf_mssql_server = "babelfish",
-    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
-)]
-async fn upsert_counts_come_exactly_from_the_merge_and_an_unchanged_rerun_writes_nothing() {
+async fn upsert_counts_are_exact_and_an_unchanged_rerun_writes_nothing() {
     let url = server_url("upsert").await;
-    let (source_db, target_db) = rich_pair(&url, "upsert").await;
-    let (source, target) = (source_db.database(), target_db.database());
-    let first = sync(&source, &target, SyncMode::Upsert, false).await;
-    assert_eq!(first.status, RunStatus::Completed, "{first}");
-    assert_eq!(counts(&first, "shop.customers"), (1000, 1000, 0, 0, 0));
-    assert_eq!(fingerprints(&target_db).await, fingerprints(&source_db).await);
+    for &strategy in UPSERT_STRATEGIES {
+        let (source_db, target_db) = rich_pair_for_this_server(&url, "upsert").await;
+        let (source, target) = (source_db.database(), target_db.upserting(strategy));
+        let first = sync(&source, &target, SyncMode::Upsert, false).await;
+        assert_eq!(first.status, RunStatus::Completed, "{strategy:?}: {first}");
+        assert_eq!(counts(&first, "shop.customers"), (1000, 1000, 0, 0, 0), "{strategy:?}");
+        assert_eq!(fingerprints(&target_db).await, fingerprints(&source_db).await, "{strategy:?}");
 
-    let rerun = sync(&source, &target, SyncMode::Upsert, false).await;
-    assert_eq!(rerun.totals().inserted + rerun.totals().updated, 0, "{rerun}");
+        let rerun = sync(&source, &target, SyncMode::Upsert, false).await;
+        assert_eq!(rerun.totals().inserted + rerun.totals().updated, 0, "{strategy:?}: {rerun}");
 
-    source_db.batch(CHANGES).await;
-    let changed = sync(&source, &target, SyncMode::Upsert, false).await;
-    assert_eq!(changed.status, RunStatus::Completed, "{changed}");
-    assert_eq!(counts(&changed, "shop.customers"), (1010, 10, 10, 990, 0));
-    assert_eq!(counts(&changed, "shop.Order"), (993, 3, 10, 980, 0));
-    assert_eq!(counts(&changed, "shop.order_lines"), (1983, 3, 10, 1970, 0));
-    assert_eq!(counts(&changed, &format!("dbo.{ODD_NAME}")), (200, 2, 2, 196, 0));
-    assert_eq!(counts(&changed, "shop.employees"), (500, 0, 0, 500, 0));
+        source_db.batch(CHANGES).await;
+        let changed = sync(&source, &target, SyncMode::Upsert, false).await;
+        assert_eq!(changed.status, RunStatus::Completed, "{strategy:?}: {changed}");
+        assert_eq!(counts(&changed, "shop.customers"), (1010, 10, 10, 990, 0), "{strategy:?}");
+        assert_eq!(counts(&changed, &format!("shop.{ORDER_NAME}")), (993, 3, 10, 980, 0), "{strategy:?}");
+        assert_eq!(counts(&changed, "shop.order_lines"), (1983, 3, 10, 1970, 0), "{strategy:?}");
+        assert_eq!(counts(&changed, &format!("dbo.{ODD_NAME}")), (200, 2, 2, 196, 0), "{strategy:?}");
+        assert_eq!(counts(&changed, "shop.employees"), (500, 0, 0, 500, 0), "{strategy:?}");
+        let prints = (fingerprints(&source_db).await, fingerprints(&target_db).await);
+        // The others had rows deleted in the source, which an upsert leaves in the target.
+        for table in ["shop.customers", "shop.customers lengths", "shop.employees"] {
+            assert_eq!(prints.0[table], prints.1[table], "{strategy:?}: {table}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
     dmf_mssql_server = "none",
     ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
-)]
-#[cfg_attr(
-    dmf_mssql_server = "babelfish",
-    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
 )]
 async fn diff_writes_only_the_differences_deletes_included() {
     let url = server_url("diff").await;
-    let (source_db, target_db) = rich_pair(&url, "diff").await;
-    let (source, target) = (source_db.database(), target_db.database());
-    assert_eq!(sync(&source, &target, SyncMode::Full, false).await.status, RunStatus::Completed);
-    source_db.batch(CHANGES).await;
-    let summary = sync(&source, &target, SyncMode::Diff, false).await;
-    assert_eq!(summary.status, RunStatus::Completed, "{summary}");
-    assert_eq!(fingerprints(&target_db).await, fingerprints(&source_db).await);
-    assert_eq!(counts(&summary, "shop.Order (deletes)").4, 10);
-    assert_eq!(counts(&summary, "shop.order_lines (deletes)").4, 20);
-    assert_eq!(counts(&summary, &format!("dbo.{ODD_NAME} (deletes)")).4, 2);
-    let (_, inserted, updated, _, _) = counts(&summary, "shop.customers");
-    assert_eq!((inserted, updated), (10, 10));
+    for &strategy in UPSERT_STRATEGIES {
+        let (source_db, target_db) = rich_pair_for_this_server(&url, "diff").await;
+        let (source, target) = (source_db.database(), target_db.upserting(strategy));
+        assert_eq!(sync(&source, &target, SyncMode::Full, false).await.status, RunStatus::Completed);
+        source_db.batch(CHANGES).await;
+        let summary = sync(&source, &target, SyncMode::Diff, false).await;
+        assert_eq!(summary.status, RunStatus::Completed, "{strategy:?}: {summary}");
+        assert_eq!(fingerprints(&target_db).await, fingerprints(&source_db).await, "{strategy:?}");
+        assert_eq!(counts(&summary, &format!("shop.{ORDER_NAME} (deletes)")).4, 10, "{strategy:?}");
+        assert_eq!(counts(&summary, "shop.order_lines (deletes)").4, 20, "{strategy:?}");
+        assert_eq!(counts(&summary, &format!("dbo.{ODD_NAME} (deletes)")).4, 2, "{strategy:?}");
+        let (_, inserted, updated, _, _) = counts(&summary, "shop.customers");
+        assert_eq!((inserted, updated), (10, 10), "{strategy:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -204,61 +212,73 @@ async fn diff_writes_only_the_differences_deletes_included() {
 )]
 #[cfg_attr(
     dmf_mssql_server = "babelfish",
-    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
+    ignore = "needs SQL Server: MIN_ACTIVE_ROWVERSION(), which bounds a rowversion watermark (Babelfish 4.3: \"function min_active_rowversion() does not exist\")"
 )]
 async fn incremental_by_rowversion_reads_only_rows_changed_since_the_last_run() {
     let url = server_url("rowversion").await;
-    let (source_db, target_db) = rich_pair(&url, "rowversion").await;
-    let (source, target) = (source_db.database(), target_db.database());
-    let job = SyncJob::new(
-        Arc::clone(&source),
-        Arc::clone(&target),
-        SyncMode::Incremental { column: "rv".into(), propagate_deletes: false },
-    )
-    .tables(vec![TableName::new(Some("shop"), "customers")])
-    .engine(EngineConfig::builder().batch_size(250).build().unwrap());
-    let first = job.run(RunRequest::all()).await.unwrap();
-    assert_eq!(first.status, RunStatus::Completed, "{first}");
-    assert_eq!(counts(&first, "shop.customers").0, 1000);
+    for &strategy in UPSERT_STRATEGIES {
+        let (source_db, target_db) = rich_pair_for_this_server(&url, "rowversion").await;
+        let (source, target) = (source_db.database(), target_db.upserting(strategy));
+        let job = SyncJob::new(
+            Arc::clone(&source),
+            Arc::clone(&target),
+            SyncMode::Incremental { column: "rv".into(), propagate_deletes: false },
+        )
+        .tables(vec![TableName::new(Some("shop"), "customers")])
+        .engine(EngineConfig::builder().batch_size(250).build().unwrap());
+        // Completed migrations run again only when forced; incremental ones keep their watermark.
+        let first = job.run(RunRequest::all().force()).await.unwrap();
+        assert_eq!(first.status, RunStatus::Completed, "{strategy:?}: {first}");
+        assert_eq!(counts(&first, "shop.customers").0, 1000, "{strategy:?}");
 
-    source_db.batch(CHANGES).await;
-    let second = job.run(RunRequest::all()).await.unwrap();
-    assert_eq!(second.status, RunStatus::Completed, "{second}");
-    let (read, inserted, updated, _, _) = counts(&second, "shop.customers");
-    assert_eq!((read, inserted, updated), (20, 10, 10), "only the renamed and the new rows are read");
-    let third = job.run(RunRequest::all()).await.unwrap();
-    assert_eq!(counts(&third, "shop.customers").0, 0, "nothing changed since");
-    let prints = (fingerprints(&source_db).await, fingerprints(&target_db).await);
-    assert_eq!(prints.0["shop.customers"], prints.1["shop.customers"]);
+        source_db.batch(CHANGES).await;
+        let second = job.run(RunRequest::all().force()).await.unwrap();
+        assert_eq!(second.status, RunStatus::Completed, "{strategy:?}: {second}");
+        let (read, inserted, updated, _, _) = counts(&second, "shop.customers");
+        assert_eq!((read, inserted, updated), (20, 10, 10), "{strategy:?}: only the renamed and the new rows are read");
+        let third = job.run(RunRequest::all().force()).await.unwrap();
+        assert_eq!(counts(&third, "shop.customers").0, 0, "{strategy:?}: nothing changed since");
+        let prints = (fingerprints(&source_db).await, fingerprints(&target_db).await);
+        assert_eq!(prints.0["shop.customers"], prints.1["shop.customers"], "{strategy:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
     dmf_mssql_server = "none",
     ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
-)]
-#[cfg_attr(
-    dmf_mssql_server = "babelfish",
-    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
 )]
 async fn incremental_by_datetime_and_datetimeoffset_with_deletes() {
     let url = server_url("incremental").await;
-    let (source_db, target_db) = rich_pair(&url, "incremental").await;
-    let (source, target) = (source_db.database(), target_db.database());
-    assert_eq!(sync(&source, &target, SyncMode::Full, false).await.status, RunStatus::Completed);
-    let mode = SyncMode::Incremental { column: "updated_at".into(), propagate_deletes: true };
-    let tables = vec![TableName::new(Some("shop"), "Order"), TableName::new(Some("shop"), "order_lines")];
-    let job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), mode).tables(tables);
-    let first = job.run(RunRequest::all()).await.unwrap();
-    assert_eq!(first.status, RunStatus::Completed, "{first}");
-    source_db.batch(CHANGES).await;
-    let second = job.run(RunRequest::all()).await.unwrap();
-    assert_eq!(second.status, RunStatus::Completed, "{second}");
-    assert_eq!(counts(&second, "shop.order_lines").0, 13, "10 updated and 3 new lines, by their datetime watermark");
-    assert_eq!(counts(&second, "shop.Order").0, 13, "10 updated and 3 new orders, by their datetimeoffset watermark");
-    let (source_prints, target_prints) = (fingerprints(&source_db).await, fingerprints(&target_db).await);
-    assert_eq!(source_prints["shop.[Order]"], target_prints["shop.[Order]"]);
-    assert_eq!(source_prints["shop.order_lines"], target_prints["shop.order_lines"]);
+    for &strategy in UPSERT_STRATEGIES {
+        let (source_db, target_db) = rich_pair_for_this_server(&url, "incremental").await;
+        let (source, target) = (source_db.database(), target_db.upserting(strategy));
+        assert_eq!(sync(&source, &target, SyncMode::Full, false).await.status, RunStatus::Completed);
+        let mode = SyncMode::Incremental { column: "updated_at".into(), propagate_deletes: true };
+        let tables = vec![TableName::new(Some("shop"), ORDER_NAME), TableName::new(Some("shop"), "order_lines")];
+        let job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), mode).tables(tables);
+        // Completed migrations run again only when forced; incremental ones keep their
+        // watermark. The first reads every row (the full sync's checkpoint is in key order).
+        let first = job.run(RunRequest::all().force()).await.unwrap();
+        assert_eq!(first.status, RunStatus::Completed, "{strategy:?}: {first}");
+        assert_eq!(counts(&first, "shop.order_lines").0, 2000, "{strategy:?}");
+        source_db.batch(CHANGES).await;
+        let second = job.run(RunRequest::all().force()).await.unwrap();
+        assert_eq!(second.status, RunStatus::Completed, "{strategy:?}: {second}");
+        assert_eq!(
+            counts(&second, "shop.order_lines").0,
+            13,
+            "{strategy:?}: 10 updated and 3 new lines, by their datetime watermark"
+        );
+        assert_eq!(
+            counts(&second, &format!("shop.{ORDER_NAME}")).0,
+            13,
+            "{strategy:?}: 10 updated and 3 new orders, by their datetimeoffset watermark"
+        );
+        let (source_prints, target_prints) = (fingerprints(&source_db).await, fingerprints(&target_db).await);
+        assert_eq!(source_prints["shop.[Order]"], target_prints["shop.[Order]"], "{strategy:?}");
+        assert_eq!(source_prints["shop.order_lines"], target_prints["shop.order_lines"], "{strategy:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -266,36 +286,45 @@ async fn incremental_by_datetime_and_datetimeoffset_with_deletes() {
     dmf_mssql_server = "none",
     ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
 )]
-#[cfg_attr(
-    dmf_mssql_server = "babelfish",
-    ignore = "needs SQL Server: MERGE (Babelfish 4.3 has none; a MERGE-free upsert is issue 19 item 3)"
-)]
 async fn rollback_from_the_undo_log_restores_every_table_exactly() {
     let url = server_url("rollback").await;
-    for mode in [SyncMode::Upsert, SyncMode::Diff] {
-        let (source_db, target_db) = rich_pair(&url, "rollback").await;
-        let (source, target) = (source_db.database(), target_db.database());
-        assert_eq!(sync(&source, &target, SyncMode::Full, false).await.status, RunStatus::Completed);
-        source_db.batch(CHANGES).await;
-        target_db.batch("UPDATE shop.customers SET name = N'local edit' WHERE id % 50 = 7").await;
-        let before = fingerprints(&target_db).await;
+    for &strategy in UPSERT_STRATEGIES {
+        for mode in [SyncMode::Upsert, SyncMode::Diff] {
+            let (source_db, target_db) = rich_pair_for_this_server(&url, "rollback").await;
+            let (source, target) = (source_db.database(), target_db.upserting(strategy));
+            assert_eq!(sync(&source, &target, SyncMode::Full, false).await.status, RunStatus::Completed);
+            source_db.batch(CHANGES).await;
+            target_db.batch("UPDATE shop.customers SET name = N'local edit' WHERE id % 50 = 7").await;
+            let before = fingerprints(&target_db).await;
 
-        let job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), mode.clone())
-            .engine(EngineConfig::builder().batch_size(300).build().unwrap())
-            .jobs(2)
-            .undo(true);
-        let summary = job.run(RunRequest::all().force()).await.unwrap();
-        assert!(summary.succeeded(), "{summary}");
-        assert_ne!(fingerprints(&target_db).await, before, "the sync changed the target");
+            let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), mode.clone())
+                .engine(EngineConfig::builder().batch_size(300).build().unwrap())
+                .jobs(2)
+                .undo(true);
+            if BABELFISH {
+                // Two tables are left out there. Babelfish 4.3 has no FOR JSON of binary
+                // values ("binary types are not supported with FOR JSON"), which the undo
+                // log's before-images are made with: the customers have a varbinary avatar.
+                // Its OPENJSON … WITH cuts a column path at a space (`'$."key k"'`:
+                // "unterminated quoted string at end of jsonpath input"), which the replay
+                // reads them with: the odd table's key is `key "k"`.
+                let table = |name| TableName::new(Some("shop"), name);
+                job =
+                    job.tables(vec![table(ORDER_NAME), table("order_lines"), table("departments"), table("employees")]);
+            }
+            let summary = job.run(RunRequest::all().force()).await.unwrap();
+            assert!(summary.succeeded(), "{strategy:?}, {mode}: {summary}");
+            assert_ne!(fingerprints(&target_db).await, before, "the sync changed the target");
 
-        let (run, undone) = job.rollback(None, false).await.unwrap();
-        assert_eq!(run, summary.run);
-        assert!(undone.undone.iter().any(|(_, _, report)| report.restored > 0));
-        assert_eq!(fingerprints(&target_db).await, before, "exactly the pre-run content ({mode})");
-        assert_eq!(
-            target_db.scalar(&format!("SELECT COUNT_BIG(*) FROM dmf.undo_log WHERE run_id = {}", run.0)).await,
-            0
-        );
+            let (run, undone) = job.rollback(None, false).await.unwrap();
+            assert_eq!(run, summary.run);
+            assert!(undone.undone.iter().any(|(_, _, report)| report.restored > 0));
+            assert_eq!(fingerprints(&target_db).await, before, "exactly the pre-run content ({strategy:?}, {mode})");
+            assert_eq!(
+                target_db.scalar(&format!("SELECT COUNT_BIG(*) FROM dmf.undo_log WHERE run_id = {}", run.0)).await,
+                0
+            );
+        }
     }
 }
 

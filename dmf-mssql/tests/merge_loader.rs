@@ -3,7 +3,8 @@
 //! checkpoint whose counts come from `OUTPUT $action`, identity and undo-log handling, and a
 //! fresh session with a fresh stage after any error; and the MERGE-free upsert
 //! (`UpsertStrategy::UpdateInsert`): the same stage and one batch of `UPDATE`, then `INSERT …
-//! WHERE NOT EXISTS`, counted by `@@ROWCOUNT`, with the same undo log and checkpoint.
+//! WHERE NOT EXISTS`, counted by `@@ROWCOUNT`, with the same undo log and checkpoint; and the
+//! session given back to the pool once the migration is done or rolled back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -399,6 +400,43 @@ async fn full_loads_with_an_undo_log_insert_through_the_stage_to_record_the_keys
 }
 
 #[tokio::test]
+async fn a_loader_gives_its_session_back_when_its_migration_is_done_or_rolled_back() {
+    let (script, db) = scripted(MssqlOptions::default());
+    control_tables(&script, true, true);
+    target_columns(&script);
+    script.always(pattern::MERGE_BATCH, merge_counts(&[]));
+    script.always("SELECT @deleted AS deleted, @restored AS restored", Response::rows(vec![vec![big(0), big(0)]]));
+    let names = ["id", "name", "amount"];
+    let mut spec = spec(WriteMode::Upsert, &names);
+    spec.undo = true;
+    let mut loader = db.loader(spec);
+    let migration = MigrationName::new("dbo.Orders");
+    load(&mut loader, &rows(&names, vec![order(1, "a", "1")]), "[1]").await.unwrap();
+    assert_eq!(script.open_sessions(), 1, "the session and its stage stay for the next batch");
+
+    // The engine's last, empty batch marks the migration done.
+    let done = Checkpoint { position: Some(Position::new("[1]")), skip: 0, done: true };
+    loader.load(LoadBatch { migration: &migration, run: RunId(7), records: &[], checkpoint: &done }).await.unwrap();
+    assert_eq!(script.open_sessions(), 0, "the migration is done: its session went back to the pool");
+    load(&mut loader, &rows(&names, vec![order(2, "b", "2")]), "[2]").await.unwrap();
+    assert_eq!(sessions(&script), 2, "a later batch opens a new session");
+    let second: Vec<String> = script.log().iter().filter(|r| r.session == 2).map(|r| r.sql.clone()).collect();
+    assert!(second.iter().any(|s| s == STAGE_WITH_UNDO), "with a new stage: {second:#?}");
+
+    loader.rollback(&migration, RunId(7)).await.unwrap();
+    assert_eq!(script.open_sessions(), 0, "a rolled-back table's session goes back at once");
+    loader.clear_checkpoint(&migration).await.unwrap();
+    assert_eq!(script.open_sessions(), 0, "clearing the checkpoint borrows a session and gives it back");
+    let last = script.log().into_iter().last().unwrap();
+    assert_eq!(last.sql, "DELETE FROM [dmf].[checkpoints] WHERE [migration] = @P1");
+}
+
+const STAGE_WITH_UNDO: &str = "DROP TABLE IF EXISTS #dmf_stage; DROP TABLE IF EXISTS #dmf_merge_log; \
+CREATE TABLE #dmf_stage ([id] int NOT NULL, [name] nvarchar(50) COLLATE Latin1_General_CS_AS NULL, [amount] money NULL, \
+PRIMARY KEY CLUSTERED ([id])); CREATE TABLE #dmf_merge_log ([action] nvarchar(10) NOT NULL, [new_0] int NULL, [old_0] int NULL, \
+[old_1] nvarchar(50) COLLATE Latin1_General_CS_AS NULL, [old_2] money NULL, [old_3] int NULL);";
+
+#[tokio::test]
 async fn checkpoints_are_read_and_cleared_in_the_control_table() {
     let (script, db) = scripted(MssqlOptions::default());
     control_tables(&script, true, true);
@@ -422,10 +460,11 @@ fn merge_free() -> MssqlOptions {
 
 /// The MERGE-free upsert of `UPSERT`'s batch: the rows that differ updated, the absent keys
 /// inserted (identity values kept), both under key-range locks, each counted at once.
-const UPDATE_INSERT: &str = "SET XACT_ABORT ON; DECLARE @updated bigint = 0, @inserted bigint = 0; BEGIN TRANSACTION; \
-UPDATE [dbo].[Orders] WITH (UPDLOCK, SERIALIZABLE) SET [name] = #dmf_stage.[name], [amount] = #dmf_stage.[amount] \
-FROM #dmf_stage WHERE [Orders].[id] = #dmf_stage.[id] \
-AND EXISTS (SELECT #dmf_stage.[name], #dmf_stage.[amount] EXCEPT SELECT [Orders].[name], [Orders].[amount]); \
+const UPDATE_INSERT: &str = "SET XACT_ABORT ON; DECLARE @inserted bigint = 0, @updated bigint = 0, @deleted bigint = 0; \
+BEGIN TRANSACTION; \
+UPDATE t SET [name] = s.[name], [amount] = s.[amount] \
+FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) JOIN #dmf_stage AS s ON t.[id] = s.[id] \
+WHERE EXISTS (SELECT s.[name], s.[amount] EXCEPT SELECT t.[name], t.[amount]); \
 SET @updated = @@ROWCOUNT; SET IDENTITY_INSERT [dbo].[Orders] ON; \
 INSERT INTO [dbo].[Orders] ([id], [name], [amount]) SELECT s.[id], s.[name], s.[amount] FROM #dmf_stage AS s \
 WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id]); \
@@ -433,15 +472,21 @@ SET @inserted = @@ROWCOUNT; SET IDENTITY_INSERT [dbo].[Orders] OFF; \
 SET XACT_ABORT ON; BEGIN TRANSACTION; UPDATE [dmf].[checkpoints] WITH (UPDLOCK, SERIALIZABLE) SET [position] = @P2, \
 [skip] = @P3, [done] = @P4, [updated_at] = @P5 WHERE [migration] = @P1; IF @@ROWCOUNT = 0 INSERT INTO [dmf].[checkpoints] \
 ([migration], [position], [skip], [done], [updated_at]) VALUES (@P1, @P2, @P3, @P4, @P5); COMMIT TRANSACTION; \
-COMMIT TRANSACTION; SELECT N'UPDATE' AS [action], @updated AS n UNION ALL SELECT N'INSERT' AS [action], @inserted AS n; \
+COMMIT TRANSACTION; SELECT N'INSERT' AS [action], @inserted AS n UNION ALL SELECT N'UPDATE' AS [action], @updated AS n \
+UNION ALL SELECT N'DELETE' AS [action], @deleted AS n; \
 TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;";
+
+/// The counts the MERGE-free batch returns: one row per action, always all three.
+fn merge_free_counts(inserted: i64, updated: i64, deleted: i64) -> Response {
+    merge_counts(&[("INSERT", inserted), ("UPDATE", updated), ("DELETE", deleted)])
+}
 
 #[tokio::test]
 async fn the_merge_free_upsert_updates_then_inserts_in_one_batch_with_exact_counts_and_the_checkpoint() {
     let (script, db) = scripted(merge_free());
     control_tables(&script, true, true);
     target_columns(&script);
-    script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 1), ("INSERT", 2)]));
+    script.on(pattern::MERGE_BATCH, merge_free_counts(2, 1, 0));
     let names = ["id", "name", "amount"];
     let mut loader = db.loader(spec(WriteMode::Upsert, &names));
     let batch =
@@ -455,10 +500,9 @@ async fn the_merge_free_upsert_updates_then_inserts_in_one_batch_with_exact_coun
     assert_eq!((&log[5].kind, log[5].sql.as_str()), (&RecordedKind::Query, UPDATE_INSERT));
     assert!(assert_checkpoint_params(&log[5].params, "[4]").is_empty());
     assert_eq!(log.len(), 6);
-    assert!(!statements(&script).iter().any(|s| s.contains("MERGE INTO")), "no MERGE anywhere");
 
     // Nothing differs and nothing is new: the counts are zero, every row unchanged.
-    script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 0), ("INSERT", 0)]));
+    script.on(pattern::MERGE_BATCH, merge_free_counts(0, 0, 0));
     let report = load(&mut loader, &batch[..2], "[2]").await.unwrap();
     assert_eq!(report, LoadReport { unchanged: 2, ..LoadReport::default() });
     assert_eq!(script.log().last().unwrap().sql, UPDATE_INSERT, "the session and its stage are reused");
@@ -468,11 +512,13 @@ async fn the_merge_free_upsert_updates_then_inserts_in_one_batch_with_exact_coun
 async fn the_merge_free_upsert_writes_the_same_undo_log_as_the_merge() {
     let names = ["id", "name", "amount"];
     let mut sent = Vec::new();
-    for options in [MssqlOptions::default(), merge_free()] {
+    for (options, counts) in
+        [(MssqlOptions::default(), merge_counts(&[("UPDATE", 1)])), (merge_free(), merge_free_counts(0, 1, 0))]
+    {
         let (script, db) = scripted(options);
         control_tables(&script, true, true);
         target_columns(&script);
-        script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 1)]));
+        script.on(pattern::MERGE_BATCH, counts);
         let mut spec = spec(WriteMode::Upsert, &names);
         spec.undo = true;
         let mut loader = db.loader(spec);
@@ -495,20 +541,22 @@ async fn the_merge_free_upsert_writes_the_same_undo_log_as_the_merge() {
         sql[from..to].to_owned()
     };
     assert_eq!(undo_log(batch), undo_log(merge), "the same copy of the merge log into dmf.undo_log");
-    assert!(batch.contains(
-        "OUTPUT N'UPDATE', inserted.[id], deleted.[id], deleted.[name], deleted.[amount], deleted.[parent_id] \
-         INTO #dmf_merge_log ([action], [new_0], [old_0], [old_1], [old_2], [old_3]) FROM #dmf_stage"
-    ));
-    // The keys about to be inserted are logged by the insert's own predicate, just before it.
-    let logged = batch
-        .find(
-            "INSERT INTO #dmf_merge_log ([action], [new_0]) SELECT N'INSERT', s.[id] FROM #dmf_stage AS s \
-             WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id]);",
-        )
-        .expect("inserted keys logged");
-    let inserted = batch.find("INSERT INTO [dbo].[Orders]").unwrap();
-    let (undo, commit) = (batch.find("INSERT INTO dmf.undo_log").unwrap(), batch.rfind("COMMIT TRANSACTION").unwrap());
-    assert!(logged < inserted && inserted < undo && undo < commit, "{batch}");
+    assert!(!batch.contains("OUTPUT"), "the log is filled by SELECTs, not by OUTPUT: {batch}");
+    // What the MERGE's OUTPUT logs, each selected just before its write, under the same locks.
+    let order = [
+        "INSERT INTO #dmf_merge_log ([action], [new_0], [old_0], [old_1], [old_2], [old_3]) \
+         SELECT N'UPDATE', t.[id], t.[id], t.[name], t.[amount], t.[parent_id] \
+         FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) JOIN #dmf_stage AS s ON t.[id] = s.[id] WHERE EXISTS",
+        "UPDATE t SET",
+        "INSERT INTO #dmf_merge_log ([action], [new_0]) SELECT N'INSERT', s.[id] FROM #dmf_stage AS s \
+         WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id]);",
+        "INSERT INTO [dbo].[Orders]",
+        "INSERT INTO dmf.undo_log",
+        "COMMIT TRANSACTION; SELECT",
+    ];
+    let at: Vec<usize> =
+        order.iter().map(|s| batch.find(s).unwrap_or_else(|| panic!("{s}\nnot in\n{batch}"))).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "in this order: {batch}");
 }
 
 #[tokio::test]
@@ -517,7 +565,7 @@ async fn the_merge_free_upsert_retries_a_deadlock_on_a_new_session_with_a_new_st
     control_tables(&script, true, true);
     target_columns(&script);
     script.on(pattern::MERGE_BATCH, Response::Fail(SqlError::server(1205, "Transaction was deadlocked")));
-    script.on(pattern::MERGE_BATCH, merge_counts(&[("UPDATE", 0), ("INSERT", 1)]));
+    script.on(pattern::MERGE_BATCH, merge_free_counts(1, 0, 0));
     let names = ["id", "name", "amount"];
     let mut loader = db.loader(spec(WriteMode::Upsert, &names));
     let batch = rows(&names, vec![order(1, "a", "1")]);
@@ -531,27 +579,58 @@ async fn the_merge_free_upsert_retries_a_deadlock_on_a_new_session_with_a_new_st
 }
 
 #[tokio::test]
-async fn the_strategy_changes_only_upserts() {
-    for mode in [WriteMode::Update, WriteMode::Delete, WriteMode::Insert] {
-        let mut sent = Vec::new();
-        for options in [MssqlOptions::default(), merge_free()] {
-            let (script, db) = scripted(options);
+async fn merge_free_deletes_updates_and_logged_inserts_count_by_rowcount_without_output() {
+    for (mode, counts, expected) in [
+        (
+            WriteMode::Delete,
+            merge_free_counts(0, 0, 2),
+            LoadReport { deleted: 2, unchanged: 1, ..LoadReport::default() },
+        ),
+        (
+            WriteMode::Update,
+            merge_free_counts(0, 1, 0),
+            LoadReport { updated: 1, unchanged: 2, ..LoadReport::default() },
+        ),
+        (WriteMode::Insert, merge_free_counts(3, 0, 0), LoadReport { inserted: 3, ..LoadReport::default() }),
+    ] {
+        for undo in [false, true] {
+            if mode == WriteMode::Insert && !undo {
+                continue; // a plain bulk load into the table, with no stage
+            }
+            let (script, db) = scripted(merge_free());
             control_tables(&script, true, true);
             target_columns(&script);
-            script.on(pattern::MERGE_BATCH, merge_counts(&[]));
+            script.on(pattern::MERGE_BATCH, counts.clone());
             let names: &[&str] = if mode == WriteMode::Delete { &["id"] } else { &["id", "name"] };
             let mut spec = spec(mode, names);
-            spec.undo = true;
+            spec.undo = undo;
             let mut loader = db.loader(spec);
-            let values = if mode == WriteMode::Delete {
-                vec![vec![Value::Int(1)]]
-            } else {
-                vec![vec![Value::Int(1), Value::Text("a".into())]]
+            let values =
+                (1..=3)
+                    .map(|id| {
+                        if mode == WriteMode::Delete { vec![Value::Int(id)] } else { vec![Value::Int(id), Value::Null] }
+                    })
+                    .collect();
+            let report = load(&mut loader, &rows(names, values), "[3]").await.unwrap();
+            assert_eq!(report, expected, "{mode:?}, undo {undo}");
+            let batch = script.log().into_iter().find(|r| r.sql.contains(pattern::MERGE_BATCH)).unwrap().sql;
+            assert!(!batch.contains("MERGE INTO") && !batch.contains("OUTPUT"), "{mode:?}, undo {undo}: {batch}");
+            let (statement, count) = match mode {
+                WriteMode::Delete => {
+                    ("DELETE t FROM [dbo].[Orders] AS t JOIN #dmf_stage AS s ON t.[id] = s.[id];", "@deleted")
+                }
+                WriteMode::Update => {
+                    ("UPDATE t SET [name] = s.[name] FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE)", "@updated")
+                }
+                _ => (
+                    "INSERT INTO [dbo].[Orders] ([id], [name]) SELECT s.[id], s.[name] FROM #dmf_stage AS s;",
+                    "@inserted",
+                ),
             };
-            load(&mut loader, &rows(names, values), "[1]").await.unwrap();
-            sent.push(statements(&script));
+            assert!(batch.contains(statement), "{mode:?}, undo {undo}: {batch}");
+            assert!(batch.contains(&format!("SET {count} = @@ROWCOUNT;")), "{mode:?}, undo {undo}: {batch}");
+            assert_eq!(batch.contains("INSERT INTO #dmf_merge_log"), undo, "{mode:?}: logged only with an undo log");
+            assert_eq!(batch.contains("INSERT INTO dmf.undo_log"), undo, "{mode:?}");
         }
-        assert_eq!(sent[0], sent[1], "{mode:?}: the same statements with either strategy");
-        assert!(!sent[1].iter().any(|s| s.contains("MERGE INTO")), "{mode:?}");
     }
 }

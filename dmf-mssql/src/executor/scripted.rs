@@ -89,6 +89,8 @@ struct State {
     rules: Vec<Rule>,
     log: Vec<Recorded>,
     sessions: usize,
+    /// Sessions opened and not dropped yet.
+    open: usize,
     connect_failures: VecDeque<SqlError>,
 }
 
@@ -189,6 +191,12 @@ impl Script {
         self.lock().sessions
     }
 
+    /// How many sessions are open now (opened and not dropped): what a pool would have
+    /// checked out.
+    pub fn open_sessions(&self) -> usize {
+        self.lock().open
+    }
+
     /// A connector whose sessions run against this script.
     pub fn connector(&self, display_name: &str, database: &str) -> ScriptedConnector {
         ScriptedConnector { script: self.clone(), display_name: display_name.to_owned(), database: database.to_owned() }
@@ -237,6 +245,7 @@ impl ScriptedConnector {
         if let Some(error) = state.connect_failures.pop_front() {
             return Err(error);
         }
+        state.open += 1;
         Ok(Box::new(ScriptedExecutor { script: self.script.clone(), session }))
     }
 }
@@ -265,6 +274,13 @@ impl Connect for ScriptedConnector {
 pub struct ScriptedExecutor {
     script: Script,
     session: usize,
+}
+
+impl Drop for ScriptedExecutor {
+    fn drop(&mut self) {
+        let mut state = self.script.lock();
+        state.open = state.open.saturating_sub(1);
+    }
 }
 
 #[async_trait]

@@ -26,7 +26,7 @@ use sqlparser::parser::Parser;
 use tiberius::ColumnData;
 
 use super::extract::{Compare, Ordered, Page, Selected, page_query};
-use super::load::{MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
+use super::load::{Compared, MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
 use super::{admin, catalog, control, extract, load, trust};
 use crate::MssqlConnector;
 use crate::executor::{RecordedKind, Response, Script};
@@ -154,11 +154,12 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
     add("load_create_stage", load::create_stage(&stage, &key_names, &stage[..2], &[]), Check::Parsed);
     add("load_create_stage_with_undo", load::create_stage(&stage, &key_names, &stage[..2], &stage), Check::Parsed);
     let columns = [
-        MergeColumn { name: n.key1, update: false, compare_as: None },
-        MergeColumn { name: n.key2, update: false, compare_as: None },
-        MergeColumn { name: n.text, update: true, compare_as: None },
-        MergeColumn { name: "notes", update: true, compare_as: Some("varchar(max)") },
-        MergeColumn { name: "price", update: true, compare_as: None },
+        MergeColumn { name: n.key1, update: false, compare: Compared::Value },
+        MergeColumn { name: n.key2, update: false, compare: Compared::Value },
+        MergeColumn { name: n.text, update: true, compare: Compared::Value },
+        MergeColumn { name: "notes", update: true, compare: Compared::Cast("varchar(max)") },
+        MergeColumn { name: "price", update: true, compare: Compared::Value },
+        MergeColumn { name: "changed_at", update: true, compare: Compared::Utc },
     ];
     let undo = UndoImage { image: vec![n.key1, n.key2, n.text, "notes", "price"], key_in_image: vec![0, 1] };
     let undo_sql = load::undo_insert(&key_names, &undo);
@@ -179,13 +180,25 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
             check,
         );
     }
-    // The MERGE-free upsert.
-    let body = load::update_insert(&table, &columns, &key_names, false, None);
-    add("load_update_insert", load::update_insert_batch(&body, None), Check::Parsed);
-    let body = load::update_insert(&table, &columns, &key_names, true, Some(&undo));
-    add("load_update_insert_identity_undo", load::update_insert_batch(&body, Some(&undo_sql)), Check::Parsed);
-    let body = load::update_insert(&table, &columns[..2], &key_names, false, None);
-    add("load_update_insert_key_only", load::update_insert_batch(&body, None), Check::Parsed);
+    // The MERGE-free writes.
+    for (label, mode) in [
+        ("upsert", MergeMode::Upsert),
+        ("update", MergeMode::Update),
+        ("delete", MergeMode::Delete),
+        ("insert", MergeMode::Insert),
+    ] {
+        let body = load::merge_free(&table, &columns, &key_names, mode, false, None);
+        add(&format!("load_merge_free_{label}"), load::merge_free_batch(body.as_deref(), None), Check::Parsed);
+        let body = load::merge_free(&table, &columns, &key_names, mode, true, Some(&undo));
+        add(
+            &format!("load_merge_free_{label}_identity_undo"),
+            load::merge_free_batch(body.as_deref(), Some(&undo_sql)),
+            Check::Parsed,
+        );
+    }
+    let body = load::merge_free(&table, &columns[..2], &key_names, MergeMode::Upsert, false, None);
+    add("load_merge_free_upsert_key_only", load::merge_free_batch(body.as_deref(), None), Check::Parsed);
+    add("load_merge_free_checkpoint_only", load::merge_free_batch(None, None), Check::Parsed);
     add("load_checkpoint_only", load::merge_batch(&table, None, false, None), Check::Parsed);
     add("load_reseed_identity", load::reseed_identity(&table, n.key1), Check::Golden);
     add("load_insert_row", load::insert_row(&super::qualified(&table), &stage, true), Check::Parsed);

@@ -136,8 +136,23 @@ pub(crate) struct MergeColumn<'a> {
     pub name: &'a str,
     /// Written and compared on existing rows (not a key, not identity, not deferred).
     pub update: bool,
-    /// Compared through `CAST(… AS type)` (`text`, `ntext`, `image`, `xml` have no equality).
-    pub compare_as: Option<&'static str>,
+    /// How it is compared in the `EXCEPT` that finds the rows that differ.
+    pub compare: Compared,
+}
+
+/// How a column is compared in the `EXCEPT` that finds the rows that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compared {
+    /// As it is.
+    Value,
+    /// Through `CAST(… AS type)`: `text`, `ntext`, `image`, `xml` have no equality.
+    Cast(&'static str),
+    /// A `datetimeoffset`, as its UTC instant: `CAST(SWITCHOFFSET(…, '+00:00') AS
+    /// datetime2(7))`. SQL Server compares `datetimeoffset` values by that instant anyway;
+    /// Babelfish 4.3's `EXCEPT` of two equal `datetimeoffset` values finds them different
+    /// now and then (the same query, run again, answers otherwise), which would update
+    /// unchanged rows.
+    Utc,
 }
 
 /// The undo log written in the MERGE's transaction.
@@ -151,9 +166,10 @@ pub(crate) struct UndoImage<'a> {
 
 fn compared(prefix: &str, column: &MergeColumn<'_>) -> String {
     let expr = format!("{prefix}.{}", quote_ident(column.name));
-    match column.compare_as {
-        Some(ty) => format!("CAST({expr} AS {ty})"),
-        None => expr,
+    match column.compare {
+        Compared::Value => expr,
+        Compared::Cast(ty) => format!("CAST({expr} AS {ty})"),
+        Compared::Utc => format!("CAST(SWITCHOFFSET({expr}, '+00:00') AS datetime2(7))"),
     }
 }
 
@@ -257,65 +273,113 @@ fn update_from_stage(
     )
 }
 
-/// The table hint of the MERGE-free upsert, on the target in its `UPDATE` and in its
-/// `INSERT`'s `NOT EXISTS`: update locks and key-range locks on every key they read, held to
-/// the end of the transaction. Without it another session could insert a staged key between
-/// the two statements (this `INSERT` would then skip that row, its value lost) or both could
-/// see a key absent and insert it twice (a duplicate-key error).
+/// The table hint of the MERGE-free writes, on the target wherever they read it to decide
+/// (the upsert's `UPDATE`, its `INSERT`'s `NOT EXISTS`, the undo log's before-images): update
+/// locks and key-range locks on every key read, held to the end of the transaction. Without
+/// it another session could insert a staged key between the upsert's two statements (the
+/// `INSERT` would then skip that row, its value lost, or both sessions insert it: a
+/// duplicate key), or change a row between its logging and its writing.
 pub(crate) const UPSERT_HINTS: &str = " WITH (UPDLOCK, SERIALIZABLE)";
 
-/// The MERGE-free upsert, the statements inside the batch's transaction
-/// ([`update_insert_batch`]): the staged rows that differ are updated (`@updated` is set to
-/// their `@@ROWCOUNT`), then the staged keys still absent are inserted (`@inserted`), with
-/// `IDENTITY_INSERT` around the insert when identity values are loaded. Both lock the keys
-/// they read ([`UPSERT_HINTS`]). With an undo log, the update logs its before-images like the
-/// MERGE, and the keys about to be inserted are logged by the insert's own `NOT EXISTS` just
-/// before it (the locks keep that set the same), not by `INSERT … OUTPUT`: Babelfish 4.3
-/// refuses an `INSERT … OUTPUT … INTO` under `IDENTITY_INSERT` ("cannot insert a non-DEFAULT
-/// value into column"). The merge log then holds the same rows as after the MERGE, so the
-/// undo log gets the same entries.
-pub(crate) fn update_insert(
+/// The MERGE-free write of the staged rows ([`UpsertStrategy::UpdateInsert`](crate::UpsertStrategy)),
+/// the statements inside the batch's transaction ([`merge_free_batch`]): no MERGE and no
+/// `OUTPUT`, each count (`@inserted`, `@updated`, `@deleted`) read from `@@ROWCOUNT` right
+/// after its statement. `None` when there is nothing to do (an update of key columns only).
+///
+/// | mode | statements |
+/// |---|---|
+/// | `Upsert` | `UPDATE t SET … FROM <table> AS t WITH (UPDLOCK, SERIALIZABLE) JOIN #dmf_stage AS s ON <key> WHERE EXISTS (SELECT s.… EXCEPT SELECT t.…)`, then `INSERT INTO <table> (…) SELECT s.… FROM #dmf_stage AS s WHERE NOT EXISTS (SELECT 1 FROM <table> AS t WITH (UPDLOCK, SERIALIZABLE) WHERE <key>)`, with `IDENTITY_INSERT` around the insert when identity values are loaded |
+/// | `Update` | the `UPDATE` alone |
+/// | `Delete` | `DELETE t FROM <table> AS t JOIN #dmf_stage AS s ON <key>` |
+/// | `Insert` | `INSERT INTO <table> (…) SELECT s.… FROM #dmf_stage AS s` (a key already present fails) |
+///
+/// With an undo log, each write is preceded by an `INSERT INTO #dmf_merge_log … SELECT` of
+/// what it is about to change, by the same predicate and under the same locks, so the log
+/// holds the rows the MERGE's `OUTPUT` would have put there (updates: the key and the
+/// before-image; deletes: the before-image; inserts: the key) and the undo log gets the same
+/// entries. Logging first, not by `OUTPUT`, is what Babelfish 4.3 needs: it refuses
+/// `INSERT … OUTPUT … INTO` under `IDENTITY_INSERT`, an `UPDATE … OUTPUT deleted.…` of a
+/// table outside `dbo`, and a `DELETE … OUTPUT` of constants only.
+pub(crate) fn merge_free(
     table: &TableName,
     columns: &[MergeColumn<'_>],
     key: &[String],
+    mode: MergeMode,
     identity_insert: bool,
     undo: Option<&UndoImage<'_>>,
-) -> String {
+) -> Option<String> {
     let target = qualified(table);
     let updated: Vec<&MergeColumn<'_>> = columns.iter().filter(|c| c.update).collect();
-    let mut sql = String::new();
-    if !updated.is_empty() {
-        let output = undo.map(|undo| output_into("N'UPDATE'", key, true, Some(undo)));
-        sql.push_str(&update_from_stage(table, &updated, key, UPSERT_HINTS, output.as_deref()));
-        sql.push_str(" SET @updated = @@ROWCOUNT; ");
-    }
     let on = key.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+    let joined = format!("FROM {target} AS t{UPSERT_HINTS} JOIN {STAGE} AS s ON {on}");
+    let differs = || {
+        let source = updated.iter().map(|c| compared("s", c)).collect::<Vec<_>>().join(", ");
+        let current = updated.iter().map(|c| compared("t", c)).collect::<Vec<_>>().join(", ");
+        format!("EXISTS (SELECT {source} EXCEPT SELECT {current})")
+    };
     let absent = format!("NOT EXISTS (SELECT 1 FROM {target} AS t{UPSERT_HINTS} WHERE {on})");
-    if undo.is_some() {
-        let into = (0..key.len()).map(new_column).collect::<Vec<_>>().join(", ");
-        let keys = key.iter().map(|k| format!("s.{}", quote_ident(k))).collect::<Vec<_>>().join(", ");
+    // `INSERT INTO #dmf_merge_log ([action], <log columns>) SELECT N'<action>', <values>`.
+    let log = |action: &str, logged: Vec<(String, String)>| {
+        let (into, values): (Vec<String>, Vec<String>) = logged.into_iter().unzip();
+        format!("INSERT INTO {MERGE_LOG} ([action], {}) SELECT N'{action}', {}", into.join(", "), values.join(", "))
+    };
+    let logged_keys = |prefix: &str| -> Vec<(String, String)> {
+        key.iter().enumerate().map(|(i, k)| (new_column(i), format!("{prefix}.{}", quote_ident(k)))).collect()
+    };
+    let logged_image = |undo: &UndoImage<'_>| -> Vec<(String, String)> {
+        undo.image.iter().enumerate().map(|(i, c)| (old_column(i), format!("t.{}", quote_ident(c)))).collect()
+    };
+    let update = || {
+        let mut sql = String::new();
+        if let Some(undo) = undo {
+            let mut logged = logged_keys("t");
+            logged.extend(logged_image(undo));
+            sql.push_str(&format!("{} {joined} WHERE {}; ", log("UPDATE", logged), differs()));
+        }
+        let set = updated.iter().map(|c| format!("{0} = s.{0}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+        sql.push_str(&format!("UPDATE t SET {set} {joined} WHERE {}; SET @updated = @@ROWCOUNT;", differs()));
+        sql
+    };
+    let insert = |only_absent: bool| {
+        let filter = if only_absent { format!(" WHERE {absent}") } else { String::new() };
+        let mut sql = String::new();
+        if undo.is_some() {
+            sql.push_str(&format!("{} FROM {STAGE} AS s{filter}; ", log("INSERT", logged_keys("s"))));
+        }
+        if identity_insert {
+            sql.push_str(&format!("SET IDENTITY_INSERT {target} ON; "));
+        }
+        let names = columns.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
+        let values = columns.iter().map(|c| format!("s.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+        // `@@ROWCOUNT` is read at once: `SET IDENTITY_INSERT` resets it.
         sql.push_str(&format!(
-            "INSERT INTO {MERGE_LOG} ([action], {into}) SELECT N'INSERT', {keys} FROM {STAGE} AS s WHERE {absent}; "
+            "INSERT INTO {target} ({names}) SELECT {values} FROM {STAGE} AS s{filter}; SET @inserted = @@ROWCOUNT;"
         ));
+        if identity_insert {
+            sql.push_str(&format!(" SET IDENTITY_INSERT {target} OFF;"));
+        }
+        sql
+    };
+    match mode {
+        MergeMode::Insert => Some(insert(false)),
+        MergeMode::Upsert if updated.is_empty() => Some(insert(true)),
+        MergeMode::Upsert => Some(format!("{} {}", update(), insert(true))),
+        MergeMode::Update if updated.is_empty() => None,
+        MergeMode::Update => Some(update()),
+        MergeMode::Delete => {
+            let mut sql = String::new();
+            if let Some(undo) = undo {
+                sql.push_str(&format!("{} {joined}; ", log("DELETE", logged_image(undo))));
+            }
+            sql.push_str(&format!("DELETE t FROM {target} AS t JOIN {STAGE} AS s ON {on}; SET @deleted = @@ROWCOUNT;"));
+            Some(sql)
+        }
     }
-    if identity_insert {
-        sql.push_str(&format!("SET IDENTITY_INSERT {target} ON; "));
-    }
-    let names = columns.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
-    let values = columns.iter().map(|c| format!("s.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
-    // `@@ROWCOUNT` is read at once: `SET IDENTITY_INSERT` resets it.
-    sql.push_str(&format!(
-        "INSERT INTO {target} ({names}) SELECT {values} FROM {STAGE} AS s WHERE {absent}; SET @inserted = @@ROWCOUNT;"
-    ));
-    if identity_insert {
-        sql.push_str(&format!(" SET IDENTITY_INSERT {target} OFF;"));
-    }
-    sql
 }
 
-/// The counts of the MERGE-free upsert, in the merge log's shape: `(action, n)`.
-pub(crate) const UPDATE_INSERT_COUNTS: &str =
-    "SELECT N'UPDATE' AS [action], @updated AS n UNION ALL SELECT N'INSERT' AS [action], @inserted AS n;";
+/// The counts of the MERGE-free write, in the merge log's shape: `(action, n)`.
+pub(crate) const MERGE_FREE_COUNTS: &str = "SELECT N'INSERT' AS [action], @inserted AS n \
+     UNION ALL SELECT N'UPDATE' AS [action], @updated AS n UNION ALL SELECT N'DELETE' AS [action], @deleted AS n;";
 
 /// Copies the merge log into `dmf.undo_log`: the key (inserted or deleted) and, for updates
 /// and deletes, the before-image, as JSON objects. Parameters: `@P1` migration, `@P6` run
@@ -374,16 +438,24 @@ pub(crate) fn merge_batch(table: &TableName, merge: Option<&str>, identity_inser
     staged_batch("", &body, MERGE_COUNTS)
 }
 
-/// [`merge_batch`] for the MERGE-free upsert: `body` is [`update_insert`]'s statements, whose
-/// counts (`@updated`, `@inserted`, declared here) are returned in the merge log's shape
-/// ([`UPDATE_INSERT_COUNTS`]). Same parameters.
-pub(crate) fn update_insert_batch(body: &str, undo: Option<&str>) -> String {
-    let mut body = format!("{body} ");
-    if let Some(undo) = undo {
-        body.push_str(undo);
-        body.push(' ');
+/// [`merge_batch`] for the MERGE-free write: `body` is [`merge_free`]'s statements (`None`:
+/// the checkpoint alone), whose counts (`@inserted`, `@updated`, `@deleted`, declared here) are
+/// returned in the merge log's shape ([`MERGE_FREE_COUNTS`]). Same parameters.
+pub(crate) fn merge_free_batch(body: Option<&str>, undo: Option<&str>) -> String {
+    let mut statements = String::new();
+    if let Some(body) = body {
+        statements.push_str(body);
+        statements.push(' ');
+        if let Some(undo) = undo {
+            statements.push_str(undo);
+            statements.push(' ');
+        }
     }
-    staged_batch("DECLARE @updated bigint = 0, @inserted bigint = 0; ", &body, UPDATE_INSERT_COUNTS)
+    staged_batch(
+        "DECLARE @inserted bigint = 0, @updated bigint = 0, @deleted bigint = 0; ",
+        &statements,
+        MERGE_FREE_COUNTS,
+    )
 }
 
 /// Under `XACT_ABORT` (and after `declare`), in one transaction, `body` and the checkpoint;
@@ -548,10 +620,10 @@ mod tests {
 
     fn columns() -> Vec<MergeColumn<'static>> {
         vec![
-            MergeColumn { name: "id", update: false, compare_as: None },
-            MergeColumn { name: "name", update: true, compare_as: None },
-            MergeColumn { name: "notes", update: true, compare_as: Some("nvarchar(max)") },
-            MergeColumn { name: "parent_id", update: false, compare_as: None },
+            MergeColumn { name: "id", update: false, compare: Compared::Value },
+            MergeColumn { name: "name", update: true, compare: Compared::Value },
+            MergeColumn { name: "notes", update: true, compare: Compared::Cast("nvarchar(max)") },
+            MergeColumn { name: "parent_id", update: false, compare: Compared::Value },
         ]
     }
 
@@ -564,6 +636,17 @@ mod tests {
              THEN UPDATE SET t.[name] = s.[name], t.[notes] = s.[notes] \
              WHEN NOT MATCHED BY TARGET THEN INSERT ([id], [name], [notes], [parent_id]) VALUES (s.[id], s.[name], s.[notes], s.[parent_id]) \
              OUTPUT $action, inserted.[id] INTO #dmf_merge_log ([action], [new_0]);"
+        );
+    }
+
+    #[test]
+    fn datetimeoffset_is_compared_as_its_utc_instant_and_lobs_through_a_cast() {
+        let column = |compare| MergeColumn { name: "at", update: true, compare };
+        assert_eq!(compared("s", &column(Compared::Value)), "s.[at]");
+        assert_eq!(compared("s", &column(Compared::Cast("nvarchar(max)"))), "CAST(s.[at] AS nvarchar(max))");
+        assert_eq!(
+            compared("#dmf_stage", &column(Compared::Utc)),
+            "CAST(SWITCHOFFSET(#dmf_stage.[at], '+00:00') AS datetime2(7))"
         );
     }
 
@@ -608,38 +691,18 @@ mod tests {
     #[test]
     fn the_merge_free_upsert_updates_rows_that_differ_then_inserts_absent_keys_under_key_range_locks() {
         assert_eq!(
-            update_insert(&table(), &columns(), &["id".into()], false, None),
-            "UPDATE [dbo].[Orders] WITH (UPDLOCK, SERIALIZABLE) SET [name] = #dmf_stage.[name], [notes] = #dmf_stage.[notes] \
-             FROM #dmf_stage WHERE [Orders].[id] = #dmf_stage.[id] AND EXISTS (SELECT #dmf_stage.[name], \
-             CAST(#dmf_stage.[notes] AS nvarchar(max)) EXCEPT SELECT [Orders].[name], CAST([Orders].[notes] AS nvarchar(max))); \
+            merge_free(&table(), &columns(), &["id".into()], MergeMode::Upsert, false, None).unwrap(),
+            "UPDATE t SET [name] = s.[name], [notes] = s.[notes] \
+             FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) JOIN #dmf_stage AS s ON t.[id] = s.[id] \
+             WHERE EXISTS (SELECT s.[name], CAST(s.[notes] AS nvarchar(max)) EXCEPT SELECT t.[name], CAST(t.[notes] AS nvarchar(max))); \
              SET @updated = @@ROWCOUNT; \
              INSERT INTO [dbo].[Orders] ([id], [name], [notes], [parent_id]) SELECT s.[id], s.[name], s.[notes], s.[parent_id] \
              FROM #dmf_stage AS s WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id]); \
              SET @inserted = @@ROWCOUNT;"
         );
-    }
-
-    #[test]
-    fn with_an_undo_log_the_merge_free_upsert_fills_the_merge_log_like_the_merge() {
-        let key = ["id".to_owned(), "line".to_owned()];
-        let undo = UndoImage { image: vec!["id", "line", "name"], key_in_image: vec![0, 1] };
-        assert_eq!(
-            update_insert(&table(), &columns()[..2], &key, true, Some(&undo)),
-            "UPDATE [dbo].[Orders] WITH (UPDLOCK, SERIALIZABLE) SET [name] = #dmf_stage.[name] \
-             OUTPUT N'UPDATE', inserted.[id], inserted.[line], deleted.[id], deleted.[line], deleted.[name] \
-             INTO #dmf_merge_log ([action], [new_0], [new_1], [old_0], [old_1], [old_2]) \
-             FROM #dmf_stage WHERE [Orders].[id] = #dmf_stage.[id] AND [Orders].[line] = #dmf_stage.[line] \
-             AND EXISTS (SELECT #dmf_stage.[name] EXCEPT SELECT [Orders].[name]); SET @updated = @@ROWCOUNT; \
-             INSERT INTO #dmf_merge_log ([action], [new_0], [new_1]) SELECT N'INSERT', s.[id], s.[line] FROM #dmf_stage AS s \
-             WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id] AND t.[line] = s.[line]); \
-             SET IDENTITY_INSERT [dbo].[Orders] ON; \
-             INSERT INTO [dbo].[Orders] ([id], [name]) SELECT s.[id], s.[name] FROM #dmf_stage AS s \
-             WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id] AND t.[line] = s.[line]); \
-             SET @inserted = @@ROWCOUNT; SET IDENTITY_INSERT [dbo].[Orders] OFF;"
-        );
         // Nothing to update (the key only): the insert alone.
         assert_eq!(
-            update_insert(&table(), &columns()[..1], &["id".into()], false, None),
+            merge_free(&table(), &columns()[..1], &["id".into()], MergeMode::Upsert, false, None).unwrap(),
             "INSERT INTO [dbo].[Orders] ([id]) SELECT s.[id] FROM #dmf_stage AS s \
              WHERE NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE t.[id] = s.[id]); \
              SET @inserted = @@ROWCOUNT;"
@@ -647,25 +710,77 @@ mod tests {
     }
 
     #[test]
+    fn with_an_undo_log_each_merge_free_write_first_logs_what_it_changes_under_the_same_locks() {
+        let key = ["id".to_owned(), "line".to_owned()];
+        let undo = UndoImage { image: vec!["id", "line", "name"], key_in_image: vec![0, 1] };
+        let on = "t.[id] = s.[id] AND t.[line] = s.[line]";
+        let absent = format!("NOT EXISTS (SELECT 1 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) WHERE {on})");
+        let update = format!(
+            "INSERT INTO #dmf_merge_log ([action], [new_0], [new_1], [old_0], [old_1], [old_2]) \
+             SELECT N'UPDATE', t.[id], t.[line], t.[id], t.[line], t.[name] \
+             FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) JOIN #dmf_stage AS s ON {on} \
+             WHERE EXISTS (SELECT s.[name] EXCEPT SELECT t.[name]); \
+             UPDATE t SET [name] = s.[name] FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) JOIN #dmf_stage AS s ON {on} \
+             WHERE EXISTS (SELECT s.[name] EXCEPT SELECT t.[name]); SET @updated = @@ROWCOUNT;"
+        );
+        assert_eq!(
+            merge_free(&table(), &columns()[..2], &key, MergeMode::Upsert, true, Some(&undo)).unwrap(),
+            format!(
+                "{update} \
+                 INSERT INTO #dmf_merge_log ([action], [new_0], [new_1]) SELECT N'INSERT', s.[id], s.[line] \
+                 FROM #dmf_stage AS s WHERE {absent}; \
+                 SET IDENTITY_INSERT [dbo].[Orders] ON; \
+                 INSERT INTO [dbo].[Orders] ([id], [name]) SELECT s.[id], s.[name] FROM #dmf_stage AS s WHERE {absent}; \
+                 SET @inserted = @@ROWCOUNT; SET IDENTITY_INSERT [dbo].[Orders] OFF;"
+            )
+        );
+        assert_eq!(merge_free(&table(), &columns()[..2], &key, MergeMode::Update, false, Some(&undo)).unwrap(), update);
+        assert_eq!(
+            merge_free(&table(), &[], &key, MergeMode::Delete, false, Some(&undo)).unwrap(),
+            format!(
+                "INSERT INTO #dmf_merge_log ([action], [old_0], [old_1], [old_2]) SELECT N'DELETE', t.[id], t.[line], t.[name] \
+                 FROM [dbo].[Orders] AS t WITH (UPDLOCK, SERIALIZABLE) JOIN #dmf_stage AS s ON {on}; \
+                 DELETE t FROM [dbo].[Orders] AS t JOIN #dmf_stage AS s ON {on}; SET @deleted = @@ROWCOUNT;"
+            )
+        );
+        assert_eq!(
+            merge_free(&table(), &columns()[..2], &key, MergeMode::Insert, true, Some(&undo)).unwrap(),
+            "INSERT INTO #dmf_merge_log ([action], [new_0], [new_1]) SELECT N'INSERT', s.[id], s.[line] FROM #dmf_stage AS s; \
+             SET IDENTITY_INSERT [dbo].[Orders] ON; \
+             INSERT INTO [dbo].[Orders] ([id], [name]) SELECT s.[id], s.[name] FROM #dmf_stage AS s; \
+             SET @inserted = @@ROWCOUNT; SET IDENTITY_INSERT [dbo].[Orders] OFF;"
+        );
+    }
+
+    #[test]
+    fn merge_free_deletes_and_updates_need_no_output() {
+        assert_eq!(
+            merge_free(&table(), &[], &["id".into()], MergeMode::Delete, false, None).unwrap(),
+            "DELETE t FROM [dbo].[Orders] AS t JOIN #dmf_stage AS s ON t.[id] = s.[id]; SET @deleted = @@ROWCOUNT;"
+        );
+        assert_eq!(merge_free(&table(), &columns()[..1], &["id".into()], MergeMode::Update, false, None), None);
+    }
+
+    #[test]
     fn the_merge_free_batch_declares_its_counts_and_returns_them_like_the_merge_log() {
         let checkpoint = save_checkpoint();
+        let counts = "SELECT N'INSERT' AS [action], @inserted AS n UNION ALL SELECT N'UPDATE' AS [action], @updated AS n \
+                      UNION ALL SELECT N'DELETE' AS [action], @deleted AS n;";
         assert_eq!(
-            update_insert_batch("UPDATE …; INSERT …;", Some("INSERT INTO dmf.undo_log …;")),
+            merge_free_batch(Some("UPDATE …; INSERT …;"), Some("INSERT INTO dmf.undo_log …;")),
             format!(
-                "SET XACT_ABORT ON; DECLARE @updated bigint = 0, @inserted bigint = 0; BEGIN TRANSACTION; \
-                 UPDATE …; INSERT …; INSERT INTO dmf.undo_log …; {checkpoint} COMMIT TRANSACTION; \
-                 SELECT N'UPDATE' AS [action], @updated AS n UNION ALL SELECT N'INSERT' AS [action], @inserted AS n; \
+                "SET XACT_ABORT ON; DECLARE @inserted bigint = 0, @updated bigint = 0, @deleted bigint = 0; BEGIN TRANSACTION; \
+                 UPDATE …; INSERT …; INSERT INTO dmf.undo_log …; {checkpoint} COMMIT TRANSACTION; {counts} \
                  TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;"
             )
         );
         assert_eq!(
-            update_insert_batch("INSERT …;", None),
+            merge_free_batch(None, Some("INSERT INTO dmf.undo_log …;")),
             format!(
-                "SET XACT_ABORT ON; DECLARE @updated bigint = 0, @inserted bigint = 0; BEGIN TRANSACTION; \
-                 INSERT …; {checkpoint} COMMIT TRANSACTION; \
-                 SELECT N'UPDATE' AS [action], @updated AS n UNION ALL SELECT N'INSERT' AS [action], @inserted AS n; \
-                 TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;"
-            )
+                "SET XACT_ABORT ON; DECLARE @inserted bigint = 0, @updated bigint = 0, @deleted bigint = 0; BEGIN TRANSACTION; \
+                 {checkpoint} COMMIT TRANSACTION; {counts} TRUNCATE TABLE #dmf_stage; TRUNCATE TABLE #dmf_merge_log;"
+            ),
+            "nothing to write: the checkpoint alone"
         );
     }
 

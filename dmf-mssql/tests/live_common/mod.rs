@@ -20,7 +20,7 @@ use std::sync::Arc;
 use dmf_core::sync::{SyncJob, SyncMode};
 use dmf_core::{EngineConfig, RunRequest, RunSummary};
 use dmf_mssql::executor::Connect;
-use dmf_mssql::{Executor, MssqlConfig, MssqlDatabase, MssqlOptions, MssqlPool, PoolOptions};
+use dmf_mssql::{Executor, MssqlConfig, MssqlDatabase, MssqlOptions, MssqlPool, PoolOptions, UpsertStrategy};
 use tokio::sync::{Mutex, OnceCell};
 
 /// True when the tests were built for Babelfish (`DMF_TEST_MSSQL_SERVER=babelfish`).
@@ -33,6 +33,11 @@ pub const ODD_NAME: &str = if BABELFISH { "odd \"quoted\" table" } else { "odd \
 /// The name of the table created as `shop.[Order]`: Babelfish 4.3's catalog shows it folded
 /// to lower case.
 pub const ORDER_NAME: &str = if BABELFISH { "order" } else { "Order" };
+
+/// The upsert strategies the sync tests run with: both on SQL Server; on Babelfish, which has
+/// no MERGE, the MERGE-free one.
+pub const UPSERT_STRATEGIES: &[UpsertStrategy] =
+    if BABELFISH { &[UpsertStrategy::UpdateInsert] } else { &[UpsertStrategy::Merge, UpsertStrategy::UpdateInsert] };
 
 /// `ODD_NAME` quoted, as the fixtures' SQL writes it in place of `$ODD`.
 pub fn odd_sql() -> String {
@@ -110,6 +115,11 @@ impl TestDb {
 
     pub fn database(&self) -> Arc<MssqlDatabase> {
         self.database_with(MssqlOptions::default())
+    }
+
+    /// This database as a target writing upserts with `strategy`.
+    pub fn upserting(&self, strategy: UpsertStrategy) -> Arc<MssqlDatabase> {
+        self.database_with(MssqlOptions { upsert: strategy, ..MssqlOptions::default() })
     }
 
     pub fn database_with(&self, options: MssqlOptions) -> Arc<MssqlDatabase> {
@@ -356,6 +366,12 @@ pub async fn rich_pair_without_decimals(url: &str, label: &str) -> (TestDb, Test
     }
     source.batch(RICH_DATA).await;
     (source, target)
+}
+
+/// The rich pair as far as this server loads it correctly: [`rich_pair`] on SQL Server,
+/// [`rich_pair_without_decimals`] on Babelfish.
+pub async fn rich_pair_for_this_server(url: &str, label: &str) -> (TestDb, TestDb) {
+    if BABELFISH { rich_pair_without_decimals(url, label).await } else { rich_pair(url, label).await }
 }
 
 /// Each table's row count and checksum, computed by SQL Server alone (independent of DMF),
