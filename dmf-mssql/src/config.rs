@@ -19,7 +19,7 @@
 //! | `MultiSubnetFailover` | `multi_subnet_failover` | dial every address of an AG listener at once | `false` |
 //! | `Packet Size` | `packet_size` | TDS packet size (512–32767) | server's |
 //! | — | `instance` | named instance (same as `host\instance`) | — |
-//! | `Upsert` | `upsert` | how `upsert`, `diff` and `incremental` write, as a target ([`UpsertStrategy`]): `merge`, or `update_insert` (also `UpdateInsert`) | [`MssqlOptions::upsert`](crate::MssqlOptions::upsert), `merge` |
+//! | `Upsert` | `upsert` | how `upsert`, `diff` and `incremental` write into this target ([`UpsertStrategy`]): `merge`, or `update_insert` (also `UpdateInsert`) for no MERGE | [`MssqlOptions::upsert`](crate::MssqlOptions::upsert), `merge` |
 //!
 //! `Integrated Security` / `Trusted_Connection` are refused: this build logs in with SQL
 //! logins only. Keys DMF has no use for but SqlClient knows (`Pooling`, `Max Pool Size`,
@@ -57,17 +57,21 @@ pub enum Encryption {
     Strict,
 }
 
-/// How a loader applies staged rows in `upsert`, `diff` and `incremental` syncs. Both write the
-/// same rows, report the same exact counts, and keep the same undo log and checkpoint, in one
-/// transaction under `XACT_ABORT`; see the README's SQL Server section for when to pick which.
+/// How a loader writes the staged rows of `upsert`, `diff` and `incremental` syncs (and their
+/// deletes, deferred keys and logged inserts). Both write the same rows, report the same exact
+/// counts, and keep the same undo log and checkpoint, in one transaction under `XACT_ABORT`;
+/// see the README's SQL Server section for when to pick which.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UpsertStrategy {
-    /// One `MERGE … OUTPUT $action` (the default).
+    /// One `MERGE … OUTPUT $action INTO #dmf_merge_log` for upserts; `UPDATE`/`DELETE`/`INSERT
+    /// … OUTPUT` joined with the stage for the other modes; counts from the log (the default).
     #[default]
     Merge,
-    /// No MERGE: `UPDATE … FROM #dmf_stage` of the rows that differ, then `INSERT … SELECT …
-    /// WHERE NOT EXISTS`, both `WITH (UPDLOCK, SERIALIZABLE)` on the target, counted by
-    /// `@@ROWCOUNT`. For teams that avoid MERGE, and for servers without it (Babelfish).
+    /// No MERGE and no `OUTPUT`: `UPDATE … FROM <table> WITH (UPDLOCK, SERIALIZABLE) JOIN
+    /// #dmf_stage` of the rows that differ, then `INSERT … SELECT … WHERE NOT EXISTS` under the
+    /// same hints; deletes `DELETE … JOIN #dmf_stage`; each counted by `@@ROWCOUNT`, the undo
+    /// log's rows selected under the same locks just before each write. For teams that avoid
+    /// MERGE, and for servers without it (Babelfish).
     UpdateInsert,
 }
 

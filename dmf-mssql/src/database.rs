@@ -41,9 +41,10 @@ pub struct MssqlOptions {
     pub read_only_control: bool,
     /// Pool sizes.
     pub pool: PoolOptions,
-    /// As a target, how `upsert`, `diff` and `incremental` apply the staged rows: one MERGE
-    /// (the default), or the MERGE-free `UPDATE` then `INSERT … WHERE NOT EXISTS`. An
-    /// `upsert=` in the connection string overrides it ([`MssqlDatabase::from_config`]).
+    /// As a target, how `upsert`, `diff` and `incremental` write the staged rows: with MERGE
+    /// (the default), or without MERGE and `OUTPUT` (`UPDATE`, then `INSERT … WHERE NOT
+    /// EXISTS`, counted by `@@ROWCOUNT`). An `upsert=` in the connection string overrides it
+    /// ([`MssqlDatabase::from_config`]).
     pub upsert: UpsertStrategy,
 }
 
@@ -95,8 +96,8 @@ impl Shared {
 /// | `full` | `DELETE` of the synced tables in one transaction (children first), then a bulk load into each table (`KEEP_IDENTITY`, `KEEP_NULLS`, `CHECK_CONSTRAINTS`, `FIRE_TRIGGERS`) with the checkpoint in the same transaction |
 /// | `full`, fast path | the same bulk load without `CHECK_CONSTRAINTS` and `FIRE_TRIGGERS`; then one orphan query per foreign key (dmf-core's proof) and `ALTER TABLE … WITH CHECK CHECK CONSTRAINT` for each constraint that was trusted before and is not now; needs ALTER on the tables; tables with insert triggers stay on the path above unless `skip_target_triggers` |
 /// | `upsert`, `diff`, `incremental` | bulk load into `#dmf_stage`, then one batch: `MERGE … WHEN MATCHED AND EXISTS (… EXCEPT …) THEN UPDATE … WHEN NOT MATCHED THEN INSERT … OUTPUT $action … INTO #dmf_merge_log`, `IDENTITY_INSERT` around it when needed, the undo log and the checkpoint, under `XACT_ABORT` in one transaction |
-/// | the same, [`UpsertStrategy::UpdateInsert`] | the same stage and batch, with `UPDATE … WITH (UPDLOCK, SERIALIZABLE) … FROM #dmf_stage` of the rows that differ, then `INSERT … SELECT … WHERE NOT EXISTS (… WITH (UPDLOCK, SERIALIZABLE) …)` in place of the MERGE, counted by `@@ROWCOUNT` |
-/// | deletes | stage the keys, `DELETE t … FROM <table> AS t JOIN #dmf_stage AS s ON <key>` |
+/// | the same, [`UpsertStrategy::UpdateInsert`] | the same stage and batch, with `UPDATE t … FROM <table> AS t WITH (UPDLOCK, SERIALIZABLE) JOIN #dmf_stage AS s …` of the rows that differ, then `INSERT … SELECT … WHERE NOT EXISTS (… WITH (UPDLOCK, SERIALIZABLE) …)` in place of the MERGE, counted by `@@ROWCOUNT`; no `OUTPUT` (the undo log's rows are selected first, under the same locks) |
+/// | deletes | stage the keys, `DELETE t [OUTPUT …] FROM <table> AS t JOIN #dmf_stage AS s ON <key>` |
 /// | checkpoints | `dmf.checkpoints`, in the transaction of each batch |
 /// | run records | `dmf.runs`, `dmf.migration_runs`, `dmf.rejects`, by dmf-core's [`SqlRunStore`] over an [`MssqlConnector`] |
 /// | pre-flight | connectivity and version, database state, Always On role and health, control tables |

@@ -3,8 +3,9 @@
 //! The SQL Server adapter of DMF, over tiberius 0.13: an [`MssqlDatabase`] is one side of a
 //! catalog-driven sync ([`dmf_core::sync::Database`]). It reads the catalog from `sys.*`,
 //! reads tables in keyset pages ([`MssqlExtractor`]), writes them with bulk loads and one
-//! `MERGE … OUTPUT $action` batch per batch ([`MssqlLoader`]) with the checkpoint in the same
-//! transaction, keeps run records in the `dmf` schema of the target (dmf-core's
+//! `MERGE … OUTPUT $action` batch per batch ([`MssqlLoader`]; or, with
+//! [`UpsertStrategy::UpdateInsert`], an `UPDATE` and an `INSERT … WHERE NOT EXISTS` under
+//! key-range locks) with the checkpoint in the same transaction, keeps run records in the `dmf` schema of the target (dmf-core's
 //! [`SqlRunStore`](dmf_core::control::SqlRunStore) over an [`MssqlConnector`], in [`MssqlDialect`]),
 //! checks a server before a run writes to it (version, database state, Always On role and
 //! health, control tables), takes a verified COPY_ONLY backup ([`MssqlBackup`]) and can mail
