@@ -9,7 +9,7 @@ use dmf_core::control::checkpoints;
 use dmf_core::sync::{LoadSpec, WriteMode};
 use dmf_core::{
     Checkpoint, Error, ErrorKind, LoadBatch, LoadReport, Loader, MigrationName, Record, Result, RollbackReport, Row,
-    RowShape, RunId, Stage, Value,
+    RunId, Stage, Value,
 };
 use tiberius::TokenRow;
 
@@ -308,36 +308,13 @@ impl MssqlLoader {
         Ok(())
     }
 
-    /// Where each loaded column's value is in rows of `shape`: `None` when they have exactly
-    /// the loaded columns in order (rows built by a sync), else matched by name.
-    fn value_order(&self, shape: &RowShape) -> Result<Option<Vec<usize>>> {
-        if shape.columns.len() == self.spec.columns.len()
-            && shape.columns.iter().zip(&self.spec.columns).all(|(a, b)| *a == b.name)
-        {
-            return Ok(None);
-        }
-        self.spec
-            .columns
-            .iter()
-            .map(|column| {
-                shape.columns.iter().position(|c| *c == column.name).ok_or_else(|| {
-                    Error::fatal(
-                        Stage::Load,
-                        format!("loading {}: the rows have no column `{}`", self.spec.table, column.name),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    }
-
     /// The rows as bulk-load rows of the target's exact types, and apart from them the rows
     /// holding a value too long for a bulk load, as the parameters of
     /// [`Prepared::row_insert`]. A value that does not fit its column is a data error naming
     /// the row and the column (the engine isolates the row).
     fn token_rows(&self, records: &[Row], prepared: &Prepared) -> Result<WriteRows> {
         let order = match records.first() {
-            Some(first) => self.value_order(first.shape())?,
+            Some(first) => self.spec.value_order(first.shape())?,
             None => None,
         };
         let mut rows = WriteRows::default();
@@ -611,10 +588,7 @@ impl Loader for MssqlLoader {
         checkpoint: &Checkpoint,
         records: usize,
     ) -> Result<Option<LoadReport>> {
-        if self.spec.write != WriteMode::Insert {
-            return Ok(None);
-        }
-        dmf_core::committed_insert(self, migration, checkpoint, records).await
+        dmf_core::sync::committed_batch(self.spec.write, self, migration, checkpoint, records).await
     }
 
     /// On a session of its own, returned to the pool at once: clearing needs no stage, and

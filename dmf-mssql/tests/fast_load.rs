@@ -30,26 +30,10 @@ const ORPHAN_KEYS: &str = "SELECT c.[id] FROM [dbo].[orders] AS c";
 const RETRUST_FK: &str = "ALTER TABLE [dbo].[orders] WITH CHECK CHECK CONSTRAINT [FK_orders_customers]";
 const RETRUST_CHECK: &str = "ALTER TABLE [dbo].[orders] WITH CHECK CHECK CONSTRAINT [CK_orders_total]";
 
-/// A `COLUMNS` row of the catalog.
+/// A `COLUMNS` row of the catalog: an `int`, or an `nvarchar(50)`.
 fn catalog_column(object_id: i32, table: &str, name: &str, nullable: bool, nvarchar: bool) -> Vec<ColumnData<'static>> {
     let (type_name, length) = if nvarchar { ("nvarchar", 100) } else { ("int", 4) };
-    vec![
-        int(object_id),
-        text("dbo"),
-        text(table),
-        text(name),
-        text(type_name),
-        int(length),
-        int(if nvarchar { 0 } else { 10 }),
-        int(0),
-        flag(nullable),
-        flag(false),
-        flag(false),
-        flag(false),
-        int(0),
-        null(),
-        null(),
-    ]
+    common::catalog_column(object_id, table, name, type_name, length, nullable)
 }
 
 /// dbo.customers (id, name) and dbo.orders (id, customer_id → customers, total), on either side.
@@ -88,27 +72,10 @@ fn catalog(script: &Script) {
     );
 }
 
-fn healthy(script: &Script) {
-    script.always(
-        pattern::SERVER_FACTS,
-        Response::rows(vec![vec![
-            int(3),
-            text("16.0.4135.4"),
-            text("Developer Edition (64-bit)"),
-            flag(false),
-            text("SQL1"),
-        ]]),
-    );
-    script.always(
-        pattern::DATABASE_STATE,
-        Response::rows(vec![vec![text("ONLINE"), text("MULTI_USER"), flag(false), flag(false), text("READ_WRITE")]]),
-    );
-}
-
 /// The source: two customers, one order of customer 1 (id 10).
 fn source() -> Arc<MssqlDatabase> {
     let (script, db) = scripted(MssqlOptions::default());
-    healthy(&script);
+    healthy_standalone(&script);
     catalog(&script);
     script.always("FROM [dbo].[customers]", Response::rows(vec![vec![int(1), text("Ann")], vec![int(2), text("Bo")]]));
     script.always("FROM [dbo].[orders]", Response::rows(vec![vec![int(10), int(1), int(5)]]));
@@ -130,7 +97,7 @@ struct Target {
 /// constraint, orders a trusted foreign key and a CHECK constraint.
 fn target(answers: Target) -> (Script, Arc<MssqlDatabase>) {
     let (script, db) = scripted(MssqlOptions::default());
-    healthy(&script);
+    healthy_standalone(&script);
     catalog(&script);
     control_tables(&script, true, true);
     script.always(pattern::START_RUN, Response::rows(vec![vec![big(1)]]));

@@ -24,43 +24,14 @@ const BULK: &str = "INSERT BULK [dbo].[items]";
 /// dbo.items (id int primary key, name nvarchar(50)), on either side.
 fn catalog(script: &Script) {
     let column = |name: &str, type_name: &str, length: i32, nullable: bool| {
-        vec![
-            int(1),
-            text("dbo"),
-            text("items"),
-            text(name),
-            text(type_name),
-            int(length),
-            int(if type_name == "int" { 10 } else { 0 }),
-            int(0),
-            flag(nullable),
-            flag(false),
-            flag(false),
-            flag(false),
-            int(0),
-            null(),
-            null(),
-        ]
+        catalog_column(1, "items", name, type_name, length, nullable)
     };
     script.always(
         pattern::CATALOG_COLUMNS,
         Response::rows(vec![column("id", "int", 4, false), column("name", "nvarchar", 100, true)]),
     );
     script.always(pattern::CATALOG_KEYS, Response::rows(vec![vec![int(1), int(1), flag(true), text("id")]]));
-    script.always(
-        pattern::SERVER_FACTS,
-        Response::rows(vec![vec![
-            int(3),
-            text("16.0.4135.4"),
-            text("Developer Edition (64-bit)"),
-            flag(false),
-            text("SQL1"),
-        ]]),
-    );
-    script.always(
-        pattern::DATABASE_STATE,
-        Response::rows(vec![vec![text("ONLINE"), text("MULTI_USER"), flag(false), flag(false), text("READ_WRITE")]]),
-    );
+    healthy_standalone(script);
 }
 
 fn item(id: i32) -> Vec<ColumnData<'static>> {

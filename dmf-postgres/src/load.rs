@@ -10,8 +10,8 @@ use dmf_core::catalog::DataType;
 use dmf_core::control::checkpoints;
 use dmf_core::sync::{LoadSpec, WriteMode};
 use dmf_core::{
-    Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, NativeEncoding, NativeSpan, Result, Row, RowShape,
-    Stage, Value,
+    Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, NativeEncoding, NativeSpan, Result, Row, Stage,
+    Value,
 };
 use futures::SinkExt;
 use tokio_postgres::{Client, Statement, Transaction};
@@ -210,29 +210,6 @@ impl PgLoader {
 
     fn column_name(&self, index: usize) -> &str {
         self.spec.columns.get(index).map_or("?", |c| c.name.as_str())
-    }
-
-    /// Where each loaded column's value is in rows of `shape`: `None` when they have exactly
-    /// the loaded columns in order (rows built by a sync), else matched by name.
-    fn value_order(&self, shape: &RowShape) -> Result<Option<Vec<usize>>> {
-        if shape.columns.len() == self.spec.columns.len()
-            && shape.columns.iter().zip(&self.spec.columns).all(|(a, b)| *a == b.name)
-        {
-            return Ok(None);
-        }
-        self.spec
-            .columns
-            .iter()
-            .map(|column| {
-                shape.columns.iter().position(|c| *c == column.name).ok_or_else(|| {
-                    Error::fatal(
-                        Stage::Load,
-                        format!("loading {}: the rows have no column `{}`", self.spec.table, column.name),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
     }
 }
 
@@ -499,7 +476,7 @@ impl PgLoader {
                         ),
                     ));
                 }
-                self.value_order(shape)?
+                self.spec.value_order(shape)?
             }
             None => None,
         };
@@ -599,10 +576,7 @@ impl Loader for PgLoader {
         checkpoint: &Checkpoint,
         records: usize,
     ) -> Result<Option<LoadReport>> {
-        if self.spec.write != WriteMode::Insert {
-            return Ok(None);
-        }
-        dmf_core::committed_insert(self, migration, checkpoint, records).await
+        dmf_core::sync::committed_batch(self.spec.write, self, migration, checkpoint, records).await
     }
 
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {

@@ -137,6 +137,7 @@ impl ControlDialect for SqliteDialect {
         32_766
     }
 
+    /// SQLite has no `OFFSET` without a `LIMIT`: the limit is then -1 (none).
     fn select_page(
         &self,
         columns: &str,
@@ -145,14 +146,12 @@ impl ControlDialect for SqliteDialect {
         limit: Option<usize>,
         offset: Option<usize>,
     ) -> String {
-        let mut sql = format!("SELECT {columns} FROM {from} ORDER BY {order}");
         match (limit, offset) {
-            (Some(limit), Some(offset)) => sql.push_str(&format!(" LIMIT ?{limit} OFFSET ?{offset}")),
-            (Some(limit), None) => sql.push_str(&format!(" LIMIT ?{limit}")),
-            (None, Some(offset)) => sql.push_str(&format!(" LIMIT -1 OFFSET ?{offset}")),
-            (None, None) => {}
+            (None, Some(offset)) => {
+                format!("SELECT {columns} FROM {from} ORDER BY {order} LIMIT -1 OFFSET {}", self.param(offset))
+            }
+            _ => dmf_core::control::limit_offset_page(self, columns, from, order, limit, offset),
         }
-        sql
     }
 
     fn begin(&self) -> &'static str {

@@ -23,7 +23,8 @@ pub trait ControlDialect: Send + Sync {
 
     /// `SELECT {columns} FROM {from} ORDER BY {order}` returning at most the number in
     /// parameter `limit` of rows after skipping the number in parameter `offset` (either may
-    /// be `None`: no limit, or no offset).
+    /// be `None`: no limit, or no offset). The default is [`limit_offset_page`]'s
+    /// `… LIMIT $n OFFSET $m` (PostgreSQL, and SQLite when there is a limit).
     fn select_page(
         &self,
         columns: &str,
@@ -31,7 +32,9 @@ pub trait ControlDialect: Send + Sync {
         order: &str,
         limit: Option<usize>,
         offset: Option<usize>,
-    ) -> String;
+    ) -> String {
+        limit_offset_page(self, columns, from, order, limit, offset)
+    }
 
     /// An `INSERT INTO {table} ({columns}) VALUES ({values})` that returns the row's
     /// generated `id` as its one result row (`columns` already quoted). The default ends it
@@ -117,4 +120,41 @@ pub trait ControlDialect: Send + Sync {
     fn end_read_only(&self) -> &'static str {
         self.rollback()
     }
+}
+
+/// [`ControlDialect::select_page`] in the `LIMIT`/`OFFSET` form: `SELECT {columns} FROM {from}
+/// ORDER BY {order} LIMIT <param limit> OFFSET <param offset>`, each clause only when its
+/// parameter is given.
+///
+/// ```
+/// use dmf_core::control::{ControlDialect, limit_offset_page};
+/// # struct Dollar;
+/// # impl ControlDialect for Dollar {
+/// #     fn table(&self, name: &str) -> String { name.to_owned() }
+/// #     fn column(&self, name: &str) -> String { name.to_owned() }
+/// #     fn param(&self, n: usize) -> String { format!("${n}") }
+/// #     fn max_params(&self) -> usize { 100 }
+/// #     fn begin(&self) -> &'static str { "BEGIN" }
+/// #     fn commit(&self) -> &'static str { "COMMIT" }
+/// #     fn rollback(&self) -> &'static str { "ROLLBACK" }
+/// # }
+/// assert_eq!(limit_offset_page(&Dollar, "a", "t", "a", Some(1), Some(2)), "SELECT a FROM t ORDER BY a LIMIT $1 OFFSET $2");
+/// assert_eq!(limit_offset_page(&Dollar, "a", "t", "a", None, Some(1)), "SELECT a FROM t ORDER BY a OFFSET $1");
+/// ```
+pub fn limit_offset_page<D: ControlDialect + ?Sized>(
+    dialect: &D,
+    columns: &str,
+    from: &str,
+    order: &str,
+    limit: Option<usize>,
+    offset: Option<usize>,
+) -> String {
+    let mut sql = format!("SELECT {columns} FROM {from} ORDER BY {order}");
+    if let Some(limit) = limit {
+        sql.push_str(&format!(" LIMIT {}", dialect.param(limit)));
+    }
+    if let Some(offset) = offset {
+        sql.push_str(&format!(" OFFSET {}", dialect.param(offset)));
+    }
+    sql
 }

@@ -25,6 +25,6 @@ mod run_store;
 mod session;
 pub mod tables;
 
-pub use dialect::ControlDialect;
+pub use dialect::{ControlDialect, limit_offset_page};
 pub use run_store::SqlRunStore;
 pub use session::{DEFAULT_CALL_TIMEOUT, SqlConnector, SqlSession};

@@ -289,6 +289,77 @@ pub struct LoadSpec {
     pub trust_foreign_keys: bool,
 }
 
+impl LoadSpec {
+    /// Where each of the spec's columns is in rows of `shape`: `None` when the rows have
+    /// exactly the spec's columns in order (rows built by a sync), else each column matched by
+    /// name. A column the rows lack is an error naming it and the table.
+    ///
+    /// ```
+    /// use dmf_core::catalog::{Column, DataType, TableName};
+    /// use dmf_core::sync::{LoadSpec, WriteMode};
+    /// use dmf_core::RowShape;
+    ///
+    /// let table = TableName::new(None, "items");
+    /// let column = |name: &str| Column::new(name, DataType::Int64, "bigint");
+    /// let spec = LoadSpec {
+    ///     table: table.clone(),
+    ///     columns: vec![column("id"), column("qty")],
+    ///     key: vec!["id".into()],
+    ///     write: WriteMode::Insert,
+    ///     null_columns: Default::default(),
+    ///     undo: false,
+    ///     trust_foreign_keys: false,
+    /// };
+    /// let shape = |columns: &[&str]| RowShape {
+    ///     table: table.clone(),
+    ///     columns: columns.iter().map(|c| c.to_string()).collect(),
+    ///     key: vec![0],
+    /// };
+    /// assert_eq!(spec.value_order(&shape(&["id", "qty"]))?, None);
+    /// assert_eq!(spec.value_order(&shape(&["qty", "note", "id"]))?, Some(vec![2, 0]));
+    /// assert!(spec.value_order(&shape(&["id"])).unwrap_err().to_string().contains("no column `qty`"));
+    /// # Ok::<(), dmf_core::Error>(())
+    /// ```
+    pub fn value_order(&self, shape: &RowShape) -> Result<Option<Vec<usize>>> {
+        if shape.columns.len() == self.columns.len()
+            && shape.columns.iter().zip(&self.columns).all(|(a, b)| *a == b.name)
+        {
+            return Ok(None);
+        }
+        self.columns
+            .iter()
+            .map(|column| {
+                shape.columns.iter().position(|c| *c == column.name).ok_or_else(|| {
+                    Error::fatal(
+                        Stage::Load,
+                        format!("loading {}: the rows have no column `{}`", self.table, column.name),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+}
+
+/// [`Loader::committed`] for an adapter's loader of a `write` mode
+/// that stores each batch's checkpoint in the batch's transaction: for plain inserts, whether
+/// the batch committed ([`committed_insert`](crate::committed_insert)); for the other modes
+/// `None`, so the batch is sent again, which is harmless: an upsert, update or delete applied
+/// a second time finds the rows as the first left them and changes nothing (its counts then
+/// miss what the lost answer would have said).
+pub async fn committed_batch<L: Loader>(
+    write: WriteMode,
+    loader: &mut L,
+    migration: &crate::MigrationName,
+    checkpoint: &crate::Checkpoint,
+    records: usize,
+) -> Result<Option<crate::LoadReport>> {
+    if write != WriteMode::Insert {
+        return Ok(None);
+    }
+    crate::committed_insert(loader, migration, checkpoint, records).await
+}
+
 /// How a `full` sync has the target's foreign keys checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ForeignKeyChecks {

@@ -69,6 +69,55 @@ pub fn server_facts(script: &Script, version: &str, hadr: bool) {
     );
 }
 
+/// A healthy standalone SQL Server 2022 and an online, writable database, for every session.
+#[allow(dead_code)]
+pub fn healthy_standalone(script: &Script) {
+    script.always(
+        pattern::SERVER_FACTS,
+        Response::rows(vec![vec![
+            int(3),
+            text("16.0.4135.4"),
+            text("Developer Edition (64-bit)"),
+            flag(false),
+            text("SQL1"),
+        ]]),
+    );
+    script.always(
+        pattern::DATABASE_STATE,
+        Response::rows(vec![vec![text("ONLINE"), text("MULTI_USER"), flag(false), flag(false), text("READ_WRITE")]]),
+    );
+}
+
+/// A `CATALOG_COLUMNS` row: column `name` of `dbo.table` (object `object_id`), of
+/// `type_name` and `length` bytes (precision 10 for `int`), not computed, not identity.
+#[allow(dead_code)]
+pub fn catalog_column(
+    object_id: i32,
+    table: &str,
+    name: &str,
+    type_name: &str,
+    length: i32,
+    nullable: bool,
+) -> Vec<ColumnData<'static>> {
+    vec![
+        int(object_id),
+        text("dbo"),
+        text(table),
+        text(name),
+        text(type_name),
+        int(length),
+        int(if type_name == "int" { 10 } else { 0 }),
+        int(0),
+        flag(nullable),
+        flag(false),
+        flag(false),
+        flag(false),
+        int(0),
+        null(),
+        null(),
+    ]
+}
+
 /// The target database's `sys.databases` row.
 pub fn database_state(script: &Script, state: &str, access: &str, read_only: bool, in_ag: bool) {
     let updateability = if read_only { "READ_ONLY" } else { "READ_WRITE" };

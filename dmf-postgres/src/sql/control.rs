@@ -125,24 +125,6 @@ impl ControlDialect for PgDialect {
         32_767
     }
 
-    fn select_page(
-        &self,
-        columns: &str,
-        from: &str,
-        order: &str,
-        limit: Option<usize>,
-        offset: Option<usize>,
-    ) -> String {
-        let mut sql = format!("SELECT {columns} FROM {from} ORDER BY {order}");
-        if let Some(limit) = limit {
-            sql.push_str(&format!(" LIMIT ${limit}"));
-        }
-        if let Some(offset) = offset {
-            sql.push_str(&format!(" OFFSET ${offset}"));
-        }
-        sql
-    }
-
     fn begin(&self) -> &'static str {
         "BEGIN"
     }
