@@ -31,8 +31,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use dmf_core::catalog::TableName;
+use dmf_core::orchestrator::LastRun;
 use dmf_core::sync::{Database, SyncJob, SyncMode, SyncPlan};
-use dmf_core::{Backup, EngineConfig, MigrationStatus, ProgressHub, RejectLimit, RunRequest, RunSummary};
+use dmf_core::{Backup, EngineConfig, ProgressHub, RejectLimit, RunSummary};
 use endpoint::Endpoint;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -402,12 +403,15 @@ async fn sync<S: Database, T: Database>(
     for run in &acquired.abandoned {
         println!("run {run} did not end (its process died): marked abandoned");
     }
-    let request = if args.restart || !has_unfinished(&orchestrator).await? {
-        RunRequest::all().force()
-    } else {
-        println!("resuming the last sync, which did not complete (--restart starts over)");
-        RunRequest::all()
-    };
+    // A run resumes only the latest run, unfinished and of the same plan (mode and tables).
+    let last = orchestrator.last_run().await?;
+    match (&last, args.restart) {
+        (LastRun::Resumable(_), false) => println!("{last} (--restart starts over)"),
+        (LastRun::Resumable(run), true) => println!("--restart: starting over instead of resuming run {}", run.id),
+        (LastRun::Different { .. }, _) => println!("{last}"),
+        (LastRun::Ended(_), _) => {}
+    }
+    let request = last.request(args.restart);
     let request = request.with_lease(lease);
     let orchestrator = Arc::new(orchestrator);
     let serving = match args.dashboard {
@@ -535,20 +539,6 @@ async fn rollback<T: Database>(
         duration: std::time::Duration::ZERO,
         error: None,
     })
-}
-
-/// True when a migration of the plan did not complete in its latest run (failed, cancelled, or
-/// killed while running): the next run resumes it.
-async fn has_unfinished(orchestrator: &dmf_core::Orchestrator) -> Result<bool, BoxError> {
-    for name in orchestrator.plan() {
-        if let Some(record) = orchestrator.store().latest_record(name).await? {
-            if matches!(record.status, MigrationStatus::Failed | MigrationStatus::Cancelled | MigrationStatus::Running)
-            {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
 }
 
 fn print_plan(plan: &SyncPlan, parallel_writes: bool) {

@@ -6,6 +6,7 @@ mod backup;
 mod lease;
 mod notify;
 mod preflight;
+mod resume;
 mod store;
 mod summary;
 
@@ -24,6 +25,7 @@ pub use notify::{
     WebhookPayload,
 };
 pub use preflight::{CheckOutcome, CheckStatus, PreflightCheck, PreflightReport};
+pub use resume::LastRun;
 pub use store::{MigrationRecord, MigrationStatus, RejectRecord, RunRecord, RunStatus, RunStore, sort_in_plan_order};
 pub use summary::{RollbackSummary, RunSummary};
 
@@ -71,6 +73,11 @@ impl RunRequest {
     pub fn force(mut self) -> Self {
         self.force = true;
         self
+    }
+
+    /// True when the run starts every selected migration from the beginning ([`force`](Self::force)).
+    pub fn is_forced(&self) -> bool {
+        self.force
     }
 
     /// Stops the run at the next batch boundary when `token` is cancelled.
