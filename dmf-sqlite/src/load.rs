@@ -238,10 +238,7 @@ impl Loader for SqliteLoader {
         checkpoint: &Checkpoint,
         records: usize,
     ) -> Result<Option<LoadReport>> {
-        if self.spec.write != WriteMode::Insert {
-            return Ok(None);
-        }
-        dmf_core::committed_insert(self, migration, checkpoint, records).await
+        dmf_core::sync::committed_batch(self.spec.write, self, migration, checkpoint, records).await
     }
 
     async fn clear_checkpoint(&mut self, migration: &MigrationName) -> Result<()> {
