@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use super::catch_up::{CATCH_UP, CatchUp, Ledger, OrphanProbe, Reporting, TargetProbe};
 use super::rejected_parents::{ParentAware, RejectedRows};
+use super::deletes::DeleteLoader;
 use super::{
     Database, DatabaseRole, KeyRange, MergeExtractor, MergeOutput, ReadOrder, SyncMode, SyncPlan, TablePlan, WriteMode,
 };
@@ -236,7 +237,7 @@ pub fn sync_migrations<S: Database, T: Database>(
             );
             let mut spec = table.load_spec(&table.key, WriteMode::Delete, Default::default());
             spec.undo = plan.undo;
-            let loader = target.loader(spec);
+            let loader = DeleteLoader::new(target.loader(spec));
             migrations.push(Arc::new(
                 Pipeline::new(merge, Identity::<Row>::default(), loader)
                     .named(name_with(table, "deletes"))

@@ -15,6 +15,7 @@
 //! | `diff` | both sides are read in key order and compared; only rows that differ or are missing are written, and rows only in the target are deleted |
 
 mod catch_up;
+mod deletes;
 mod dry_run;
 mod job;
 mod merge;
@@ -30,6 +31,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 pub use catch_up::CATCH_UP;
+pub use deletes::DeleteLoader;
 pub use dry_run::{DryRun, PlannedStep};
 pub use job::SyncJob;
 pub use merge::{MergeExtractor, MergeOutput};
