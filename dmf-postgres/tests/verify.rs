@@ -39,7 +39,7 @@ async fn verify_finds_a_changed_value_a_missing_row_and_an_extra_row() {
     let customers = table("shop.customers");
     assert_eq!((customers.changed, customers.missing_in_target, customers.extra_in_target), (1, 0, 0));
     assert_eq!(customers.sample[0].key, "id=17");
-    assert!(customers.sample[0].column.as_deref().unwrap().starts_with("balance: "), "{report}");
+    assert!(customers.sample[0].columns[0].starts_with("balance: "), "{report}");
     let lines = table("shop.order_lines");
     assert_eq!(lines.missing_in_target, 1);
     assert_eq!(lines.sample[0].kind, DifferenceKind::MissingInTarget);

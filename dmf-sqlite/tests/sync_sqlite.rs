@@ -152,7 +152,7 @@ async fn verify_finds_a_changed_value_a_missing_row_and_an_extra_row() {
     connect(&target)
         .execute_batch(
             "PRAGMA foreign_keys = OFF;
-             UPDATE customers SET balance = '1.0000000001' WHERE id = 17;
+             UPDATE customers SET balance = '1.0000000001', note = 'second difference' WHERE id = 17;
              DELETE FROM orders WHERE customer_id = 20 AND order_no = 2;
              INSERT INTO \"we\"\"ird\" (\"col\"\"umn\", \"val ue\", updated_at) VALUES (999, 'stray', '2024-01-01');",
         )
@@ -163,7 +163,11 @@ async fn verify_finds_a_changed_value_a_missing_row_and_an_extra_row() {
     let customers = table("customers");
     assert_eq!((customers.changed, customers.missing_in_target, customers.extra_in_target), (1, 0, 0));
     assert_eq!(customers.sample[0].key, "id=17");
-    assert!(customers.sample[0].column.as_deref().unwrap().starts_with("balance: "), "{report}");
+    // Every differing column is named, in column order.
+    assert_eq!(customers.sample[0].columns.len(), 2, "{report}");
+    assert!(customers.sample[0].columns[0].starts_with("note: "), "{report}");
+    assert!(customers.sample[0].columns[0].ends_with("-> \"second difference\""), "{report}");
+    assert!(customers.sample[0].columns[1].starts_with("balance: "), "{report}");
     let orders = table("orders");
     assert_eq!(orders.missing_in_target, 1);
     assert_eq!(orders.sample[0].key, "(customer_id=20, order_no=2)");
@@ -172,5 +176,5 @@ async fn verify_finds_a_changed_value_a_missing_row_and_an_extra_row() {
     assert_eq!(weird.sample[0].key, "col\"umn=999");
     assert_eq!(report.tables.iter().filter(|r| !r.is_equal()).count(), 3, "{report}");
     let text = report.to_string();
-    assert!(text.contains("id=17: changed: balance:"), "{text}");
+    assert!(text.contains("id=17: changed: note: ") && text.contains("; balance: "), "{text}");
 }

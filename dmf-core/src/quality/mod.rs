@@ -4,7 +4,7 @@
 //! at a time (bounded memory, like [`MergeExtractor`](crate::sync::MergeExtractor)), and
 //! compares rows by their [canonical](crate::Value::canonical) values, so the comparison works
 //! across dialects. It reports, per table, the row counts and every key that is missing in the
-//! target, extra in the target, or whose values differ (with the first differing column), and
+//! target, extra in the target, or whose values differ (with every differing column), and
 //! keeps a sample of them. A table of the source (or of the selection) that the target lacks
 //! is a difference too, named in the report; a table the plan left out (no key, not selected)
 //! is listed as not compared, with the reason.
@@ -51,8 +51,9 @@ pub struct Difference {
     pub key: String,
     /// How it differs.
     pub kind: DifferenceKind,
-    /// For a changed row, the first column that differs, with both values.
-    pub column: Option<String>,
+    /// For a changed row, every column that differs, each as `name: source -> target`, in
+    /// column order; empty for a missing or extra row.
+    pub columns: Vec<String>,
 }
 
 /// The verdict on one table.
@@ -179,7 +180,7 @@ impl fmt::Display for QualityReport {
                 let what = match d.kind {
                     DifferenceKind::MissingInTarget => "missing in the target".to_owned(),
                     DifferenceKind::ExtraInTarget => "only in the target".to_owned(),
-                    DifferenceKind::Changed => format!("changed: {}", d.column.as_deref().unwrap_or("?")),
+                    DifferenceKind::Changed => format!("changed: {}", d.columns.join("; ")),
                 };
                 writeln!(f, "    {}: {what}", d.key)?;
             }
@@ -213,11 +214,16 @@ impl fmt::Display for QualityReport {
     }
 }
 
-/// The first column whose values differ, as `name: source → target`.
-fn first_difference(source: &Row, target: &Row) -> Option<String> {
-    source.shape().columns.iter().zip(source.values().iter().zip(target.values())).find_map(|(column, (a, b))| {
-        (a != b && a.canonical() != b.canonical()).then(|| format!("{column}: {a} -> {b}"))
-    })
+/// Every column whose values differ, each as `name: source -> target`.
+fn differences(source: &Row, target: &Row) -> Vec<String> {
+    source
+        .shape()
+        .columns
+        .iter()
+        .zip(source.values().iter().zip(target.values()))
+        .filter(|(_, (a, b))| a != b && a.canonical() != b.canonical())
+        .map(|(column, (a, b))| format!("{column}: {a} -> {b}"))
+        .collect()
 }
 
 /// Compares every table of `plan` between `source` and `target`; keeps up to `sample` differing
@@ -249,9 +255,9 @@ pub async fn compare<S: Database, T: Database>(
             sample: Vec::new(),
             set_aside: 0,
         };
-        let note = |verdict: &mut TableReport, key: String, kind, column| {
+        let note = |verdict: &mut TableReport, key: String, kind, columns| {
             if verdict.sample.len() < sample {
-                verdict.sample.push(Difference { key, kind, column });
+                verdict.sample.push(Difference { key, kind, columns });
             }
         };
         let (mut l, mut r): (Option<Row>, Option<Row>) = (None, None);
@@ -268,14 +274,14 @@ pub async fn compare<S: Database, T: Database>(
                     if let Some(row) = l.take() {
                         verdict.source_rows += 1;
                         verdict.missing_in_target += 1;
-                        note(&mut verdict, row.key(), DifferenceKind::MissingInTarget, None);
+                        note(&mut verdict, row.key(), DifferenceKind::MissingInTarget, Vec::new());
                     }
                 }
                 (None, Some(_)) => {
                     if let Some(row) = r.take() {
                         verdict.target_rows += 1;
                         verdict.extra_in_target += 1;
-                        note(&mut verdict, row.key(), DifferenceKind::ExtraInTarget, None);
+                        note(&mut verdict, row.key(), DifferenceKind::ExtraInTarget, Vec::new());
                     }
                 }
                 (Some(a), Some(b)) => match a.cmp_key(b) {
@@ -283,23 +289,24 @@ pub async fn compare<S: Database, T: Database>(
                         if let Some(row) = l.take() {
                             verdict.source_rows += 1;
                             verdict.missing_in_target += 1;
-                            note(&mut verdict, row.key(), DifferenceKind::MissingInTarget, None);
+                            note(&mut verdict, row.key(), DifferenceKind::MissingInTarget, Vec::new());
                         }
                     }
                     Ordering::Greater => {
                         if let Some(row) = r.take() {
                             verdict.target_rows += 1;
                             verdict.extra_in_target += 1;
-                            note(&mut verdict, row.key(), DifferenceKind::ExtraInTarget, None);
+                            note(&mut verdict, row.key(), DifferenceKind::ExtraInTarget, Vec::new());
                         }
                     }
                     Ordering::Equal => {
                         if let (Some(a), Some(b)) = (l.take(), r.take()) {
                             verdict.source_rows += 1;
                             verdict.target_rows += 1;
-                            if let Some(column) = first_difference(&a, &b) {
+                            let columns = differences(&a, &b);
+                            if !columns.is_empty() {
                                 verdict.changed += 1;
-                                note(&mut verdict, a.key(), DifferenceKind::Changed, Some(column));
+                                note(&mut verdict, a.key(), DifferenceKind::Changed, columns);
                             }
                         }
                     }
