@@ -16,6 +16,12 @@ pub struct TableStep {
     /// edge chosen to break a cycle). Their columns are loaded as NULL first and filled in by
     /// a second pass once every table of the cycle is loaded.
     pub deferred: Vec<ForeignKey>,
+    /// Foreign keys of this table in a cycle whose foreign-key columns are all NOT NULL, left
+    /// out of the order to break it: no insert order satisfies them row by row, so the table
+    /// can only be written by sessions that skip per-row checks (the sync then proves them
+    /// with set-based queries). Reading and comparing need no order.
+    #[serde(default)]
+    pub unordered: Vec<ForeignKey>,
 }
 
 impl TableStep {
@@ -57,11 +63,13 @@ pub struct LoadOrder {
 impl LoadOrder {
     /// Orders `tables` by their enforced foreign keys among themselves (references to tables
     /// outside the set are ignored: those rows must already be in the target). Self-references
-    /// and cycles are broken at foreign keys whose columns are all nullable; a cycle with no
-    /// such key is an error naming its tables.
+    /// and cycles are broken at foreign keys whose columns are all nullable (loaded as NULL,
+    /// filled by a second pass); a cycle with no such key at its first foreign key, which is
+    /// then [`unordered`](TableStep::unordered).
     pub fn plan(tables: &[Table]) -> Result<Self> {
         let selected: BTreeSet<&TableName> = tables.iter().map(|t| &t.name).collect();
         let mut deferred: BTreeMap<&TableName, Vec<ForeignKey>> = BTreeMap::new();
+        let mut unordered: BTreeMap<&TableName, Vec<ForeignKey>> = BTreeMap::new();
         // (table, referenced table) -> the foreign keys making that edge.
         let mut edges: BTreeMap<(&TableName, &TableName), Vec<&ForeignKey>> = BTreeMap::new();
         for table in tables {
@@ -95,28 +103,37 @@ impl LoadOrder {
                         .into_iter()
                         .map(|name| {
                             let deferred = deferred.get(&name).cloned().unwrap_or_default();
-                            TableStep { table: name, deferred }
+                            let unordered = unordered.get(&name).cloned().unwrap_or_default();
+                            TableStep { table: name, deferred, unordered }
                         })
                         .collect();
                     return Ok(Self { steps });
                 }
                 Err(cycle) => {
+                    let edge_of =
+                        |pair: &[TableName]| edges.keys().find(|(a, b)| **a == pair[0] && **b == pair[1]).copied();
                     let breakable = cycle.windows(2).find_map(|pair| {
-                        let key = edges.keys().find(|(a, b)| **a == pair[0] && **b == pair[1]).copied()?;
+                        let key = edge_of(pair)?;
                         let table = by_name.get(key.0)?;
                         edges[&key].iter().all(|fk| nullable(table, fk)).then_some(key)
                     });
-                    let Some(key) = breakable else {
+                    if let Some(key) = breakable {
+                        if let Some(fks) = edges.remove(&key) {
+                            deferred.entry(key.0).or_default().extend(fks.into_iter().cloned());
+                        }
+                        continue;
+                    }
+                    // Every foreign key of the cycle is NOT NULL: broken at its first edge,
+                    // which then holds only for sessions that skip per-row checks.
+                    let Some(key) = cycle.windows(2).find_map(edge_of) else {
                         let names: Vec<String> = cycle.iter().map(ToString::to_string).collect();
                         return Err(Error::Schema(format!(
-                            "foreign keys form a cycle {} and none of its foreign-key columns is nullable, so no \
-                             insert order exists; load with foreign-key checks off (SQLite, or PostgreSQL with \
-                             session_replication_role) or make one of these columns nullable",
+                            "cannot order the foreign-key cycle {}",
                             names.join(" -> ")
                         )));
                     };
                     if let Some(fks) = edges.remove(&key) {
-                        deferred.entry(key.0).or_default().extend(fks.into_iter().cloned());
+                        unordered.entry(key.0).or_default().extend(fks.into_iter().cloned());
                     }
                 }
             }
@@ -126,6 +143,11 @@ impl LoadOrder {
     /// Tables in the order to delete their rows (referencing tables first).
     pub fn delete_order(&self) -> impl Iterator<Item = &TableName> {
         self.steps.iter().rev().map(|s| &s.table)
+    }
+
+    /// The foreign keys of NOT NULL cycles left out of the order ([`TableStep::unordered`]).
+    pub fn unordered(&self) -> impl Iterator<Item = (&TableName, &ForeignKey)> {
+        self.steps.iter().flat_map(|s| s.unordered.iter().map(move |fk| (&s.table, fk)))
     }
 
     /// True when some table has deferred foreign keys (a second pass is needed).
@@ -181,13 +203,24 @@ mod tests {
     }
 
     #[test]
-    fn an_unbreakable_cycle_names_its_tables() {
-        let error = LoadOrder::plan(&[
+    fn a_not_null_cycle_is_left_unordered_at_one_foreign_key() {
+        let order = LoadOrder::plan(&[
             table("a", false, vec![fk("a_b", "ref", "b")]),
             table("b", false, vec![fk("b_a", "ref", "a")]),
+            table("c", false, vec![fk("c_a", "ref", "a")]),
         ])
-        .unwrap_err();
-        assert!(error.to_string().contains("cycle a -> b -> a"), "{error}");
+        .unwrap();
+        let unordered: Vec<(String, String)> =
+            order.unordered().map(|(table, fk)| (table.to_string(), fk.name.clone())).collect();
+        assert_eq!(unordered.len(), 1, "{unordered:?}");
+        assert!(!order.has_deferred(), "nothing NULL-able to defer");
+        // The other edges of the cycle and of the tables around it still order them.
+        let position = |name: &str| order.steps.iter().position(|s| s.table.name == name).unwrap();
+        assert!(position("a") < position("c"));
+        let (table, fk) = &unordered[0];
+        let kept = if fk == "a_b" { ("b", "a") } else { ("a", "b") };
+        assert_eq!(table, kept.1, "the unordered key belongs to the table that loads first");
+        assert!(position(kept.0) > position(kept.1));
     }
 
     #[test]

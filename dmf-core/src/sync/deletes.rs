@@ -77,7 +77,8 @@ mod tests {
 
     #[test]
     fn a_foreign_key_refusing_a_delete_is_a_data_error_naming_the_cause() {
-        let refused = Error::stage(Stage::Load, ErrorKind::MissingParent, "violates foreign key constraint \"kids_fk\"");
+        let refused =
+            Error::stage(Stage::Load, ErrorKind::MissingParent, "violates foreign key constraint \"kids_fk\"");
         let error = referenced(refused);
         assert_eq!(error.kind(), ErrorKind::Data);
         assert!(error.chain().contains("still referenced by a row of the target"), "{}", error.chain());

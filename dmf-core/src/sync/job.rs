@@ -175,12 +175,17 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             }
             plan = plan.with_key_ranges(&*self.source, split).await?;
         }
-        let trust = match (&plan.mode, self.foreign_key_checks) {
+        // Asked for the fast path of a full sync, and for the tables of a NOT NULL foreign-key
+        // cycle in any mode (they load only without per-row checks).
+        let asked: Vec<TableName> = match (&plan.mode, self.foreign_key_checks) {
             (SyncMode::Full, super::ForeignKeyChecks::Auto) => {
-                let tables: Vec<TableName> = plan.tables.iter().map(|t| t.target.name.clone()).collect();
-                Some(self.target.foreign_key_trust(&tables, self.skip_target_triggers).await?)
+                plan.tables.iter().map(|t| t.target.name.clone()).collect()
             }
-            _ => None,
+            _ => plan.tables.iter().filter(|t| !t.unordered.is_empty()).map(|t| t.target.name.clone()).collect(),
+        };
+        let trust = match asked.is_empty() {
+            true => None,
+            false => Some(self.target.foreign_key_trust(&asked, self.skip_target_triggers).await?),
         };
         Ok(plan.with_foreign_key_checks(self.foreign_key_checks, trust.as_ref()))
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::catch_up::{CATCH_UP, CatchUp, Ledger, OrphanProbe, Reporting, TargetProbe};
-use super::rejected_parents::{ParentAware, RejectedRows};
 use super::deletes::DeleteLoader;
+use super::rejected_parents::{ParentAware, RejectedRows};
 use super::{
     Database, DatabaseRole, KeyRange, MergeExtractor, MergeOutput, ReadOrder, SyncMode, SyncPlan, TablePlan, WriteMode,
 };

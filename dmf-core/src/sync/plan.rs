@@ -29,6 +29,10 @@ pub struct TablePlan {
     pub key: Vec<String>,
     /// Foreign keys loaded as NULL first and filled by a second pass (cycles, self-references).
     pub deferred: Vec<ForeignKey>,
+    /// Foreign keys of a cycle whose columns are all NOT NULL, left out of the load order
+    /// ([`TableStep::unordered`](crate::catalog::TableStep::unordered)): this table loads
+    /// before the rows they reference, so only sessions that skip per-row checks can write it.
+    pub unordered: Vec<ForeignKey>,
     /// Tables of the sync that must be loaded before this one.
     pub after: Vec<TableName>,
     /// The loading sessions skip per-row foreign-key checks for this table; the sync proves
@@ -248,7 +252,8 @@ impl SyncPlan {
                 .filter(|c| target.column(&c.name).is_some_and(|t| !t.generated))
                 .map(|c| c.name.clone())
                 .collect();
-            let deferred_names: BTreeSet<&str> = step.deferred.iter().map(|fk| fk.name.as_str()).collect();
+            let deferred_names: BTreeSet<&str> =
+                step.deferred.iter().chain(&step.unordered).map(|fk| fk.name.as_str()).collect();
             let after = target
                 .foreign_keys
                 .iter()
@@ -265,6 +270,7 @@ impl SyncPlan {
                 columns,
                 key,
                 deferred: step.deferred,
+                unordered: step.unordered,
                 after,
                 trust_foreign_keys: false,
                 ranges: Vec::new(),
@@ -290,6 +296,11 @@ impl SyncPlan {
     /// [`ForeignKeyChecks::Auto`] and a target that allows it, the loading sessions skip per-row
     /// checks (except for the tables `trust` keeps per row) and the sync proves every foreign
     /// key afterwards; per row otherwise. The decision and its reason go to pre-flight.
+    ///
+    /// Tables holding the foreign keys of a NOT NULL cycle ([`TablePlan::unordered`]) skip
+    /// per-row checks in every mode when `trust` allows it (no insert order exists for them);
+    /// when it does not, the pre-flight line fails, naming the cycle and why, and the run is
+    /// refused before it writes. Planning, verification and dry runs are not affected.
     pub fn with_foreign_key_checks(mut self, checks: ForeignKeyChecks, trust: Option<&ForeignKeyTrust>) -> Self {
         let why_not = match (&self.mode, checks, trust) {
             (SyncMode::Full, ForeignKeyChecks::Auto, Some(trust)) if trust.allowed => None,
@@ -298,7 +309,8 @@ impl SyncPlan {
             (SyncMode::Full, ForeignKeyChecks::Auto, None) => Some("the target was not asked".to_owned()),
             (mode, _, _) => Some(format!("the fast path is for full syncs, this one is {mode}")),
         };
-        let detail = match why_not {
+        let kept = trust.map(|t| t.per_row_tables.as_slice()).unwrap_or_default();
+        let mut detail = match why_not {
             Some(reason) => {
                 for table in &mut self.tables {
                     table.trust_foreign_keys = false;
@@ -306,7 +318,6 @@ impl SyncPlan {
                 format!("per row, because {reason}")
             }
             None => {
-                let kept = trust.map(|t| t.per_row_tables.as_slice()).unwrap_or_default();
                 for table in &mut self.tables {
                     table.trust_foreign_keys = !kept.iter().any(|(name, _)| *name == table.target.name);
                 }
@@ -320,7 +331,53 @@ impl SyncPlan {
                 detail
             }
         };
-        self.foreign_keys = CheckOutcome::passed(FK_CHECK, detail);
+        let cycles: Vec<String> = self
+            .tables
+            .iter()
+            .flat_map(|t| {
+                t.unordered.iter().map(move |fk| format!("{}.{} -> {}", t.target.name, fk.name, fk.referenced_table))
+            })
+            .collect();
+        if cycles.is_empty() {
+            self.foreign_keys = CheckOutcome::passed(FK_CHECK, detail);
+            return self;
+        }
+        // A NOT NULL cycle: its first table loads before the rows it references.
+        let refused = match trust {
+            None => Some("the target was not asked whether loads may skip per-row checks".to_owned()),
+            Some(trust) if !trust.allowed => Some(trust.reason.clone()),
+            Some(_) => self
+                .tables
+                .iter()
+                .filter(|t| !t.unordered.is_empty())
+                .find_map(|t| kept.iter().find(|(name, _)| *name == t.target.name))
+                .map(|(table, why)| format!("{table} must keep per-row checks ({why})")),
+        };
+        match refused {
+            None => {
+                for table in self.tables.iter_mut().filter(|t| !t.unordered.is_empty()) {
+                    table.trust_foreign_keys = true;
+                }
+                detail.push_str(&format!(
+                    "; without per-row checks for the NOT NULL foreign-key cycle at {}, proven by set-based queries \
+                     after the load",
+                    cycles.join(", ")
+                ));
+                self.foreign_keys = CheckOutcome::passed(FK_CHECK, detail);
+            }
+            Some(why) => {
+                self.foreign_keys = CheckOutcome::failed(
+                    FK_CHECK,
+                    format!(
+                        "foreign keys form a cycle whose columns are all NOT NULL ({}): no insert order satisfies \
+                         them row by row, so its tables can only be written by sessions that skip per-row checks, \
+                         and here they cannot: {why}. Make one of these columns nullable, or run as a user the \
+                         target lets skip them (PostgreSQL: superuser or session_replication_role; SQLite always)",
+                        cycles.join(", ")
+                    ),
+                );
+            }
+        }
         self
     }
 
