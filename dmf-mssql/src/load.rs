@@ -62,7 +62,7 @@ use crate::types::{SqlType, bulk_data, exceeds_bulk_limit, unsupported_reason};
 /// every row: the fast path then only adds the proof.
 ///
 /// tiberius 0.13 bulk-loads no value longer than 65535 bytes, even into a `(max)` column
-/// (`BULK_VALUE_LIMIT`): a row holding one is inserted on
+/// (`BULK_VALUE_LIMIT`), and no value of an `image` column: a row holding one is inserted on
 /// its own with bound parameters (each cast to its column's type), into the table or the
 /// stage, in the batch's transaction.
 ///

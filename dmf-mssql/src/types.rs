@@ -22,8 +22,8 @@
 //! | `smalldatetime` | `Timestamp` | `Timestamp` | `Timestamp`, rounded to the minute |
 //! | `datetimeoffset(n)` | `TimestampTz` | `TimestampTz` (UTC) | `TimestampTz`, stored with offset +00:00; `Timestamp` taken as UTC |
 //! | `char(n)`, `varchar(n)`, `nchar(n)`, `nvarchar(n)` | `Text { Some(n) }` | `Text` | any value, as its text (`Text`/`Json` as is) |
-//! | `varchar(max)`, `nvarchar(max)`, `text`, `ntext` | `Text { None }` | `Text` | as above |
-//! | `binary(n)`, `varbinary(n)`, `varbinary(max)`, `image` | `Bytes` | `Bytes` | `Bytes` |
+//! | `varchar(max)`, `nvarchar(max)`, `text`, `ntext` | `Text { None }` | `Text` | as above (an empty `text` or `ntext` value by a parameterised insert of its row: Babelfish 4.3 stores a bulk-loaded one as NULL) |
+//! | `binary(n)`, `varbinary(n)`, `varbinary(max)`, `image` | `Bytes` | `Bytes` | `Bytes` (a row with an `image` column by a parameterised insert: tiberius cannot bulk-load one) |
 //! | `uniqueidentifier` | `Uuid` | `Uuid` | `Uuid`; `Text` holding a UUID |
 //! | `xml` | `Other("xml")` | `Text` | `Text`/`Json` |
 //! | `rowversion` (`timestamp`) | `Other("rowversion")`, generated | `Int` (the 8 bytes as a big-endian bigint, a watermark) | never written |
@@ -710,11 +710,16 @@ pub(crate) fn bulk_data(value: &Value, ty: &SqlType) -> Result<ColumnData<'stati
 /// length … exceed column limit 65535" on any server.
 pub(crate) const BULK_VALUE_LIMIT: usize = 0xFFFF;
 
-/// True when tiberius 0.13 would refuse `data` in a bulk load into a column of type `ty`
-/// (see [`BULK_VALUE_LIMIT`]); such a row is inserted with bound parameters instead. For
-/// `varchar(max)` the UTF-8 length stands for the code-page length, which is never longer.
+/// True when tiberius 0.13 would refuse `data` in a bulk load into a column of type `ty`:
+/// longer than [`BULK_VALUE_LIMIT`], or any value of an `image` column, NULL included
+/// (tiberius has no bulk encoding for `image` and fails the row with "invalid data type,
+/// expecting … Image but found Binary"). Also an empty `text` or `ntext` value: tiberius sends
+/// it rightly (a text pointer and a zero length), but Babelfish 4.3 stores it as NULL. Such a row is inserted with bound parameters instead. For `varchar(max)`
+/// the UTF-8 length stands for the code-page length, which is never longer.
 pub(crate) fn exceeds_bulk_limit(data: &ColumnData<'_>, ty: &SqlType) -> bool {
     let bytes = match (data, ty) {
+        (_, SqlType::Image) => return true,
+        (ColumnData::String(Some(s)), SqlType::Text | SqlType::NText) if s.is_empty() => return true,
         (ColumnData::String(Some(s)), SqlType::NVarChar(Length::Max)) => s.encode_utf16().count() * 2,
         (ColumnData::String(Some(s)), SqlType::VarChar(Length::Max)) => s.len(),
         (ColumnData::Binary(Some(b)), SqlType::VarBinary(Length::Max)) => b.len(),
@@ -809,7 +814,7 @@ mod tests {
     }
 
     #[test]
-    fn only_max_values_beyond_the_bulk_limit_need_a_row_insert() {
+    fn long_values_image_values_and_empty_legacy_texts_need_a_row_insert() {
         let text = |chars: usize| ColumnData::String(Some(Cow::Owned("é".repeat(chars))));
         let nvarchar_max = SqlType::parse("nvarchar(max)");
         assert!(!exceeds_bulk_limit(&text(BULK_VALUE_LIMIT / 2), &nvarchar_max), "32767 UTF-16 units fit");
@@ -823,6 +828,16 @@ mod tests {
         assert!(exceeds_bulk_limit(&bytes, &SqlType::parse("varbinary(max)")));
         assert!(!exceeds_bulk_limit(&bytes, &SqlType::parse("varbinary(8000)")), "tiberius refuses it rightly");
         assert!(!exceeds_bulk_limit(&ColumnData::String(None), &nvarchar_max));
+        let image = SqlType::parse("image");
+        assert!(
+            exceeds_bulk_limit(&ColumnData::Binary(Some(vec![1, 2].into())), &image),
+            "tiberius has no image encoding"
+        );
+        assert!(exceeds_bulk_limit(&ColumnData::Binary(None), &image), "nor a NULL");
+        let empty = ColumnData::String(Some("".into()));
+        assert!(exceeds_bulk_limit(&empty, &SqlType::Text) && exceeds_bulk_limit(&empty, &SqlType::NText));
+        assert!(!exceeds_bulk_limit(&ColumnData::String(Some("a".into())), &SqlType::NText));
+        assert!(!exceeds_bulk_limit(&empty, &nvarchar_max), "a PLP empty string loads as itself");
     }
 
     #[test]
