@@ -4,10 +4,18 @@
 //! `cfg(dmf_mssql_server = "none" | "babelfish" | "sqlserver")`: `none` without
 //! `DMF_TEST_MSSQL_URL`; otherwise `DMF_TEST_MSSQL_SERVER` (`babelfish`, or `sqlserver`, the
 //! default). The library itself does not look at it.
+//!
+//! `cfg(dmf_test_pg)` when `DMF_TEST_PG_URL` names a PostgreSQL server, for the live test that
+//! syncs SQLite into the TDS server and on into PostgreSQL.
 
 fn main() {
     println!("cargo::rerun-if-env-changed=DMF_TEST_MSSQL_URL");
     println!("cargo::rerun-if-env-changed=DMF_TEST_MSSQL_SERVER");
+    println!("cargo::rerun-if-env-changed=DMF_TEST_PG_URL");
+    println!("cargo::rustc-check-cfg=cfg(dmf_test_pg)");
+    if std::env::var("DMF_TEST_PG_URL").is_ok_and(|url| !url.trim().is_empty()) {
+        println!("cargo::rustc-cfg=dmf_test_pg");
+    }
     println!("cargo::rustc-check-cfg=cfg(dmf_mssql_server, values(\"none\", \"babelfish\", \"sqlserver\"))");
     let has_url = std::env::var("DMF_TEST_MSSQL_URL").is_ok_and(|url| !url.trim().is_empty());
     let server = match std::env::var("DMF_TEST_MSSQL_SERVER").unwrap_or_default().trim() {
