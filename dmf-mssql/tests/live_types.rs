@@ -213,6 +213,11 @@ async fn round_trip(family: &str, cases: Vec<Case>) {
         for case in &cases {
             upsert_db.batch(&format!("UPDATE dbo.{} SET v = NULL", table_of(case))).await;
         }
+        // A new pool, as a new run of the program would have: Babelfish 4.3 now and then
+        // resolves the control schema of a session that lived through the runs before and
+        // another session's UPDATE as if its name were mapped twice ("relation
+        // <database><hash>.runs does not exist").
+        let target = upsert_db.upserting(strategy);
         let repair = sync(&source, &target, SyncMode::Upsert, &tables).await;
         assert_eq!(repair.status, RunStatus::Completed, "{strategy:?}: {repair}");
         for case in &cases {
@@ -330,10 +335,6 @@ type_families! {
         ]),
     ];
 
-    #[cfg_attr(
-        dmf_mssql_server = "babelfish",
-        ignore = "known failure over TDS on Babelfish 4.3, cause not yet found (DMF's or Babelfish's): most runs, after the target's values are NULLed, the repairing upsert's run-store statement fails with 'relation \"<database><32 hex>.runs\" does not exist' (a schema name Babelfish hashed as if over 63 characters); the full sync and the first two upserts pass"
-    )]
     binaries_round_trip => vec![
         case("binary(4)", vec![
             ("0x00000000", bytes(&[0, 0, 0, 0])),
