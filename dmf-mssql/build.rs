@@ -6,7 +6,8 @@
 //! default). The library itself does not look at it.
 //!
 //! `cfg(dmf_test_pg)` when `DMF_TEST_PG_URL` names a PostgreSQL server, for the live test that
-//! syncs SQLite into the TDS server and on into PostgreSQL.
+//! syncs SQLite into the TDS server and on into PostgreSQL; `cfg(dmf_sync_database_bin)` when
+//! `DMF_SYNC_DATABASE_BIN` names the `sync_database` program, for the test that runs it.
 
 fn main() {
     println!("cargo::rerun-if-env-changed=DMF_TEST_MSSQL_URL");
@@ -15,6 +16,11 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(dmf_test_pg)");
     if std::env::var("DMF_TEST_PG_URL").is_ok_and(|url| !url.trim().is_empty()) {
         println!("cargo::rustc-cfg=dmf_test_pg");
+    }
+    println!("cargo::rerun-if-env-changed=DMF_SYNC_DATABASE_BIN");
+    println!("cargo::rustc-check-cfg=cfg(dmf_sync_database_bin)");
+    if std::env::var("DMF_SYNC_DATABASE_BIN").is_ok_and(|path| !path.trim().is_empty()) {
+        println!("cargo::rustc-cfg=dmf_sync_database_bin");
     }
     println!("cargo::rustc-check-cfg=cfg(dmf_mssql_server, values(\"none\", \"babelfish\", \"sqlserver\"))");
     let has_url = std::env::var("DMF_TEST_MSSQL_URL").is_ok_and(|url| !url.trim().is_empty());

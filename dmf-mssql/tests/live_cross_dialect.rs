@@ -319,3 +319,58 @@ async fn postgresql_into_the_tds_server_and_on_into_sqlite_equal_at_each_step() 
     assert_eq!(counts(&second, "visits"), (600, 600, 0, 0), "{second}");
     assert_eq!(sqlite_rows(&last), expected, "TDS -> SQLite");
 }
+
+/// `server` (the live suite's URL) naming database `name` instead.
+fn database_url(server: &str, name: &str) -> String {
+    match server.split_once("://") {
+        Some((scheme, rest)) => {
+            let (before, query) = rest.split_once('?').map_or((rest, ""), |(b, q)| (b, q));
+            let authority = before.split('/').next().unwrap_or(before);
+            let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+            format!("{scheme}://{authority}/{name}{query}")
+        }
+        None => format!("{server};Database={name}"),
+    }
+}
+
+/// Runs the `sync_database` program with `args`; panics with its output unless it exits 0.
+fn sync_database(args: &[&str]) -> String {
+    let program = std::env::var("DMF_SYNC_DATABASE_BIN").expect("DMF_SYNC_DATABASE_BIN names the program");
+    let output = std::process::Command::new(&program).args(args).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{program} {args:?}: {}\n{stdout}\n{stderr}", output.status);
+    stdout.into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+#[cfg_attr(not(dmf_test_pg), ignore = "needs PostgreSQL: set DMF_TEST_PG_URL (scripts/test starts one)")]
+#[cfg_attr(
+    not(dmf_sync_database_bin),
+    ignore = "needs the sync_database program: set DMF_SYNC_DATABASE_BIN (scripts/test builds it)"
+)]
+async fn the_sync_database_program_copies_sqlite_into_the_tds_server_and_on_into_postgresql() {
+    let url = server_url("cross_dialect_program").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("first.db");
+    fill_sqlite(&file);
+    let tds_db = TestDb::create(&url, "program").await;
+    tds_db.batch(TDS_SCHEMA).await;
+    let pg_db = PgDb::create("program").await;
+    let (sqlite_url, tds_url) = (format!("sqlite://{}", file.display()), database_url(&url, &tds_db.name));
+
+    // Each sync verifies the target row by row before it exits 0.
+    let into_tds = sync_database(&["--source", &sqlite_url, "--target", &tds_url, "--mode", "full"]);
+    assert!(into_tds.contains("equal"), "{into_tds}");
+    let expected = sqlite_rows(&file);
+    assert_eq!(tds_rows(&tds_db).await, expected, "SQLite -> TDS by the program, read by each driver");
+    let into_pg = sync_database(&["--source", &tds_url, "--target", &pg_db.url, "--mode", "full"]);
+    assert!(into_pg.contains("equal"), "{into_pg}");
+    assert_eq!(pg_rows(&pg_db.url).await, expected, "TDS -> PostgreSQL by the program, read by each driver");
+    // And the program's own comparison of the first and the last, which writes nothing.
+    let verdict = sync_database(&["--source", &sqlite_url, "--target", &pg_db.url, "--verify"]);
+    assert!(verdict.contains("equal"), "{verdict}");
+}
