@@ -91,3 +91,20 @@ async fn a_diff_after_a_failed_diff_resumes_it() {
     assert!(summary.migration(CLEAR).is_none(), "a diff empties nothing\n{summary}");
     assert!(content(&target) == content(&source), "the target differs from the source\n{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_after_a_completed_one_copies_the_source_again() {
+    let dir = Dir::new("mode-switch-again");
+    let (source, target) = (dir.file("source.db"), dir.file("target.db"));
+    fill(&mut empty_database(&source), 200);
+    empty_database(&target);
+    let first = sync(&source, &target, SyncMode::Full, RunRequest::all()).await;
+    assert_eq!(first.status, RunStatus::Completed, "{first}");
+    change_source(&source);
+
+    // Not forced: the completed run is not resumed (which would skip every table as done).
+    let again = sync(&source, &target, SyncMode::Full, RunRequest::all()).await;
+    assert_eq!(again.status, RunStatus::Completed, "{again}");
+    assert_eq!(again.migration("customers").map(|m| m.status), Some(MigrationStatus::Completed), "{again}");
+    assert!(content(&target) == content(&source), "the target differs from the source\n{again}");
+}

@@ -228,10 +228,22 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         super::dry_run::dry_run(&self.source, &self.target, &plan, self.engine.batch_size()).await
     }
 
-    /// Plans and runs the sync.
+    /// Plans and runs the sync. A request that is not [forced](RunRequest::force) resumes the
+    /// target's latest run only when that run did not end and planned the same migrations
+    /// ([`LastRun::Resumable`](crate::orchestrator::LastRun)); otherwise the sync starts from the
+    /// beginning, so that a second sync after a completed one copies the source again instead
+    /// of skipping every table as already done.
     pub async fn run(&self, request: RunRequest) -> Result<RunSummary> {
         let plan = self.plan().await?;
-        self.orchestrator(&plan).await?.run(request).await
+        let orchestrator = self.orchestrator(&plan).await?;
+        let request = match request.is_forced() {
+            true => request,
+            false => match orchestrator.last_run().await? {
+                crate::orchestrator::LastRun::Resumable(_) => request,
+                _ => request.force(),
+            },
+        };
+        orchestrator.run(request).await
     }
 
     /// Rolls back `run` (the latest run not yet rolled back when `None`) from the target's undo
