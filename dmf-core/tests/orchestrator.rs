@@ -367,6 +367,54 @@ async fn rollback_by_name_and_its_refusals() {
     assert!(twice.unwrap_err().to_string().contains("has nothing to roll back"));
 }
 
+/// A loader that can roll back, but kept no undo log in this run (`--no-undo`): its
+/// rollback finds nothing to replay.
+struct NoUndoLog(MemoryTable<common::Row>);
+
+impl Loader for NoUndoLog {
+    type Item = common::Row;
+
+    async fn load(&mut self, batch: LoadBatch<'_, common::Row>) -> dmf_core::Result<LoadReport> {
+        self.0.load(batch).await
+    }
+
+    async fn checkpoint(&mut self, migration: &MigrationName) -> dmf_core::Result<Option<Checkpoint>> {
+        self.0.checkpoint(migration).await
+    }
+
+    async fn clear_checkpoint(&mut self, migration: &MigrationName) -> dmf_core::Result<()> {
+        self.0.clear_checkpoint(migration).await
+    }
+
+    async fn rollback(&mut self, _: &MigrationName, _: RunId) -> dmf_core::Result<dmf_core::RollbackReport> {
+        Ok(dmf_core::RollbackReport::default())
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_wrote_rows_and_kept_no_undo_log_is_not_reported_rolled_back() {
+    let (a, b) = (MemoryTable::new("a"), MemoryTable::new("b"));
+    let store = store();
+    let orchestrator = Orchestrator::builder(store.clone())
+        .migration(copy("a", 5, &a))
+        .migration(pipeline("b", source(5), plain(), NoUndoLog(b.clone())).depends_on(["a"]))
+        .build()
+        .unwrap();
+    let summary = orchestrator.run(RunRequest::all()).await.unwrap();
+    assert!(summary.succeeded());
+    let refused = orchestrator.rollback(RollbackTarget::Run(summary.run)).await.unwrap_err().chain();
+    assert!(
+        refused.contains(&format!(
+            "rollback refused: run {} wrote 5 rows with `b` and kept no undo log of them, so it cannot be rolled back \
+             row by row",
+            summary.run
+        )),
+        "{refused}"
+    );
+    assert_eq!((a.len(), b.len()), (5, 5), "nothing undone: `b` comes first in reverse order");
+    assert_eq!(store.run(summary.run).await.unwrap().unwrap().status, RunStatus::Completed);
+}
+
 #[tokio::test]
 async fn running_only_some_migrations_requires_their_dependencies_done() {
     let (a, b) = (MemoryTable::new("a"), MemoryTable::new("b"));

@@ -17,7 +17,7 @@ pub use transform::{FnTransformer, Identity, Transformed, Transformer, transform
 pub use validate::{Rules, ValidationReport, Validator, Violation};
 
 use crate::engine::run_pipeline;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::migration::{DataMigration, MigrationContext, MigrationResult, RollbackReport};
 use crate::names::MigrationName;
 
@@ -123,6 +123,22 @@ where
     async fn rollback(&self, ctx: &MigrationContext) -> Result<RollbackReport> {
         let mut loader = self.loader.lock().await;
         let report = loader.rollback(&self.name, ctx.run).await?;
+        if report.deleted == 0 && report.restored == 0 {
+            // Nothing to replay, though the run wrote: its loads kept no undo log (`--no-undo`),
+            // and reporting the run rolled back would leave its rows in place unsaid.
+            let records = ctx.store.migration_records(ctx.run).await?;
+            let wrote = records
+                .iter()
+                .find(|record| record.migration == self.name)
+                .map_or(0, |record| record.counts.inserted + record.counts.updated + record.counts.deleted);
+            if wrote > 0 {
+                return Err(Error::RollbackRefused(format!(
+                    "run {} wrote {wrote} rows with `{}` and kept no undo log of them, so it cannot be rolled back \
+                     row by row; restore a backup taken before it instead",
+                    ctx.run, self.name
+                )));
+            }
+        }
         // What was undone must be migrated again from the start.
         loader.clear_checkpoint(&self.name).await?;
         Ok(report)
