@@ -503,6 +503,73 @@ pub(crate) struct UndoColumn<'a> {
     pub native: String,
 }
 
+impl UndoColumn<'_> {
+    /// True for character types, whose values are JSON strings that may hold escapes.
+    fn is_text(&self) -> bool {
+        let native = self.native.to_ascii_lowercase();
+        ["char", "varchar", "nchar", "nvarchar", "text", "ntext"]
+            .iter()
+            .any(|t| native == *t || native.starts_with(&format!("{t}(")))
+    }
+
+    /// The type it is read from the JSON as: a character column as `nvarchar(max)`, so that a
+    /// value Babelfish hands back still escaped (longer than the column) is not cut short
+    /// before [`read_back`] unescapes it.
+    fn json_type(&self) -> &str {
+        if self.is_text() { "nvarchar(max)" } else { &self.native }
+    }
+}
+
+/// Sets `@json_escaped` to 1 when the server's `OPENJSON … WITH` returns a string as its
+/// JSON text without the quotes (`a\"b` for `a"b`, `\n` for a line feed): Babelfish 4.3
+/// does (its OPENJSON is PostgreSQL's `jsonb`, whose text output escapes them again); SQL
+/// Server returns the string itself (0).
+const JSON_ESCAPED: &str = "DECLARE @json_escaped bit = 0; SELECT @json_escaped = CASE WHEN p.x = N'\\' THEN 0 ELSE 1 END \
+                            FROM OPENJSON(N'{\"x\":\"\\\\\"}') WITH (x nvarchar(4) '$.x') AS p; ";
+
+/// The JSON string escapes `jsonb` writes, each with the text it stands for, in the order
+/// they are undone: `\\` first becomes `\u005c`, so that every backslash left starts an
+/// escape; then `\"`, `\/`, the named control characters and `\u0001` … `\u001f` (`jsonb`
+/// writes no other `\uXXXX`, and no `\u0000`); `\u005c` last. Each is one `REPLACE`, which
+/// like [`str::replace`] replaces from left to right without overlaps.
+fn jsonb_unescapes() -> Vec<(String, String)> {
+    let mut steps = vec![("\\\\".to_owned(), "\\u005c".to_owned())];
+    steps.extend([("\\\"", "\""), ("\\/", "/")].map(|(from, to)| (from.to_owned(), to.to_owned())));
+    for (letter, code) in [('b', 8u32), ('f', 12), ('n', 10), ('r', 13), ('t', 9)] {
+        steps.push((format!("\\{letter}"), char::from_u32(code).map(String::from).unwrap_or_default()));
+    }
+    for code in (1u32..32).filter(|c| ![8, 9, 10, 12, 13].contains(c)) {
+        steps.push((format!("\\u{code:04x}"), char::from_u32(code).map(String::from).unwrap_or_default()));
+    }
+    steps.push(("\\u005c".to_owned(), "\\".to_owned()));
+    steps
+}
+
+/// `text` as a T-SQL literal: `NCHAR(n)` for a control character, else `N'…'`.
+fn text_literal(text: &str) -> String {
+    match text.chars().next() {
+        Some(c) if text.chars().count() == 1 && u32::from(c) < 32 => format!("NCHAR({})", u32::from(c)),
+        _ => format!("N'{}'", text.replace('\'', "''")),
+    }
+}
+
+/// `value` with the escapes `jsonb` writes undone ([`jsonb_unescapes`]), in T-SQL.
+fn json_unescape(value: &str) -> String {
+    jsonb_unescapes().iter().fold(value.to_owned(), |sql, (from, to)| {
+        format!("REPLACE({sql}, {}, {})", text_literal(from), text_literal(to))
+    })
+}
+
+/// `reference` (a column of an `OPENJSON … WITH` result) as the value it holds: a character
+/// column unescaped where the server left it escaped ([`JSON_ESCAPED`]).
+fn read_back(reference: &str, column: &UndoColumn<'_>) -> String {
+    if column.is_text() {
+        format!("CASE WHEN @json_escaped = 1 THEN {} ELSE {reference} END", json_unescape(reference))
+    } else {
+        reference.to_owned()
+    }
+}
+
 /// `'$."name"'`: a JSON path to a property, `"` and `\` escaped for JSON, the whole a T-SQL
 /// literal (paths cannot be parameters).
 pub(crate) fn json_path(name: &str) -> String {
@@ -522,7 +589,7 @@ pub(crate) fn json_path(name: &str) -> String {
 fn with_clause(columns: &[UndoColumn<'_>]) -> String {
     columns
         .iter()
-        .map(|c| format!("{} {} {}", quote_ident(c.name), c.native, json_path(c.name)))
+        .map(|c| format!("{} {} {}", quote_ident(c.name), c.json_type(), json_path(c.name)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -545,18 +612,27 @@ pub(crate) fn undo(
             "FROM dmf.undo_log AS u CROSS APPLY OPENJSON(u.{json}) WITH ({}) AS {alias} \
              JOIN {target} AS t ON {} WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'{action}'",
             with_clause(columns),
-            key.iter().map(|k| format!("t.{0} = {alias}.{0}", quote_ident(k.name))).collect::<Vec<_>>().join(" AND ")
+            key.iter()
+                .map(|k| format!(
+                    "t.{} = {}",
+                    quote_ident(k.name),
+                    read_back(&format!("{alias}.{}", quote_ident(k.name)), k)
+                ))
+                .collect::<Vec<_>>()
+                .join(" AND ")
         )
     };
     let set: Vec<String> = image
         .iter()
         .filter(|c| !key.iter().any(|k| k.name == c.name))
-        .map(|c| format!("t.{0} = b.{0}", quote_ident(c.name)))
+        .map(|c| format!("t.{} = {}", quote_ident(c.name), read_back(&format!("b.{}", quote_ident(c.name)), c)))
         .collect();
     let names = image.iter().map(|c| quote_ident(c.name)).collect::<Vec<_>>().join(", ");
-    let values = image.iter().map(|c| format!("b.{}", quote_ident(c.name))).collect::<Vec<_>>().join(", ");
+    let values =
+        image.iter().map(|c| read_back(&format!("b.{}", quote_ident(c.name)), c)).collect::<Vec<_>>().join(", ");
     let mut sql =
         String::from("SET XACT_ABORT ON; BEGIN TRANSACTION; DECLARE @deleted bigint = 0, @restored bigint = 0; ");
+    sql.push_str(JSON_ESCAPED);
     sql.push_str(&format!("DELETE t {}; SET @deleted = @@ROWCOUNT; ", logged("insert", "[key]", "k", key)));
     if !set.is_empty() {
         sql.push_str(&format!(
@@ -879,22 +955,85 @@ mod tests {
             UndoColumn { name: "id", native: "int".into() },
             UndoColumn { name: "name", native: "nvarchar(50)".into() },
         ];
+        let name = format!("CASE WHEN @json_escaped = 1 THEN {} ELSE b.[name] END", json_unescape("b.[name]"));
         assert_eq!(
             undo(&table(), &key, &image, true),
-            "SET XACT_ABORT ON; BEGIN TRANSACTION; DECLARE @deleted bigint = 0, @restored bigint = 0; \
-             DELETE t FROM dmf.undo_log AS u CROSS APPLY OPENJSON(u.[key]) WITH ([id] int '$.\"id\"') AS k \
-             JOIN [dbo].[Orders] AS t ON t.[id] = k.[id] WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'insert'; \
-             SET @deleted = @@ROWCOUNT; \
-             UPDATE t SET t.[name] = b.[name] FROM dmf.undo_log AS u CROSS APPLY OPENJSON(u.before_image) \
-             WITH ([id] int '$.\"id\"', [name] nvarchar(50) '$.\"name\"') AS b \
-             JOIN [dbo].[Orders] AS t ON t.[id] = b.[id] WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'update'; \
-             SET @restored = @@ROWCOUNT; \
-             SET IDENTITY_INSERT [dbo].[Orders] ON; \
-             INSERT INTO [dbo].[Orders] ([id], [name]) SELECT b.[id], b.[name] FROM dmf.undo_log AS u \
-             CROSS APPLY OPENJSON(u.before_image) WITH ([id] int '$.\"id\"', [name] nvarchar(50) '$.\"name\"') AS b \
-             WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'delete'; SET @restored = @restored + @@ROWCOUNT; \
-             SET IDENTITY_INSERT [dbo].[Orders] OFF; \
-             DELETE u FROM dmf.undo_log AS u WHERE u.run_id = @P1 AND u.migration = @P2; COMMIT TRANSACTION; SELECT @deleted AS deleted, @restored AS restored;"
+            format!(
+                "SET XACT_ABORT ON; BEGIN TRANSACTION; DECLARE @deleted bigint = 0, @restored bigint = 0; \
+                 DECLARE @json_escaped bit = 0; SELECT @json_escaped = CASE WHEN p.x = N'\\' THEN 0 ELSE 1 END \
+                 FROM OPENJSON(N'{{\"x\":\"\\\\\"}}') WITH (x nvarchar(4) '$.x') AS p; \
+                 DELETE t FROM dmf.undo_log AS u CROSS APPLY OPENJSON(u.[key]) WITH ([id] int '$.\"id\"') AS k \
+                 JOIN [dbo].[Orders] AS t ON t.[id] = k.[id] WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'insert'; \
+                 SET @deleted = @@ROWCOUNT; \
+                 UPDATE t SET t.[name] = {name} FROM dmf.undo_log AS u CROSS APPLY OPENJSON(u.before_image) \
+                 WITH ([id] int '$.\"id\"', [name] nvarchar(max) '$.\"name\"') AS b \
+                 JOIN [dbo].[Orders] AS t ON t.[id] = b.[id] WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'update'; \
+                 SET @restored = @@ROWCOUNT; \
+                 SET IDENTITY_INSERT [dbo].[Orders] ON; \
+                 INSERT INTO [dbo].[Orders] ([id], [name]) SELECT b.[id], {name} FROM dmf.undo_log AS u \
+                 CROSS APPLY OPENJSON(u.before_image) WITH ([id] int '$.\"id\"', [name] nvarchar(max) '$.\"name\"') AS b \
+                 WHERE u.run_id = @P1 AND u.migration = @P2 AND u.[action] = N'delete'; SET @restored = @restored + @@ROWCOUNT; \
+                 SET IDENTITY_INSERT [dbo].[Orders] OFF; \
+                 DELETE u FROM dmf.undo_log AS u WHERE u.run_id = @P1 AND u.migration = @P2; COMMIT TRANSACTION; SELECT @deleted AS deleted, @restored AS restored;"
+            )
         );
+    }
+
+    #[test]
+    fn a_text_key_is_matched_unescaped_where_the_server_left_it_escaped() {
+        let key = [UndoColumn { name: "code", native: "varchar(10)".into() }];
+        let sql = undo(&table(), &key, &key, false);
+        let code = format!("CASE WHEN @json_escaped = 1 THEN {} ELSE k.[code] END", json_unescape("k.[code]"));
+        let join =
+            format!("WITH ([code] nvarchar(max) '$.\"code\"') AS k JOIN [dbo].[Orders] AS t ON t.[code] = {code} ");
+        assert!(sql.contains(&join), "{sql}");
+    }
+
+    /// What PostgreSQL's `escape_json` writes for `text` (Babelfish's OPENJSON hands strings
+    /// back so).
+    fn jsonb_escaped(text: &str) -> String {
+        text.chars()
+            .map(|c| match c {
+                '"' => "\\\"".to_owned(),
+                '\\' => "\\\\".to_owned(),
+                '\u{8}' => "\\b".to_owned(),
+                '\u{c}' => "\\f".to_owned(),
+                '\n' => "\\n".to_owned(),
+                '\r' => "\\r".to_owned(),
+                '\t' => "\\t".to_owned(),
+                c if u32::from(c) < 32 => format!("\\u{:04x}", u32::from(c)),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_unescapes_undo_what_jsonb_escaped_whatever_the_backslashes_around() {
+        let texts = [
+            "plain Zoë 🦀",
+            "a\"b\\c",
+            "\\",
+            "ends with \\",
+            "\\\"",
+            "\\n is not a line feed, \n is",
+            "\\u005c and \\u0001 as text",
+            "tab\there\r\n\u{1}\u{1f}\u{8}\u{c}",
+            "\\\\\"\"\\/",
+            "it's",
+        ];
+        for text in texts {
+            let escaped = jsonb_escaped(text);
+            let undone =
+                jsonb_unescapes().iter().fold(escaped.clone(), |value, (from, to)| value.replace(from.as_str(), to));
+            assert_eq!(undone, text, "escaped as {escaped}");
+        }
+        assert_eq!(text_literal("\u{1f}"), "NCHAR(31)");
+        assert_eq!(text_literal("\\\""), "N'\\\"'");
+        assert_eq!(text_literal("'"), "N''''");
+        let sql = json_unescape("b.[x]");
+        let first = "REPLACE(b.[x], N'\\\\', N'\\u005c'), N'\\\"', N'\"'), N'\\/', N'/'), N'\\b', NCHAR(8))";
+        assert!(sql.contains(first), "{sql}");
+        assert!(sql.ends_with("N'\\u001f', NCHAR(31)), N'\\u005c', N'\\')"), "{sql}");
+        assert_eq!(sql.matches("REPLACE(").count(), 35, "{sql}");
     }
 }
