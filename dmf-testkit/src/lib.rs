@@ -16,7 +16,8 @@
 //! - [`at_gates`] and [`cancel_at`]: act at points of a run the test chose (cancel it, change
 //!   the source between two batches) while a call waits at a gate;
 //! - [`LegacyGenerator`]: deterministic legacy-customer rows, about 2 % of them dirty;
-//! - [`conformance`]: the control-plane behaviour every adapter's tests check.
+//! - [`conformance`]: the behaviour every adapter's tests check: its control plane, and whole
+//!   syncs (undo and rollback, quality rules, lost COMMIT answers) on databases it creates.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> dmf_core::Result<()> {

@@ -7,7 +7,10 @@
 //! - [`checkpoints`]: checkpoints written with the control plane's statement on a
 //!   [`SqlConnector`](dmf_core::control::SqlConnector)'s session are read back by the run
 //!   store, replaced, and cleared;
-//! - [`leases`]: one holder per scope, renewal, expiry and take-over, release.
+//! - [`leases`]: one holder per scope, renewal, expiry and take-over, release;
+//! - [`sync`]: whole syncs over any [`Database`](dmf_core::sync::Database), on databases an
+//!   adapter's [`SyncFixture`](sync::SyncFixture) creates: undo and rollback, quality rules,
+//!   lost COMMIT answers.
 //!
 //! Each check panics with a message naming what differed, like an assertion in a test. The
 //! store must be new (no runs yet).
@@ -21,6 +24,7 @@
 mod checkpoints;
 mod leases;
 mod run_store;
+pub mod sync;
 
 pub use checkpoints::checkpoints;
 pub use leases::leases;
