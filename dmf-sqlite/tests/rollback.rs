@@ -1,5 +1,7 @@
-//! A sync with the undo log on can be rolled back: the target's content is then exactly what it
-//! was before the run, compared with plain rusqlite.
+//! A sync of the rich schema with the undo log on can be rolled back: the target's content is
+//! then exactly what it was before the run, compared with plain rusqlite; a full sync is rolled
+//! back from its backup. The rollbacks every adapter refuses are dmf-testkit's sync conformance
+//! suite, run in `tests/sync_conformance.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -92,34 +94,4 @@ async fn a_full_sync_is_rolled_back_from_the_backup_taken_before_it() {
     assert_eq!(content(&target), before, "the pre-run content, restored from the backup");
     let store = dmf_sqlite::SqliteDatabase::open(&target).unwrap().sqlite_run_store().unwrap();
     assert_eq!(dmf_core::RunStore::run(&store, run).await.unwrap().unwrap().status, RunStatus::RolledBack);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_sync_without_a_backup_cannot_be_rolled_back_and_says_so() {
-    let dir = Dir::new("rollback-full");
-    let (source, target) = (dir.file("source.db"), dir.file("target.db"));
-    fill(&mut empty_database(&source), 50);
-    empty_database(&target);
-    let job = job(&source, &target, SyncMode::Full);
-    let plan = job.plan().await.unwrap();
-    let orchestrator = job.orchestrator(&plan).await.unwrap();
-    let summary = orchestrator.run(RunRequest::all()).await.unwrap();
-    // Its table loads keep no undo log (only the passes filling deferred keys do).
-    let logged: i64 = connect(&target)
-        .query_row(
-            "SELECT count(*) FROM dmf_undo_log WHERE run_id = ? AND migration NOT LIKE '%(deferred keys)'",
-            [summary.run.0],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(logged, 0, "a full run's table loads keep no undo log");
-    // Undone in reverse order, the table loads come first: they wrote rows and logged none.
-    let error = orchestrator.rollback(RollbackTarget::Run(summary.run)).await.unwrap_err();
-    assert!(
-        error.chain().contains("kept no undo log of them, so it cannot be rolled back row by row"),
-        "{}",
-        error.chain()
-    );
-    let error = job.rollback(Some(summary.run), false).await.unwrap_err();
-    assert!(error.to_string().contains("emptied the target tables (full mode): only a backup"), "{error}");
 }
