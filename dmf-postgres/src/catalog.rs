@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::error::to_dmf_error;
 use crate::sql;
+use crate::sql::relation::RelationKind;
 use crate::types::data_type;
 
 /// Every table of every non-system schema (the `dmf` control schema excluded), sorted by
@@ -84,4 +85,13 @@ pub(crate) async fn read_catalog(client: &Client, server: &str) -> Result<Catalo
         }
     }
     Ok(Catalog { tables })
+}
+
+/// How statements must name `table` ([`RelationKind`]): one catalog lookup.
+pub(crate) async fn relation_kind(
+    client: &Client,
+    table: &TableName,
+) -> std::result::Result<RelationKind, tokio_postgres::Error> {
+    let row = client.query_one(sql::relation::RELATION_KIND, &[&sql::qualified(table)]).await?;
+    Ok(RelationKind::from_catalog(row.get(0), row.get(1)))
 }

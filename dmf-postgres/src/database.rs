@@ -185,9 +185,15 @@ impl Database for PgDatabase {
         let doing = format!("emptying {names} in {}", self.shared.connector.name());
         let outcome = async {
             let tx = client.transaction().await?;
+            // An inheritance parent is emptied ONLY: its children are tables of their own.
+            let mut relations = Vec::with_capacity(tables.len());
+            for table in &tables {
+                let kind = crate::catalog::relation_kind(tx.client(), table).await?;
+                relations.push(sql::relation::relation(table, kind));
+            }
             // TRUNCATE reports no row count: count first, in the same transaction.
-            let deleted: i64 = tx.query_one(&sql::load::count_all(&tables), &[]).await?.get(0);
-            tx.batch_execute(&sql::load::truncate(&tables)).await?;
+            let deleted: i64 = tx.query_one(&sql::load::count_all(&relations), &[]).await?.get(0);
+            tx.batch_execute(&sql::load::truncate(&relations)).await?;
             tx.commit().await.map(|()| deleted.max(0) as u64)
         }
         .await;

@@ -23,6 +23,7 @@ use crate::snapshot::ExportedSnapshot;
 use crate::sql::extract::{
     ESTIMATE, Ordered, Page, SET_PARAMETERS, Selected, columns_probe, page_copy, page_query, parameter_setting,
 };
+use crate::sql::relation::relation;
 use crate::sql::{cast_type, qualified};
 use crate::types::{decode, pg_text, read_as_text};
 
@@ -62,7 +63,9 @@ use crate::types::{decode, pg_text, read_as_text};
 pub struct PgExtractor {
     shared: Arc<Shared>,
     spec: ExtractSpec,
-    layout: std::result::Result<Layout, String>,
+    /// Built on the first read, once the catalog said how to name the table
+    /// ([`RelationKind`]).
+    layout: Option<std::result::Result<Layout, String>>,
     session: Session,
     statements: Option<Statements>,
     /// The bytes of the last page kept in binary, to size the next one's buffer.
@@ -173,7 +176,8 @@ enum Fetched {
 }
 
 impl Layout {
-    fn new(spec: &ExtractSpec) -> std::result::Result<Self, String> {
+    /// `relation`: how the statements name the table ([`relation`]).
+    fn new(spec: &ExtractSpec, relation: &str) -> std::result::Result<Self, String> {
         let position_of = |name: &str| {
             spec.columns.iter().position(|c| c.name == name).ok_or_else(|| {
                 format!("reading {}: column `{name}` orders the rows but is not among the columns read", spec.table)
@@ -210,12 +214,10 @@ impl Layout {
         Ok(Self {
             table: spec.table.to_string(),
             types: spec.columns.iter().map(|c| c.data_type.clone()).collect(),
-            select: PageSql::new(nullable_watermark, |page| page_query(&spec.table, &select, &ordered, page, bounded)),
+            select: PageSql::new(nullable_watermark, |page| page_query(relation, &select, &ordered, page, bounded)),
             copy: native.then(|| CopyPages {
-                pages: PageSql::new(nullable_watermark, |page| {
-                    page_copy(&spec.table, &select, &ordered, page, bounded)
-                }),
-                probe: columns_probe(&spec.table, &select),
+                pages: PageSql::new(nullable_watermark, |page| page_copy(relation, &select, &ordered, page, bounded)),
+                probe: columns_probe(relation, &select),
             }),
             order,
             nullable_watermark,
@@ -244,13 +246,39 @@ fn text_params(values: &[Value]) -> std::result::Result<Vec<String>, ()> {
 
 impl PgExtractor {
     pub(crate) fn new(shared: Arc<Shared>, spec: ExtractSpec, snapshot: Option<Arc<ExportedSnapshot>>) -> Self {
-        let layout = Layout::new(&spec);
-        Self { shared, spec, layout, session: Session::in_snapshot(snapshot), statements: None, page_bytes: 0 }
+        Self { shared, spec, layout: None, session: Session::in_snapshot(snapshot), statements: None, page_bytes: 0 }
+    }
+
+    /// Works the page queries out on the first read: an ordinary table is read `ONLY` (an
+    /// inheritance parent without its children's rows), a partitioned one with its partitions'.
+    async fn layout(&mut self) -> Result<()> {
+        if self.layout.is_some() {
+            return Ok(());
+        }
+        let client = connected(&mut self.session, &self.shared.connector, &mut self.statements).await?;
+        let kind = match crate::catalog::relation_kind(client, &self.spec.table).await {
+            Ok(kind) => kind,
+            Err(error) => {
+                self.session.after_error(&error);
+                return Err(to_dmf_error(
+                    error,
+                    Stage::Extract,
+                    format!("looking {} up in the catalog", self.spec.table),
+                ));
+            }
+        };
+        self.layout = Some(Layout::new(&self.spec, &relation(&self.spec.table, kind)));
+        Ok(())
     }
 
     /// Reads the page after `from`; `None` when nothing is left.
     async fn read_page(&mut self, from: Option<&Position>, limit: usize) -> Result<Option<SourceBatch<Row>>> {
-        let layout = self.layout.as_ref().map_err(|message| Error::fatal(Stage::Extract, message.clone()))?;
+        self.layout().await?;
+        let layout = match &self.layout {
+            Some(Ok(layout)) => layout,
+            Some(Err(message)) => return Err(Error::fatal(Stage::Extract, message.clone())),
+            None => return Err(Error::fatal(Stage::Extract, format!("reading {}: no page queries", self.spec.table))),
+        };
         let table = &self.spec.table;
         let server = self.shared.connector.name();
         let start = self.spec.start_after(from, layout.order.len())?;

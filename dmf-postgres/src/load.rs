@@ -24,6 +24,7 @@ use crate::error::to_dmf_error;
 use crate::params::{Param, as_refs, bind};
 use crate::session::Session;
 use crate::sql::control::SCHEMA;
+use crate::sql::relation::RelationKind;
 use crate::sql::{load as sql, qualified, undo as undo_sql};
 
 /// COPY data is sent in chunks of about this size, so a batch is never copied whole into one
@@ -59,7 +60,8 @@ pub struct PgLoader {
     spec: LoadSpec,
     /// `null[i]`: column `i` is written as NULL in this pass.
     null: Vec<bool>,
-    texts: Texts,
+    /// Worked out on the first prepare, once the catalog said how to name the table.
+    texts: Option<Texts>,
     session: Session,
     statements: Option<Statements>,
     /// The format asked for; turns to text for good when a value's kind has no binary form.
@@ -73,6 +75,11 @@ struct Texts {
     copy_binary: String,
     column_types: String,
     write: Option<String>,
+    /// A table with rules: the upsert's insert of new keys, after `write` updated the rest
+    /// ([`sql::Upsert::Separate`]).
+    insert_new: Option<String>,
+    /// How statements name the table.
+    kind: RelationKind,
 }
 
 struct Statements {
@@ -81,6 +88,8 @@ struct Statements {
     /// COPY in binary format, when asked for and every column's type has a binary encoding.
     copy_binary: Option<(Statement, BinaryRows)>,
     write: Option<Statement>,
+    /// See [`Texts::insert_new`].
+    insert_new: Option<Statement>,
     /// Records the undo log of the staged batch (when the spec asks for one).
     undo: Option<Statement>,
     /// Writing, reading and clearing the checkpoint: dmf-core's statements ([`CHECKPOINTS`]).
@@ -90,23 +99,32 @@ struct Statements {
 }
 
 impl Texts {
-    fn new(spec: &LoadSpec) -> Self {
+    fn new(spec: &LoadSpec, kind: RelationKind) -> Self {
         // Inserts that keep an undo log go through the stage too, to record their keys.
         let staged = spec.write != WriteMode::Insert || spec.undo;
         let target = qualified(&spec.table);
         let relation = if staged { sql::STAGE } else { &target };
+        // Deletes and updates touch the table's own rows (an inheritance parent's, not its
+        // children's); inserts go through the table, which routes them to its partitions.
+        let only = crate::sql::relation::relation(&spec.table, kind);
+        let (write, insert_new) = match spec.write {
+            WriteMode::Insert if spec.undo => (Some(sql::insert_from_stage(&spec.table, &spec.columns)), None),
+            WriteMode::Insert => (None, None),
+            WriteMode::Upsert => match sql::upsert(&spec.table, kind, &spec.columns, &spec.key, &spec.null_columns) {
+                sql::Upsert::Counted(upsert) => (Some(upsert), None),
+                sql::Upsert::Separate { update, insert } => (update, Some(insert)),
+            },
+            WriteMode::Delete => (Some(sql::delete(&only, &spec.key)), None),
+            WriteMode::Update => (sql::update(&only, &spec.columns, &spec.key), None),
+        };
         Self {
             create_stage: staged.then(|| sql::create_stage(&spec.table, &spec.columns)),
             copy_text: sql::copy_in(relation, &spec.columns, CopyFormat::Text),
             copy_binary: sql::copy_in(relation, &spec.columns, CopyFormat::Binary),
             column_types: sql::column_types(&spec.table, &spec.columns),
-            write: match spec.write {
-                WriteMode::Insert if spec.undo => Some(sql::insert_from_stage(&spec.table, &spec.columns)),
-                WriteMode::Insert => None,
-                WriteMode::Upsert => Some(sql::upsert(&spec.table, &spec.columns, &spec.key, &spec.null_columns)),
-                WriteMode::Delete => Some(sql::delete(&spec.table, &spec.key)),
-                WriteMode::Update => sql::update(&spec.table, &spec.columns, &spec.key),
-            },
+            write,
+            insert_new,
+            kind,
         }
     }
 }
@@ -114,8 +132,7 @@ impl Texts {
 impl PgLoader {
     pub(crate) fn new(shared: Arc<Shared>, spec: LoadSpec, format: CopyFormat) -> Self {
         let null = spec.columns.iter().map(|c| spec.null_columns.contains(&c.name)).collect();
-        let texts = Texts::new(&spec);
-        Self { shared, spec, null, texts, session: Session::new(), statements: None, format }
+        Self { shared, spec, null, texts: None, session: Session::new(), statements: None, format }
     }
 
     /// Opens the connection when needed and makes the control tables, the stage and the
@@ -135,7 +152,20 @@ impl PgLoader {
                 to_dmf_error(e, Stage::Load, format!("skipping per-row foreign-key checks to load {}", self.spec.table))
             })?;
         }
-        let prepared = prepare(client, &self.texts, &self.spec, self.format).await;
+        let texts = match self.texts.take() {
+            Some(texts) => Ok(texts),
+            None => {
+                crate::catalog::relation_kind(client, &self.spec.table).await.map(|kind| Texts::new(&self.spec, kind))
+            }
+        };
+        let prepared = match texts {
+            Ok(texts) => {
+                let prepared = prepare(client, &texts, &self.spec, self.format).await;
+                self.texts = Some(texts);
+                prepared
+            }
+            Err(error) => Err(error),
+        };
         match prepared {
             Ok(statements) => {
                 self.statements = Some(statements);
@@ -234,11 +264,15 @@ async fn prepare(
         Some(sql) => Some(client.prepare(sql).await?),
         None => None,
     };
+    let insert_new = match &texts.insert_new {
+        Some(sql) => Some(client.prepare(sql).await?),
+        None => None,
+    };
     let undo = match spec.undo.then_some(spec) {
         Some(spec) => {
             let columns = table_columns(client, &spec.table).await?;
             let changed = sql::changed(&spec.columns, &spec.key, &spec.null_columns);
-            match undo_sql::capture(&spec.table, &columns, &spec.key, spec.write, changed.as_deref()) {
+            match undo_sql::capture(&spec.table, texts.kind, &columns, &spec.key, spec.write, changed.as_deref()) {
                 Some(capture) => Some(client.prepare(&capture).await?),
                 None => None,
             }
@@ -248,7 +282,16 @@ async fn prepare(
     let save_checkpoint = client.prepare(&CHECKPOINTS.write).await?;
     let read_checkpoint = client.prepare(&CHECKPOINTS.read).await?;
     let clear_checkpoint = client.prepare(&CHECKPOINTS.clear).await?;
-    Ok(Statements { copy_text, copy_binary, write, undo, save_checkpoint, read_checkpoint, clear_checkpoint })
+    Ok(Statements {
+        copy_text,
+        copy_binary,
+        write,
+        insert_new,
+        undo,
+        save_checkpoint,
+        read_checkpoint,
+        clear_checkpoint,
+    })
 }
 
 /// The binary encoding of the loaded columns, from their types in the target; `None` (text
@@ -287,7 +330,8 @@ async fn replay_undo_log(
     run: dmf_core::RunId,
 ) -> std::result::Result<dmf_core::RollbackReport, tokio_postgres::Error> {
     let columns = table_columns(client, table).await?;
-    let replay = undo_sql::replay(table, &columns, key);
+    let kind = crate::catalog::relation_kind(client, table).await?;
+    let replay = undo_sql::replay(table, kind, &columns, key);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&run.0, &migration.as_str()];
     let tx = client.transaction().await?;
     let deleted = tx.execute(&replay.delete_inserted, &params).await?;
@@ -429,6 +473,15 @@ async fn write_batch(
         match (mode, &statements.write) {
             (WriteMode::Insert, Some(insert)) => report.inserted = tx.execute(insert, &[]).await?,
             (WriteMode::Insert, None) => report.inserted = copied,
+            (WriteMode::Upsert, update) if statements.insert_new.is_some() => {
+                if let Some(update) = update {
+                    report.updated = tx.execute(update, &[]).await?;
+                }
+                if let Some(insert) = &statements.insert_new {
+                    report.inserted = tx.execute(insert, &[]).await?;
+                }
+                report.unchanged = count.saturating_sub(report.inserted + report.updated);
+            }
             (WriteMode::Upsert, Some(upsert)) => {
                 let row = tx.query_one(upsert, &[]).await?;
                 report.inserted = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);

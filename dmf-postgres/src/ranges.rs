@@ -12,6 +12,7 @@ use crate::error::to_dmf_error;
 use crate::extract::ordered;
 use crate::sql::extract::{ESTIMATE, Selected, key_boundaries, key_min_max};
 use crate::sql::qualified;
+use crate::sql::relation::relation;
 use crate::types::{decode, read_as_text};
 
 /// Tables the planner counts above this many rows are split from a sample of their pages.
@@ -30,9 +31,13 @@ pub(crate) async fn key_ranges(shared: &Shared, spec: &ExtractSpec, parts: NonZe
     let doing = || {
         format!("splitting {} into key ranges by ({}) in {}", spec.table, spec.key.join(", "), shared.connector.name())
     };
+    let kind = crate::catalog::relation_kind(&client, &spec.table)
+        .await
+        .map_err(|e| to_dmf_error(e, Stage::Extract, doing()))?;
+    let from = relation(&spec.table, kind);
     if let Some(key) = single_integer_key(spec) {
         let row = client
-            .query_one(&key_min_max(&spec.table, &key.name), &[])
+            .query_one(&key_min_max(&from, &key.name), &[])
             .await
             .map_err(|e| to_dmf_error(e, Stage::Extract, doing()))?;
         let (min, max): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
@@ -51,13 +56,13 @@ pub(crate) async fn key_ranges(shared: &Shared, spec: &ExtractSpec, parts: NonZe
         .filter(|rows| !unknown && *rows > SAMPLE_ABOVE)
         .map(|rows| (wanted / rows * 100.0).clamp(0.001, 100.0) as f32);
     if let Some(percent) = percent {
-        let sampled = boundaries(&client, spec, parts, Some(percent)).await.map_err(|e| e.context(doing()))?;
+        let sampled = boundaries(&client, spec, &from, parts, Some(percent)).await.map_err(|e| e.context(doing()))?;
         if sampled.len() + 1 >= parts.get() {
             return Ok(KeyRange::between(sampled));
         }
         tracing::debug!(table = %spec.table, percent, "the sample was too small; splitting from every key");
     }
-    let every = boundaries(&client, spec, parts, None).await.map_err(|e| e.context(doing()))?;
+    let every = boundaries(&client, spec, &from, parts, None).await.map_err(|e| e.context(doing()))?;
     Ok(KeyRange::between(every))
 }
 
@@ -80,6 +85,7 @@ impl Problem {
 async fn boundaries(
     client: &Client,
     spec: &ExtractSpec,
+    from: &str,
     parts: NonZeroUsize,
     sample_percent: Option<f32>,
 ) -> std::result::Result<Vec<Vec<Value>>, Problem> {
@@ -94,7 +100,7 @@ async fn boundaries(
         columns.iter().map(|c| Selected { name: &c.name, as_text: read_as_text(&c.data_type) }).collect();
     let order: Vec<_> = columns.iter().map(|c| ordered(c, false)).collect();
     let tiles = i32::try_from(parts.get()).unwrap_or(i32::MAX);
-    let sql = key_boundaries(&spec.table, &select, &order, sample_percent.is_some());
+    let sql = key_boundaries(from, &select, &order, sample_percent.is_some());
     let rows = match sample_percent {
         Some(percent) => client.query(&sql, &[&tiles, &percent]).await,
         None => client.query(&sql, &[&tiles]).await,

@@ -1,8 +1,6 @@
 //! Keyset page queries and the row estimate.
 
-use dmf_core::catalog::TableName;
-
-use super::{qualified, quote_ident};
+use super::quote_ident;
 
 /// A column of a page query's select list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,18 +110,20 @@ fn compare(columns: &[Ordered<'_>], op: &str, first: usize, parameters: Paramete
     format!("({}) {op} ({})", left.join(", "), right.join(", "))
 }
 
-/// One page of `table` in the order of `order`:
+/// One page of `relation` in the order of `order`:
 /// `SELECT cols FROM t [WHERE (k1, k2) > ($1, $2)] [AND (k1, k2) <= ($3, $4)] ORDER BY k1, k2
 /// LIMIT $n`. With `up_to`, the page stops at a key range's upper bound, whose values follow
-/// the position's (the first page: `$1`, `$2`…).
+/// the position's (the first page: `$1`, `$2`…). `relation` names the table as
+/// [`super::relation::relation`] does (`ONLY "s"."t"`: an inheritance parent's rows without its
+/// children's).
 pub(crate) fn page_query(
-    table: &TableName,
+    relation: &str,
     select: &[Selected<'_>],
     order: &[Ordered<'_>],
     page: Page,
     up_to: bool,
 ) -> String {
-    page_select(table, select, order, page, up_to, Parameters::Bound)
+    page_select(relation, select, order, page, up_to, Parameters::Bound)
 }
 
 /// The [`page_query`] as one binary `COPY` out, its parameters read from settings
@@ -131,25 +131,25 @@ pub(crate) fn page_query(
 /// STDOUT (FORMAT binary)`. The rows come as rows of binary COPY data, with no per-row message
 /// to parse.
 pub(crate) fn page_copy(
-    table: &TableName,
+    relation: &str,
     select: &[Selected<'_>],
     order: &[Ordered<'_>],
     page: Page,
     up_to: bool,
 ) -> String {
-    let select = page_select(table, select, order, page, up_to, Parameters::Settings);
+    let select = page_select(relation, select, order, page, up_to, Parameters::Settings);
     format!("COPY ({select}) TO STDOUT (FORMAT binary)")
 }
 
 fn page_select(
-    table: &TableName,
+    relation: &str,
     select: &[Selected<'_>],
     order: &[Ordered<'_>],
     page: Page,
     up_to: bool,
     parameters: Parameters,
 ) -> String {
-    let mut sql = format!("SELECT {} FROM {}", select_list(select), qualified(table));
+    let mut sql = format!("SELECT {} FROM {relation}", select_list(select));
     let mut conditions = Vec::new();
     let mut next = match (page, order.split_first()) {
         (Page::First, _) | (_, None) => 1,
@@ -189,22 +189,22 @@ fn page_select(
 }
 
 /// `SELECT cols FROM t LIMIT 0`: the columns of the pages, no rows.
-pub(crate) fn columns_probe(table: &TableName, select: &[Selected<'_>]) -> String {
-    format!("SELECT {} FROM {} LIMIT 0", select_list(select), qualified(table))
+pub(crate) fn columns_probe(relation: &str, select: &[Selected<'_>]) -> String {
+    format!("SELECT {} FROM {relation} LIMIT 0", select_list(select))
 }
 
 /// `SELECT min(k)::int8, max(k)::int8 FROM t`: the bounds of a single integer key, two index
 /// lookups.
-pub(crate) fn key_min_max(table: &TableName, key: &str) -> String {
+pub(crate) fn key_min_max(relation: &str, key: &str) -> String {
     let key = quote_ident(key);
-    format!("SELECT min({key})::int8, max({key})::int8 FROM {}", qualified(table))
+    format!("SELECT min({key})::int8, max({key})::int8 FROM {relation}")
 }
 
 /// The last key of each of the first `$1 - 1` of `$1` equal parts of the keys in key order
 /// (`ntile`), optionally of a `TABLESAMPLE SYSTEM ($2)` percent sample of the table's pages:
 /// the boundaries of key ranges of about as many rows each. Keys are selected as the
 /// extractor selects them and ordered as it orders them (`COLLATE "C"`).
-pub(crate) fn key_boundaries(table: &TableName, key: &[Selected<'_>], order: &[Ordered<'_>], sampled: bool) -> String {
+pub(crate) fn key_boundaries(relation: &str, key: &[Selected<'_>], order: &[Ordered<'_>], sampled: bool) -> String {
     let tile = quote_ident("dmf tile");
     let inner: Vec<String> = key.iter().map(|c| quote_ident(c.name)).collect();
     let outer: Vec<String> = key
@@ -215,12 +215,11 @@ pub(crate) fn key_boundaries(table: &TableName, key: &[Selected<'_>], order: &[O
     let descending: Vec<String> = order.iter().map(|c| format!("{} DESC", order_expr(c))).collect();
     let sample = if sampled { " TABLESAMPLE SYSTEM ($2)" } else { "" };
     format!(
-        "SELECT DISTINCT ON ({tile}) {} FROM (SELECT {}, ntile($1) OVER (ORDER BY {}) AS {tile} FROM {}{sample}) AS s \
+        "SELECT DISTINCT ON ({tile}) {} FROM (SELECT {}, ntile($1) OVER (ORDER BY {}) AS {tile} FROM {relation}{sample}) AS s \
          WHERE {tile} < $1 ORDER BY {tile}, {}",
         outer.join(", "),
         inner.join(", "),
         ascending.join(", "),
-        qualified(table),
         descending.join(", ")
     )
 }
@@ -235,9 +234,11 @@ pub(crate) const ESTIMATE: &str = "SELECT sum(c.reltuples)::float8, coalesce(boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql::qualified;
+    use dmf_core::catalog::TableName;
 
-    fn table() -> TableName {
-        TableName::new(Some("public"), "Order")
+    fn table() -> String {
+        qualified(&TableName::new(Some("public"), "Order"))
     }
 
     fn select() -> Vec<Selected<'static>> {

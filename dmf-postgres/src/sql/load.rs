@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use dmf_core::catalog::{Column, DataType, TableName};
 
+use super::relation::{RelationKind, relation};
 use super::{column_list, qualified, quote_ident};
 use crate::copy::CopyFormat;
 
@@ -55,26 +56,85 @@ fn overriding(columns: &[Column]) -> &'static str {
     if columns.iter().any(|c| c.identity) { " OVERRIDING SYSTEM VALUE" } else { "" }
 }
 
-/// Inserts the staged rows, updating existing keys whose values differ, and returns one row:
-/// `(inserted, updated)`. Columns in `keep` are written for new rows only (on existing rows a
-/// later pass sets them); an identity column is written with `OVERRIDING SYSTEM VALUE`.
-pub(crate) fn upsert(table: &TableName, columns: &[Column], key: &[String], keep: &BTreeSet<String>) -> String {
+/// How a batch is upserted from the stage into a table of some [`RelationKind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Upsert {
+    /// One statement that returns one row, `(inserted, updated)`.
+    Counted(String),
+    /// A table with `INSERT` or `UPDATE` rules, which refuse `ON CONFLICT` and `RETURNING`: the
+    /// update of existing rows that differ (`None`: every column is a key column), then the
+    /// insert of the keys the table lacks, each counted by its row count.
+    Separate {
+        /// `UPDATE ONLY t … FROM` the stage.
+        update: Option<String>,
+        /// `INSERT INTO t … SELECT …` the staged rows whose key `ONLY t` lacks.
+        insert: String,
+    },
+}
+
+/// Inserts the staged rows, updating existing keys whose values differ (see [`Upsert`]).
+/// Columns in `keep` are written for new rows only (on existing rows a later pass sets them);
+/// an identity column is written with `OVERRIDING SYSTEM VALUE`.
+///
+/// An ordinary table tells new rows from updated ones by `xmax = 0` in `RETURNING`. A
+/// partitioned table has no system column to return (`cannot retrieve a system column in this
+/// context`): the staged keys it lacks are counted first, in the same statement and snapshot,
+/// and the rest of the rows written are the updated ones.
+pub(crate) fn upsert(
+    table: &TableName,
+    kind: RelationKind,
+    columns: &[Column],
+    key: &[String],
+    keep: &BTreeSet<String>,
+) -> Upsert {
     let names = column_list(columns.iter().map(|c| c.name.as_str()));
     let updated: Vec<&Column> = columns.iter().filter(|c| !key.contains(&c.name) && !keep.contains(&c.name)).collect();
+    if let RelationKind::Ordinary { rules: true } = kind {
+        let target = relation(table, kind);
+        let update = (!updated.is_empty()).then(|| {
+            let set: Vec<String> = updated.iter().map(|c| format!("{0} = s.{0}", quote_ident(&c.name))).collect();
+            format!(
+                "UPDATE {target} AS t SET {} FROM {STAGE} AS s WHERE {} AND {}",
+                set.join(", "),
+                key_match(key),
+                differs("t", "s", &updated)
+            )
+        });
+        let selected: Vec<String> = columns.iter().map(|c| format!("s.{}", quote_ident(&c.name))).collect();
+        let insert = format!(
+            "INSERT INTO {} ({names}){} SELECT {} FROM {STAGE} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {})",
+            qualified(table),
+            overriding(columns),
+            selected.join(", "),
+            key_match(key)
+        );
+        return Upsert::Separate { update, insert };
+    }
     let on_conflict = if updated.is_empty() {
         "DO NOTHING".to_owned()
     } else {
         let set: Vec<String> = updated.iter().map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(&c.name))).collect();
         format!("DO UPDATE SET {} WHERE {}", set.join(", "), differs("t", "EXCLUDED", &updated))
     };
-    format!(
-        "WITH written AS (INSERT INTO {} AS t ({names}){} SELECT {names} FROM {STAGE} ON CONFLICT ({}) {on_conflict} \
-         RETURNING (xmax = 0) AS inserted) \
-         SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written",
+    let write = format!(
+        "INSERT INTO {} AS t ({names}){} SELECT {names} FROM {STAGE} ON CONFLICT ({}) {on_conflict}",
         qualified(table),
         overriding(columns),
         column_list(key.iter().map(String::as_str)),
-    )
+    );
+    Upsert::Counted(match kind {
+        RelationKind::Partitioned => format!(
+            "WITH fresh AS (SELECT count(*) AS n FROM {STAGE} AS s WHERE NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})), \
+             written AS ({write} RETURNING 1) \
+             SELECT fresh.n, (SELECT count(*) FROM written) - fresh.n FROM fresh",
+            relation(table, kind),
+            key_match(key)
+        ),
+        RelationKind::Ordinary { .. } => format!(
+            "WITH written AS ({write} RETURNING (xmax = 0) AS inserted) \
+             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
+        ),
+    })
 }
 
 /// The condition under which an upsert or update changes an existing row `t` from the staged
@@ -94,38 +154,39 @@ fn key_match(key: &[String]) -> String {
     key.iter().map(|k| format!("t.{0} = s.{0}", quote_ident(k))).collect::<Vec<_>>().join(" AND ")
 }
 
-/// Deletes the rows whose keys are staged.
-pub(crate) fn delete(table: &TableName, key: &[String]) -> String {
-    format!("DELETE FROM {} AS t USING {STAGE} AS s WHERE {}", qualified(table), key_match(key))
+/// Deletes the rows whose keys are staged (`relation`: see [`relation`]).
+pub(crate) fn delete(relation: &str, key: &[String]) -> String {
+    format!("DELETE FROM {relation} AS t USING {STAGE} AS s WHERE {}", key_match(key))
 }
 
 /// Updates the non-key columns of existing rows from the stage where they differ; `None`
-/// when every column is a key column (nothing to update).
-pub(crate) fn update(table: &TableName, columns: &[Column], key: &[String]) -> Option<String> {
+/// when every column is a key column (nothing to update). `relation`: see [`relation`].
+pub(crate) fn update(relation: &str, columns: &[Column], key: &[String]) -> Option<String> {
     let updated: Vec<&Column> = columns.iter().filter(|c| !key.contains(&c.name)).collect();
     if updated.is_empty() {
         return None;
     }
     let set: Vec<String> = updated.iter().map(|c| format!("{0} = s.{0}", quote_ident(&c.name))).collect();
     Some(format!(
-        "UPDATE {} AS t SET {} FROM {STAGE} AS s WHERE {} AND {}",
-        qualified(table),
+        "UPDATE {relation} AS t SET {} FROM {STAGE} AS s WHERE {} AND {}",
         set.join(", "),
         key_match(key),
         differs("t", "s", &updated)
     ))
 }
 
-/// Empties `tables` in one statement. Without `CASCADE`: PostgreSQL refuses when a table
-/// outside the list references one of them, rather than silently emptying more.
-/// `SELECT count(*)` of every table, summed (the rows a truncate removes).
-pub(crate) fn count_all(tables: &[TableName]) -> String {
-    let counts: Vec<String> = tables.iter().map(|t| format!("(SELECT count(*) FROM {})", qualified(t))).collect();
+/// `SELECT count(*)` of every relation (named as [`relation`] names them), summed: the rows a
+/// truncate removes.
+pub(crate) fn count_all(relations: &[String]) -> String {
+    let counts: Vec<String> = relations.iter().map(|r| format!("(SELECT count(*) FROM {r})")).collect();
     format!("SELECT {}", counts.join(" + "))
 }
 
-pub(crate) fn truncate(tables: &[TableName]) -> String {
-    format!("TRUNCATE TABLE {}", tables.iter().map(qualified).collect::<Vec<_>>().join(", "))
+/// Empties `relations` (named as [`relation`] names them: an inheritance parent `ONLY`, so its
+/// children keep their rows) in one statement. Without `CASCADE`: PostgreSQL refuses when a
+/// table outside the list references one of them, rather than silently emptying more.
+pub(crate) fn truncate(relations: &[String]) -> String {
+    format!("TRUNCATE TABLE {}", relations.join(", "))
 }
 
 /// Moves the sequence behind an identity or serial column past the largest value loaded, so
@@ -181,17 +242,59 @@ mod tests {
         );
     }
 
+    const ORDINARY: RelationKind = RelationKind::Ordinary { rules: false };
+
     #[test]
     fn upsert_updates_only_rows_that_differ_and_counts_both() {
         let keep = BTreeSet::from(["parent".to_owned()]);
         assert_eq!(
-            upsert(&table(), &columns(), &["id".into()], &keep),
-            "WITH written AS (INSERT INTO \"shop\".\"Order\" AS t (\"id\", \"select\", \"doc\", \"parent\") \
+            upsert(&table(), ORDINARY, &columns(), &["id".into()], &keep),
+            Upsert::Counted(
+                "WITH written AS (INSERT INTO \"shop\".\"Order\" AS t (\"id\", \"select\", \"doc\", \"parent\") \
              OVERRIDING SYSTEM VALUE SELECT \"id\", \"select\", \"doc\", \"parent\" FROM pg_temp.\"dmf_stage\" \
              ON CONFLICT (\"id\") DO UPDATE SET \"select\" = EXCLUDED.\"select\", \"doc\" = EXCLUDED.\"doc\" \
              WHERE (t.\"select\", t.\"doc\"::text) IS DISTINCT FROM (EXCLUDED.\"select\", EXCLUDED.\"doc\"::text) \
              RETURNING (xmax = 0) AS inserted) \
              SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_partitioned_table_counts_new_keys_first_instead_of_returning_xmax() {
+        let columns = vec![Column::new("day", DataType::Date, "date"), Column::new("v", DataType::Int32, "integer")];
+        let key = ["day".to_owned()];
+        assert_eq!(
+            upsert(&table(), RelationKind::Partitioned, &columns, &key, &BTreeSet::new()),
+            Upsert::Counted(
+                "WITH fresh AS (SELECT count(*) AS n FROM pg_temp.\"dmf_stage\" AS s WHERE NOT EXISTS \
+                 (SELECT 1 FROM \"shop\".\"Order\" AS t WHERE t.\"day\" = s.\"day\")), \
+                 written AS (INSERT INTO \"shop\".\"Order\" AS t (\"day\", \"v\") SELECT \"day\", \"v\" FROM pg_temp.\"dmf_stage\" \
+                 ON CONFLICT (\"day\") DO UPDATE SET \"v\" = EXCLUDED.\"v\" WHERE (t.\"v\") IS DISTINCT FROM (EXCLUDED.\"v\") \
+                 RETURNING 1) \
+                 SELECT fresh.n, (SELECT count(*) FROM written) - fresh.n FROM fresh"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_table_with_rules_is_upserted_without_on_conflict_or_returning() {
+        let columns = vec![Column::new("id", DataType::Int32, "integer"), Column::new("v", DataType::Int32, "integer")];
+        let key = ["id".to_owned()];
+        assert_eq!(
+            upsert(&table(), RelationKind::Ordinary { rules: true }, &columns, &key, &BTreeSet::new()),
+            Upsert::Separate {
+                update: Some(
+                    "UPDATE ONLY \"shop\".\"Order\" AS t SET \"v\" = s.\"v\" FROM pg_temp.\"dmf_stage\" AS s \
+                     WHERE t.\"id\" = s.\"id\" AND (t.\"v\") IS DISTINCT FROM (s.\"v\")"
+                        .to_owned()
+                ),
+                insert: "INSERT INTO \"shop\".\"Order\" (\"id\", \"v\") SELECT s.\"id\", s.\"v\" FROM pg_temp.\"dmf_stage\" AS s \
+                         WHERE NOT EXISTS (SELECT 1 FROM ONLY \"shop\".\"Order\" AS t WHERE t.\"id\" = s.\"id\")"
+                    .to_owned(),
+            }
         );
     }
 
@@ -199,10 +302,11 @@ mod tests {
     fn upsert_of_key_only_rows_does_nothing_on_conflict() {
         let columns = vec![Column::new("a", DataType::Int32, "integer"), Column::new("b", DataType::Int32, "integer")];
         assert_eq!(
-            upsert(&TableName::new(None, "pairs"), &columns, &["a".into(), "b".into()], &BTreeSet::new()),
-            "WITH written AS (INSERT INTO \"pairs\" AS t (\"a\", \"b\") SELECT \"a\", \"b\" FROM pg_temp.\"dmf_stage\" \
+            upsert(&TableName::new(None, "pairs"), ORDINARY, &columns, &["a".into(), "b".into()], &BTreeSet::new()),
+            Upsert::Counted("WITH written AS (INSERT INTO \"pairs\" AS t (\"a\", \"b\") SELECT \"a\", \"b\" FROM pg_temp.\"dmf_stage\" \
              ON CONFLICT (\"a\", \"b\") DO NOTHING RETURNING (xmax = 0) AS inserted) \
              SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
+                .to_owned())
         );
     }
 
@@ -210,23 +314,26 @@ mod tests {
     fn delete_and_update_join_the_stage_by_key() {
         let key = ["id".to_owned(), "line".to_owned()];
         assert_eq!(
-            delete(&table(), &key),
-            r#"DELETE FROM "shop"."Order" AS t USING pg_temp."dmf_stage" AS s WHERE t."id" = s."id" AND t."line" = s."line""#
+            delete(&relation(&table(), ORDINARY), &key),
+            r#"DELETE FROM ONLY "shop"."Order" AS t USING pg_temp."dmf_stage" AS s WHERE t."id" = s."id" AND t."line" = s."line""#
         );
         assert_eq!(
-            update(&table(), &columns()[..2], &key[..1]).unwrap(),
-            r#"UPDATE "shop"."Order" AS t SET "select" = s."select" FROM pg_temp."dmf_stage" AS s WHERE t."id" = s."id" AND (t."select") IS DISTINCT FROM (s."select")"#
+            update(&relation(&table(), ORDINARY), &columns()[..2], &key[..1]).unwrap(),
+            r#"UPDATE ONLY "shop"."Order" AS t SET "select" = s."select" FROM pg_temp."dmf_stage" AS s WHERE t."id" = s."id" AND (t."select") IS DISTINCT FROM (s."select")"#
         );
-        assert_eq!(update(&table(), &columns()[..1], &key[..1]), None);
+        assert_eq!(update(&qualified(&table()), &columns()[..1], &key[..1]), None);
     }
 
     #[test]
     fn truncate_lists_the_tables_without_cascade() {
-        let tables = [TableName::new(Some("public"), "lines"), TableName::new(Some("public"), "user")];
-        assert_eq!(truncate(&tables), r#"TRUNCATE TABLE "public"."lines", "public"."user""#);
+        let tables = [
+            relation(&TableName::new(Some("public"), "lines"), ORDINARY),
+            relation(&TableName::new(Some("public"), "user"), RelationKind::Partitioned),
+        ];
+        assert_eq!(truncate(&tables), r#"TRUNCATE TABLE ONLY "public"."lines", "public"."user""#);
         assert_eq!(
             count_all(&tables),
-            r#"SELECT (SELECT count(*) FROM "public"."lines") + (SELECT count(*) FROM "public"."user")"#
+            r#"SELECT (SELECT count(*) FROM ONLY "public"."lines") + (SELECT count(*) FROM "public"."user")"#
         );
     }
 

@@ -7,6 +7,7 @@ pub(crate) mod catalog;
 pub(crate) mod control;
 pub(crate) mod extract;
 pub(crate) mod load;
+pub(crate) mod relation;
 pub(crate) mod snapshot;
 pub(crate) mod undo;
 

@@ -11,6 +11,7 @@ use dmf_core::catalog::TableName;
 use dmf_core::sync::WriteMode;
 
 use super::load::STAGE;
+use super::relation::{RelationKind, relation};
 use super::{qualified, quote_ident};
 
 /// A column of the target as the undo log needs it.
@@ -50,15 +51,17 @@ fn key_match(key: &[String]) -> String {
 
 /// Records, from the staged batch and before it is written, what undoes it. Parameters: `$1`
 /// run id, `$2` migration, `$3` table name. `changed` is the condition under which an existing
-/// row will be updated (`None`: never). `None` when the mode writes nothing to undo.
+/// row will be updated (`None`: never). `None` when the mode writes nothing to undo. The table's
+/// rows are read as [`relation`] names it (an inheritance parent's own rows only).
 pub(crate) fn capture(
     table: &TableName,
+    kind: RelationKind,
     columns: &[TableColumn],
     key: &[String],
     mode: WriteMode,
     changed: Option<&str>,
 ) -> Option<String> {
-    let target = qualified(table);
+    let target = relation(table, kind);
     let all: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     let head = "INSERT INTO dmf.undo_log (run_id, migration, table_name, key, action, before_image)";
     let inserted =
@@ -95,9 +98,10 @@ pub(crate) struct Replay {
     pub forget: String,
 }
 
-/// See [`Replay`].
-pub(crate) fn replay(table: &TableName, columns: &[TableColumn], key: &[String]) -> Replay {
-    let target = qualified(table);
+/// See [`Replay`]. Rows are deleted and updated in the table as [`relation`] names it (an
+/// inheritance parent's own rows only).
+pub(crate) fn replay(table: &TableName, kind: RelationKind, columns: &[TableColumn], key: &[String]) -> Replay {
+    let target = relation(table, kind);
     let value = |image: &str, c: &TableColumn| format!("({image}->>{})::{}", literal(&c.name), c.native);
     let by_key = |image: &str| {
         key.iter()
@@ -127,7 +131,8 @@ pub(crate) fn replay(table: &TableName, columns: &[TableColumn], key: &[String])
     let values: Vec<String> = columns.iter().map(|c| value("u.before_image", c)).collect();
     let overriding = if columns.iter().any(|c| c.identity_always) { " OVERRIDING SYSTEM VALUE" } else { "" };
     let reinsert_deleted = format!(
-        "INSERT INTO {target} ({}){overriding} SELECT {} FROM dmf.undo_log AS u WHERE {}",
+        "INSERT INTO {} ({}){overriding} SELECT {} FROM dmf.undo_log AS u WHERE {}",
+        qualified(table),
         names.join(", "),
         values.join(", "),
         entries("delete")
@@ -151,46 +156,51 @@ mod tests {
         TableName::new(Some("public"), "t")
     }
 
+    const ORDINARY: RelationKind = RelationKind::Ordinary { rules: false };
+
     #[test]
     fn captures_per_mode() {
         let key = vec!["id".to_owned()];
         assert_eq!(
-            capture(&table(), &columns(), &key, WriteMode::Insert, None).unwrap(),
+            capture(&table(), ORDINARY, &columns(), &key, WriteMode::Insert, None).unwrap(),
             "INSERT INTO dmf.undo_log (run_id, migration, table_name, key, action, before_image) \
              SELECT $1::bigint, $2::text, $3::text, jsonb_build_object('id', s.\"id\"::text), 'insert', NULL FROM pg_temp.\"dmf_stage\" AS s"
         );
         assert_eq!(
-            capture(&table(), &columns(), &key, WriteMode::Delete, None).unwrap(),
+            capture(&table(), ORDINARY, &columns(), &key, WriteMode::Delete, None).unwrap(),
             "INSERT INTO dmf.undo_log (run_id, migration, table_name, key, action, before_image) \
              SELECT $1::bigint, $2::text, $3::text, jsonb_build_object('id', t.\"id\"::text), 'delete', \
              jsonb_build_object('id', t.\"id\"::text, 'it''s', t.\"it's\"::text) \
-             FROM \"public\".\"t\" AS t JOIN pg_temp.\"dmf_stage\" AS s ON t.\"id\" = s.\"id\""
+             FROM ONLY \"public\".\"t\" AS t JOIN pg_temp.\"dmf_stage\" AS s ON t.\"id\" = s.\"id\""
         );
         let upsert =
-            capture(&table(), &columns(), &key, WriteMode::Upsert, Some("(t.x) IS DISTINCT FROM (s.x)")).unwrap();
+            capture(&table(), ORDINARY, &columns(), &key, WriteMode::Upsert, Some("(t.x) IS DISTINCT FROM (s.x)"))
+                .unwrap();
         assert!(upsert.contains("'update', jsonb_build_object"), "{upsert}");
         assert!(
             upsert.contains("AND (t.x) IS DISTINCT FROM (s.x) UNION ALL SELECT $1::bigint, $2::text, $3::text"),
             "{upsert}"
         );
-        assert!(upsert.ends_with("WHERE NOT EXISTS (SELECT 1 FROM \"public\".\"t\" AS t WHERE t.\"id\" = s.\"id\")"));
-        assert_eq!(capture(&table(), &columns(), &key, WriteMode::Update, None), None);
+        assert!(
+            upsert.ends_with("WHERE NOT EXISTS (SELECT 1 FROM ONLY \"public\".\"t\" AS t WHERE t.\"id\" = s.\"id\")")
+        );
+        assert_eq!(capture(&table(), ORDINARY, &columns(), &key, WriteMode::Update, None), None);
     }
 
     #[test]
     fn replays_as_sets() {
         let key = vec!["id".to_owned()];
         let Replay { delete_inserted: delete, restore_updated, reinsert_deleted: insert, forget } =
-            replay(&table(), &columns(), &key);
+            replay(&table(), ORDINARY, &columns(), &key);
         let update = restore_updated.unwrap();
         assert_eq!(
             delete,
-            "DELETE FROM \"public\".\"t\" AS t USING dmf.undo_log AS u WHERE u.run_id = $1 AND u.migration = $2 \
+            "DELETE FROM ONLY \"public\".\"t\" AS t USING dmf.undo_log AS u WHERE u.run_id = $1 AND u.migration = $2 \
              AND u.action = 'insert' AND t.\"id\" = (u.key->>'id')::bigint"
         );
         assert_eq!(
             update,
-            "UPDATE \"public\".\"t\" AS t SET \"it's\" = (u.before_image->>'it''s')::numeric(38,10) FROM dmf.undo_log AS u \
+            "UPDATE ONLY \"public\".\"t\" AS t SET \"it's\" = (u.before_image->>'it''s')::numeric(38,10) FROM dmf.undo_log AS u \
              WHERE u.run_id = $1 AND u.migration = $2 AND u.action = 'update' AND t.\"id\" = (u.before_image->>'id')::bigint"
         );
         assert_eq!(
