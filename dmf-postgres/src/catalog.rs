@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use dmf_core::catalog::{Catalog, Column, ForeignKey, Table, TableName};
+use dmf_core::catalog::{Catalog, Column, ForeignKey, Sequence, SequenceKind, Table, TableName};
 use dmf_core::{Result, Stage};
 use tokio_postgres::Client;
 
@@ -94,4 +94,51 @@ pub(crate) async fn relation_kind(
 ) -> std::result::Result<RelationKind, tokio_postgres::Error> {
     let row = client.query_one(sql::relation::RELATION_KIND, &[&sql::qualified(table)]).await?;
     Ok(RelationKind::from_catalog(row.get(0), row.get(1)))
+}
+
+/// The sequences that fill columns of `tables` ([`sql::catalog::SEQUENCES`]), with their values.
+pub(crate) async fn sequences(client: &Client, server: &str, tables: &[TableName]) -> Result<Vec<Sequence>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = tables.iter().map(sql::qualified).collect();
+    let rows = client
+        .query(sql::catalog::SEQUENCES, &[&names])
+        .await
+        .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the sequences of {server}")))?;
+    Ok(rows
+        .iter()
+        .map(|row| Sequence {
+            name: TableName::new(Some(row.get(0)), row.get(1)),
+            kind: SequenceKind::Sequence,
+            table: TableName::new(Some(row.get(2)), row.get(3)),
+            column: Some(row.get(4)),
+            last_value: row.get(5),
+        })
+        .collect())
+}
+
+/// Sets `sequences` ([`sql::catalog::SET_SEQUENCE`]) in one transaction; an error names the
+/// sequence and the value.
+pub(crate) async fn set_sequences(client: &mut Client, server: &str, sequences: &[Sequence]) -> Result<()> {
+    let doing = |sequence: &Sequence| format!("setting sequence {sequence} in {server}");
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| to_dmf_error(e, Stage::Load, format!("setting sequences in {server}")))?;
+    let statement = tx
+        .prepare(sql::catalog::SET_SEQUENCE)
+        .await
+        .map_err(|e| to_dmf_error(e, Stage::Load, format!("setting sequences in {server}")))?;
+    for sequence in sequences {
+        let name = sql::qualified(&sequence.name);
+        let rows = tx
+            .query(&statement, &[&name, &sequence.last_value])
+            .await
+            .map_err(|e| to_dmf_error(e, Stage::Load, doing(sequence)))?;
+        if rows.is_empty() {
+            return Err(dmf_core::Error::fatal(Stage::Load, format!("{}: no such sequence", doing(sequence))));
+        }
+    }
+    tx.commit().await.map_err(|e| to_dmf_error(e, Stage::Load, format!("setting sequences in {server}")))
 }

@@ -163,6 +163,22 @@ impl Database for PgDatabase {
         catalog::read_catalog(&client, self.shared.connector.name()).await
     }
 
+    async fn sequences(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Sequence>> {
+        let client = self.client().await?;
+        catalog::sequences(&client, self.shared.connector.name(), tables).await
+    }
+
+    /// `setval` per sequence, the value bound, in one transaction (a `setval` is not undone
+    /// by a rollback: a failure part-way leaves the earlier ones set, and the run's rollback
+    /// sets them back from the values recorded before it).
+    async fn set_sequences(&self, sequences: &[dmf_core::catalog::Sequence]) -> Result<()> {
+        if sequences.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.shared.connector.connect(Stage::Load).await?;
+        catalog::set_sequences(&mut client, self.shared.connector.name(), sequences).await
+    }
+
     fn extractor(&self, spec: ExtractSpec) -> PgExtractor {
         PgExtractor::new(Arc::clone(&self.shared), spec, self.snapshot.clone())
     }

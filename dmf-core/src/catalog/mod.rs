@@ -1,14 +1,18 @@
 //! The dialect-neutral catalog model: tables, columns, keys and foreign keys, read by each
 //! adapter from its database. From it, once for every dialect: the FK load order
-//! ([`LoadOrder`]) and the schema diff between source and target ([`SchemaDiff`]).
+//! ([`LoadOrder`]) and the schema diff between source and target ([`SchemaDiff`]). Beside the
+//! tables, the [`Sequence`]s that fill their keys, read and set by the adapters and paired
+//! across databases here ([`pair_sequences`]).
 
 mod diff;
 mod order;
+mod sequence;
 
 use std::fmt;
 
 pub use diff::{Compatibility, DiffItem, SchemaDiff};
 pub use order::{LoadOrder, TableStep};
+pub use sequence::{Sequence, SequenceKind, SequencePair, pair_sequences};
 
 /// A table's name, with its schema where the database has schemas.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]

@@ -13,6 +13,7 @@ use super::dialect::ControlDialect;
 use super::leases;
 use super::session::{SqlConnector, SqlSession};
 use super::tables::{self, MIGRATION_RUNS as RECORD_COLUMNS, RUNS as RUN_COLUMNS};
+use crate::catalog::Sequence;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result, Stage};
 use crate::migration::Counts;
@@ -179,6 +180,9 @@ impl Sql<'_> {
         numbers.map(|n| self.param(n)).collect::<Vec<_>>().join(", ")
     }
 }
+
+/// The undo log's `action` of a sequence's recorded value.
+const SEQUENCE_ACTION: &str = "sequence";
 
 fn count_value(n: usize) -> Value {
     Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
@@ -464,6 +468,84 @@ impl RunStore for SqlRunStore {
                 })
             })
             .collect()
+    }
+
+    /// One `undo_log` row per sequence, in one transaction: `table_name` the table it fills,
+    /// `key` `{"sequence": NAME}`, `action` `sequence`, `before_image` the [`Sequence`] as JSON.
+    async fn record_sequences(&self, run: RunId, migration: &MigrationName, sequences: &[Sequence]) -> Result<()> {
+        if sequences.is_empty() {
+            return Ok(());
+        }
+        let sql = self.sql();
+        let insert = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            sql.table("undo_log"),
+            sql.columns(&tables::UNDO_LOG[1..]),
+            sql.params(1..=tables::UNDO_LOG.len() - 1)
+        );
+        let mut statements = Vec::with_capacity(sequences.len());
+        for sequence in sequences {
+            let key = serde_json::json!({ "sequence": sequence.name.to_string() });
+            let params = vec![
+                Value::Int(run.0),
+                Value::Text(migration.as_str().to_owned()),
+                Value::Text(sequence.table.to_string()),
+                json(&key)?,
+                Value::Text(SEQUENCE_ACTION.to_owned()),
+                json(sequence)?,
+            ];
+            statements.push((insert.clone(), params));
+        }
+        self.execute(|| format!("recording the values of {} sequences before run {run}", sequences.len()), statements)
+            .await
+            .map(|_| ())
+    }
+
+    async fn recorded_sequences(&self, run: RunId, migration: &MigrationName) -> Result<Vec<Sequence>> {
+        let sql = self.sql();
+        let statement = format!(
+            "SELECT {} FROM {} WHERE {} = {} AND {} = {} AND {} = {} ORDER BY {}",
+            sql.column("before_image"),
+            sql.table("undo_log"),
+            sql.column("run_id"),
+            sql.param(1),
+            sql.column("migration"),
+            sql.param(2),
+            sql.column("action"),
+            sql.param(3),
+            sql.column("id")
+        );
+        let params =
+            vec![Value::Int(run.0), Value::Text(migration.as_str().to_owned()), Value::Text(SEQUENCE_ACTION.into())];
+        let rows =
+            self.query(|| format!("reading the sequence values recorded before run {run}"), statement, params).await?;
+        let mut sequences: Vec<Sequence> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let sequence: Sequence = Cells::new(row, "undo_log").json(0)?;
+            if !sequences.iter().any(|s| s.name == sequence.name) {
+                sequences.push(sequence);
+            }
+        }
+        Ok(sequences)
+    }
+
+    async fn forget_sequences(&self, run: RunId, migration: &MigrationName) -> Result<()> {
+        let sql = self.sql();
+        let statement = format!(
+            "DELETE FROM {} WHERE {} = {} AND {} = {} AND {} = {}",
+            sql.table("undo_log"),
+            sql.column("run_id"),
+            sql.param(1),
+            sql.column("migration"),
+            sql.param(2),
+            sql.column("action"),
+            sql.param(3)
+        );
+        let params =
+            vec![Value::Int(run.0), Value::Text(migration.as_str().to_owned()), Value::Text(SEQUENCE_ACTION.into())];
+        self.execute(|| format!("forgetting the sequence values recorded before run {run}"), vec![(statement, params)])
+            .await
+            .map(|_| ())
     }
 
     async fn checkpoint(&self, migration: &MigrationName) -> Result<Option<Checkpoint>> {

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+use crate::catalog::Sequence;
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::migration::Counts;
@@ -179,6 +180,35 @@ pub trait RunStore: Send + Sync {
     async fn checkpoint(&self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
         let _ = migration;
         Ok(None)
+    }
+
+    /// Keeps the values `sequences` had before `run` moved them, under `migration` (a sync's
+    /// [`SEQUENCES_BEFORE`](crate::sync::SEQUENCES_BEFORE) step), so that rolling the run back
+    /// can put them back. Control-table stores keep them in the undo log (action `sequence`).
+    /// The default keeps nothing and refuses any sequence, so that a rollback never silently
+    /// leaves one moved.
+    async fn record_sequences(&self, run: RunId, migration: &MigrationName, sequences: &[Sequence]) -> Result<()> {
+        let _ = migration;
+        match sequences.first() {
+            None => Ok(()),
+            Some(sequence) => Err(crate::Error::fatal(
+                crate::Stage::RunStore,
+                format!("recording sequence {sequence} for run {run}: this run store keeps no sequence values"),
+            )),
+        }
+    }
+
+    /// The values [`record_sequences`](Self::record_sequences) kept for `run` and `migration`,
+    /// in the order recorded (a sequence recorded twice: the first value).
+    async fn recorded_sequences(&self, run: RunId, migration: &MigrationName) -> Result<Vec<Sequence>> {
+        let _ = (run, migration);
+        Ok(Vec::new())
+    }
+
+    /// Forgets the values kept for `run` and `migration` (once they are restored).
+    async fn forget_sequences(&self, run: RunId, migration: &MigrationName) -> Result<()> {
+        let _ = (run, migration);
+        Ok(())
     }
 
     /// Claims the lease of `claim.scope` for `claim.holder`: taken when nobody holds it, when

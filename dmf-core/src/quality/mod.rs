@@ -93,6 +93,24 @@ impl TableReport {
     }
 }
 
+/// The verdict on one sequence the sync sets ([`SyncPlan::sequences`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SequenceReport {
+    /// The target sequence, as [`Sequence`](crate::catalog::Sequence) displays it.
+    pub sequence: String,
+    /// The last value the source's handed out (`None`: none).
+    pub source_value: Option<i64>,
+    /// The last value the target's handed out (`None`: none).
+    pub target_value: Option<i64>,
+}
+
+impl SequenceReport {
+    /// True when both sides are at the same value.
+    pub fn is_equal(&self) -> bool {
+        self.source_value == self.target_value
+    }
+}
+
 /// A table of the source that was not compared row by row, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NotCompared {
@@ -114,13 +132,19 @@ pub struct QualityReport {
     /// [`skipped`](SyncPlan::skipped): one the target lacks makes the report unequal.
     #[serde(default)]
     pub not_compared: Vec<NotCompared>,
+    /// Per sequence the sync sets ([`SyncPlan::sequences`]): one at another value than the
+    /// source's makes the report unequal.
+    #[serde(default)]
+    pub sequences: Vec<SequenceReport>,
 }
 
 impl QualityReport {
     /// True when every table is equal and the target has every table of the source (or of the
     /// selection); about content only: rules are not considered.
     pub fn is_equal(&self) -> bool {
-        self.tables.iter().all(TableReport::is_equal) && self.missing_tables().next().is_none()
+        self.tables.iter().all(TableReport::is_equal)
+            && self.missing_tables().next().is_none()
+            && self.sequences.iter().all(SequenceReport::is_equal)
     }
 
     /// The tables of the source (or of the selection) that the target lacks.
@@ -138,6 +162,7 @@ impl QualityReport {
     pub fn passed_with_set_asides(&self) -> bool {
         self.tables.iter().all(TableReport::is_explained)
             && self.missing_tables().next().is_none()
+            && self.sequences.iter().all(SequenceReport::is_equal)
             && self.rules.iter().all(RuleReport::passed)
     }
 
@@ -190,6 +215,17 @@ impl fmt::Display for QualityReport {
                 f,
                 "{table:<30} {:>10} {:>10} {:>9} {:>9} {:>9}  DIFFERENT: the table is missing in the target",
                 "?", "-", "", "", ""
+            )?;
+        }
+        let value = |v: Option<i64>| v.map_or_else(|| "unused".to_owned(), |v| v.to_string());
+        for s in &self.sequences {
+            let verdict = if s.is_equal() { "equal" } else { "DIFFERENT" };
+            writeln!(
+                f,
+                "sequence {}: source {}, target {}  {verdict}",
+                s.sequence,
+                value(s.source_value),
+                value(s.target_value)
             )?;
         }
         for reason in [SkipReason::NoKey, SkipReason::NotSelected] {
@@ -315,6 +351,20 @@ pub async fn compare<S: Database, T: Database>(
         }
         report.tables.push(verdict);
     }
+    if !plan.sequences.is_empty() {
+        let (ours, theirs) = crate::sync::read_sequences(source, target, &plan.sequences).await?;
+        for pair in &plan.sequences {
+            let value = |side: &[crate::catalog::Sequence], name: &crate::catalog::TableName| {
+                side.iter().find(|s| s.name == *name).and_then(|s| s.last_value)
+            };
+            let target_value = value(&theirs, &pair.target.name);
+            report.sequences.push(SequenceReport {
+                sequence: pair.target.label(),
+                source_value: value(&ours, &pair.source.name),
+                target_value,
+            });
+        }
+    }
     Ok(report)
 }
 
@@ -395,12 +445,14 @@ mod tests {
             duration: std::time::Duration::ZERO,
             error: None,
         };
-        let mut report = QualityReport { tables: vec![table(3, 0)], rules: vec![], not_compared: vec![] };
+        let mut report =
+            QualityReport { tables: vec![table(3, 0)], rules: vec![], not_compared: vec![], sequences: vec![] };
         report.explain(&summary);
         assert_eq!(report.tables[0].set_aside, 3);
         assert!(!report.passed() && report.passed_with_set_asides());
         assert!(report.to_string().contains("explained by 3 rows set aside"), "{report}");
-        let mut report = QualityReport { tables: vec![table(3, 1)], rules: vec![], not_compared: vec![] };
+        let mut report =
+            QualityReport { tables: vec![table(3, 1)], rules: vec![], not_compared: vec![], sequences: vec![] };
         report.explain(&summary);
         assert!(!report.passed_with_set_asides(), "an extra row is never explained by rejects");
     }
@@ -425,6 +477,7 @@ mod tests {
                 left_out("public.log", SkipReason::NoKey),
                 left_out("public.archive", SkipReason::NotSelected),
             ],
+            sequences: vec![],
         };
         assert!(report.is_equal() && report.passed_with_set_asides(), "tables left out on purpose are no difference");
         report.not_compared.push(left_out("public.orders", SkipReason::MissingInTarget));
@@ -463,7 +516,8 @@ mod tests {
             violations,
             sample: sample.iter().map(|s| s.to_string()).collect(),
         };
-        let mut report = QualityReport { tables: vec![table], rules: vec![rule(0, &[])], not_compared: vec![] };
+        let mut report =
+            QualityReport { tables: vec![table], rules: vec![rule(0, &[])], not_compared: vec![], sequences: vec![] };
         assert!(report.is_equal() && report.passed());
         report.rules.push(rule(2, &["id=7", "id=9"]));
         assert!(report.is_equal(), "content equality ignores rules");

@@ -153,6 +153,24 @@ pub(crate) async fn dry_run<S: Database, T: Database>(
     }
     // The real run deletes referencing tables' rows first.
     report.steps.extend(deletes.into_iter().rev());
+    if !plan.sequences.is_empty() {
+        let (ours, theirs) = super::sequences::read_both(source.as_ref(), target.as_ref(), &plan.sequences).await?;
+        let (moved, compared) = super::sequences::moves(&plan.sequences, &ours, &theirs)?;
+        let updated = moved.len() as u64;
+        report.steps.insert(
+            0,
+            PlannedStep {
+                migration: MigrationName::new(super::SEQUENCES_BEFORE),
+                table: None,
+                counts: Counts { read: compared, ..Counts::default() },
+            },
+        );
+        report.steps.push(PlannedStep {
+            migration: MigrationName::new(super::SEQUENCES),
+            table: None,
+            counts: Counts { read: compared, updated, unchanged: compared - updated, ..Counts::default() },
+        });
+    }
     Ok(report)
 }
 

@@ -43,6 +43,7 @@ pub struct SyncJob<S, T> {
     backup: Option<Arc<dyn Backup>>,
     notifiers: Vec<Arc<dyn Notifier>>,
     lease: LeaseOptions,
+    sequences: bool,
 }
 
 impl<S: Database, T: Database> SyncJob<S, T> {
@@ -65,7 +66,18 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             backup: None,
             notifiers: Vec::new(),
             lease: LeaseOptions::default(),
+            sequences: true,
         }
+    }
+
+    /// Whether the sync sets the target's sequences to the source's values after the load
+    /// (default: yes; see [`SyncPlan::with_sequences`]): serial and identity columns,
+    /// sequences named in defaults, SQL Server identities, SQLite `AUTOINCREMENT` counters of
+    /// the synced tables. The run records the target's values before its first write; rolling
+    /// it back sets them back.
+    pub fn sequences(mut self, sync: bool) -> Self {
+        self.sequences = sync;
+        self
     }
 
     /// How runs and rollbacks hold the target's lease (one writer per target): its time to
@@ -168,6 +180,13 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         let target = self.target.read_catalog().await?;
         let mut plan =
             SyncPlan::build(&source, &target, self.tables.as_deref(), self.mode.clone())?.with_undo(self.undo);
+        if self.sequences {
+            let source_tables: Vec<TableName> = plan.tables.iter().map(|t| t.source.name.clone()).collect();
+            let target_tables: Vec<TableName> = plan.tables.iter().map(|t| t.target.name.clone()).collect();
+            let ours = self.source.sequences(&source_tables).await?;
+            let theirs = self.target.sequences(&target_tables).await?;
+            plan = plan.with_sequences(&ours, &theirs);
+        }
         if let Some(readers) = std::num::NonZeroUsize::new(self.range_readers).filter(|r| r.get() > 1) {
             let mut split = RangeReaders::new(readers, self.engine.batch_size());
             if let Some(rows) = self.range_min_rows {
@@ -274,8 +293,12 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         lease: &Lease,
     ) -> Result<(RunId, RollbackSummary)> {
         let catalog = self.target.read_catalog().await?;
-        // A diff plan names every pass a sync can have (loads, deferred keys, deletes).
+        // A diff plan names every pass a sync can have (loads, deferred keys, deletes), and,
+        // with the target's sequences, the sequence steps.
         let plan = SyncPlan::build(&catalog, &catalog, None, SyncMode::Diff)?;
+        let tables: Vec<TableName> = plan.tables.iter().map(|t| t.target.name.clone()).collect();
+        let sequences = self.target.sequences(&tables).await?;
+        let plan = plan.with_sequences(&sequences, &sequences);
         let run = match run {
             Some(run) => run,
             None => store

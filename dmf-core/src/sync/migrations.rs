@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::catch_up::{CATCH_UP, CatchUp, Ledger, OrphanProbe, Reporting, TargetProbe};
 use super::deletes::DeleteLoader;
 use super::rejected_parents::{ParentAware, RejectedRows};
+use super::sequences::{RecordSequences, SEQUENCES_BEFORE, SyncSequences};
 use super::{
     Database, DatabaseRole, KeyRange, MergeExtractor, MergeOutput, ReadOrder, SyncMode, SyncPlan, TablePlan, WriteMode,
 };
@@ -97,7 +98,10 @@ fn name_with(table: &TablePlan, suffix: &str) -> MigrationName {
 /// emptying the tables in `full` mode, second passes for deferred foreign keys, the
 /// [catch-up pass](super::CATCH_UP) in `full`, `upsert` and `diff` modes, and delete passes in
 /// `diff` mode and incremental mode with delete propagation. Dependencies follow the foreign
-/// keys: parents load first, children's rows are deleted first.
+/// keys: parents load first, children's rows are deleted first. When the plan syncs sequences
+/// ([`SyncPlan::with_sequences`]), a first step records the target's values
+/// ([`SEQUENCES_BEFORE`](super::SEQUENCES_BEFORE): every load waits for it) and a last one
+/// sets them to the source's ([`SEQUENCES`](super::SEQUENCES), after every other step).
 pub fn sync_migrations<S: Database, T: Database>(
     source: &Arc<S>,
     target: &Arc<T>,
@@ -107,6 +111,10 @@ pub fn sync_migrations<S: Database, T: Database>(
     let full = plan.mode == SyncMode::Full;
     if full {
         migrations.push(Arc::new(ClearTables::new(Arc::clone(target), plan.delete_order())));
+    }
+    let sequences = !plan.sequences.is_empty();
+    if sequences {
+        migrations.push(Arc::new(RecordSequences::new(Arc::clone(target), plan.sequences.clone())));
     }
     let ledger = Arc::new(Ledger::default());
     // Rows rejected by any load of this sync: a row refused for a missing parent that is
@@ -134,6 +142,10 @@ pub fn sync_migrations<S: Database, T: Database>(
             .collect();
         if full {
             depends.push(MigrationName::new(CLEAR));
+        }
+        if sequences {
+            // Every other write follows a load: the values before the run are recorded first.
+            depends.push(MigrationName::new(SEQUENCES_BEFORE));
         }
         let write = if full { WriteMode::Insert } else { WriteMode::Upsert };
         let ranges: Vec<Option<&KeyRange>> = match table.ranges.len() {
@@ -245,6 +257,16 @@ pub fn sync_migrations<S: Database, T: Database>(
                     .depends_on(depends),
             ));
         }
+    }
+    if sequences {
+        let before = MigrationName::new(SEQUENCES_BEFORE);
+        let all: Vec<MigrationName> = migrations.iter().map(|m| m.name().clone()).filter(|n| *n != before).collect();
+        migrations.push(Arc::new(SyncSequences::new(
+            Arc::clone(source),
+            Arc::clone(target),
+            plan.sequences.clone(),
+            all,
+        )));
     }
     migrations
 }

@@ -23,6 +23,7 @@ mod migrations;
 mod plan;
 mod ranges;
 mod rejected_parents;
+mod sequences;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -38,6 +39,8 @@ pub use merge::{MergeExtractor, MergeOutput};
 pub use migrations::{CLEAR, ClearTables, DatabaseCheck, sync_migrations};
 pub use plan::{FK_CHECK, PlannedCheck, SchemaCheck, SkipReason, SkippedTable, SyncPlan, TablePlan};
 pub use ranges::{KeyRange, RangeReaders, parse_range_migration_name, range_migration_name, single_integer_key};
+pub(crate) use sequences::read_both as read_sequences;
+pub use sequences::{RecordSequences, SEQUENCES, SEQUENCES_BEFORE, SyncSequences};
 
 use crate::catalog::{Catalog, Column, TableName};
 use crate::checkpoint::Position;
@@ -485,6 +488,28 @@ pub trait Database: Send + Sync + 'static {
     fn after_trusted_load(&self, tables: &[TableName]) -> impl Future<Output = Result<()>> + Send {
         let _ = tables;
         async { Ok(()) }
+    }
+
+    /// The sequences that fill columns of `tables` — owned by one of their columns (serial,
+    /// identity), named in one of their defaults, or the table's own counter (SQL Server
+    /// `IDENTITY`, SQLite `AUTOINCREMENT`) — each with the last value it handed out. Reads only.
+    /// The default knows none (a database without sequences).
+    fn sequences(&self, tables: &[TableName]) -> impl Future<Output = Result<Vec<crate::catalog::Sequence>>> + Send {
+        let _ = tables;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Sets each of `sequences` (named as [`sequences`](Self::sequences) names them) to its
+    /// [`last_value`](crate::catalog::Sequence::last_value), so that the next value handed out
+    /// follows it (`None`: as if it had handed out none), in one transaction where the database
+    /// allows. Values are bound, or formatted from the integer where the statement takes only a
+    /// literal. An error names the sequence and the value. The default refuses any sequence
+    /// (it is only called with sequences this database listed).
+    fn set_sequences(&self, sequences: &[crate::catalog::Sequence]) -> impl Future<Output = Result<()>> + Send {
+        let refused = sequences.first().map(|s| {
+            Error::fatal(Stage::Load, format!("setting sequence {s}: {} has no sequences", self.display_name()))
+        });
+        async move { refused.map_or(Ok(()), Err) }
     }
 
     /// Checks before any write: connectivity, and for a target that it accepts writes and that

@@ -180,6 +180,10 @@ pub struct SyncPlan {
     /// Key ranges asked for per large table (1: none split; see
     /// [`with_key_ranges`](Self::with_key_ranges)).
     pub range_readers: usize,
+    /// The target sequences of the synced tables and the source sequences whose values they
+    /// take after the load (see [`with_sequences`](Self::with_sequences)); empty: the sync
+    /// leaves sequences alone.
+    pub sequences: Vec<crate::catalog::SequencePair>,
 }
 
 impl SyncPlan {
@@ -277,7 +281,19 @@ impl SyncPlan {
             });
         }
         let foreign_keys = CheckOutcome::passed(FK_CHECK, "per row, by the target");
-        Ok(Self { mode, tables, skipped, diff, undo: false, foreign_keys, range_readers: 1 })
+        Ok(Self { mode, tables, skipped, diff, undo: false, foreign_keys, range_readers: 1, sequences: Vec::new() })
+    }
+
+    /// Syncs sequences too: each target sequence that fills a column of a synced table
+    /// (`target`, as [`Database::sequences`](super::Database::sequences) lists them) takes the
+    /// value of its source sequence (`source`) once every row is written, paired by
+    /// [`pair_sequences`](crate::catalog::pair_sequences). The run records the target's values
+    /// first, and rolling it back sets them back.
+    pub fn with_sequences(mut self, source: &[crate::catalog::Sequence], target: &[crate::catalog::Sequence]) -> Self {
+        let tables: Vec<(TableName, TableName)> =
+            self.tables.iter().map(|t| (t.source.name.clone(), t.target.name.clone())).collect();
+        self.sequences = crate::catalog::pair_sequences(&tables, source, target);
+        self
     }
 
     /// Keeps (or not) an undo log of every row the sync changes.

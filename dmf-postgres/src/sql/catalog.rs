@@ -51,6 +51,40 @@ ORDER BY con.conrelid, con.contype, con.conname"
     )
 }
 
+/// The sequences that fill columns of the given tables: owned by a column (serial: dependency
+/// `a`; identity: `i`) or named in a column's default (its expression depends on the sequence),
+/// with the last value each handed out (`pg_sequence_last_value`: NULL when it handed out none).
+/// Parameter: the tables' quoted qualified names.
+///
+/// Columns: sequence schema, sequence, table schema, table, column, last value.
+pub(crate) const SEQUENCES: &str = "\
+SELECT sn.nspname::text, s.relname::text, tn.nspname::text, tc.relname::text, a.attname::text,
+       pg_sequence_last_value(s.oid)
+FROM (SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid AS att
+      FROM pg_depend d
+      WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+        AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+      UNION
+      SELECT d.refobjid, ad.adrelid, ad.adnum
+      FROM pg_attrdef ad
+      JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                      AND d.refclassid = 'pg_class'::regclass) AS u
+JOIN pg_class s ON s.oid = u.seq AND s.relkind = 'S'
+JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_class tc ON tc.oid = u.rel
+JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att
+WHERE u.rel = ANY (ARRAY(SELECT t::regclass::oid FROM unnest($1::text[]) AS t))
+ORDER BY 3, 4, a.attnum, 1, 2";
+
+/// Sets a sequence so that the next value follows `$2` (`setval(…, $2, true)`), or, when `$2` is
+/// NULL, so that the next value is its start (`setval(…, start, false)`). Parameters: `$1` the
+/// sequence's quoted qualified name, `$2` the last value handed out. One row when the
+/// sequence exists, none otherwise. Like every `setval`, not undone by a rollback.
+pub(crate) const SET_SEQUENCE: &str = "\
+SELECT setval(s.seqrelid, coalesce($2::bigint, s.seqstart), $2::bigint IS NOT NULL)
+FROM pg_sequence s WHERE s.seqrelid = $1::text::regclass";
+
 /// The server's version number (`150004`).
 pub(crate) const SERVER_VERSION_NUM: &str = "SELECT current_setting('server_version_num')::int4";
 
