@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use dmf_core::catalog::{Catalog, Column, ForeignKey, Table, TableName};
-use rusqlite::Connection;
+use dmf_core::catalog::{Catalog, Column, ForeignKey, Sequence, SequenceKind, Table, TableName};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::{sql, types};
 
@@ -121,4 +121,40 @@ fn foreign_keys(connection: &Connection, table: &str) -> rusqlite::Result<Vec<Fo
             fk
         })
         .collect())
+}
+
+/// The `AUTOINCREMENT` counters of `tables` (table counters named after their table), with
+/// the value `sqlite_sequence` holds for each (none before the table's first insert).
+pub(crate) fn sequences(connection: &Connection, tables: &[TableName]) -> rusqlite::Result<Vec<Sequence>> {
+    let counted: Vec<String> = connection
+        .prepare(sql::AUTOINCREMENT_TABLES)?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut sequences = Vec::new();
+    for table in tables.iter().filter(|t| counted.contains(&t.name)) {
+        let column = read_table(connection, &table.name)?.primary_key.first().cloned();
+        let last_value: Option<i64> =
+            connection.query_row(sql::SEQUENCE_VALUE, [&table.name], |row| row.get(0)).optional()?;
+        let name = TableName::new(None, &table.name);
+        sequences.push(Sequence {
+            name: name.clone(),
+            kind: SequenceKind::TableCounter,
+            table: name,
+            column,
+            last_value,
+        });
+    }
+    Ok(sequences)
+}
+
+/// Sets the `AUTOINCREMENT` counters of `sequences` in `transaction`: the row of
+/// `sqlite_sequence` replaced by one holding the value, or removed for none.
+pub(crate) fn set_sequences(transaction: &rusqlite::Transaction<'_>, sequences: &[Sequence]) -> rusqlite::Result<()> {
+    for sequence in sequences {
+        transaction.execute(sql::SEQUENCE_FORGET, [&sequence.name.name])?;
+        if let Some(value) = sequence.last_value {
+            transaction.execute(sql::SEQUENCE_SET, rusqlite::params![sequence.name.name, value])?;
+        }
+    }
+    Ok(())
 }

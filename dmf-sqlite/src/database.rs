@@ -151,6 +151,33 @@ impl Database for SqliteDatabase {
         })
     }
 
+    /// The `AUTOINCREMENT` counters of `tables` in `sqlite_sequence` (a table without the
+    /// keyword has none: its next rowid is always one past the largest).
+    async fn sequences(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Sequence>> {
+        blocking(|| {
+            let connection = open(&self.path)?;
+            catalog::sequences(&connection, tables).map_err(|e| {
+                error::map(Stage::Preflight, format!("reading sqlite_sequence of `{}`", self.path.display()), e)
+            })
+        })
+    }
+
+    /// Rewrites the counters' rows of `sqlite_sequence` in one transaction, values bound.
+    async fn set_sequences(&self, sequences: &[dmf_core::catalog::Sequence]) -> Result<()> {
+        if sequences.is_empty() {
+            return Ok(());
+        }
+        blocking(|| {
+            let mut connection = open(&self.path)?;
+            let names: Vec<String> = sequences.iter().map(ToString::to_string).collect();
+            let context =
+                |e| error::map(Stage::Load, format!("setting {} in `{}`", names.join(", "), self.path.display()), e);
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(context)?;
+            catalog::set_sequences(&tx, sequences).map_err(context)?;
+            tx.commit().map_err(context)
+        })
+    }
+
     fn extractor(&self, spec: ExtractSpec) -> SqliteExtractor {
         let connection = match &self.snapshot {
             Some(snapshot) => ReadConnection::Snapshot(Arc::clone(snapshot)),

@@ -145,6 +145,23 @@ pub fn index_info(name: &str) -> String {
 pub const USER_TABLES: &str = "SELECT name FROM sqlite_schema WHERE type = 'table' \
      AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'dmf\\_%' ESCAPE '\\' ORDER BY name";
 
+/// The tables declared with `AUTOINCREMENT` (whose counters `sqlite_sequence` keeps), by the
+/// text of their `CREATE TABLE`: SQLite keeps no other record of the keyword.
+pub const AUTOINCREMENT_TABLES: &str =
+    "SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%' ORDER BY name";
+
+/// The largest rowid an `AUTOINCREMENT` table handed out (no row: none yet). Parameter: the
+/// table's name.
+pub const SEQUENCE_VALUE: &str = "SELECT seq FROM sqlite_sequence WHERE name = ?1";
+
+/// Forgets an `AUTOINCREMENT` table's counter (its next rowid is then one past the largest
+/// in the table). Parameter: the table's name.
+pub const SEQUENCE_FORGET: &str = "DELETE FROM sqlite_sequence WHERE name = ?1";
+
+/// Sets an `AUTOINCREMENT` table's counter, after [`SEQUENCE_FORGET`] (the table has no
+/// unique key). Parameters: the table's name, the value.
+pub const SEQUENCE_SET: &str = "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
