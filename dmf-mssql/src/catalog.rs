@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use dmf_core::catalog::{Catalog, Column, ForeignKey, Table, TableName};
+use dmf_core::catalog::{Catalog, Column, ForeignKey, Sequence, SequenceKind, Table, TableName};
 
 use crate::executor::{Executor, SqlError, SqlRow};
 use crate::sql::catalog as sql;
@@ -147,4 +147,24 @@ pub(crate) async fn read_catalog(executor: &mut dyn Executor) -> Result<Catalog,
         table.foreign_keys.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(Catalog { tables })
+}
+
+/// The identities of `tables` ([`sql::IDENTITIES`]), each a counter of its table with the last
+/// value it handed out.
+pub(crate) async fn identities(executor: &mut dyn Executor, tables: &[TableName]) -> Result<Vec<Sequence>, SqlError> {
+    let mut identities = Vec::new();
+    for row in executor.query(sql::IDENTITIES, &[]).await? {
+        let table = TableName::new(Some(&row.text_required(0)?), &row.text_required(1)?);
+        if !tables.iter().any(|t| t.matches(&table)) {
+            continue;
+        }
+        identities.push(Sequence {
+            name: table.clone(),
+            kind: SequenceKind::TableCounter,
+            table,
+            column: Some(row.text_required(2)?),
+            last_value: row.int(3)?,
+        });
+    }
+    Ok(identities)
 }

@@ -231,6 +231,43 @@ impl Database for MssqlDatabase {
             .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the catalog of {}", self.shared.name())))
     }
 
+    /// The identities of `tables` (`sys.identity_columns`). Sequence objects (`CREATE
+    /// SEQUENCE`) named in defaults are not read yet.
+    async fn sequences(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Sequence>> {
+        let mut session = self.session().await?;
+        catalog::identities(session.as_mut(), tables)
+            .await
+            .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the identities of {}", self.shared.name())))
+    }
+
+    /// One `DBCC CHECKIDENT (…, RESEED, n)` per identity, in one batch. An identity to be set
+    /// back to "never used" (`None`) is left as it is: `RESEED` has no such value.
+    async fn set_sequences(&self, sequences: &[dmf_core::catalog::Sequence]) -> Result<()> {
+        let mut batch = String::new();
+        for sequence in sequences {
+            if sequence.kind != dmf_core::catalog::SequenceKind::TableCounter {
+                return Err(dmf_core::Error::fatal(
+                    Stage::Load,
+                    format!("setting {sequence} in {}: only identities are set on SQL Server", self.shared.name()),
+                ));
+            }
+            match sequence.last_value {
+                Some(value) => batch.push_str(&sql::load::set_identity(&sequence.table, value)),
+                None => tracing::warn!(%sequence, "an identity cannot be set back to unused: left as it is"),
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = sequences.iter().map(ToString::to_string).collect();
+        let mut session = self.shared.connector.session().await.map_err(|e| {
+            to_dmf_error(e, Stage::Load, format!("cannot connect to SQL Server at {}", self.shared.name()))
+        })?;
+        session.batch(&batch).await.map(|_| ()).map_err(|e| {
+            to_dmf_error(e, Stage::Load, format!("setting {} in {}", names.join(", "), self.shared.name()))
+        })
+    }
+
     fn extractor(&self, spec: ExtractSpec) -> MssqlExtractor {
         MssqlExtractor::new(Arc::clone(&self.shared), spec)
     }

@@ -79,7 +79,9 @@ async fn a_full_sync_without_decimals_runs_twice_exactly_on_every_server() {
         target_db.scalar("SELECT MAX(id) FROM shop.customers").await > 1000,
         "the identity moved past the copied ids"
     );
-    let plan = SyncJob::new(Arc::clone(&source), Arc::clone(&target), SyncMode::Diff).plan().await.unwrap();
+    // Rows only: the target's own insert moved its identity past the source's, on purpose.
+    let plan =
+        SyncJob::new(Arc::clone(&source), Arc::clone(&target), SyncMode::Diff).sequences(false).plan().await.unwrap();
     target_db.batch("DELETE FROM shop.customers WHERE email = N'own@x'").await;
     let report = dmf_core::quality::compare(source.as_ref(), target.as_ref(), &plan, 10).await.unwrap();
     assert!(report.is_equal(), "{report}");

@@ -70,6 +70,23 @@ FROM sys.columns AS c
 WHERE c.object_id = OBJECT_ID(@P1)
 ORDER BY c.column_id";
 
+/// The identity column of every user table with the last value it handed out: `IDENT_CURRENT`,
+/// or NULL when `sys.identity_columns.last_value` says none was (before the first insert, or
+/// after a `TRUNCATE`). `last_value` is only tested for NULL: Babelfish 4.3 pairs every identity
+/// column with every identity's `last_value` in that view, and its `IDENT_CURRENT` is right.
+///
+/// Columns: 0 schema, 1 table, 2 column, 3 last value (bigint).
+pub(crate) const IDENTITIES: &str = "\
+SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name,
+       CASE WHEN EXISTS (SELECT 1 FROM sys.identity_columns AS ic
+                         WHERE ic.object_id = t.object_id AND ic.last_value IS NOT NULL)
+            THEN CAST(IDENT_CURRENT(QUOTENAME(s.name) + N'.' + QUOTENAME(t.name)) AS bigint) END AS last_value
+FROM sys.tables AS t
+JOIN sys.schemas AS s ON s.schema_id = t.schema_id
+JOIN sys.columns AS c ON c.object_id = t.object_id AND c.is_identity = 1
+WHERE t.is_ms_shipped = 0 AND s.name <> N'dmf'
+ORDER BY s.name, t.name";
+
 /// A table's row count from its heap or clustered index partitions: cheap and approximate.
 /// Parameter: the quoted qualified name.
 pub(crate) const ESTIMATE: &str = "\
@@ -88,6 +105,8 @@ mod tests {
         }
         assert!(COLUMNS.contains("WHERE t.is_ms_shipped = 0 AND t.temporal_type <> 1 AND s.name <> N'dmf'"));
         assert!(KEYS.contains("i.is_unique = 1 AND i.has_filter = 0"));
+        assert!(IDENTITIES.contains("CAST(IDENT_CURRENT(QUOTENAME(s.name) + N'.' + QUOTENAME(t.name)) AS bigint)"));
+        assert!(IDENTITIES.contains("WHERE t.is_ms_shipped = 0 AND s.name <> N'dmf'"));
         assert!(FOREIGN_KEYS.contains("CAST(fk.is_disabled AS int) AS is_disabled"));
         assert!(TABLE_COLUMNS.contains("c.system_type_id = 189"), "rowversion is read-only");
         assert!(TABLE_COLUMNS.ends_with("WHERE c.object_id = OBJECT_ID(@P1)\nORDER BY c.column_id"));

@@ -103,6 +103,7 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
     add("catalog_foreign_keys", catalog::FOREIGN_KEYS.into(), Check::Parsed);
     add("catalog_table_columns", catalog::TABLE_COLUMNS.into(), Check::Parsed);
     add("catalog_estimate", catalog::ESTIMATE.into(), Check::Parsed);
+    add("catalog_identities", catalog::IDENTITIES.into(), Check::Parsed);
 
     // Extract.
     let table = TableName::new(Some(n.schema), n.table);
@@ -201,6 +202,7 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
     add("load_merge_free_checkpoint_only", load::merge_free_batch(None, None), Check::Parsed);
     add("load_checkpoint_only", load::merge_batch(&table, None, false, None), Check::Parsed);
     add("load_reseed_identity", load::reseed_identity(&table, n.key1), Check::Golden);
+    add("load_set_identity", load::set_identity(&table, 9_007_199_254_740_993), Check::Golden);
     add("load_insert_row", load::insert_row(&super::qualified(&table), &stage, true), Check::Parsed);
     add("load_insert_row_into_stage", load::insert_row(load::STAGE, &stage, false), Check::Parsed);
     let parent = TableName::new(Some("dbo"), "parent");

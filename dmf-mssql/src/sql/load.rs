@@ -115,6 +115,15 @@ pub(crate) fn reseed_identity(table: &TableName, column: &str) -> String {
     )
 }
 
+/// Sets `table`'s identity to `last_value`, the last value handed out: the next insert gets
+/// `last_value` plus the increment (SQL Server: unless no row was ever inserted since the table
+/// was created or truncated; then it gets `last_value` itself). `DBCC CHECKIDENT` takes no
+/// parameter: the table's name goes in as a literal ([`quote_literal`]) and the value is
+/// formatted from the integer, never from text. Needs `ALTER` on the table.
+pub(crate) fn set_identity(table: &TableName, last_value: i64) -> String {
+    format!("DBCC CHECKIDENT ({}, RESEED, {last_value});", quote_literal(&qualified(table)))
+}
+
 /// What the MERGE does with the staged rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MergeMode {
@@ -867,6 +876,15 @@ mod tests {
             "IF IDENT_INCR('[shop].[it''s]') > 0 AND IDENT_CURRENT('[shop].[it''s]') < (SELECT MAX([id]) FROM [shop].[it's]) \
              DBCC CHECKIDENT ('[shop].[it''s]', RESEED);"
         );
+    }
+
+    #[test]
+    fn an_identity_is_set_to_a_formatted_integer_with_its_table_as_a_literal() {
+        assert_eq!(
+            set_identity(&TableName::new(Some("shop"), "it's ü"), 3000),
+            "DBCC CHECKIDENT (N'[shop].[it''s ü]', RESEED, 3000);"
+        );
+        assert_eq!(set_identity(&TableName::new(Some("dbo"), "t"), -5), "DBCC CHECKIDENT ('[dbo].[t]', RESEED, -5);");
     }
 
     #[test]
