@@ -8,7 +8,7 @@ use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::control::SqlRunStore;
 use dmf_core::orchestrator::CheckOutcome;
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec, TrustedWrites};
 use dmf_core::{Result, RunStore, Stage};
 use tokio::sync::OnceCell;
 
@@ -330,7 +330,23 @@ impl Database for MssqlDatabase {
     /// tables with enabled insert triggers (unless `skip_triggers`), keep per-row checks.
     /// Remembers which constraints are trusted now, for
     /// [`after_trusted_load`](Database::after_trusted_load).
-    async fn foreign_key_trust(&self, tables: &[TableName], skip_triggers: bool) -> Result<ForeignKeyTrust> {
+    /// Only bulk inserts skip checks on SQL Server: loads that also update or delete
+    /// (`TrustedWrites::Any`) are not allowed to.
+    async fn foreign_key_trust(
+        &self,
+        tables: &[TableName],
+        writes: TrustedWrites,
+        skip_triggers: bool,
+    ) -> Result<ForeignKeyTrust> {
+        if writes == TrustedWrites::Any {
+            return Ok(ForeignKeyTrust {
+                allowed: false,
+                reason: "SQL Server skips foreign-key checks only in bulk inserts (without CHECK_CONSTRAINTS), and \
+                         these loads also update and delete"
+                    .to_owned(),
+                per_row_tables: Vec::new(),
+            });
+        }
         crate::trust::decide(&self.shared, tables, skip_triggers).await
     }
 

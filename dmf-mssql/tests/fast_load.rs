@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use common::*;
 use dmf_core::catalog::TableName;
-use dmf_core::sync::{CATCH_UP, Database, FK_CHECK, SyncJob, SyncMode};
+use dmf_core::sync::{CATCH_UP, Database, FK_CHECK, SyncJob, SyncMode, TrustedWrites};
 use dmf_core::{EngineConfig, RunRequest, RunSummary};
 use dmf_mssql::executor::{Recorded, RecordedKind, Response, Script};
 use dmf_mssql::{BulkOptions, MssqlDatabase, MssqlOptions, SqlError};
@@ -249,7 +249,7 @@ async fn a_row_breaking_a_check_constraint_fails_the_run_at_the_re_validation_na
 async fn a_login_without_alter_permission_keeps_every_table_per_row() {
     let (script, target) = target(Target { may_alter: false, check_trusted: true });
     let tables = [TableName::new(Some("dbo"), "customers"), TableName::new(Some("dbo"), "orders")];
-    let trust = target.foreign_key_trust(&tables, false).await.unwrap();
+    let trust = target.foreign_key_trust(&tables, TrustedWrites::Inserts, false).await.unwrap();
     assert!(!trust.allowed);
     assert_eq!(
         trust.reason,

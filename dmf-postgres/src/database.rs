@@ -9,7 +9,7 @@ use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::control::{DEFAULT_CALL_TIMEOUT, SqlRunStore};
 use dmf_core::orchestrator::CheckOutcome;
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec, TrustedWrites};
 use dmf_core::{Error, ErrorKind, Result, RunStore, Stage};
 use tokio::sync::OnceCell;
 use tokio_postgres::Client;
@@ -240,9 +240,14 @@ impl Database for PgDatabase {
         preflight::check(&self.shared, role).await
     }
 
-    async fn foreign_key_trust(&self, tables: &[TableName], skip_triggers: bool) -> Result<ForeignKeyTrust> {
+    async fn foreign_key_trust(
+        &self,
+        tables: &[TableName],
+        writes: TrustedWrites,
+        skip_triggers: bool,
+    ) -> Result<ForeignKeyTrust> {
         let client = self.shared.connector.connect(Stage::Preflight).await?;
-        crate::trust::decide(&client, self.shared.connector.name(), tables, skip_triggers).await
+        crate::trust::decide(&client, self.shared.connector.name(), tables, writes, skip_triggers).await
     }
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {

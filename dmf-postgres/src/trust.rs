@@ -5,7 +5,7 @@
 //! triggers keep per-row checks unless the user accepts it.
 
 use dmf_core::catalog::TableName;
-use dmf_core::sync::ForeignKeyTrust;
+use dmf_core::sync::{ForeignKeyTrust, TrustedWrites};
 use dmf_core::{Result, Stage};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -20,12 +20,28 @@ const SUPERUSER: &str = "SELECT rolsuper, current_user::text FROM pg_roles WHERE
 const MAY_SET: &str = "SELECT has_parameter_privilege('session_replication_role', 'SET')";
 
 /// User triggers that `replica` mode would silence (`O`, the default) or newly fire (`R`), on
-/// the tables named in `$1` (qualified, quoted names).
+/// the tables named in `$1` (qualified, quoted names), among those that fire on an operation
+/// of `$2` (a mask of `pg_trigger.tgtype`'s operation bits: [`INSERT`] and more).
 pub(crate) const AFFECTED_TRIGGERS: &str = "SELECT n.nspname::text, c.relname::text, \
      string_agg(t.tgname::text, ', ' ORDER BY t.tgname) \
      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
      WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'R') AND c.oid = ANY (($1::text[])::regclass[]) \
+     AND (t.tgtype::int & $2::int) <> 0 \
      GROUP BY n.nspname, c.relname ORDER BY 1, 2";
+
+/// `pg_trigger.tgtype`'s bit of triggers on INSERT (PostgreSQL's `TRIGGER_TYPE_INSERT`).
+const INSERT: i32 = 1 << 2;
+/// Its bits of triggers on DELETE and UPDATE (`TRIGGER_TYPE_DELETE`, `TRIGGER_TYPE_UPDATE`).
+const DELETE_OR_UPDATE: i32 = (1 << 3) | (1 << 4);
+
+/// The operation bits of the triggers loads of `writes` could fire: an insert-only load no
+/// UPDATE or DELETE trigger, so those do not keep its table per row.
+fn operations(writes: TrustedWrites) -> i32 {
+    match writes {
+        TrustedWrites::Inserts => INSERT,
+        TrustedWrites::Any => INSERT | DELETE_OR_UPDATE,
+    }
+}
 
 /// The session setting that skips per-row foreign-key checks (and ordinary triggers).
 pub(crate) const SKIP_CHECKS: &str = "SET session_replication_role = replica";
@@ -36,6 +52,7 @@ pub(crate) async fn decide(
     client: &Client,
     server: &str,
     tables: &[TableName],
+    writes: TrustedWrites,
     skip_triggers: bool,
 ) -> Result<ForeignKeyTrust> {
     let doing = || format!("asking {server} whether loads may skip per-row foreign-key checks");
@@ -62,8 +79,10 @@ pub(crate) async fn decide(
         });
     }
     let names: Vec<String> = tables.iter().map(qualified).collect();
-    let rows =
-        client.query(AFFECTED_TRIGGERS, &[&names]).await.map_err(|e| to_dmf_error(e, Stage::Preflight, doing()))?;
+    let rows = client
+        .query(AFFECTED_TRIGGERS, &[&names, &operations(writes)])
+        .await
+        .map_err(|e| to_dmf_error(e, Stage::Preflight, doing()))?;
     let mut per_row_tables = Vec::new();
     let mut silenced = Vec::new();
     for row in rows {

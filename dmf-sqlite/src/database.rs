@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec, TrustedWrites};
 use dmf_core::{CheckOutcome, Error, Result, RunStore, Stage};
 use rusqlite::TransactionBehavior;
 
@@ -241,7 +241,12 @@ impl Database for SqliteDatabase {
         outcomes
     }
 
-    async fn foreign_key_trust(&self, _tables: &[TableName], _skip_triggers: bool) -> Result<ForeignKeyTrust> {
+    async fn foreign_key_trust(
+        &self,
+        _tables: &[TableName],
+        _writes: TrustedWrites,
+        _skip_triggers: bool,
+    ) -> Result<ForeignKeyTrust> {
         // `PRAGMA foreign_keys` is per connection and leaves triggers alone.
         Ok(ForeignKeyTrust {
             allowed: true,

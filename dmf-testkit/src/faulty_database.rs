@@ -8,7 +8,7 @@ use std::sync::Arc;
 use dmf_core::catalog::{Catalog, TableName};
 use dmf_core::orchestrator::{CheckOutcome, RunStore};
 use dmf_core::quality::{RuleCheck, Violations};
-use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec};
+use dmf_core::sync::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec, TrustedWrites};
 use dmf_core::{MigrationName, Result};
 
 use crate::faults::{FaultPlan, FaultyExtractor, FaultyLoader, LoadPlans};
@@ -165,9 +165,10 @@ impl<D: Database> Database for FaultyDatabase<D> {
     fn foreign_key_trust(
         &self,
         tables: &[TableName],
+        writes: TrustedWrites,
         skip_triggers: bool,
     ) -> impl Future<Output = Result<ForeignKeyTrust>> + Send {
-        self.inner.foreign_key_trust(tables, skip_triggers)
+        self.inner.foreign_key_trust(tables, writes, skip_triggers)
     }
 
     fn after_trusted_load(&self, tables: &[TableName]) -> impl Future<Output = Result<()>> + Send {

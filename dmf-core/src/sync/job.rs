@@ -196,15 +196,20 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         }
         // Asked for the fast path of a full sync, and for the tables of a NOT NULL foreign-key
         // cycle in any mode (they load only without per-row checks).
-        let asked: Vec<TableName> = match (&plan.mode, self.foreign_key_checks) {
+        let (asked, writes): (Vec<TableName>, _) = match (&plan.mode, self.foreign_key_checks) {
             (SyncMode::Full, super::ForeignKeyChecks::Auto) => {
-                plan.tables.iter().map(|t| t.target.name.clone()).collect()
+                (plan.tables.iter().map(|t| t.target.name.clone()).collect(), super::TrustedWrites::Inserts)
             }
-            _ => plan.tables.iter().filter(|t| !t.unordered.is_empty()).map(|t| t.target.name.clone()).collect(),
+            (mode, _) => {
+                let cycles = plan.tables.iter().filter(|t| !t.unordered.is_empty()).map(|t| t.target.name.clone());
+                let writes =
+                    if *mode == SyncMode::Full { super::TrustedWrites::Inserts } else { super::TrustedWrites::Any };
+                (cycles.collect(), writes)
+            }
         };
         let trust = match asked.is_empty() {
             true => None,
-            false => Some(self.target.foreign_key_trust(&asked, self.skip_target_triggers).await?),
+            false => Some(self.target.foreign_key_trust(&asked, writes, self.skip_target_triggers).await?),
         };
         Ok(plan.with_foreign_key_checks(self.foreign_key_checks, trust.as_ref()))
     }

@@ -335,6 +335,9 @@ fn deferred_keys<S: Database, T: Database>(
     let extractor = source.extractor(table.extract_spec(&columns, order.clone(), false));
     let mut spec = table.load_spec(&columns, WriteMode::Update, Default::default());
     spec.undo = undo;
+    // Per row: every row these keys point to is loaded by now, and an update must fire the
+    // table's UPDATE triggers, which the fast path (asked about inserts only) does not silence.
+    spec.trust_foreign_keys = false;
     Arc::new(
         Pipeline::new(extractor, Identity::<Row>::default(), parent_aware(target, spec, table, rejected))
             .named(name)

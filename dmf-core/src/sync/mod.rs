@@ -390,6 +390,17 @@ impl FromStr for ForeignKeyChecks {
     }
 }
 
+/// What the loads that would skip per-row foreign-key checks write
+/// ([`Database::foreign_key_trust`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustedWrites {
+    /// Inserts only (a `full` sync's loads): only INSERT triggers could be silenced.
+    Inserts,
+    /// Inserts, updates and deletes (the tables of a NOT NULL foreign-key cycle in the other
+    /// modes): triggers on any of them.
+    Any,
+}
+
 /// Whether a target lets loading sessions skip per-row foreign-key checks, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignKeyTrust {
@@ -468,10 +479,13 @@ pub trait Database: Send + Sync + 'static {
 
     /// Whether this database, as a target, lets loading sessions skip per-row foreign-key
     /// checks for `tables` ([`LoadSpec::trust_foreign_keys`]), and which tables must keep them.
-    /// `skip_triggers`: the user accepts that skipping also silences the tables' own triggers.
+    /// `writes`: what those loads do, which decides the tables' triggers that skipping would
+    /// silence (an insert-only load fires no UPDATE or DELETE trigger). `skip_triggers`: the
+    /// user accepts that skipping also silences them.
     fn foreign_key_trust(
         &self,
         tables: &[TableName],
+        writes: TrustedWrites,
         skip_triggers: bool,
     ) -> impl Future<Output = Result<ForeignKeyTrust>> + Send;
 
