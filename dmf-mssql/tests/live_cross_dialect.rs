@@ -245,7 +245,10 @@ fn counts(summary: &RunSummary, name: &str) -> (u64, u64, u64, u64) {
     dmf_mssql_server = "none",
     ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
 )]
-#[cfg_attr(not(dmf_test_pg), ignore = "needs PostgreSQL: set DMF_TEST_PG_URL (scripts/test starts one)")]
+#[cfg_attr(
+    all(not(dmf_mssql_server = "none"), not(dmf_test_pg)),
+    ignore = "needs PostgreSQL: set DMF_TEST_PG_URL (scripts/test starts one)"
+)]
 async fn sqlite_into_the_tds_server_and_on_into_postgresql_equal_at_each_step_diffs_included() {
     let url = server_url("cross_dialect").await;
     let dir = tempfile::tempdir().unwrap();
@@ -293,7 +296,10 @@ async fn sqlite_into_the_tds_server_and_on_into_postgresql_equal_at_each_step_di
     dmf_mssql_server = "none",
     ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
 )]
-#[cfg_attr(not(dmf_test_pg), ignore = "needs PostgreSQL: set DMF_TEST_PG_URL (scripts/test starts one)")]
+#[cfg_attr(
+    all(not(dmf_mssql_server = "none"), not(dmf_test_pg)),
+    ignore = "needs PostgreSQL: set DMF_TEST_PG_URL (scripts/test starts one)"
+)]
 async fn postgresql_into_the_tds_server_and_on_into_sqlite_equal_at_each_step() {
     let url = server_url("cross_dialect_back").await;
     let dir = tempfile::tempdir().unwrap();
@@ -347,9 +353,12 @@ fn sync_database(args: &[&str]) -> String {
     dmf_mssql_server = "none",
     ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
 )]
-#[cfg_attr(not(dmf_test_pg), ignore = "needs PostgreSQL: set DMF_TEST_PG_URL (scripts/test starts one)")]
 #[cfg_attr(
-    not(dmf_sync_database_bin),
+    all(not(dmf_mssql_server = "none"), not(dmf_test_pg)),
+    ignore = "needs PostgreSQL: set DMF_TEST_PG_URL (scripts/test starts one)"
+)]
+#[cfg_attr(
+    all(not(dmf_mssql_server = "none"), dmf_test_pg, not(dmf_sync_database_bin)),
     ignore = "needs the sync_database program: set DMF_SYNC_DATABASE_BIN (scripts/test builds it)"
 )]
 async fn the_sync_database_program_copies_sqlite_into_the_tds_server_and_on_into_postgresql() {
