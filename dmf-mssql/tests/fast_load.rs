@@ -281,3 +281,13 @@ async fn skipping_target_triggers_puts_the_table_with_a_trigger_on_the_fast_path
     assert!(detail.contains("; these insert triggers will not fire: dbo.customers (trg_customers_audit)"), "{detail}");
     assert!(!detail.contains("per row"), "{detail}");
 }
+
+#[tokio::test]
+async fn loads_that_also_update_or_delete_never_skip_checks_on_sql_server() {
+    let (script, target) = target(Target { may_alter: true, check_trusted: true });
+    let tables = [TableName::new(Some("dbo"), "customers")];
+    let trust = target.foreign_key_trust(&tables, TrustedWrites::Any, false).await.unwrap();
+    assert!(!trust.allowed, "only bulk inserts skip checks on SQL Server");
+    assert!(trust.reason.contains("only in bulk inserts"), "{}", trust.reason);
+    assert!(script.log().iter().all(|r| !r.sql.contains(MAY_ALTER)), "nothing asked of the server");
+}
