@@ -21,6 +21,7 @@ use tokio_util::compat::TokioAsyncWriteCompatExt;
 use crate::config::MssqlConfig;
 use crate::executor::tiberius_exec::MssqlConnection;
 use crate::executor::{Connect, Executor, SqlError};
+use crate::sql;
 
 /// How many redirects (`Error::Routing`) are followed before giving up.
 const MAX_REDIRECTS: usize = 3;
@@ -38,7 +39,11 @@ pub(crate) async fn dial(config: &MssqlConfig, command_timeout: Option<Duration>
             };
             tcp.set_nodelay(true).map_err(tiberius::error::Error::from)?;
             match Client::connect(tiberius_config, tcp.compat_write()).await {
-                Ok(client) => return Ok(MssqlConnection::new(client)),
+                Ok(client) => {
+                    let mut connection = MssqlConnection::new(client);
+                    connection.batch(sql::session::OPEN).await?;
+                    return Ok(connection);
+                }
                 Err(tiberius::error::Error::Routing { host, port }) => {
                     tracing::info!(from = %target.display_name(), to = %format!("{host}:{port}"), "SQL Server redirected the connection");
                     target.host = host;

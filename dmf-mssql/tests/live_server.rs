@@ -222,3 +222,32 @@ async fn long_reject_reasons_and_payloads_round_trip() {
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].reject, reject);
 }
+
+/// A session that checked a foreign key and then created its first `#temp` table can still
+/// write the child table: on Babelfish 4.3 it could not (the cached check re-planned with
+/// the schema mapped twice, `relation "<db>_<db>_dmf.runs" does not exist`) until every
+/// connection opens its temporary namespace first. The pool has one connection, so the
+/// run store's writes and the staged table share it, as a run's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+async fn a_session_that_checked_a_foreign_key_still_writes_the_child_after_creating_a_temp_table() {
+    let url = server_url("fk_then_temp").await;
+    let db = TestDb::create(&url, "fk_then_temp").await;
+    db.batch(
+        "CREATE SCHEMA s; \
+         CREATE TABLE s.parent (id int PRIMARY KEY); \
+         CREATE TABLE s.child (id int PRIMARY KEY, parent int NOT NULL REFERENCES s.parent (id)); \
+         INSERT INTO s.parent (id) VALUES (1);",
+    )
+    .await;
+    let mut session = db.session().await;
+    let insert = |id: i64| format!("INSERT INTO s.child (id, parent) VALUES ({id}, 1)");
+    session.batch(&insert(1)).await.unwrap();
+    session.batch(&insert(2)).await.unwrap();
+    session.batch("CREATE TABLE #stage (x int)").await.unwrap();
+    session.batch(&insert(3)).await.unwrap_or_else(|e| panic!("the child after a temp table: {e}"));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM s.child").await, 3);
+}

@@ -64,8 +64,7 @@ async fn a_full_sync_without_decimals_runs_twice_exactly_on_every_server() {
     let (source_db, target_db) = rich_pair_without_decimals(&url, "full_nodec").await;
     let (source, target) = (source_db.database(), target_db.database());
     for run in 1..=2 {
-        // Each run on a new pool, as each run of the program (see the incremental test).
-        let summary = sync(&source, &target_db.database(), SyncMode::Full, false).await;
+        let summary = sync(&source, &target, SyncMode::Full, false).await;
         assert_eq!(summary.status, RunStatus::Completed, "run {run}: {summary}");
         assert_eq!(counts(&summary, "shop.customers"), (1000, 1000, 0, 0, 0), "run {run}: no row rejected");
         assert_eq!(fingerprints(&target_db).await, fingerprints(&source_db).await, "run {run}");
@@ -235,11 +234,9 @@ async fn incremental_by_rowversion_reads_only_rows_changed_since_the_last_run() 
         assert_eq!(counts(&first, "shop.customers").0, 1000, "{strategy:?}");
 
         source_db.batch(CHANGES).await;
-        // A new pool, as the program's next run has (see live_types: Babelfish 4.3 now and
-        // then resolves the control schema wrongly on a pooled session that lived through a run).
         let mode = SyncMode::Incremental { column: "updated_at".into(), propagate_deletes: true };
         let tables = vec![TableName::new(Some("shop"), ORDER_NAME), TableName::new(Some("shop"), "order_lines")];
-        let job = SyncJob::new(source_db.database(), target_db.upserting(strategy), mode).tables(tables);
+        let job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), mode).tables(tables);
         let second = job.run(RunRequest::all().force()).await.unwrap();
         assert_eq!(second.status, RunStatus::Completed, "{strategy:?}: {second}");
         let (read, inserted, updated, _, _) = counts(&second, "shop.customers");
@@ -271,11 +268,9 @@ async fn incremental_by_datetime_and_datetimeoffset_with_deletes() {
         assert_eq!(first.status, RunStatus::Completed, "{strategy:?}: {first}");
         assert_eq!(counts(&first, "shop.order_lines").0, 2000, "{strategy:?}");
         source_db.batch(CHANGES).await;
-        // A new pool, as the program's next run has (see live_types: Babelfish 4.3 now and
-        // then resolves the control schema wrongly on a pooled session that lived through a run).
         let mode = SyncMode::Incremental { column: "updated_at".into(), propagate_deletes: true };
         let tables = vec![TableName::new(Some("shop"), ORDER_NAME), TableName::new(Some("shop"), "order_lines")];
-        let job = SyncJob::new(source_db.database(), target_db.upserting(strategy), mode).tables(tables);
+        let job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), mode).tables(tables);
         let second = job.run(RunRequest::all().force()).await.unwrap();
         assert_eq!(second.status, RunStatus::Completed, "{strategy:?}: {second}");
         assert_eq!(

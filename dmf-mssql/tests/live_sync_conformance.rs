@@ -74,13 +74,6 @@ async fn undo_and_rollback_pass_the_conformance_suite() {
     dmf_mssql_server = "none",
     ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
 )]
-#[cfg_attr(
-    dmf_mssql_server = "babelfish",
-    ignore = "known failure on Babelfish 4.3, not understood yet (most runs, not all): the MERGE-free upsert's UPDATE \
-              of a child's foreign key, without an undo log, fails in the foreign-key check PostgreSQL runs under it \
-              (`SELECT 1 FROM ONLY \"<db>_dbo\".\"parents\" …`, which Babelfish resolves as relation \
-              \"<db>_<hash>.parents\": does not exist); the same scenario passes on SQLite and PostgreSQL"
-)]
 async fn rollback_refusals_pass_the_conformance_suite() {
     for &strategy in UPSERT_STRATEGIES {
         sync::rollback_refusals(&Databases::new("sync_refusals", strategy).await).await;

@@ -27,6 +27,7 @@ use tiberius::ColumnData;
 
 use super::extract::{Compare, Ordered, Page, Selected, page_query};
 use super::load::{Compared, MergeColumn, MergeMode, TempColumn, UndoColumn, UndoImage};
+use super::session;
 use super::{admin, catalog, control, extract, load, trust};
 use crate::MssqlConnector;
 use crate::executor::{RecordedKind, Response, Script};
@@ -152,6 +153,7 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
         TempColumn { name: "price", native: "decimal(19,4)".into(), collation: None },
     ];
     let key_names = [n.key1.to_owned(), n.key2.to_owned()];
+    add("session_open", session::OPEN.to_owned(), Check::Parsed);
     add("load_create_stage", load::create_stage(&stage, &key_names, &stage[..2], &[]), Check::Parsed);
     add("load_create_stage_with_undo", load::create_stage(&stage, &key_names, &stage[..2], &stage), Check::Parsed);
     let columns = [

@@ -11,6 +11,7 @@ pub(crate) mod control;
 pub(crate) mod corpus;
 pub(crate) mod extract;
 pub(crate) mod load;
+pub(crate) mod session;
 pub(crate) mod trust;
 
 use dmf_core::catalog::TableName;
