@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use dmf_core::catalog::{Catalog, Column, ForeignKey, Sequence, SequenceKind, Table, TableName};
+use dmf_core::catalog::{Catalog, Column, ForeignKey, Sequence, SequenceKind, Table, TableName, Trigger, TriggerEvent};
 
 use crate::executor::{Executor, SqlError, SqlRow};
 use crate::sql::catalog as sql;
@@ -147,6 +147,38 @@ pub(crate) async fn read_catalog(executor: &mut dyn Executor) -> Result<Catalog,
         table.foreign_keys.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(Catalog { tables })
+}
+
+/// The enabled user triggers on `tables` ([`sql::TRIGGERS`]). A bulk load without
+/// `FIRE_TRIGGERS` (the fast path of a `full` sync) skips insert triggers; every other write
+/// fires them.
+pub(crate) async fn triggers(executor: &mut dyn Executor, tables: &[TableName]) -> Result<Vec<Trigger>, SqlError> {
+    let mut triggers: Vec<Trigger> = Vec::new();
+    for row in executor.query(sql::TRIGGERS, &[]).await? {
+        let table = TableName::new(Some(&row.text_required(0)?), &row.text_required(1)?);
+        let Some(table) = tables.iter().find(|t| t.matches(&table)) else { continue };
+        let name = row.text_required(2)?;
+        let event = match row.text_required(4)?.to_ascii_uppercase().as_str() {
+            "INSERT" => TriggerEvent::Insert,
+            "UPDATE" => TriggerEvent::Update,
+            "DELETE" => TriggerEvent::Delete,
+            other => return Err(SqlError::Conversion(format!("trigger {name} on {table}: unknown operation {other}"))),
+        };
+        match triggers.iter_mut().find(|t| &t.table == table && t.name == name) {
+            Some(trigger) => {
+                trigger.events.insert(event);
+            }
+            None => triggers.push(Trigger {
+                table: table.clone(),
+                timing: if row.int(3)? == Some(1) { "INSTEAD OF" } else { "AFTER" }.to_owned(),
+                name,
+                events: [event].into(),
+                fires: true,
+                fires_when_skipped: false,
+            }),
+        }
+    }
+    Ok(triggers)
 }
 
 /// The identities of `tables` ([`sql::IDENTITIES`]), each a counter of its table with the last

@@ -233,6 +233,13 @@ impl Database for MssqlDatabase {
 
     /// The identities of `tables` (`sys.identity_columns`). Sequence objects (`CREATE
     /// SEQUENCE`) named in defaults are not read yet.
+    async fn triggers(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Trigger>> {
+        let mut session = self.session().await?;
+        catalog::triggers(session.as_mut(), tables)
+            .await
+            .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the triggers of {}", self.shared.name())))
+    }
+
     async fn sequences(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Sequence>> {
         let mut session = self.session().await?;
         catalog::identities(session.as_mut(), tables)
@@ -341,10 +348,11 @@ impl Database for MssqlDatabase {
         if writes == TrustedWrites::Any {
             return Ok(ForeignKeyTrust {
                 allowed: false,
-                reason: "SQL Server skips foreign-key checks only in bulk inserts (without CHECK_CONSTRAINTS), and \
-                         these loads also update and delete"
+                reason: "SQL Server skips foreign-key checks and triggers only in bulk inserts (without \
+                         CHECK_CONSTRAINTS and FIRE_TRIGGERS), and these loads also update and delete"
                     .to_owned(),
                 per_row_tables: Vec::new(),
+                silences_triggers: true,
             });
         }
         crate::trust::decide(&self.shared, tables, skip_triggers).await

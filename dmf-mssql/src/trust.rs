@@ -173,6 +173,7 @@ fn decision(facts: &[TableFacts], user: &str, skip_triggers: bool) -> ForeignKey
                 names.join(", ")
             ),
             per_row_tables: Vec::new(),
+            silences_triggers: true,
         };
     }
     let mut per_row_tables = Vec::new();
@@ -224,7 +225,7 @@ fn decision(facts: &[TableFacts], user: &str, skip_triggers: bool) -> ForeignKey
             untrusted_before.join(", ")
         ));
     }
-    ForeignKeyTrust { allowed: true, reason, per_row_tables }
+    ForeignKeyTrust { allowed: true, reason, per_row_tables, silences_triggers: true }
 }
 
 /// Re-validates the constraints of `tables` that were trusted before DMF's loads and are not

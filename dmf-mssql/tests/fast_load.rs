@@ -23,7 +23,9 @@ use dmf_mssql::{BulkOptions, MssqlDatabase, MssqlOptions, SqlError};
 use tiberius::ColumnData;
 
 const CONSTRAINTS: &str = "FROM sys.check_constraints AS ck";
-const TRIGGERS: &str = "FROM sys.triggers AS tr";
+const TRIGGERS: &str = "WHERE tr.parent_id = OBJECT_ID(@P1)";
+/// The catalog's list of every trigger (pre-flight's `target triggers` line).
+const ALL_TRIGGERS: &str = "JOIN sys.trigger_events AS te ON te.object_id = tr.object_id";
 const MAY_ALTER: &str = "HAS_PERMS_BY_NAME(@P1, N'OBJECT', N'ALTER')";
 const ORPHANS: &str = "SELECT COUNT_BIG(*) FROM [dbo].[orders] AS c";
 const ORPHAN_KEYS: &str = "SELECT c.[id] FROM [dbo].[orders] AS c";
@@ -113,6 +115,10 @@ fn target(answers: Target) -> (Script, Arc<MssqlDatabase>) {
     );
     let user = if answers.may_alter { "dmf_loader" } else { "reader" };
     script.always(MAY_ALTER, Response::rows(vec![vec![int(i32::from(answers.may_alter)), text(user)]]));
+    script.always(
+        ALL_TRIGGERS,
+        Response::rows(vec![vec![text("dbo"), text("customers"), text("trg_customers_audit"), int(0), text("INSERT")]]),
+    );
     // Asked per table in load order: customers, then orders.
     script.on(TRIGGERS, Response::rows(vec![vec![text("trg_customers_audit")]]));
     script.on(TRIGGERS, Response::rows(vec![]));
@@ -280,6 +286,25 @@ async fn skipping_target_triggers_puts_the_table_with_a_trigger_on_the_fast_path
     assert!(detail.contains("re-validates the 2 trusted foreign key(s) and CHECK constraint(s)"), "{detail}");
     assert!(detail.contains("; these insert triggers will not fire: dbo.customers (trg_customers_audit)"), "{detail}");
     assert!(!detail.contains("per row"), "{detail}");
+    let triggers = plan.triggers.unwrap();
+    assert_eq!(triggers.status, dmf_core::CheckStatus::Passed, "{}", triggers.detail);
+    assert!(
+        triggers.detail.ends_with("after the load: trg_customers_audit (AFTER INSERT) on dbo.customers"),
+        "{}",
+        triggers.detail
+    );
+
+    // Without the flag the trigger fires, and pre-flight says so.
+    let plain = SyncJob::new(source(), Arc::clone(&target), SyncMode::Full).plan().await.unwrap();
+    let triggers = plain.triggers.unwrap();
+    assert_eq!(triggers.status, dmf_core::CheckStatus::Warning);
+    assert!(
+        triggers.detail.starts_with(
+            "these triggers fire on the sync's writes (INSERT): trg_customers_audit (AFTER INSERT) on dbo.customers."
+        ),
+        "{}",
+        triggers.detail
+    );
 }
 
 #[tokio::test]

@@ -409,3 +409,57 @@ async fn bulk_loaded_decimals_read_back_equal() {
     assert_eq!(target.len(), 4);
     assert_eq!(target, source, "every decimal exactly as in the source");
 }
+
+/// Pre-flight reads the target's triggers from `sys.triggers` and `sys.trigger_events` and
+/// names those that fire on the sync's writes; with `--skip-target-triggers`, an upsert
+/// (which SQL Server cannot run without firing them) names them with why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    dmf_mssql_server = "none",
+    ignore = "needs a TDS server: set DMF_TEST_MSSQL_URL (scripts/test starts Babelfish)"
+)]
+async fn preflight_names_the_target_triggers_that_fire_on_the_sync_writes() {
+    use dmf_core::sync::TRIGGER_CHECK;
+    let url = server_url("triggers").await;
+    let (source_db, target_db) =
+        (live_common::TestDb::create(&url, "trg_src").await, live_common::TestDb::create(&url, "trg_dst").await);
+    let schema = "CREATE TABLE dbo.film (id int PRIMARY KEY, title nvarchar(50) NOT NULL)";
+    source_db.batch(schema).await;
+    source_db.batch("INSERT INTO dbo.film (id, title) VALUES (1, N'a'), (2, N'b')").await;
+    target_db.batch(schema).await;
+    target_db.batch("CREATE TABLE dbo.audit (n int NOT NULL)").await;
+    target_db
+        .batch("CREATE TRIGGER dbo.film_changed ON dbo.film AFTER UPDATE, DELETE AS INSERT INTO dbo.audit (n) SELECT COUNT(*) FROM deleted")
+        .await;
+    let film = TableName::new(Some("dbo"), "film");
+    let target = target_db.upserting(UPSERT_STRATEGIES[0]);
+    let line = |summary: &dmf_core::RunSummary| {
+        let line = summary.preflight.outcomes.iter().find(|o| o.check == TRIGGER_CHECK).unwrap();
+        (line.status, line.detail.clone())
+    };
+    let job = |skip: bool| {
+        SyncJob::new(source_db.database(), Arc::clone(&target), SyncMode::Upsert)
+            .tables(vec![film.clone()])
+            .skip_target_triggers(skip)
+    };
+    let plain = job(false).run(RunRequest::all()).await.unwrap();
+    assert_eq!(plain.status, RunStatus::Completed, "{plain}");
+    let (status, detail) = line(&plain);
+    assert_eq!(status, dmf_core::CheckStatus::Warning);
+    assert!(
+        detail.starts_with(
+            "these triggers fire on the sync's writes (INSERT, UPDATE): film_changed (AFTER UPDATE OR DELETE) on dbo.film."
+        ),
+        "{detail}"
+    );
+    let skipping = job(true).run(RunRequest::all()).await.unwrap();
+    let (_, detail) = line(&skipping);
+    assert!(
+        detail.starts_with(
+            "--skip-target-triggers was asked for, but these triggers fire on the sync's writes (INSERT, UPDATE): \
+             film_changed (AFTER UPDATE OR DELETE) on dbo.film, because SQL Server skips foreign-key checks and \
+             triggers only in bulk inserts"
+        ),
+        "{detail}"
+    );
+}

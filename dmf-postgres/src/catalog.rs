@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use dmf_core::catalog::{Catalog, Column, ForeignKey, Sequence, SequenceKind, Table, TableName};
+use dmf_core::catalog::{Catalog, Column, ForeignKey, Sequence, SequenceKind, Table, TableName, Trigger, TriggerEvent};
 use dmf_core::{Result, Stage};
 use tokio_postgres::Client;
 
@@ -116,6 +116,51 @@ pub(crate) async fn sequences(client: &Client, server: &str, tables: &[TableName
             last_value: row.get(5),
         })
         .collect())
+}
+
+/// The enabled user triggers on `tables` ([`sql::catalog::TRIGGERS`]), decoded from
+/// `pg_trigger.tgtype`'s bits (PostgreSQL's `TRIGGER_TYPE_*`).
+pub(crate) async fn triggers(client: &Client, server: &str, tables: &[TableName]) -> Result<Vec<Trigger>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = tables.iter().map(sql::qualified).collect();
+    let rows = client
+        .query(sql::catalog::TRIGGERS, &[&names])
+        .await
+        .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the triggers of {server}")))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let (tgtype, enabled): (i32, String) = (row.get(3), row.get(4));
+            trigger(TableName::new(Some(row.get(0)), row.get(1)), row.get(2), tgtype, &enabled)
+        })
+        .collect())
+}
+
+/// One trigger from its `tgtype` and `tgenabled`.
+fn trigger(table: TableName, name: String, tgtype: i32, enabled: &str) -> Trigger {
+    const BEFORE: i32 = 1 << 1;
+    const INSTEAD: i32 = 1 << 6;
+    let bits = [
+        (1 << 2, TriggerEvent::Insert),
+        (1 << 3, TriggerEvent::Delete),
+        (1 << 4, TriggerEvent::Update),
+        (1 << 5, TriggerEvent::Truncate),
+    ];
+    let timing = match (tgtype & INSTEAD != 0, tgtype & BEFORE != 0) {
+        (true, _) => "INSTEAD OF",
+        (false, true) => "BEFORE",
+        (false, false) => "AFTER",
+    };
+    Trigger {
+        table,
+        name,
+        timing: timing.to_owned(),
+        events: bits.iter().filter(|(bit, _)| tgtype & bit != 0).map(|(_, event)| *event).collect(),
+        fires: enabled != "R",
+        fires_when_skipped: enabled == "A" || enabled == "R",
+    }
 }
 
 /// Sets `sequences` ([`sql::catalog::SET_SEQUENCE`]) in one transaction; an error names the

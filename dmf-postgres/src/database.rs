@@ -163,6 +163,16 @@ impl Database for PgDatabase {
         catalog::read_catalog(&client, self.shared.connector.name()).await
     }
 
+    async fn triggers(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Trigger>> {
+        let client = self.client().await?;
+        catalog::triggers(&client, self.shared.connector.name(), tables).await
+    }
+
+    /// `clear_tables` empties tables with `TRUNCATE`.
+    fn clearing_event(&self) -> dmf_core::catalog::TriggerEvent {
+        dmf_core::catalog::TriggerEvent::Truncate
+    }
+
     async fn sequences(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Sequence>> {
         let client = self.client().await?;
         catalog::sequences(&client, self.shared.connector.name(), tables).await

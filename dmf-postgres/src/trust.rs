@@ -76,6 +76,7 @@ pub(crate) async fn decide(
                  GRANT SET ON PARAMETER session_replication_role TO \"{user}\")"
             ),
             per_row_tables: Vec::new(),
+            silences_triggers: true,
         });
     }
     let names: Vec<String> = tables.iter().map(qualified).collect();
@@ -102,5 +103,5 @@ pub(crate) async fn decide(
     if !silenced.is_empty() {
         reason.push_str(&format!("; these triggers will not fire: {}", silenced.join(", ")));
     }
-    Ok(ForeignKeyTrust { allowed: true, reason, per_row_tables })
+    Ok(ForeignKeyTrust { allowed: true, reason, per_row_tables, silences_triggers: true })
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use dmf_core::catalog::{Catalog, Column, ForeignKey, Sequence, SequenceKind, Table, TableName};
+use dmf_core::catalog::{Catalog, Column, ForeignKey, Sequence, SequenceKind, Table, TableName, Trigger, TriggerEvent};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::{sql, types};
@@ -147,6 +147,87 @@ pub(crate) fn sequences(connection: &Connection, tables: &[TableName]) -> rusqli
     Ok(sequences)
 }
 
+/// The triggers on `tables`, read from `sqlite_schema` and their `CREATE TRIGGER` text
+/// (SQLite keeps no other record of when they fire). SQLite cannot skip a trigger in a
+/// session: each fires whatever the connection does.
+pub(crate) fn triggers(connection: &Connection, tables: &[TableName]) -> rusqlite::Result<Vec<Trigger>> {
+    let rows: Vec<(String, String, String)> = connection
+        .prepare(sql::TRIGGERS)?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(table, name, text)| {
+            let table = tables.iter().find(|t| t.name == table)?.clone();
+            let (timing, event) = trigger_timing_and_event(&text)?;
+            Some(Trigger {
+                table,
+                name,
+                timing: timing.to_owned(),
+                events: [event].into(),
+                fires: true,
+                fires_when_skipped: true,
+            })
+        })
+        .collect())
+}
+
+/// `BEFORE`/`AFTER`/`INSTEAD OF` (`BEFORE` when the statement names none, as SQLite does) and
+/// the operation, from a `CREATE TRIGGER` statement; `None` when it cannot be read.
+fn trigger_timing_and_event(text: &str) -> Option<(&'static str, TriggerEvent)> {
+    let words = sql_words(text);
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let mut i = upper.iter().position(|w| w == "TRIGGER")? + 1;
+    if upper.get(i..i + 3).is_some_and(|w| w == ["IF", "NOT", "EXISTS"]) {
+        i += 3;
+    }
+    i += 1; // the trigger's name
+    let timing = match upper.get(i).map(String::as_str) {
+        Some("BEFORE") => {
+            i += 1;
+            "BEFORE"
+        }
+        Some("AFTER") => {
+            i += 1;
+            "AFTER"
+        }
+        Some("INSTEAD") => {
+            i += 2;
+            "INSTEAD OF"
+        }
+        _ => "BEFORE",
+    };
+    let event = match upper.get(i).map(String::as_str)? {
+        "INSERT" => TriggerEvent::Insert,
+        "UPDATE" => TriggerEvent::Update,
+        "DELETE" => TriggerEvent::Delete,
+        _ => return None,
+    };
+    Some((timing, event))
+}
+
+/// The words of an SQL statement, a quoted identifier (`"…"`, `[…]`, `` `…` ``) as one word
+/// whatever it holds.
+fn sql_words(text: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let close = match rest.as_bytes()[0] {
+            b'"' => Some('"'),
+            b'[' => Some(']'),
+            b'`' => Some('`'),
+            _ => None,
+        };
+        let end = match close {
+            Some(close) => rest[1..].find(close).map_or(rest.len(), |i| i + 2),
+            None => rest.find(|c: char| c.is_whitespace() || c == '(' || c == ';').unwrap_or(rest.len()).max(1),
+        };
+        words.push(&rest[..end]);
+        rest = rest[end..].trim_start();
+    }
+    words
+}
+
 /// Sets the `AUTOINCREMENT` counters of `sequences` in `transaction`: the row of
 /// `sqlite_sequence` replaced by one holding the value, or removed for none.
 pub(crate) fn set_sequences(transaction: &rusqlite::Transaction<'_>, sequences: &[Sequence]) -> rusqlite::Result<()> {
@@ -157,4 +238,31 @@ pub(crate) fn set_sequences(transaction: &rusqlite::Transaction<'_>, sequences: 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trigger_statement_gives_its_timing_and_operation() {
+        let read = trigger_timing_and_event;
+        assert_eq!(
+            read("CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END"),
+            Some(("AFTER", TriggerEvent::Insert))
+        );
+        assert_eq!(
+            read("create trigger if not exists \"before update\" update of x on a begin select 1; end"),
+            Some(("BEFORE", TriggerEvent::Update))
+        );
+        assert_eq!(
+            read("CREATE TEMP TRIGGER [x y] INSTEAD OF DELETE ON v BEGIN SELECT 1; END"),
+            Some(("INSTEAD OF", TriggerEvent::Delete))
+        );
+        assert_eq!(
+            read("CREATE TRIGGER `a` BEFORE\nUPDATE ON a BEGIN SELECT 1; END"),
+            Some(("BEFORE", TriggerEvent::Update))
+        );
+        assert_eq!(read("CREATE VIEW v AS SELECT 1"), None);
+    }
 }

@@ -153,6 +153,16 @@ impl Database for SqliteDatabase {
 
     /// The `AUTOINCREMENT` counters of `tables` in `sqlite_sequence` (a table without the
     /// keyword has none: its next rowid is always one past the largest).
+    async fn triggers(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Trigger>> {
+        let tables = tables.to_vec();
+        blocking(move || {
+            let connection = open(&self.path)?;
+            catalog::triggers(&connection, &tables).map_err(|e| {
+                error::map(Stage::Preflight, format!("reading the triggers of `{}`", self.path.display()), e)
+            })
+        })
+    }
+
     async fn sequences(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Sequence>> {
         blocking(|| {
             let connection = open(&self.path)?;
@@ -252,6 +262,7 @@ impl Database for SqliteDatabase {
             allowed: true,
             reason: "SQLite: the loading connections set PRAGMA foreign_keys = OFF".into(),
             per_row_tables: Vec::new(),
+            silences_triggers: false,
         })
     }
 

@@ -154,6 +154,10 @@ pub const AUTOINCREMENT_TABLES: &str =
 /// table's name.
 pub const SEQUENCE_VALUE: &str = "SELECT seq FROM sqlite_sequence WHERE name = ?1";
 
+/// Every trigger: its table, name and `CREATE TRIGGER` text.
+pub const TRIGGERS: &str =
+    "SELECT tbl_name, name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY tbl_name, name";
+
 /// Forgets an `AUTOINCREMENT` table's counter (its next rowid is then one past the largest
 /// in the table). Parameter: the table's name.
 pub const SEQUENCE_FORGET: &str = "DELETE FROM sqlite_sequence WHERE name = ?1";

@@ -175,6 +175,22 @@ impl<D: Database> Database for FaultyDatabase<D> {
         self.inner.after_trusted_load(tables)
     }
 
+    fn sequences(&self, tables: &[TableName]) -> impl Future<Output = Result<Vec<dmf_core::catalog::Sequence>>> + Send {
+        self.inner.sequences(tables)
+    }
+
+    fn set_sequences(&self, sequences: &[dmf_core::catalog::Sequence]) -> impl Future<Output = Result<()>> + Send {
+        self.inner.set_sequences(sequences)
+    }
+
+    fn triggers(&self, tables: &[TableName]) -> impl Future<Output = Result<Vec<dmf_core::catalog::Trigger>>> + Send {
+        self.inner.triggers(tables)
+    }
+
+    fn clearing_event(&self) -> dmf_core::catalog::TriggerEvent {
+        self.inner.clearing_event()
+    }
+
     fn preflight(&self, role: DatabaseRole) -> impl Future<Output = Vec<CheckOutcome>> + Send {
         self.inner.preflight(role)
     }

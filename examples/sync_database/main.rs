@@ -86,9 +86,10 @@ Options:
                       an orphan fails the run, naming the foreign key and keys. Pre-flight
                       prints which path was chosen and why
   --skip-target-triggers
-                      let the fast path load tables with user triggers (PostgreSQL) or insert
-                      triggers (SQL Server), which it silences; without it those tables keep
-                      per-row checks
+                      write tables whose triggers fire on the sync's writes with sessions that
+                      skip them, in every mode where the target can (PostgreSQL: replica role,
+                      foreign keys then proven after the load; SQL Server: full only);
+                      pre-flight names every trigger that still fires, and why
   --snapshot          read every table in one consistent snapshot of the source (PostgreSQL:
                       an exported REPEATABLE READ snapshot; SQLite: one read transaction), so
                       the copy is exactly that moment's data in one pass. By default tables are

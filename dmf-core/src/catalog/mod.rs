@@ -7,12 +7,14 @@
 mod diff;
 mod order;
 mod sequence;
+mod trigger;
 
 use std::fmt;
 
 pub use diff::{Compatibility, DiffItem, SchemaDiff};
 pub use order::{LoadOrder, TableStep};
 pub use sequence::{Sequence, SequenceKind, SequencePair, pair_sequences};
+pub use trigger::{Trigger, TriggerEvent};
 
 /// A table's name, with its schema where the database has schemas.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]

@@ -145,9 +145,13 @@ impl<S: Database, T: Database> SyncJob<S, T> {
         self
     }
 
-    /// Lets the fast path load tables that have user triggers, which skipping per-row checks
-    /// silences (PostgreSQL: ordinary user triggers; SQL Server: insert triggers, which a bulk
-    /// load without `FIRE_TRIGGERS` does not fire). Without it, those tables keep per-row checks.
+    /// Skips the target's triggers in every mode where the target can (see
+    /// [`TriggerPolicy`](super::TriggerPolicy)): tables whose triggers fire on the sync's writes are written by
+    /// sessions that skip them (PostgreSQL: `session_replication_role = replica`, for a user
+    /// allowed to set it; SQL Server: bulk loads without `FIRE_TRIGGERS`, in `full` only), and
+    /// their foreign keys are proven after the load. Pre-flight names every trigger that still
+    /// fires, and why (without the flag: all those on the sync's writes; a `full` sync's fast
+    /// path then keeps tables with insert triggers per row).
     pub fn skip_target_triggers(mut self, skip: bool) -> Self {
         self.skip_target_triggers = skip;
         self
@@ -194,24 +198,37 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             }
             plan = plan.with_key_ranges(&*self.source, split).await?;
         }
-        // Asked for the fast path of a full sync, and for the tables of a NOT NULL foreign-key
-        // cycle in any mode (they load only without per-row checks).
-        let (asked, writes): (Vec<TableName>, _) = match (&plan.mode, self.foreign_key_checks) {
-            (SyncMode::Full, super::ForeignKeyChecks::Auto) => {
-                (plan.tables.iter().map(|t| t.target.name.clone()).collect(), super::TrustedWrites::Inserts)
-            }
-            (mode, _) => {
-                let cycles = plan.tables.iter().filter(|t| !t.unordered.is_empty()).map(|t| t.target.name.clone());
-                let writes =
-                    if *mode == SyncMode::Full { super::TrustedWrites::Inserts } else { super::TrustedWrites::Any };
-                (cycles.collect(), writes)
-            }
-        };
+        let target_tables: Vec<TableName> = plan.tables.iter().map(|t| t.target.name.clone()).collect();
+        let triggers = self.target.triggers(&target_tables).await?;
+        let writes = plan.mode.writes();
+        // Asked for the fast path of a full sync, for the tables of a NOT NULL foreign-key
+        // cycle in any mode (they load only without per-row checks), and with
+        // --skip-target-triggers for the tables whose triggers fire on the sync's writes
+        // (sessions that skip checks skip triggers).
+        let full_auto = plan.mode == SyncMode::Full && self.foreign_key_checks == super::ForeignKeyChecks::Auto;
+        let asked: Vec<TableName> = target_tables
+            .iter()
+            .filter(|name| {
+                let table = plan.tables.iter().find(|t| &t.target.name == *name);
+                full_auto
+                    || table.is_some_and(|t| !t.unordered.is_empty())
+                    || (self.skip_target_triggers
+                        && triggers.iter().any(|trigger| &trigger.table == *name && trigger.fires_on(&writes)))
+            })
+            .cloned()
+            .collect();
+        let trusted_writes =
+            if plan.mode == SyncMode::Full { super::TrustedWrites::Inserts } else { super::TrustedWrites::Any };
         let trust = match asked.is_empty() {
             true => None,
-            false => Some(self.target.foreign_key_trust(&asked, writes, self.skip_target_triggers).await?),
+            false => Some(self.target.foreign_key_trust(&asked, trusted_writes, self.skip_target_triggers).await?),
         };
-        Ok(plan.with_foreign_key_checks(self.foreign_key_checks, trust.as_ref()))
+        let policy = super::TriggerPolicy {
+            skip: self.skip_target_triggers,
+            trust: trust.as_ref(),
+            clearing: self.target.clearing_event(),
+        };
+        Ok(plan.with_foreign_key_checks(self.foreign_key_checks, trust.as_ref()).with_triggers(&triggers, policy))
     }
 
     /// The orchestrator running `plan`, with the target's run store and pre-flight checks of
@@ -232,6 +249,9 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             .max_concurrency(self.jobs)
             .lease(self.lease.clone())
             .progress(self.progress.clone());
+        if let Some(triggers) = plan.trigger_check() {
+            builder = builder.preflight(triggers);
+        }
         if let Some(backup) = &self.backup {
             builder = builder.backup(Arc::clone(backup));
         }

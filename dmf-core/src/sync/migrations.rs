@@ -211,23 +211,13 @@ pub fn sync_migrations<S: Database, T: Database>(
             let table = per_row(table);
             passes.push(deferred_keys(source, target, &table, &ReadOrder::Key, name, Vec::new(), plan.undo, &rejected));
         }
-        let proof: Option<Box<dyn OrphanProbe>> = plan.trusts_foreign_keys().then(|| {
-            let checks = plan
-                .tables
-                .iter()
-                .filter(|t| t.trust_foreign_keys)
-                .flat_map(|t| {
-                    t.target.foreign_keys.iter().map(|fk| RuleCheck::ForeignKey {
-                        table: t.target.name.clone(),
-                        key: t.key.clone(),
-                        foreign_key: fk.clone(),
-                    })
-                })
-                .collect();
-            let tables = plan.tables.iter().filter(|t| t.trust_foreign_keys).map(|t| t.target.name.clone()).collect();
-            Box::new(TargetProbe { target: Arc::clone(target), checks, tables }) as Box<dyn OrphanProbe>
-        });
+        let proof = orphan_proof(plan, target);
         migrations.push(Arc::new(CatchUp::new(before_deletes.clone(), Arc::clone(&ledger), passes, proof)));
+        before_deletes.push(MigrationName::new(CATCH_UP));
+    } else if let Some(proof) = orphan_proof(plan, target) {
+        // Incremental: no catch-up loads, but tables loaded without per-row checks are proven
+        // all the same (an orphan fails the run, naming the foreign key).
+        migrations.push(Arc::new(CatchUp::new(before_deletes.clone(), Arc::clone(&ledger), Vec::new(), Some(proof))));
         before_deletes.push(MigrationName::new(CATCH_UP));
     }
 
@@ -249,6 +239,10 @@ pub fn sync_migrations<S: Database, T: Database>(
             );
             let mut spec = table.load_spec(&table.key, WriteMode::Delete, Default::default());
             spec.undo = plan.undo;
+            // Deletes come after the proof: they keep per-row checks, so that a delete the
+            // target's own rows still reference is held back, not left as an orphan. Only a
+            // NOT NULL cycle's tables skip them (no delete order exists for those).
+            spec.trust_foreign_keys = table.trust_foreign_keys && !table.unordered.is_empty();
             let loader = DeleteLoader::new(target.loader(spec));
             migrations.push(Arc::new(
                 Pipeline::new(merge, Identity::<Row>::default(), loader)
@@ -344,4 +338,25 @@ fn deferred_keys<S: Database, T: Database>(
             .describe(format!("fills the foreign keys of {} deferred to break a cycle", table.target.name))
             .depends_on(depends),
     )
+}
+
+/// The set-based proof of every foreign key of the tables `plan` loads without per-row checks,
+/// if it has any.
+fn orphan_proof<T: Database>(plan: &SyncPlan, target: &Arc<T>) -> Option<Box<dyn OrphanProbe>> {
+    plan.trusts_foreign_keys().then(|| {
+        let checks = plan
+            .tables
+            .iter()
+            .filter(|t| t.trust_foreign_keys)
+            .flat_map(|t| {
+                t.target.foreign_keys.iter().map(|fk| RuleCheck::ForeignKey {
+                    table: t.target.name.clone(),
+                    key: t.key.clone(),
+                    foreign_key: fk.clone(),
+                })
+            })
+            .collect();
+        let tables = plan.tables.iter().filter(|t| t.trust_foreign_keys).map(|t| t.target.name.clone()).collect();
+        Box::new(TargetProbe { target: Arc::clone(target), checks, tables }) as Box<dyn OrphanProbe>
+    })
 }

@@ -24,6 +24,7 @@ mod plan;
 mod ranges;
 mod rejected_parents;
 mod sequences;
+mod triggers;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -41,6 +42,7 @@ pub use plan::{FK_CHECK, PlannedCheck, SchemaCheck, SkipReason, SkippedTable, Sy
 pub use ranges::{KeyRange, RangeReaders, parse_range_migration_name, range_migration_name, single_integer_key};
 pub(crate) use sequences::read_both as read_sequences;
 pub use sequences::{RecordSequences, SEQUENCES, SEQUENCES_BEFORE, SyncSequences};
+pub use triggers::{TRIGGER_CHECK, TriggerPolicy};
 
 use crate::catalog::{Catalog, Column, TableName};
 use crate::checkpoint::Position;
@@ -67,6 +69,19 @@ pub enum SyncMode {
     },
     /// Compare both sides by key and write only the differences, deletes included.
     Diff,
+}
+
+impl SyncMode {
+    /// The operations this mode's loads perform on a target table (a `full` sync's emptying
+    /// of the tables aside: see [`Database::clearing_event`]), whose triggers fire.
+    pub fn writes(&self) -> Vec<crate::catalog::TriggerEvent> {
+        use crate::catalog::TriggerEvent::{Delete, Insert, Update};
+        match self {
+            SyncMode::Full => vec![Insert],
+            SyncMode::Upsert | SyncMode::Incremental { propagate_deletes: false, .. } => vec![Insert, Update],
+            SyncMode::Diff | SyncMode::Incremental { propagate_deletes: true, .. } => vec![Insert, Update, Delete],
+        }
+    }
 }
 
 impl fmt::Display for SyncMode {
@@ -411,6 +426,11 @@ pub struct ForeignKeyTrust {
     /// Tables that keep per-row checks even so, with the reason (PostgreSQL: a user trigger
     /// that skipping would silence).
     pub per_row_tables: Vec<(TableName, String)>,
+    /// True when sessions that skip per-row checks also skip the tables' triggers
+    /// (PostgreSQL's `replica` role; SQL Server's bulk loads without `FIRE_TRIGGERS`), which
+    /// is how a sync skips triggers with `--skip-target-triggers`. False where triggers fire
+    /// whatever the session does (SQLite).
+    pub silences_triggers: bool,
 }
 
 /// Which side of a sync a database is on (pre-flight differs: a source may be a replica).
@@ -511,6 +531,20 @@ pub trait Database: Send + Sync + 'static {
     fn sequences(&self, tables: &[TableName]) -> impl Future<Output = Result<Vec<crate::catalog::Sequence>>> + Send {
         let _ = tables;
         async { Ok(Vec::new()) }
+    }
+
+    /// The enabled user triggers on `tables` (internal ones, such as PostgreSQL's foreign-key
+    /// triggers, excluded), for pre-flight to say which fire on the sync's writes. Reads only.
+    /// The default knows none.
+    fn triggers(&self, tables: &[TableName]) -> impl Future<Output = Result<Vec<crate::catalog::Trigger>>> + Send {
+        let _ = tables;
+        async { Ok(Vec::new()) }
+    }
+
+    /// The operation by which [`clear_tables`](Self::clear_tables) empties a table, whose
+    /// triggers a `full` sync fires: `DELETE` by default, `TRUNCATE` on PostgreSQL.
+    fn clearing_event(&self) -> crate::catalog::TriggerEvent {
+        crate::catalog::TriggerEvent::Delete
     }
 
     /// Sets each of `sequences` (named as [`sequences`](Self::sequences) names them) to its

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{ExtractSpec, ForeignKeyChecks, ForeignKeyTrust, KeyRange, LoadSpec, ReadOrder, SyncMode, WriteMode};
+use super::{
+    ExtractSpec, ForeignKeyChecks, ForeignKeyTrust, KeyRange, LoadSpec, ReadOrder, SyncMode, TriggerPolicy, WriteMode,
+};
 use crate::catalog::{Catalog, Column, ForeignKey, LoadOrder, SchemaDiff, Table, TableName};
 use crate::error::{Error, Result};
 use crate::names::MigrationName;
@@ -184,6 +186,9 @@ pub struct SyncPlan {
     /// take after the load (see [`with_sequences`](Self::with_sequences)); empty: the sync
     /// leaves sequences alone.
     pub sequences: Vec<crate::catalog::SequencePair>,
+    /// What the sync does about the target's triggers, for pre-flight (see
+    /// [`with_triggers`](Self::with_triggers)); `None`: not looked at.
+    pub triggers: Option<CheckOutcome>,
 }
 
 impl SyncPlan {
@@ -281,7 +286,17 @@ impl SyncPlan {
             });
         }
         let foreign_keys = CheckOutcome::passed(FK_CHECK, "per row, by the target");
-        Ok(Self { mode, tables, skipped, diff, undo: false, foreign_keys, range_readers: 1, sequences: Vec::new() })
+        Ok(Self {
+            mode,
+            tables,
+            skipped,
+            diff,
+            undo: false,
+            foreign_keys,
+            range_readers: 1,
+            sequences: Vec::new(),
+            triggers: None,
+        })
     }
 
     /// Syncs sequences too: each target sequence that fills a column of a synced table
@@ -294,6 +309,38 @@ impl SyncPlan {
             self.tables.iter().map(|t| (t.source.name.clone(), t.target.name.clone())).collect();
         self.sequences = crate::catalog::pair_sequences(&tables, source, target);
         self
+    }
+
+    /// Decides what the sync does about the target's `triggers` on the planned tables
+    /// ([`TriggerPolicy`](super::TriggerPolicy)): with [`TriggerPolicy::skip`], tables whose triggers fire on the
+    /// mode's writes are written by sessions that skip them, where `policy.trust` says the
+    /// target can (and their foreign keys proven after the load); the pre-flight line names
+    /// every trigger that fires, with its operations and, when skipping was asked for, why it
+    /// fires even so. Call after [`with_foreign_key_checks`](Self::with_foreign_key_checks).
+    pub fn with_triggers(mut self, triggers: &[crate::catalog::Trigger], policy: TriggerPolicy<'_>) -> Self {
+        let trusted_before: Vec<bool> = self.tables.iter().map(|t| t.trust_foreign_keys).collect();
+        let outcome = super::triggers::decide(&mut self, triggers, policy);
+        let newly: Vec<String> = self
+            .tables
+            .iter()
+            .zip(trusted_before)
+            .filter(|(t, before)| t.trust_foreign_keys && !before)
+            .map(|(t, _)| t.target.name.to_string())
+            .collect();
+        if !newly.is_empty() {
+            self.foreign_keys.detail.push_str(&format!(
+                "; without per-row checks for {} (--skip-target-triggers: sessions that skip triggers skip them too), \
+                 proven by set-based queries after the load",
+                newly.join(", ")
+            ));
+        }
+        self.triggers = Some(outcome);
+        self
+    }
+
+    /// The pre-flight line of [`with_triggers`](Self::with_triggers), if it was called.
+    pub fn trigger_check(&self) -> Option<PlannedCheck> {
+        self.triggers.clone().map(PlannedCheck)
     }
 
     /// Keeps (or not) an undo log of every row the sync changes.
@@ -545,7 +592,12 @@ mod tests {
         let plan = SyncPlan::build(&source, &source, None, SyncMode::Full).unwrap();
         let customers = [TableName::new(Some("public"), "customers")];
         let per_row = plan.clone().with_foreign_key_checks(ForeignKeyChecks::PerRow, None);
-        let trust = ForeignKeyTrust { allowed: true, reason: "allowed".into(), per_row_tables: vec![] };
+        let trust = ForeignKeyTrust {
+            allowed: true,
+            reason: "allowed".into(),
+            per_row_tables: vec![],
+            silences_triggers: true,
+        };
         let fast = plan.with_foreign_key_checks(ForeignKeyChecks::Auto, Some(&trust));
         assert_eq!(per_row.tables[1].waits_for(true), customers, "per row: parents first");
         assert_eq!(per_row.tables[1].waits_for(false), customers);

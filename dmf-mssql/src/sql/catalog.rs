@@ -94,6 +94,20 @@ SELECT CAST(SUM(p.rows) AS bigint) AS row_count
 FROM sys.partitions AS p
 WHERE p.object_id = OBJECT_ID(@P1) AND p.index_id IN (0, 1)";
 
+/// The enabled user triggers on tables, one row per operation each fires on.
+///
+/// Columns: 0 schema, 1 table, 2 trigger, 3 `INSTEAD OF` (int), 4 operation (`INSERT`,
+/// `UPDATE`, `DELETE`).
+pub(crate) const TRIGGERS: &str = "\
+SELECT s.name AS schema_name, o.name AS table_name, tr.name AS trigger_name,
+       CAST(tr.is_instead_of_trigger AS int) AS instead_of, te.type_desc AS operation
+FROM sys.triggers AS tr
+JOIN sys.objects AS o ON o.object_id = tr.parent_id
+JOIN sys.schemas AS s ON s.schema_id = o.schema_id
+JOIN sys.trigger_events AS te ON te.object_id = tr.object_id
+WHERE tr.parent_class = 1 AND tr.is_disabled = 0 AND tr.is_ms_shipped = 0 AND s.name <> N'dmf'
+ORDER BY s.name, o.name, tr.name";
+
 #[cfg(test)]
 mod tests {
     use super::*;

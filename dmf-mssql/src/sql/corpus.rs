@@ -105,6 +105,7 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
     add("catalog_table_columns", catalog::TABLE_COLUMNS.into(), Check::Parsed);
     add("catalog_estimate", catalog::ESTIMATE.into(), Check::Parsed);
     add("catalog_identities", catalog::IDENTITIES.into(), Check::Parsed);
+    add("catalog_triggers", catalog::TRIGGERS.into(), Check::Parsed);
 
     // Extract.
     let table = TableName::new(Some(n.schema), n.table);

@@ -51,6 +51,17 @@ ORDER BY con.conrelid, con.contype, con.conname"
     )
 }
 
+/// The enabled user triggers on the tables named in `$1` (qualified, quoted names): schema,
+/// table, name, `pg_trigger.tgtype` (timing and operation bits) and `tgenabled` (`O` fires in
+/// ordinary sessions, `A` always, `R` only in `replica` sessions). Internal triggers (foreign
+/// keys) excluded; `replica`-only ones too, which a sync's sessions fire only when they skip
+/// the others, and are then listed by `tgenabled = 'R'`.
+pub(crate) const TRIGGERS: &str = "SELECT n.nspname::text, c.relname::text, t.tgname::text, t.tgtype::int, \
+     t.tgenabled::text \
+     FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND c.oid = ANY (($1::text[])::regclass[]) \
+     ORDER BY 1, 2, 3";
+
 /// The sequences that fill columns of the given tables: owned by a column (serial: dependency
 /// `a`; identity: `i`) or named in a column's default (its expression depends on the sequence),
 /// with the last value each handed out (`pg_sequence_last_value`: NULL when it handed out none).
