@@ -3,6 +3,7 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use dmf_core::catalog::DataType;
 use dmf_core::sync::{ExtractSpec, ReadOrder, decode_key_position, key_position};
 use dmf_core::{Error, Extractor, Position, Result, Row, SourceBatch, Stage, Value};
 use futures::stream::{self, BoxStream, StreamExt};
@@ -69,12 +70,17 @@ impl SqliteExtractor {
         })
     }
 
-    fn read_page(&mut self, after: Option<&[Value]>, limit: usize) -> Result<Vec<Row>> {
+    /// A page of rows after `after`, and the last row's order values as stored: a date or time
+    /// stored as text is kept as that text, so that the next page starts exactly after it
+    /// whatever its spelling (SQLite compares the stored text; `2024-01-02 03:04:05.000000`
+    /// and `2024-01-02 03:04:05`, one instant, are different texts).
+    fn read_page(&mut self, after: Option<&[Value]>, limit: usize) -> Result<(Vec<Row>, Vec<Value>)> {
         let spec = Arc::clone(&self.spec);
         let up_to = up_to(&spec);
         let statement =
             sql::keyset_page(&spec.table, &self.column_names(), &self.order, after.is_some(), up_to.is_some());
         let context = || format!("reading table `{}`", spec.table);
+        let order_index = &self.order_index;
         self.connection.run(|connection| {
             let mut prepared =
                 connection.prepare_cached(&statement).map_err(|e| error::map(Stage::Extract, context(), e))?;
@@ -84,6 +90,7 @@ impl SqliteExtractor {
             let mut rows =
                 prepared.query(params_from_iter(bound.iter())).map_err(|e| error::map(Stage::Extract, context(), e))?;
             let mut page = Vec::with_capacity(limit);
+            let mut last_stored = Vec::new();
             while let Some(row) = rows.next().map_err(|e| error::map(Stage::Extract, context(), e))? {
                 let mut values = Vec::with_capacity(spec.columns.len());
                 for (index, column) in spec.columns.iter().enumerate() {
@@ -107,9 +114,20 @@ impl SqliteExtractor {
                         }
                     }
                 }
+                last_stored.clear();
+                for &index in order_index {
+                    let raw = row.get_ref(index).map_err(|e| error::map(Stage::Extract, context(), e))?;
+                    last_stored.push(match (raw, &spec.columns[index].data_type) {
+                        (
+                            rusqlite::types::ValueRef::Text(text),
+                            DataType::Date | DataType::Time | DataType::Timestamp | DataType::TimestampTz,
+                        ) => Value::Text(String::from_utf8_lossy(text).into_owned()),
+                        _ => values[index].clone(),
+                    });
+                }
                 page.push(Row::new(Arc::clone(&spec.shape), values));
             }
-            Ok(page)
+            Ok((page, last_stored))
         })
     }
 }
@@ -163,15 +181,16 @@ impl Extractor for SqliteExtractor {
             if finished {
                 return None;
             }
-            let page = match extractor.read_page(after.as_deref(), batch_size.get()) {
-                Ok(page) => page,
+            let (page, last_stored) = match extractor.read_page(after.as_deref(), batch_size.get()) {
+                Ok(read) => read,
                 Err(error) => return Some((Err(error), (extractor, after, true))),
             };
             let last = page.last()?;
             let last_order: Vec<Value> = extractor.order_index.iter().map(|i| last.values()[*i].clone()).collect();
             let finished = page.len() < batch_size.get();
             let batch = key_position(&last_order).map(|position| SourceBatch { records: page, position });
-            Some((batch, (extractor, Some(last_order), finished)))
+            // The next page starts after the stored values, the checkpoint keeps the typed ones.
+            Some((batch, (extractor, Some(last_stored), finished)))
         })
         .boxed()
     }

@@ -5,17 +5,24 @@
 //! value, which took about a tenth of a SQLite-to-SQLite load's CPU. The functions here handle
 //! the common form, `YYYY-MM-DD HH:MM:SS[.fraction]` (or with `T`), directly; every other form
 //! goes back to chrono, so the results are the same as before, only sooner.
+//!
+//! A whole second is written without a fraction (`2024-01-02 03:04:05`, as SQLite's own
+//! `datetime()` writes it), any other with six digits (`…:05.120000`): a timestamp read from
+//! SQLite, PostgreSQL or SQL Server and written back keeps its text form in the common case, and
+//! every value reads back as the instant it was.
 
 use chrono::{NaiveDate, NaiveDateTime, Timelike};
 
-/// `YYYY-MM-DD HH:MM:SS.ffffff`, as chrono's `%Y-%m-%d %H:%M:%S%.6f` writes it, followed by
-/// `suffix`.
+/// `YYYY-MM-DD HH:MM:SS.ffffff`, as chrono's `%Y-%m-%d %H:%M:%S%.6f` writes it, without the
+/// `.ffffff` when it is `.000000`, followed by `suffix`. Fractions finer than a microsecond are
+/// cut, as before.
 pub(crate) fn format_timestamp(ts: &NaiveDateTime, suffix: &str) -> String {
     use chrono::Datelike;
     let (year, nanos) = (ts.year(), ts.nanosecond());
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         // Signed or five-digit years, leap seconds: chrono's own rules.
-        return format!("{}{suffix}", ts.format("%Y-%m-%d %H:%M:%S%.6f"));
+        let fraction = if nanos / 1000 == 0 { "" } else { "%.6f" };
+        return format!("{}{suffix}", ts.format(&format!("%Y-%m-%d %H:%M:%S{fraction}")));
     }
     let mut out = String::with_capacity(26 + suffix.len());
     push_digits(&mut out, year.unsigned_abs(), 4);
@@ -29,8 +36,10 @@ pub(crate) fn format_timestamp(ts: &NaiveDateTime, suffix: &str) -> String {
     push_digits(&mut out, ts.minute(), 2);
     out.push(':');
     push_digits(&mut out, ts.second(), 2);
-    out.push('.');
-    push_digits(&mut out, nanos / 1000, 6);
+    if nanos / 1000 != 0 {
+        out.push('.');
+        push_digits(&mut out, nanos / 1000, 6);
+    }
     out.push_str(suffix);
     out
 }
@@ -87,6 +96,17 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_second_is_written_without_a_fraction() {
+        let text = "2024-01-02 03:04:05";
+        let ts = parse_common_timestamp(text).unwrap();
+        assert_eq!(format_timestamp(&ts, ""), text, "no `.000000` added");
+        assert_eq!(format_timestamp(&ts, "+00:00"), "2024-01-02 03:04:05+00:00");
+        let below_a_microsecond = ts.with_nanosecond(999).unwrap();
+        assert_eq!(format_timestamp(&below_a_microsecond, ""), text, "cut to microseconds, as before");
+        assert_eq!(format_timestamp(&ts.with_nanosecond(120_000_000).unwrap(), ""), "2024-01-02 03:04:05.120000");
+    }
+
+    #[test]
     fn leaves_other_forms_to_chrono() {
         for text in [
             "2021-03-04 05:06",
@@ -102,7 +122,9 @@ mod tests {
             assert_eq!(parse_common_timestamp(text), None, "{text}");
         }
         let far = NaiveDate::from_ymd_opt(12345, 1, 2).and_then(|d| d.and_hms_opt(3, 4, 5)).unwrap();
-        assert_eq!(format_timestamp(&far, ""), "+12345-01-02 03:04:05.000000");
+        assert_eq!(format_timestamp(&far, ""), "+12345-01-02 03:04:05");
+        let far_fraction = far.with_nanosecond(5_000).unwrap();
+        assert_eq!(format_timestamp(&far_fraction, ""), "+12345-01-02 03:04:05.000005");
     }
 
     proptest! {
@@ -110,7 +132,8 @@ mod tests {
         fn agrees_with_chrono(seconds in -62_135_596_800i64..253_402_300_799, nanos in 0u32..1_000_000_000) {
             let ts = chrono::DateTime::from_timestamp(seconds, nanos).unwrap().naive_utc();
             let text = format_timestamp(&ts, "");
-            prop_assert_eq!(&text, &ts.format("%Y-%m-%d %H:%M:%S%.6f").to_string());
+            let six = ts.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+            prop_assert_eq!(&text, six.strip_suffix(".000000").unwrap_or(&six));
             prop_assert_eq!(
                 parse_common_timestamp(&text),
                 NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").ok()

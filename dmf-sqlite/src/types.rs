@@ -9,14 +9,17 @@
 //! | `INT` (`SMALLINT`/`INT2` → Int16, `INT4`/`MEDIUMINT` → Int32, else Int64) | Int | INTEGER |
 //! | `REAL`, `FLOA`, `DOUB` | Float64 | REAL |
 //! | `DECIMAL`, `NUMERIC` (with `(p,s)`) | Decimal | TEXT when the type also contains `TEXT`, else what SQLite's NUMERIC affinity makes of it |
-//! | `TIMESTAMPTZ`, `TIMESTAMP WITH TIME ZONE` | TimestampTz | TEXT `YYYY-MM-DD HH:MM:SS.ffffff+00:00` |
-//! | `TIMESTAMP`, `DATETIME` | Timestamp | TEXT `YYYY-MM-DD HH:MM:SS.ffffff` |
+//! | `TIMESTAMPTZ`, `TIMESTAMP WITH TIME ZONE` | TimestampTz | TEXT `YYYY-MM-DD HH:MM:SS[.ffffff]+00:00` |
+//! | `TIMESTAMP`, `DATETIME` | Timestamp | TEXT `YYYY-MM-DD HH:MM:SS[.ffffff]` |
 //! | `DATE` | Date | TEXT `YYYY-MM-DD` |
-//! | `TIME` | Time | TEXT `HH:MM:SS.ffffff` |
+//! | `TIME` | Time | TEXT `HH:MM:SS[.ffffff]` |
 //! | `UUID` | Uuid | TEXT, lower-case with hyphens |
 //! | `JSON` | Json | TEXT |
 //! | `CHAR`, `CLOB`, `TEXT` (`VARCHAR(n)` keeps n) | Text | TEXT |
 //! | `BLOB`, `BYTEA`, or no type | Bytes | BLOB |
+//!
+//! A fraction of a second is written (six digits) only when it is not zero: `2024-01-02 03:04:05`
+//! stays as SQLite's `datetime()` wrote it. Values compare by what they mean, not by their text.
 //!
 //! SQLite's NUMERIC affinity turns `12345678901234567890.5` into a floating-point number, losing
 //! digits. To keep every digit of an exact decimal, declare it with `TEXT` in the type name, for
@@ -86,11 +89,18 @@ pub fn to_sql(value: &Value) -> ToSqlOutput<'_> {
         }
         Value::Bytes(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
         Value::Date(d) => ToSqlOutput::Owned(Sql::Text(d.format("%Y-%m-%d").to_string())),
-        Value::Time(t) => ToSqlOutput::Owned(Sql::Text(t.format("%H:%M:%S%.6f").to_string())),
+        Value::Time(t) => ToSqlOutput::Owned(Sql::Text(format_time(t))),
         Value::Timestamp(ts) => ToSqlOutput::Owned(Sql::Text(format_timestamp(ts, ""))),
         Value::TimestampTz(ts) => ToSqlOutput::Owned(Sql::Text(format_timestamp(&ts.naive_utc(), "+00:00"))),
         Value::Uuid(u) => ToSqlOutput::Owned(Sql::Text(u.hyphenated().to_string())),
     }
+}
+
+/// `HH:MM:SS.ffffff`, without the fraction when it is zero (as timestamps are written).
+fn format_time(time: &NaiveTime) -> String {
+    use chrono::Timelike;
+    let format = if time.nanosecond() / 1000 == 0 { "%H:%M:%S" } else { "%H:%M:%S%.6f" };
+    time.format(format).to_string()
 }
 
 /// Why a stored value could not be read as its column's type.
@@ -273,6 +283,31 @@ mod tests {
         round_trip(Value::TimestampTz(ts.and_utc()), DataType::TimestampTz);
         round_trip(Value::Uuid(uuid::Uuid::from_u128(0x1234)), DataType::Uuid);
         round_trip(Value::Json(r#"{"a": [1, 2]}"#.into()), DataType::Json);
+    }
+
+    #[test]
+    fn whole_seconds_keep_their_text_form() {
+        let stored = |value: &Value| match to_sql(value) {
+            ToSqlOutput::Owned(rusqlite::types::Value::Text(text)) => text,
+            other => panic!("{other:?}"),
+        };
+        for (text, data_type) in [
+            ("2024-01-02 03:04:05", DataType::Timestamp),
+            ("2024-01-02 03:04:05.250000", DataType::Timestamp),
+            ("2024-01-02 03:04:05+00:00", DataType::TimestampTz),
+            ("03:04:05", DataType::Time),
+            ("03:04:05.000001", DataType::Time),
+        ] {
+            let value = from_sql(ValueRef::Text(text.as_bytes()), &data_type).unwrap();
+            assert_eq!(stored(&value), text, "{data_type:?}");
+            round_trip(value, data_type);
+        }
+        // Another spelling of the same instant reads as the same value: verification calls them
+        // equal whatever their text.
+        let six = from_sql(ValueRef::Text(b"2024-01-02 03:04:05.000000"), &DataType::Timestamp).unwrap();
+        let none = from_sql(ValueRef::Text(b"2024-01-02 03:04:05"), &DataType::Timestamp).unwrap();
+        assert_eq!(six, none);
+        assert_eq!(six.canonical(), none.canonical());
     }
 
     #[test]

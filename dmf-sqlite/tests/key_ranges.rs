@@ -195,8 +195,8 @@ async fn a_run_stopped_inside_its_ranges_resumes_them_even_after_the_source_chan
         .execute_batch(
             "INSERT INTO customers (id, name, created_at, updated_at)
                  WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 900)
-                 SELECT 3000 + v * 3, 'Late ' || v, '2024-06-01 00:00:00.000000', '2024-06-01 00:00:00.000000' FROM n;
-             INSERT INTO customers (id, name, created_at, updated_at) VALUES (-50, 'Early', '2024-06-01 00:00:00.000000', '2024-06-01 00:00:00.000000');",
+                 SELECT 3000 + v * 3, 'Late ' || v, '2024-06-01 00:00:00', '2024-06-01 00:00:00' FROM n;
+             INSERT INTO customers (id, name, created_at, updated_at) VALUES (-50, 'Early', '2024-06-01 00:00:00', '2024-06-01 00:00:00');",
         )
         .unwrap();
     let fresh = SqliteDatabase::open(&source)

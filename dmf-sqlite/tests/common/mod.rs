@@ -113,7 +113,7 @@ pub fn empty_database(path: &Path) -> Connection {
     connection
 }
 
-const TS: &str = "2024-03-01 12:00:00.000000";
+const TS: &str = "2024-03-01 12:00:00";
 
 /// Fills the rich schema with `customers` customers and proportionate other tables.
 pub fn fill(connection: &mut Connection, customers: i64) {
@@ -156,7 +156,7 @@ pub fn fill(connection: &mut Connection, customers: i64) {
                     (id % 11 != 0).then(|| format!("c{id}@example.com")),
                     note,
                     balance,
-                    format!("2020-01-{:02} 10:00:00.000000", 1 + id % 28),
+                    format!("2020-01-{:02} 10:00:00", 1 + id % 28),
                     seen,
                     uuid,
                     profile,
@@ -259,7 +259,7 @@ pub async fn sync(source: &Path, target: &Path, mode: SyncMode, request: RunRequ
     job.run(request).await.unwrap()
 }
 
-pub const LATER: &str = "2024-06-01 08:00:00.000000";
+pub const LATER: &str = "2024-06-01 08:00:00";
 
 /// Changes about 1 % of the source: updates 15 customers, inserts 12 customers and 2
 /// employees, deletes 8 orders and 3 players, all with a later `updated_at`.
