@@ -172,16 +172,16 @@ impl fmt::Display for SchemaDiff {
 }
 
 /// `None` when the types are the same; otherwise what differs and whether rows still move.
-fn type_difference(source: &DataType, target: &DataType) -> Option<(&'static str, Compatibility)> {
+fn type_difference(source: &DataType, target: &DataType) -> Option<(String, Compatibility)> {
     use DataType::*;
     if source == target {
         return None;
     }
     if source.fits_in(target) {
-        return Some(("widened", Compatibility::Compatible));
+        return Some(("widened".into(), Compatibility::Compatible));
     }
     if let (Other(a), Other(b)) = (source, target) {
-        return (!a.eq_ignore_ascii_case(b)).then_some(("different types", Compatibility::Incompatible));
+        return (!a.eq_ignore_ascii_case(b)).then(|| ("different types".into(), Compatibility::Incompatible));
     }
     let family = |t: &DataType| match t {
         Int16 | Int32 | Int64 => 1,
@@ -199,15 +199,90 @@ fn type_difference(source: &DataType, target: &DataType) -> Option<(&'static str
         Other(_) => 13,
     };
     if family(source) == family(target) {
-        return Some(("narrower in the target: values that do not fit will be rejected", Compatibility::Compatible));
+        return Some((narrower(target), Compatibility::Compatible));
     }
-    match (source, target) {
+    let detail = match (source, target) {
         (Int16 | Int32 | Int64, Decimal { .. } | Float64) | (Decimal { .. }, Float64) => {
-            Some(("converted; large values may lose precision", Compatibility::Compatible))
+            ("converted; large values may lose precision", Compatibility::Compatible)
         }
         (_, Text { max_len: None }) | (Text { .. }, Json | Uuid) => {
-            Some(("converted through text; values that do not parse will be rejected", Compatibility::Compatible))
+            ("converted through text; values that do not parse will be rejected", Compatibility::Compatible)
         }
-        _ => Some(("types are not convertible", Compatibility::Incompatible)),
+        _ => ("types are not convertible", Compatibility::Incompatible),
+    };
+    Some((detail.0.into(), detail.1))
+}
+
+/// What a narrower target type holds, and what happens to a value it cannot. A narrower type
+/// is no reason to refuse the sync: the source's values usually fit (SQLite's `INTEGER` is
+/// 64-bit whatever the numbers in it; a `varchar(200)` may hold only short names), and the load
+/// rejects each one that does not, into the quarantine with the target's reason, while every
+/// other row loads.
+fn narrower(target: &DataType) -> String {
+    use DataType::*;
+    let holds = match target {
+        Int16 => format!("holds {} to {}", i16::MIN, i16::MAX),
+        Int32 => format!("holds {} to {}", i32::MIN, i32::MAX),
+        Text { max_len: Some(n) } => format!("holds at most {n} characters"),
+        Decimal { precision: Some(p), scale } => {
+            let s = scale.unwrap_or(0);
+            format!("holds {} digits before the point and {s} after it", p.saturating_sub(s))
+        }
+        Float32 => "holds single-precision floats (values are rounded to them)".to_owned(),
+        _ => "is narrower".to_owned(),
+    };
+    format!(
+        "the target {holds}: a value it refuses as too large is rejected into the quarantine with its reason, the \
+         other rows load; the sync is not refused for it"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Column;
+
+    fn table(id: Column) -> Table {
+        Table {
+            name: TableName::new(None, "items"),
+            columns: vec![id],
+            primary_key: vec!["id".into()],
+            unique_keys: vec![],
+            foreign_keys: vec![],
+        }
+    }
+
+    #[test]
+    fn sqlite_integer_into_postgres_integer_names_the_range_and_does_not_refuse() {
+        let source = table(Column::new("id", DataType::Int64, "INTEGER").not_null());
+        let target = table(Column::new("id", DataType::Int32, "integer").not_null());
+        let diff = SchemaDiff::compare(&source, Some(&target));
+        assert!(diff.is_compatible(), "{diff}");
+        assert_eq!(
+            diff.to_string(),
+            "compatible    items.id: INTEGER in the source, integer in the target (the target holds -2147483648 to \
+             2147483647: a value it refuses as too large is rejected into the quarantine with its reason, the other rows \
+             load; the sync is not refused for it)\n"
+        );
+        assert!(!diff.to_string().contains("narrower"), "{diff}");
+    }
+
+    #[test]
+    fn every_narrowing_names_what_the_target_holds() {
+        let cases = [
+            (DataType::Int32, DataType::Int16, "holds -32768 to 32767"),
+            (DataType::Text { max_len: None }, DataType::Text { max_len: Some(40) }, "holds at most 40 characters"),
+            (
+                DataType::Decimal { precision: Some(38), scale: Some(10) },
+                DataType::Decimal { precision: Some(12), scale: Some(2) },
+                "holds 10 digits before the point and 2 after it",
+            ),
+        ];
+        for (source, target, holds) in cases {
+            let (detail, compatibility) = type_difference(&source, &target).unwrap();
+            assert_eq!(compatibility, Compatibility::Compatible);
+            assert!(detail.starts_with(&format!("the target {holds}:")), "{detail}");
+        }
+        assert_eq!(type_difference(&DataType::Int16, &DataType::Int64).unwrap().0, "widened");
     }
 }
