@@ -500,16 +500,7 @@ async fn verify<S: Database, T: Database>(args: &Args, source: Arc<S>, target: A
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
         println!("report written to {}", path.display());
     }
-    let missing: Vec<&str> = report.missing_tables().collect();
-    println!(
-        "{}",
-        match (report.is_equal(), report.passed(), missing.is_empty()) {
-            (true, true, _) => "the target equals the source and passes every rule".to_owned(),
-            (true, false, _) => "the target equals the source but BREAKS a rule".to_owned(),
-            (false, _, false) => format!("the target DIFFERS from the source: it lacks {}", missing.join(", ")),
-            (false, _, true) => "the target DIFFERS from the source".to_owned(),
-        }
-    );
+    println!("{}", report.verdict());
     Ok(verdict(report.passed()))
 }
 

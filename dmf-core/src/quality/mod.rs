@@ -152,6 +152,32 @@ impl QualityReport {
         self.not_compared.iter().filter(|n| n.reason.is_difference()).map(|n| n.table.as_str())
     }
 
+    /// The tables left out for want of a key (no primary key, no NOT NULL unique key): the sync
+    /// did not move them and their content was not compared, so an equal report says nothing of
+    /// them.
+    pub fn unverified_tables(&self) -> impl Iterator<Item = &str> {
+        self.not_compared.iter().filter(|n| n.reason == SkipReason::NoKey).map(|n| n.table.as_str())
+    }
+
+    /// The verdict in one line: equal or not, rules kept or broken, and the tables whose content
+    /// was not compared, named, so that "equal" is never said of them.
+    pub fn verdict(&self) -> String {
+        let missing: Vec<&str> = self.missing_tables().collect();
+        let verdict = match (self.is_equal(), self.passed(), missing.is_empty()) {
+            (true, true, _) => "the target equals the source and passes every rule".to_owned(),
+            (true, false, _) => "the target equals the source but BREAKS a rule".to_owned(),
+            (false, _, false) => format!("the target DIFFERS from the source: it lacks {}", missing.join(", ")),
+            (false, _, true) => "the target DIFFERS from the source".to_owned(),
+        };
+        let unverified: Vec<&str> = self.unverified_tables().collect();
+        if unverified.is_empty() {
+            return verdict;
+        }
+        let verdict =
+            verdict.replacen("the target equals the source", "the target equals the source in every table compared", 1);
+        format!("{verdict}; NOT COMPARED ({}): {}", SkipReason::NoKey, unverified.join(", "))
+    }
+
     /// True when every table is equal and no row breaks a rule.
     pub fn passed(&self) -> bool {
         self.is_equal() && self.rules.iter().all(RuleReport::passed)
@@ -495,6 +521,20 @@ mod tests {
         );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["not_compared"][2]["reason"], "missing_in_target");
+        assert_eq!(
+            report.verdict(),
+            "the target DIFFERS from the source: it lacks public.orders; NOT COMPARED (no primary key and no NOT NULL \
+             unique key): public.log"
+        );
+        report.not_compared.pop();
+        assert_eq!(
+            report.verdict(),
+            "the target equals the source in every table compared and passes every rule; NOT COMPARED (no primary key \
+             and no NOT NULL unique key): public.log",
+            "equal is not said of a table left out for want of a key"
+        );
+        report.not_compared.retain(|n| n.reason != SkipReason::NoKey);
+        assert_eq!(report.verdict(), "the target equals the source and passes every rule");
     }
 
     #[test]

@@ -129,8 +129,9 @@ pub enum SkipReason {
     /// refuses and verification reports.
     MissingInTarget,
     /// The table has no primary key and no NOT NULL unique key, so it can be neither read in
-    /// resumable order nor compared row by row. Only a table nobody named is skipped for this:
-    /// one named in the selection is refused.
+    /// resumable order nor compared row by row: the sync leaves it out, named in a pre-flight
+    /// warning, and verification lists it as not compared, whether or not the selection names
+    /// it (one such table never refuses a whole run).
     NoKey,
     /// A selection was given and does not name the table.
     NotSelected,
@@ -193,12 +194,12 @@ pub struct SyncPlan {
 
 impl SyncPlan {
     /// Plans a sync of `selection` (every source table when `None`) from `source` into
-    /// `target`. Errors name the table: not in the source, no key (when named in `selection`),
-    /// no watermark column, a foreign-key cycle that cannot be broken. Tables missing or
+    /// `target`. Errors name the table: not in the source, no watermark column, a foreign-key
+    /// cycle that cannot be broken. Tables missing or
     /// incompatible in the target are recorded in the diff, and the [`SchemaCheck`] pre-flight
     /// refuses them. Source tables that are not moved are listed in
-    /// [`skipped`](Self::skipped) with the reason: missing in the target, no key (without a
-    /// selection), not selected.
+    /// [`skipped`](Self::skipped) with the reason: missing in the target, no key (selected or
+    /// not), not selected.
     pub fn build(source: &Catalog, target: &Catalog, selection: Option<&[TableName]>, mode: SyncMode) -> Result<Self> {
         let chosen: Vec<&Table> = match selection {
             None => source.tables.iter().collect(),
@@ -222,8 +223,8 @@ impl SyncPlan {
             let skip = |reason| SkippedTable { table: table.name.clone(), reason };
             if theirs.is_none() {
                 skipped.push(skip(SkipReason::MissingInTarget));
-            } else if selection.is_none() && table.row_key().is_none() {
-                // Nobody asked for it by name: left out, and said so (pre-flight, verification).
+            } else if table.row_key().is_none() {
+                // Left out, and said so (pre-flight, verification): the other tables still sync.
                 skipped.push(skip(SkipReason::NoKey));
                 continue;
             }
@@ -608,17 +609,26 @@ mod tests {
     }
 
     #[test]
+    fn a_table_without_a_key_is_left_out_with_a_warning_even_when_named() {
+        let mut keyless = table("k", vec![]);
+        keyless.primary_key.clear();
+        let both = catalog(vec![table("a", vec![]), keyless]);
+        for selection in [None, Some(&[TableName::parse("public.a"), TableName::parse("public.k")][..])] {
+            let plan = SyncPlan::build(&both, &both, selection, SyncMode::Upsert).unwrap();
+            let planned: Vec<String> = plan.tables.iter().map(|t| t.source.name.to_string()).collect();
+            assert_eq!(planned, ["public.a"], "{selection:?}");
+            assert_eq!(plan.skipped, [SkippedTable { table: TableName::parse("public.k"), reason: SkipReason::NoKey }]);
+            let outcome = plan.schema_check().outcome();
+            assert_eq!(outcome.status, crate::orchestrator::CheckStatus::Warning, "{outcome:?}");
+            assert!(outcome.detail.contains("not synced, for want of a primary key or NOT NULL unique key: public.k"));
+        }
+    }
+
+    #[test]
     fn refusals_name_the_table() {
         let source = catalog(vec![table("a", vec![])]);
         let missing = SyncPlan::build(&source, &source, Some(&[TableName::parse("public.nope")]), SyncMode::Full);
         assert_eq!(missing.unwrap_err().to_string(), "schema: table `public.nope` is not in the source");
-
-        let mut keyless = table("k", vec![]);
-        keyless.primary_key.clear();
-        let named = [TableName::parse("public.k")];
-        let no_key =
-            SyncPlan::build(&catalog(vec![keyless.clone()]), &catalog(vec![keyless]), Some(&named), SyncMode::Upsert);
-        assert!(no_key.unwrap_err().to_string().contains("table `public.k` has no primary key"));
 
         let mode = SyncMode::Incremental { column: "version".into(), propagate_deletes: false };
         let no_column = SyncPlan::build(&source, &source, None, mode);
