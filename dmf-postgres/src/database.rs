@@ -260,8 +260,11 @@ impl Database for PgDatabase {
         crate::trust::decide(&client, self.shared.connector.name(), tables, writes, skip_triggers).await
     }
 
+    /// Tables are named as the loads name them (`ONLY` for an inheritance parent; see
+    /// `rules`).
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
-        dmf_core::quality::find_violations(&self.control_connector(), check, sample).await
+        let connector = crate::rules::connector(&self.shared, self.call_timeout, check).await?;
+        dmf_core::quality::find_violations(&connector, check, sample).await
     }
 
     async fn snapshot(&self) -> Result<Self> {

@@ -58,6 +58,7 @@ mod native;
 mod params;
 mod preflight;
 mod ranges;
+mod rules;
 mod session;
 mod snapshot;
 mod sql;

@@ -14,6 +14,11 @@ use super::qualified;
 pub(crate) const RELATION_KIND: &str = "SELECT c.relkind = 'p', EXISTS (SELECT 1 FROM pg_rewrite r \
      WHERE r.ev_class = c.oid AND r.ev_type IN ('2', '3')) FROM pg_class c WHERE c.oid = $1::text::regclass";
 
+/// Whether the table named by `$1` (quoted, qualified) is partitioned: false for one the
+/// catalog lacks.
+pub(crate) const PARTITIONED: &str =
+    "SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind = 'p')";
+
 /// A table as its statements must name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RelationKind {
