@@ -10,30 +10,41 @@ use tokio::process::Command;
 use tokio_postgres::Config;
 use tokio_postgres::config::Host;
 
+use crate::config::parse_url;
+use crate::tls::Tls;
+
 /// Dumps the target database (every schema but DMF's `dmf`) with `pg_dump --format=custom`
 /// into a directory, and restores such a dump with `pg_restore --clean --if-exists
 /// --single-transaction` (the dumped tables are dropped and recreated as they were; DMF's
 /// control tables are left alone, so the run record of the rollback survives it).
 ///
 /// `pg_dump` and `pg_restore` are found on `PATH` or in `/usr/lib/postgresql/*/bin`; the
-/// password goes through `PGPASSWORD`, never on a command line.
+/// password goes through `PGPASSWORD`, never on a command line, and the TLS settings DMF's own
+/// connections use (the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, or the
+/// environment's) through `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`.
 #[derive(Clone)]
 pub struct PgBackup {
     config: Config,
+    tls: Tls,
     dir: PathBuf,
 }
 
 impl std::fmt::Debug for PgBackup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgBackup").field("database", &self.config.get_dbname()).field("dir", &self.dir).finish()
+        f.debug_struct("PgBackup")
+            .field("database", &self.config.get_dbname())
+            .field("tls", &self.tls)
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
 impl PgBackup {
-    /// Backs up the database `url` names into `dir` (created when missing).
+    /// Backs up the database `url` names into `dir` (created when missing). The error says
+    /// what is wrong with the URL or its TLS settings (never showing the password).
     pub fn new(url: &str, dir: impl Into<PathBuf>) -> Result<Self> {
-        let config: Config = url.parse().map_err(|_| Error::Config("invalid PostgreSQL URL for the backup".into()))?;
-        Ok(Self { config, dir: dir.into() })
+        let (config, tls) = parse_url(url)?;
+        Ok(Self { config, tls, dir: dir.into() })
     }
 
     fn command(&self, tool: &Path) -> Command {
@@ -56,6 +67,7 @@ impl PgBackup {
         if let Some(password) = self.config.get_password() {
             command.env("PGPASSWORD", String::from_utf8_lossy(password).into_owned());
         }
+        command.envs(self.tls.libpq_env());
         command.arg("--no-password").env("PGAPPNAME", "dmf-backup").kill_on_drop(true);
         command
     }

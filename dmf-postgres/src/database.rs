@@ -21,6 +21,7 @@ use crate::error::to_dmf_error;
 use crate::extract::PgExtractor;
 use crate::load::PgLoader;
 use crate::snapshot::ExportedSnapshot;
+use crate::tls::TlsSettings;
 use crate::{catalog, control, preflight, sql};
 
 /// What a database's extractors, loaders and run store share.
@@ -74,9 +75,11 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
-    /// Parses `url` (`postgres://user:password@host:port/dbname`) and checks that the server
-    /// answers and accepts the credentials. The error names the server (never the password):
-    /// transient when it could not be reached, fatal when it refused the login.
+    /// Parses `url` (`postgres://user:password@host:port/dbname`, with libpq's TLS keys:
+    /// `?sslmode=verify-full&sslrootcert=ca.crt`, see [`SslMode`](crate::SslMode)) and checks
+    /// that the server answers and accepts the credentials. The error names the server (never
+    /// the password): transient when it could not be reached, fatal when it refused the login
+    /// or its certificate was refused (with the TLS settings and the reason).
     pub async fn connect(url: &str) -> Result<Self> {
         let database = Self::lazy(url)?;
         database.client().await?;
@@ -89,9 +92,12 @@ impl PgDatabase {
     }
 
     /// Uses a tokio-postgres configuration built by hand (DMF sets `application_name` and a
-    /// connect timeout when it has none).
-    pub fn from_config(config: tokio_postgres::Config) -> Self {
-        Self::with_connector(Connector::new(config))
+    /// connect timeout when it has none), with TLS as its `ssl_mode` says (disable, prefer or
+    /// require) and the certificates of `tls` (or of `PGSSLROOTCERT`, `PGSSLCERT` and
+    /// `PGSSLKEY`); `tls` may set any of libpq's modes. The error says what is wrong with the
+    /// TLS settings (a file missing, a mode that needs a root certificate).
+    pub fn from_config(config: tokio_postgres::Config, tls: TlsSettings) -> Result<Self> {
+        Ok(Self::with_connector(Connector::from_config(config, tls)?))
     }
 
     fn with_connector(connector: Connector) -> Self {

@@ -16,7 +16,9 @@
 //! values isolate the offending rows, everything else stops the migration. Messages name the
 //! server as `user@host:port/dbname` (never the password) and the table involved.
 //!
-//! Connections use no TLS (`NoTls`).
+//! Connections use TLS as libpq's settings say ([`SslMode`], [`TlsSettings`]): the URL's
+//! `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, or `PGSSLMODE` and the other variables,
+//! over rustls; `pg_dump` and `pg_restore` ([`PgBackup`]) get the same settings.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -62,6 +64,7 @@ mod rules;
 mod session;
 mod snapshot;
 mod sql;
+mod tls;
 mod trust;
 mod types;
 
@@ -74,3 +77,4 @@ pub use error::{error_kind, sqlstate_kind, to_dmf_error};
 pub use extract::PgExtractor;
 pub use load::PgLoader;
 pub use sql::control::PgDialect;
+pub use tls::{RootCert, SslMode, TlsSettings};
