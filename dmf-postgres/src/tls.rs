@@ -450,13 +450,13 @@ impl TlsFailure {
     pub(crate) fn of(error: &tokio_postgres::Error) -> Option<Self> {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(current) = cause {
-            if let Some(rustls) = current.downcast_ref::<rustls::Error>() {
-                return Some(Self::from_rustls(rustls));
+            // An I/O error wraps its cause (sometimes another I/O error), which `source()`
+            // skips: look inside it first.
+            if let Some(inner) = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+                cause = Some(inner as &(dyn std::error::Error + 'static));
+                continue;
             }
-            if let Some(io) = current.downcast_ref::<std::io::Error>()
-                && let Some(inner) = io.get_ref()
-                && let Some(rustls) = inner.downcast_ref::<rustls::Error>()
-            {
+            if let Some(rustls) = current.downcast_ref::<rustls::Error>() {
                 return Some(Self::from_rustls(rustls));
             }
             if current.to_string() == "server does not support TLS" {
