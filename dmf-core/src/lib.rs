@@ -8,8 +8,8 @@
 //!   [`Pipeline`] into a [`DataMigration`].
 //! - [`engine`]: batching, bounded channels, checkpoints, retry with backoff, reject policy,
 //!   bisection of failing batches, cancellation ([`EngineConfig`]).
-//! - [`orchestrator`]: [`Orchestrator`], [`RunStore`], [`Notifier`] ([`LogNotifier`],
-//!   [`WebhookNotifier`]), [`PreflightCheck`], [`Backup`].
+//! - [`orchestrator`]: [`Orchestrator`], [`RunStore`], [`Notifier`] ([`LogNotifier`], and
+//!   `WebhookNotifier` with the crate feature `webhook`), [`PreflightCheck`], [`Backup`].
 //! - [`progress`]: [`ProgressEvent`]s, and the `metrics` names in [`progress::metrics`].
 //! - [`redact`]: [`redact_secrets`], which every message quoting a connection string goes
 //!   through, whatever its form or scheme.
@@ -65,8 +65,10 @@ pub use orchestrator::{
     Backup, BackupRecord, CheckOutcome, CheckStatus, Lease, LeaseAcquired, LeaseClaim, LeaseClaimed, LeaseOptions,
     LeaseRecord, LogNotifier, MigrationRecord, MigrationStatus, Notifier, OnError, Orchestrator, OrchestratorBuilder,
     PreflightCheck, PreflightReport, RejectRecord, RollbackSummary, RollbackTarget, RunRecord, RunRequest, RunStatus,
-    RunStore, RunSummary, TARGET_SCOPE, WebhookEvent, WebhookNotifier, WebhookPayload, sort_in_plan_order,
+    RunStore, RunSummary, TARGET_SCOPE, sort_in_plan_order,
 };
+#[cfg(feature = "webhook")]
+pub use orchestrator::{WebhookBuilder, WebhookEvent, WebhookNotifier, WebhookPayload};
 pub use pipeline::{
     Extractor, FnTransformer, Identity, LoadBatch, LoadReport, Loader, Pipeline, Rules, SourceBatch, Transformed,
     Transformer, ValidationReport, Validator, Violation, committed_insert, transform_fn,

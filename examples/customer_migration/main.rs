@@ -73,8 +73,9 @@ Options:
   --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the run
                     and after it, until Ctrl-C
   --notify-webhook <URL>
-                    POST the run summary as JSON to URL (http://) when the run ends, whether it
-                    succeeded or failed (retried 3 times, 10 s timeout per attempt)
+                    POST the run summary as JSON to URL (https://, or http:// to this machine)
+                    when the run ends, whether it succeeded or failed (retried 3 times, 10 s
+                    timeout per attempt)
   -h, --help        print this help
 
 Logs go to stderr at WARN; set RUST_LOG (e.g. RUST_LOG=dmf_core=debug) for more.";

@@ -108,8 +108,11 @@ Options:
   --dashboard <ADDR>  serve the web dashboard on ADDR (e.g. 127.0.0.1:8080) during the sync
                       and after it, until Ctrl-C
   --notify-webhook <URL>
-                      POST the run summary as JSON to URL (http://) when the sync ends,
-                      succeeded or failed (retried 3 times, 10 s timeout per attempt)
+                      POST the run summary as JSON to URL (https://, or http:// to this
+                      machine) when the sync ends, succeeded or failed (retried 3 times,
+                      10 s timeout per attempt)
+  --notify-ca <FILE>  trust only the CA certificates of FILE (PEM) for the webhook's https
+  --notify-insecure   allow a plain http:// webhook on another host (sent unencrypted)
   --no-verify         skip the row-by-row comparison of every table after the sync
   --verify            instead of syncing, compare every table of the source and the target
                       row by row and print the verdict (exit 0 when equal, 1 when not: a
@@ -149,6 +152,8 @@ struct Args {
     no_verify: bool,
     dashboard: Option<std::net::SocketAddr>,
     notify_webhook: Option<String>,
+    notify_ca: Option<std::path::PathBuf>,
+    notify_insecure: bool,
     report_json: Option<std::path::PathBuf>,
     rollback: Option<Option<dmf_core::RunId>>,
     force: bool,
@@ -184,6 +189,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         no_verify: false,
         dashboard: None,
         notify_webhook: None,
+        notify_ca: None,
+        notify_insecure: false,
         report_json: None,
         rollback: None,
         force: false,
@@ -246,6 +253,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     Some(addr.parse().map_err(|_| format!("`--dashboard` expects HOST:PORT, got `{addr}`"))?);
             }
             "--notify-webhook" => parsed.notify_webhook = Some(value()?),
+            "--notify-ca" => parsed.notify_ca = Some(value()?.into()),
+            "--notify-insecure" => parsed.notify_insecure = true,
             "--report-json" => parsed.report_json = Some(value()?.into()),
             "--force" => parsed.force = true,
             "--rollback" => {
@@ -383,7 +392,11 @@ async fn sync<S: Database, T: Database>(
         job = job.backup(backup);
     }
     if let Some(url) = &args.notify_webhook {
-        job = job.notifier(dmf_core::WebhookNotifier::new(url)?);
+        let mut webhook = dmf_core::WebhookNotifier::builder(url).insecure_http(args.notify_insecure);
+        if let Some(ca) = &args.notify_ca {
+            webhook = webhook.ca_file(ca);
+        }
+        job = job.notifier(webhook.build()?);
     }
     println!("sync {} -> {} ({} mode)", source.display_name(), target.display_name(), args.mode);
     let plan = job.plan().await?;
@@ -601,6 +614,19 @@ mod tests {
         assert!(args.dry_run);
         assert_eq!(args.max_rows_per_sec, Some(500));
         assert_eq!(args.notify_webhook.as_deref(), Some("http://127.0.0.1:9/hook"));
+        assert!(!args.notify_insecure && args.notify_ca.is_none());
+        let args = parse(&[
+            "--source=a",
+            "--target=b",
+            "--notify-webhook=http://hooks.internal/dmf",
+            "--notify-insecure",
+            "--notify-ca",
+            "/etc/ca.pem",
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(args.notify_insecure);
+        assert_eq!(args.notify_ca, Some(std::path::PathBuf::from("/etc/ca.pem")));
         assert!(parse(&["--source=a", "--target=b", "--max-rows-per-sec=0"]).unwrap_err().contains("1 or more"));
         let args = parse(&["--source=a", "--target=b", "--snapshot", "--rule", "public.orders: check(total >= 0)"])
             .unwrap()

@@ -29,7 +29,9 @@ use tokio::sync::{Semaphore, mpsc};
 pub use config::{
     DEFAULT_READ_TIMEOUT, DEFAULT_WRITE_TIMEOUT, EngineConfig, EngineConfigBuilder, RejectLimit, RetryPolicy,
 };
-pub(crate) use retry::{Retrier, backoff};
+pub(crate) use retry::Retrier;
+#[cfg(feature = "webhook")]
+pub(crate) use retry::backoff;
 pub use throttle::RowRateLimit;
 
 use crate::checkpoint::{Checkpoint, Position};

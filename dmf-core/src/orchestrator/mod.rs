@@ -20,9 +20,10 @@ use tracing::Instrument;
 
 pub use backup::{Backup, BackupRecord};
 pub use lease::{Lease, LeaseAcquired, LeaseClaim, LeaseClaimed, LeaseOptions, LeaseRecord, TARGET_SCOPE, this_host};
+pub use notify::{LogNotifier, Notifier};
+#[cfg(feature = "webhook")]
 pub use notify::{
-    LogNotifier, Notifier, WebhookBackup, WebhookCounts, WebhookEvent, WebhookMigration, WebhookNotifier,
-    WebhookPayload,
+    WebhookBackup, WebhookBuilder, WebhookCounts, WebhookEvent, WebhookMigration, WebhookNotifier, WebhookPayload,
 };
 pub use preflight::{CheckOutcome, CheckStatus, PreflightCheck, PreflightReport};
 pub use resume::LastRun;

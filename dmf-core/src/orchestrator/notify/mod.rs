@@ -1,11 +1,15 @@
-//! Notifications of a run's outcome: the [`Notifier`] trait, [`LogNotifier`] and
-//! [`WebhookNotifier`].
+//! Notifications of a run's outcome: the [`Notifier`] trait, [`LogNotifier`] and (crate
+//! feature `webhook`) `WebhookNotifier`.
 
+#[cfg(feature = "webhook")]
 mod webhook;
 
 use async_trait::async_trait;
 
-pub use webhook::{WebhookBackup, WebhookCounts, WebhookEvent, WebhookMigration, WebhookNotifier, WebhookPayload};
+#[cfg(feature = "webhook")]
+pub use webhook::{
+    WebhookBackup, WebhookBuilder, WebhookCounts, WebhookEvent, WebhookMigration, WebhookNotifier, WebhookPayload,
+};
 
 use crate::error::Result;
 use crate::orchestrator::RunSummary;

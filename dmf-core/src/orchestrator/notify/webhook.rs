@@ -1,12 +1,13 @@
 //! A [`Notifier`] that POSTs the run summary as JSON to an HTTP endpoint, with a timeout per
 //! attempt and retries with exponential backoff.
 //!
-//! The HTTP client is reqwest: a well-kept client on hyper, already in the workspace for the
-//! dashboard's tests. It is built without TLS (no `rustls`/`native-tls` feature) to keep builds
-//! lean, so only `http://` endpoints are accepted; point the notifier at a relay on the same
-//! host or private network to reach an `https://` service.
+//! The HTTP client is reqwest (a well-kept client on hyper) with rustls: `https://` endpoints
+//! are verified against the platform's trusted roots, or a CA file of your own. Behind the
+//! crate feature `webhook`, so that a program without webhooks compiles no HTTP client.
 
 use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -24,7 +25,13 @@ use crate::orchestrator::{BackupRecord, MigrationRecord, MigrationStatus, RunSta
 /// How much of an error response's body goes into the error message.
 const BODY_EXCERPT: usize = 200;
 
-/// POSTs a [`WebhookPayload`] (JSON) to an `http://` URL when a run finishes.
+/// POSTs a [`WebhookPayload`] (JSON) to an `https://` URL when a run finishes.
+///
+/// The server's certificate is verified against the platform's trusted roots, or only against
+/// the CA certificates of a file ([`WebhookBuilder::ca_file`]). Plain `http://` is accepted to
+/// a loopback address (`localhost`, `127.0.0.0/8`, `::1`: a relay on the same host); to any
+/// other host it is refused unless [`WebhookBuilder::insecure_http`] says otherwise, since the
+/// summary (and any `Authorization` header) would cross the network in clear.
 ///
 /// Each attempt has a timeout (10 s unless set with [`timeout`](Self::timeout)). Connection
 /// failures, timeouts, `5xx` and `429 Too Many Requests` are retried
@@ -39,16 +46,16 @@ const BODY_EXCERPT: usize = 200;
 /// run. The orchestrator waits for it, though: with the defaults an endpoint that never answers
 /// holds the end of a run for about 45 s (4 attempts of 10 s plus the delays).
 ///
-/// Only `http://` URLs are accepted: the HTTP client (reqwest) is built without TLS to keep
-/// builds lean. To reach an `https://` service, post to a relay on the same host or private
-/// network.
+/// Needs the crate feature `webhook`.
 ///
 /// ```no_run
 /// # use std::time::Duration;
 /// # use std::sync::Arc;
 /// # use dmf_core::{Orchestrator, RunStore, WebhookNotifier};
 /// # fn demo(store: Arc<dyn RunStore>, token: &str) -> dmf_core::Result<()> {
-/// let webhook = WebhookNotifier::new("http://alerts.internal:8080/dmf")?
+/// let webhook = WebhookNotifier::builder("https://alerts.internal/dmf")
+///     .ca_file("/etc/dmf/internal-ca.pem") // the company's CA; the platform's roots otherwise
+///     .build()?
 ///     .timeout(Duration::from_secs(5))
 ///     .retries(5)
 ///     .header("Authorization", &format!("Bearer {token}"))?;
@@ -67,33 +74,63 @@ pub struct WebhookNotifier {
     client: reqwest::Client,
 }
 
-impl WebhookNotifier {
-    /// A notifier posting to `url`, which must be an `http://` URL.
-    ///
-    /// Fails with [`Error::Config`] when the URL does not parse, uses another scheme (`https://`
-    /// included: TLS is not compiled in) or the HTTP client cannot be created.
-    pub fn new(url: impl AsRef<str>) -> Result<Self> {
-        let url = Url::parse(url.as_ref())
+/// Builds a [`WebhookNotifier`]: the TLS choices, made before the HTTP client is created.
+#[derive(Debug, Clone)]
+pub struct WebhookBuilder {
+    url: String,
+    insecure_http: bool,
+    ca_file: Option<PathBuf>,
+}
+
+impl WebhookBuilder {
+    /// Accepts a plain `http://` URL to a host that is not a loopback address (default: refused).
+    /// The summary and the headers then cross the network unencrypted.
+    pub fn insecure_http(mut self, allow: bool) -> Self {
+        self.insecure_http = allow;
+        self
+    }
+
+    /// Trusts only the CA certificates of this PEM file for `https://`, instead of the
+    /// platform's roots: for an endpoint whose certificate your own CA signed.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// The notifier. Fails with [`Error::Config`] when the URL does not parse, is neither
+    /// `https://` nor `http://`, is `http://` to a host that is not a loopback address without
+    /// [`insecure_http`](Self::insecure_http), when the CA file cannot be read or holds no
+    /// certificate, or when the HTTP client cannot be created.
+    pub fn build(self) -> Result<WebhookNotifier> {
+        let url = Url::parse(&self.url)
             .map_err(|error| Error::Config(format!("the webhook URL is not a valid URL: {error}")))?;
         let shown = redacted(&url);
         match url.scheme() {
-            "http" => {}
-            "https" => {
+            "https" => {}
+            "http" if self.insecure_http || is_loopback(&url) => {}
+            "http" => {
                 return Err(Error::Config(format!(
-                    "webhook {shown}: https is not supported, dmf-core's HTTP client is built without TLS \
-                     (to keep builds lean); use an http:// endpoint, for example a relay on the same host"
+                    "webhook {shown}: plain http:// to a host that is not this machine would send the run summary \
+                     (and any Authorization header) unencrypted: use https://, or allow it explicitly \
+                     (WebhookBuilder::insecure_http, sync_database --notify-insecure)"
                 )));
             }
             other => {
-                return Err(Error::Config(format!("webhook {shown}: scheme `{other}` is not supported, use http://")));
+                return Err(Error::Config(format!(
+                    "webhook {shown}: scheme `{other}` is not supported, use https:// (or http:// to this machine)"
+                )));
             }
         }
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .user_agent(concat!("dmf/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &self.ca_file {
+            client = client.tls_certs_only(read_ca_file(path, &shown)?);
+        }
+        let client = client
             .build()
             .map_err(|error| Error::Config(format!("webhook {shown}: cannot create the HTTP client: {error}")))?;
-        Ok(Self {
+        Ok(WebhookNotifier {
             url,
             shown,
             headers: HeaderMap::new(),
@@ -107,6 +144,72 @@ impl WebhookNotifier {
             },
             client,
         })
+    }
+}
+
+/// True when `url`'s host is this machine: `localhost`, `127.0.0.0/8` or `::1`.
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why the endpoint's certificate was refused, when that is why the request failed.
+fn certificate_refusal(error: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        // An I/O error wraps its cause (io errors within io errors, as hyper and rustls nest
+        // them), which `source()` skips: look inside it first.
+        if let Some(inner) = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            cause = Some(inner as &(dyn std::error::Error + 'static));
+            continue;
+        }
+        if let Some(rustls::Error::InvalidCertificate(reason)) = current.downcast_ref::<rustls::Error>() {
+            return Some(match reason {
+                rustls::CertificateError::UnknownIssuer => {
+                    "unknown CA: no trusted root signed it (give the CA that did with WebhookBuilder::ca_file, \
+                     sync_database --notify-ca)"
+                        .to_owned()
+                }
+                rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. } => {
+                    "wrong host name: it is not issued for the URL's host".to_owned()
+                }
+                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. } => {
+                    "expired".to_owned()
+                }
+                other => format!("{other:?}"),
+            });
+        }
+        cause = current.source();
+    }
+    None
+}
+
+fn read_ca_file(path: &Path, shown: &str) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path).map_err(|error| {
+        Error::Config(format!("webhook {shown}: cannot read the CA file {}: {error}", path.display()))
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+        Error::Config(format!("webhook {shown}: the CA file {} is not PEM certificates: {error}", path.display()))
+    })?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!("webhook {shown}: the CA file {} holds no certificate", path.display())));
+    }
+    Ok(certs)
+}
+
+impl WebhookNotifier {
+    /// A notifier posting to `url` with the defaults: `https://`, verified against the
+    /// platform's roots, or `http://` to a loopback address. Same as
+    /// `WebhookNotifier::builder(url).build()`; see [`WebhookBuilder::build`] for the errors.
+    pub fn new(url: impl AsRef<str>) -> Result<Self> {
+        Self::builder(url).build()
+    }
+
+    /// A builder for the TLS choices: [`insecure_http`](WebhookBuilder::insecure_http),
+    /// [`ca_file`](WebhookBuilder::ca_file).
+    pub fn builder(url: impl AsRef<str>) -> WebhookBuilder {
+        WebhookBuilder { url: url.as_ref().to_owned(), insecure_http: false, ca_file: None }
     }
 
     /// The longest one attempt may take, from connecting to reading the whole answer
@@ -200,7 +303,9 @@ impl WebhookNotifier {
         // reqwest's message would repeat the full URL, query included; ours names it redacted.
         let error = error.without_url();
         let shown = &self.shown;
-        let (kind, message) = if error.is_timeout() {
+        let (kind, message) = if let Some(reason) = certificate_refusal(&error) {
+            (ErrorKind::Fatal, format!("webhook {shown}: its TLS certificate was refused: {reason}"))
+        } else if error.is_timeout() {
             (ErrorKind::Transient, format!("webhook {shown} did not answer within {:?}", self.timeout))
         } else if error.is_connect() {
             (ErrorKind::Transient, format!("could not connect to webhook {shown}"))
@@ -470,13 +575,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_http_urls_are_accepted_and_https_says_why() {
-        assert!(WebhookNotifier::new("http://127.0.0.1:9/hook").is_ok());
-        let https = WebhookNotifier::new("https://user:secret@hooks.example.com/x?token=abc").unwrap_err();
-        let text = https.to_string();
-        assert!(matches!(https, Error::Config(_)));
-        assert!(text.contains("TLS") && text.contains("https://hooks.example.com/x?<redacted>"), "{text}");
+    fn https_anywhere_and_plain_http_only_to_this_machine_unless_allowed() {
+        assert!(WebhookNotifier::new("https://user:secret@hooks.example.com/x?token=abc").is_ok());
+        for local in ["http://127.0.0.1:9/hook", "http://127.8.9.10/h", "http://localhost:8080/h", "http://[::1]:9/h"] {
+            assert!(WebhookNotifier::new(local).is_ok(), "{local}");
+        }
+        let plain = WebhookNotifier::new("http://user:secret@hooks.example.com/x?token=abc").unwrap_err();
+        let text = plain.to_string();
+        assert!(matches!(plain, Error::Config(_)));
+        assert!(text.contains("http://hooks.example.com/x?<redacted>") && text.contains("unencrypted"), "{text}");
+        assert!(text.contains("--notify-insecure"), "{text}");
         assert!(!text.contains("secret") && !text.contains("abc"), "{text}");
+        assert!(WebhookNotifier::new("http://10.0.0.8/h").is_err());
+        assert!(WebhookNotifier::builder("http://hooks.example.com/x").insecure_http(true).build().is_ok());
         let ftp = WebhookNotifier::new("ftp://example.com/").unwrap_err().to_string();
         assert!(ftp.contains("scheme `ftp`"), "{ftp}");
         let junk = WebhookNotifier::new("not a url").unwrap_err();
@@ -484,12 +595,23 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_that_cannot_be_read_or_holds_no_certificate_is_refused_naming_it() {
+        let text = WebhookNotifier::builder("https://h/x").ca_file("/nonexistent/ca.pem").build().unwrap_err();
+        assert!(text.to_string().contains("cannot read the CA file /nonexistent/ca.pem"), "{text}");
+        let empty = std::env::temp_dir().join(format!("dmf-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let text = WebhookNotifier::builder("https://h/x").ca_file(&empty).build().unwrap_err().to_string();
+        assert!(text.contains("holds no certificate"), "{text}");
+        let _ = std::fs::remove_file(empty);
+    }
+
+    #[test]
     fn credentials_query_and_header_values_are_never_shown() {
-        let notifier = WebhookNotifier::new("http://bot:hunter2@example.com:8080/hook?key=sesame#frag")
+        let notifier = WebhookNotifier::new("https://bot:hunter2@example.com:8080/hook?key=sesame#frag")
             .unwrap()
             .header("Authorization", "Bearer t0ken")
             .unwrap();
-        assert_eq!(notifier.shown_url(), "http://example.com:8080/hook?<redacted>");
+        assert_eq!(notifier.shown_url(), "https://example.com:8080/hook?<redacted>");
         let debug = format!("{notifier:?}");
         assert!(debug.contains("authorization: <redacted>"), "{debug}");
         for secret in ["hunter2", "bot", "sesame", "t0ken", "frag"] {
@@ -499,7 +621,7 @@ mod tests {
 
     #[test]
     fn invalid_headers_are_refused_without_echoing_the_value() {
-        let notifier = WebhookNotifier::new("http://example.com/").unwrap();
+        let notifier = WebhookNotifier::new("https://example.com/").unwrap();
         let name = notifier.clone().header("bad name", "x").unwrap_err().to_string();
         assert!(name.contains("`bad name` is not a valid header name"), "{name}");
         let value = notifier.header("X-Token", "line\nbreak-secret").unwrap_err().to_string();
@@ -508,7 +630,7 @@ mod tests {
 
     #[test]
     fn retries_and_backoff_shape_the_delays() {
-        let notifier = WebhookNotifier::new("http://example.com/")
+        let notifier = WebhookNotifier::new("https://example.com/")
             .unwrap()
             .retries(2)
             .backoff(Duration::from_millis(30), Duration::from_millis(10));
