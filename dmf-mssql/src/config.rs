@@ -222,6 +222,37 @@ impl MssqlConfig {
                         the SQL Browser query)"
                 .into());
         }
+        if let Some(ca) = &self.trust_ca {
+            // tiberius panics when both are set; and trusting every certificate makes the CA moot.
+            if self.trust_server_certificate {
+                return Err(format!(
+                    "TrustServerCertificate=true accepts any certificate, so TrustServerCertificateCA={ca} would \
+                     check nothing: give one or the other (the CA file, to verify the server)"
+                ));
+            }
+            if self.encryption == Encryption::NotSupported {
+                return Err(format!(
+                    "TrustServerCertificateCA={ca} with Encrypt=off: there is no TLS to verify (use Encrypt=true)"
+                ));
+            }
+            let readable = std::fs::metadata(ca).map(|m| m.is_file());
+            if !matches!(readable, Ok(true)) {
+                return Err(format!(
+                    "TrustServerCertificateCA={ca}: {}",
+                    match readable {
+                        Err(error) => format!("cannot read it: {error}"),
+                        Ok(_) => "not a file".to_owned(),
+                    }
+                ));
+            }
+            let extension = std::path::Path::new(ca).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            if !matches!(extension.as_deref(), Some("pem" | "crt" | "der")) {
+                return Err(format!(
+                    "TrustServerCertificateCA={ca}: tiberius reads a CA file by its extension, which must be .pem, \
+                     .crt or .der"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -641,6 +672,56 @@ fn looks_like_url(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file named like a CA certificate (its content is read by tiberius when connecting).
+    fn ca_file(name: &str) -> String {
+        let path = std::env::temp_dir().join(format!("dmf-mssql-{}-{name}", std::process::id()));
+        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn a_ca_file_verifies_the_server_from_an_ado_string_or_a_url_with_encrypt_true_or_strict() {
+        let ca = ca_file("ca.pem");
+        let config =
+            ado(&format!("Server=db.corp,1433;User Id=dmf;Password=pw;Encrypt=true;TrustServerCertificateCA={ca}"));
+        assert_eq!((config.encryption, config.trust_server_certificate), (Encryption::Required, false));
+        assert_eq!(config.trust_ca.as_deref(), Some(ca.as_str()));
+        let wire = format!("{:?}", config.tiberius_config(None));
+        assert!(wire.contains("encryption: Required"), "{wire}");
+        // tiberius 0.13 adds the CA to the platform's roots, and checks the certificate.
+        assert!(wire.contains(&format!("extra_cas: [File({ca:?})], bypass: false")), "{wire}");
+
+        let config = MssqlConfig::parse(&format!(
+            "mssql://dmf:pw@db.corp/Sales?encrypt=strict&trust_server_certificate_ca={ca}&hostname_in_certificate=sql.corp"
+        ))
+        .unwrap();
+        let wire = format!("{:?}", config.tiberius_config(None));
+        assert!(wire.contains("encryption: Strict"), "{wire}");
+        assert!(wire.contains(&format!("extra_cas: [File({ca:?})], bypass: false")), "{wire}");
+        assert!(wire.contains("hostname_in_certificate: Some(\"sql.corp\")"), "{wire}");
+
+        // The default: encrypted and verified against the platform's roots, never trusting all.
+        let wire = format!("{:?}", ado("Server=db.corp;User Id=dmf;Password=pw").tiberius_config(None));
+        assert!(wire.contains("encryption: Required") && wire.contains("extra_cas: [], bypass: false"), "{wire}");
+        let _ = std::fs::remove_file(ca);
+    }
+
+    #[test]
+    fn a_ca_file_that_cannot_verify_anything_is_refused_saying_why() {
+        let ca = ca_file("refusals.crt");
+        let both = refused(&format!("Server=h;User=u;TrustServerCertificate=true;TrustServerCertificateCA={ca}"));
+        assert!(both.contains("give one or the other"), "{both}");
+        let off = refused(&format!("Server=h;User=u;Encrypt=off;TrustServerCertificateCA={ca}"));
+        assert!(off.contains("with Encrypt=off: there is no TLS to verify"), "{off}");
+        let missing = refused("Server=h;User=u;TrustServerCertificateCA=/nonexistent/ca.pem");
+        assert!(missing.contains("TrustServerCertificateCA=/nonexistent/ca.pem: cannot read it"), "{missing}");
+        let odd = ca_file("ca.txt");
+        let extension = refused(&format!("Server=h;User=u;TrustServerCertificateCA={odd}"));
+        assert!(extension.contains("must be .pem, .crt or .der"), "{extension}");
+        let _ = std::fs::remove_file(ca);
+        let _ = std::fs::remove_file(odd);
+    }
 
     fn ado(text: &str) -> MssqlConfig {
         MssqlConfig::parse(text).unwrap()
