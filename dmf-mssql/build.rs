@@ -7,7 +7,8 @@
 //!
 //! `cfg(dmf_test_pg)` when `DMF_TEST_PG_URL` names a PostgreSQL server, for the live test that
 //! syncs SQLite into the TDS server and on into PostgreSQL; `cfg(dmf_sync_database_bin)` when
-//! `DMF_SYNC_DATABASE_BIN` names the `sync_database` program, for the test that runs it.
+//! `DMF_SYNC_DATABASE_BIN` names the `sync_database` program, for the test that runs it;
+//! `cfg(dmf_mssql_tls_ca)` when `DMF_TEST_MSSQL_TLS_CA` names the TDS server's certificate.
 
 fn main() {
     println!("cargo::rerun-if-env-changed=DMF_TEST_MSSQL_URL");
@@ -21,6 +22,11 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(dmf_sync_database_bin)");
     if std::env::var("DMF_SYNC_DATABASE_BIN").is_ok_and(|path| !path.trim().is_empty()) {
         println!("cargo::rustc-cfg=dmf_sync_database_bin");
+    }
+    println!("cargo::rerun-if-env-changed=DMF_TEST_MSSQL_TLS_CA");
+    println!("cargo::rustc-check-cfg=cfg(dmf_mssql_tls_ca)");
+    if std::env::var("DMF_TEST_MSSQL_TLS_CA").is_ok_and(|path| !path.trim().is_empty()) {
+        println!("cargo::rustc-cfg=dmf_mssql_tls_ca");
     }
     println!("cargo::rustc-check-cfg=cfg(dmf_mssql_server, values(\"none\", \"babelfish\", \"sqlserver\"))");
     let has_url = std::env::var("DMF_TEST_MSSQL_URL").is_ok_and(|url| !url.trim().is_empty());

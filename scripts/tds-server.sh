@@ -26,6 +26,11 @@ tds_server_start() {
     TDS_SERVER_STARTED=1
   fi
   export DMF_TEST_MSSQL_URL=$url DMF_TEST_MSSQL_SERVER=babelfish
+  # Its self-signed certificate (bbf.sh makes one when openssl exists), for the TLS live test.
+  local certificate="${BBF_ROOT:-/tmp/dmf-bbf}/data/server.crt"
+  if [ -z "${DMF_TEST_MSSQL_TLS_CA:-}" ] && [ -r "$certificate" ]; then
+    export DMF_TEST_MSSQL_TLS_CA=$certificate
+  fi
 }
 
 tds_server_stop() {

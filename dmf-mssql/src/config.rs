@@ -57,6 +57,18 @@ pub enum Encryption {
     Strict,
 }
 
+impl std::fmt::Display for Encryption {
+    /// As the connection string spells it (`Encrypt=true`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Encryption::NotSupported => "Encrypt=off",
+            Encryption::LoginOnly => "Encrypt=false",
+            Encryption::Required => "Encrypt=true",
+            Encryption::Strict => "Encrypt=strict",
+        })
+    }
+}
+
 /// How a loader writes the staged rows of `upsert`, `diff` and `incremental` syncs (and their
 /// deletes, deferred keys and logged inserts). Both write the same rows, report the same exact
 /// counts, and keep the same undo log and checkpoint, in one transaction under `XACT_ABORT`;

@@ -152,6 +152,18 @@ mod tests {
         assert_eq!(error_kind(&poisoned), ErrorKind::Transient);
         assert_eq!(error_kind(&SqlError::Protocol("Login ACK: Invalid TDS version".into())), ErrorKind::Fatal);
         assert_eq!(error_kind(&SqlError::Tls("UnsupportedCertVersion".into())), ErrorKind::Fatal);
+        let tls = SqlError::from(tiberius::error::Error::Tls(
+            "the server's certificate was rejected during the TLS handshake: InvalidCertificate(NotValidForName). To \
+             connect anyway you can: (1) trust a specific CA certificate with `Config::trust_cert_ca(path)`"
+                .into(),
+        ))
+        .to_string();
+        assert!(
+            tls.starts_with("TLS handshake with SQL Server failed: wrong host name: the certificate does not name"),
+            "{tls}"
+        );
+        assert!(tls.ends_with("trust_server_certificate=true on a trusted network only"), "{tls}");
+        assert!(!tls.contains("Config::trust_cert_ca"), "{tls}");
         assert_eq!(error_kind(&SqlError::Routing { host: "h".into(), port: 1 }), ErrorKind::Fatal);
         assert_eq!(error_kind(&SqlError::Conversion("expecting int but found string".into())), ErrorKind::Data);
     }

@@ -51,7 +51,12 @@ pub(crate) async fn dial(config: &MssqlConfig, command_timeout: Option<Duration>
                     target.instance = None;
                     target.multi_subnet_failover = false;
                 }
-                Err(error) => return Err(SqlError::from(error)),
+                Err(error) => {
+                    return Err(match SqlError::from(error) {
+                        SqlError::Tls(reason) => SqlError::Tls(format!("{} ({reason})", target.encryption)),
+                        other => other,
+                    });
+                }
             }
         }
         Err(SqlError::Routing { host: target.host.clone(), port: target.port.unwrap_or_default() })

@@ -203,6 +203,32 @@ impl SqlError {
     }
 }
 
+/// tiberius's TLS failure in DMF's terms: why the certificate did not verify (its first
+/// sentence, with rustls's reason spelt out) and what to give DMF, instead of tiberius's advice
+/// in terms of its own API.
+fn tls_reason(message: &str) -> String {
+    let first = message.split(". To connect anyway").next().unwrap_or(message);
+    let reasons = [
+        ("UnknownIssuer", "unknown CA: the certificate is not signed by a CA DMF trusts"),
+        ("NotValidForName", "wrong host name: the certificate does not name the host connected to"),
+        ("Expired", "expired certificate"),
+        ("NotValidYet", "certificate not valid yet"),
+        ("Revoked", "revoked certificate"),
+        (
+            "CaUsedAsEndEntity",
+            "the server presents a CA certificate as its own (a self-signed certificate without a server \
+             certificate's extensions and subject alternative names)",
+        ),
+    ];
+    let reason = reasons.iter().find(|(code, _)| first.contains(code)).map(|(_, reason)| *reason);
+    let advice = "give the CA that signed the server's certificate with trust_server_certificate_ca=PATH \
+                  (ADO.NET: TrustServerCertificateCA=PATH), or trust_server_certificate=true on a trusted network only";
+    match reason {
+        Some(reason) => format!("{reason} ({first}); {advice}"),
+        None => format!("{first}; {advice}"),
+    }
+}
+
 impl From<tiberius::error::Error> for SqlError {
     fn from(error: tiberius::error::Error) -> Self {
         use tiberius::error::Error as T;
@@ -214,7 +240,7 @@ impl From<tiberius::error::Error> for SqlError {
                 message: token.message().to_owned(),
             },
             T::Io { kind, message } => Self::Io { kind, message },
-            T::Tls(message) => Self::Tls(message),
+            T::Tls(message) => Self::Tls(tls_reason(&message)),
             T::Protocol(message) => Self::Protocol(message.into_owned()),
             T::Routing { host, port } => Self::Routing { host, port },
             T::Encoding(m) | T::Conversion(m) | T::BulkInput(m) => Self::Conversion(m.into_owned()),
