@@ -6,6 +6,8 @@
 //! and the schema diff; [`sync_migrations`] turns the plan into migrations for the
 //! [`Orchestrator`](crate::Orchestrator). A large table can be read by several readers at once,
 //! one per [`KeyRange`] ([`SyncPlan::with_key_ranges`]), each range a resumable migration.
+//! [`AnyDatabase`] erases an adapter's type, for programs that choose their databases at run
+//! time.
 //!
 //! | mode | what moves |
 //! |---|---|
@@ -14,6 +16,7 @@
 //! | `incremental` | rows whose watermark column grew since the last run are upserted; optionally target rows missing from the source are deleted |
 //! | `diff` | both sides are read in key order and compared; only rows that differ or are missing are written, and rows only in the target are deleted |
 
+mod any;
 mod catch_up;
 mod deletes;
 mod dry_run;
@@ -32,6 +35,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub use any::{AnyDatabase, AnyExtractor, AnyLoader, DynDatabase};
 pub use catch_up::CATCH_UP;
 pub use deletes::DeleteLoader;
 pub use dry_run::{DryRun, PlannedStep};
@@ -445,7 +449,12 @@ pub enum DatabaseRole {
 /// A database adapter: what a sync needs from each side.
 ///
 /// Used through generics (a sync is generic over its source and target), so native `async`
-/// methods. `extractor` and `loader` are cheap: they connect on first use.
+/// methods; [`AnyDatabase`] is the type-erased handle for databases chosen at run time.
+/// `extractor` and `loader` are cheap: they connect on first use.
+///
+/// A method added here must also be forwarded by the wrappers that delegate every method,
+/// defaulted ones included, or they would fall back to the default: [`DynDatabase`] and
+/// [`AnyDatabase`] (`sync/any`), and dmf-testkit's `FaultyDatabase`.
 pub trait Database: Send + Sync + 'static {
     /// The keyset extractor.
     type Extractor: Extractor<Item = crate::value::Row>;
