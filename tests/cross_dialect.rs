@@ -64,24 +64,55 @@ fn assert_changes_moved(summary: &RunSummary, schema: &str) {
     assert_eq!(summary.totals().deleted, 11, "{summary}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_to_postgres_and_back_is_exact_and_diffs_move_only_changes() {
-    let dir = lite::Dir::new("cross");
+/// Two SQLite files (the first filled, the last empty) and an empty PostgreSQL database with
+/// the same schema.
+struct Setup {
+    _dir: lite::Dir,
+    first: std::path::PathBuf,
+    last: std::path::PathBuf,
+    middle: pg::TestDb,
+}
+
+async fn setup(label: &str) -> Setup {
+    let dir = lite::Dir::new(label);
     let (first, last) = (dir.file("first.db"), dir.file("last.db"));
     lite::fill(&mut lite::empty_database(&first), 1200);
     lite::empty_database(&last);
-    let middle = pg::TestDb::create("cross").await;
-    let client = middle.client().await;
-    client.batch_execute(PG_SCHEMA).await.unwrap();
+    let middle = pg::TestDb::create(label).await;
+    middle.client().await.batch_execute(PG_SCHEMA).await.unwrap();
+    Setup { _dir: dir, first, last, middle }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_to_postgres_and_back_is_exact_and_diffs_move_only_changes() {
+    let setup = setup("cross").await;
     let sqlite = |path: &std::path::Path| Arc::new(SqliteDatabase::open(path).unwrap());
-    let postgres = Arc::new(PgDatabase::connect(&middle.url).await.unwrap());
+    let postgres = Arc::new(PgDatabase::connect(&setup.middle.url).await.unwrap());
+    round_trip(&setup, sqlite(&setup.first), sqlite(&setup.last), postgres).await;
+}
 
-    let _ = sync(sqlite(&first), Arc::clone(&postgres), SyncMode::Full).await;
+/// The same, every database opened by its URL with `dmf::open` and so handled as an
+/// `AnyDatabase`: one program for every pair of adapters, with the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_round_trip_between_databases_opened_by_url_is_exact() {
+    let setup = setup("cross_url").await;
+    let sqlite =
+        async |path: &std::path::Path| Arc::new(dmf::open(&format!("sqlite://{}", path.display())).await.unwrap());
+    let postgres = Arc::new(dmf::open(&setup.middle.url).await.unwrap());
+    assert_eq!(postgres.display_name(), PgDatabase::lazy(&setup.middle.url).unwrap().display_name());
+    round_trip(&setup, sqlite(&setup.first).await, sqlite(&setup.last).await, postgres).await;
+}
+
+/// SQLite (`first`) → PostgreSQL → SQLite (`last`), full then diff after changes.
+async fn round_trip<L: Database, P: Database>(setup: &Setup, first_db: Arc<L>, last_db: Arc<L>, postgres: Arc<P>) {
+    let (first, last) = (&setup.first, &setup.last);
+    let client = setup.middle.client().await;
+
+    let _ = sync(Arc::clone(&first_db), Arc::clone(&postgres), SyncMode::Full).await;
     // The PostgreSQL copy, read with plain tokio-postgres.
     for (table, _) in lite::TABLES {
         let rows: i64 = client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0);
-        assert_eq!(rows, lite::count(&first, table), "rows of {table}");
+        assert_eq!(rows, lite::count(first, table), "rows of {table}");
     }
     let row = client
         .query_one(
@@ -92,7 +123,7 @@ async fn sqlite_to_postgres_and_back_is_exact_and_diffs_move_only_changes() {
         .await
         .unwrap();
     let (note, balance): (String, String) = (row.get(0), row.get(1));
-    let stored: (String, String) = rusqlite::Connection::open(&first)
+    let stored: (String, String) = rusqlite::Connection::open(first)
         .unwrap()
         .query_row("SELECT note, balance FROM customers WHERE id = 2", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
@@ -108,13 +139,13 @@ async fn sqlite_to_postgres_and_back_is_exact_and_diffs_move_only_changes() {
         .get(0);
     assert_eq!(cycle, 15, "the FK cycle's deferred column filled by the second pass");
 
-    let _ = sync(Arc::clone(&postgres), sqlite(&last), SyncMode::Full).await;
-    assert_eq!(lite::content(&last), lite::content(&first), "SQLite -> PostgreSQL -> SQLite is exact");
+    let _ = sync(Arc::clone(&postgres), Arc::clone(&last_db), SyncMode::Full).await;
+    assert_eq!(lite::content(last), lite::content(first), "SQLite -> PostgreSQL -> SQLite is exact");
 
-    lite::change_source(&first);
-    let forth = sync(sqlite(&first), Arc::clone(&postgres), SyncMode::Diff).await;
+    lite::change_source(first);
+    let forth = sync(Arc::clone(&first_db), Arc::clone(&postgres), SyncMode::Diff).await;
     assert_changes_moved(&forth, "public.");
-    let back = sync(Arc::clone(&postgres), sqlite(&last), SyncMode::Diff).await;
+    let back = sync(postgres, last_db, SyncMode::Diff).await;
     assert_changes_moved(&back, "");
-    assert_eq!(lite::content(&last), lite::content(&first), "equal again after the diffs");
+    assert_eq!(lite::content(last), lite::content(first), "equal again after the diffs");
 }

@@ -1,30 +1,18 @@
 //! No password shows in any message about a `--source` or `--target`, whatever went wrong with
 //! it: a misspelled scheme, a string no adapter parses, a server that cannot be reached. Each
-//! URL goes through `sync_database`'s own dispatch (`examples/sync_database/endpoint.rs`), and
+//! URL goes through [`dmf::open`], the registry every program opens its databases with, and
 //! the error's `Display`, `Debug` and whole chain are searched for the password, in clear and
 //! percent-encoded.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../examples/sync_database/endpoint.rs"]
-mod endpoint;
-
+use dmf::Scheme;
 use dmf_core::sync::Database;
-use dmf_postgres::CopyFormat;
-use endpoint::{Endpoint, Kind};
 
-/// Opens `url` the way `sync_database` does, expecting an error; every text of it.
+/// Opens `url` as `sync_database` does, expecting an error; every text of it.
 async fn error_texts(url: &str) -> [String; 3] {
-    match endpoint::open(url, CopyFormat::Binary).await {
-        Ok(endpoint) => panic!("{url} opened {}", name(&endpoint)),
+    match dmf::open(url).await {
+        Ok(database) => panic!("{url} opened {}", database.display_name()),
         Err(error) => [error.to_string(), format!("{error:?}"), dmf_core::error_chain(&error)],
-    }
-}
-
-fn name(endpoint: &Endpoint) -> String {
-    match endpoint {
-        Endpoint::Sqlite(db) => db.display_name(),
-        Endpoint::Postgres(db) => db.display_name(),
-        Endpoint::Mssql(db) => db.display_name(),
     }
 }
 
@@ -42,13 +30,13 @@ fn assert_hidden(url: &str, texts: &[String], secrets: &[&str], expected: &str) 
 #[tokio::test]
 async fn misspelled_schemes_never_show_the_password() {
     for (url, expected) in [
-        ("postgress://u:S3cretQz9@h/db", "`postgress://u:***@h/db`: unsupported URL"),
+        ("postgress://u:S3cretQz9@h/db", "`postgress://u:***@h/db`: unsupported URL scheme `postgress`"),
         ("postgresql+x://u:S3cretQz9@h/db?sslmode=require", "`postgresql+x://u:***@h/db?sslmode=require`"),
-        ("Postgres://u:S3cretQz9@h/db", "`Postgres://u:***@h/db`: unsupported URL"),
+        ("Postgres://u:S3cretQz9@h/db", "`Postgres://u:***@h/db`: unsupported URL scheme `Postgres`"),
         ("postgres:/u:S3cretQz9@h/db", "`postgres:/u:***@h/db`: unsupported URL"),
-        ("mssq://sa:S3cretQz9@h/db", "`mssq://sa:***@h/db`: unsupported URL"),
+        ("mssq://sa:S3cretQz9@h/db", "`mssq://sa:***@h/db`: unsupported URL scheme `mssq`"),
         ("sqllite://u:S3cretQz9@h/db", "`sqllite://u:***@h/db`: unsupported URL"),
-        ("u:S3cretQz9@h/db", "`u:***@h/db`: unsupported URL"),
+        ("u:S3cretQz9@h/db", "`u:***@h/db`: unsupported URL ("),
         ("host=h password=S3cretQz9", "`host=h password=***`: unsupported URL"),
         ("host=h password='S3cret Qz9' dbname=d", "`host=h password=*** dbname=d`"),
         ("Sever=h;User Id=sa;Password=S3cretQz9;", "`Sever=h;User Id=sa;Password=***;`: unsupported URL"),
@@ -95,7 +83,7 @@ async fn servers_that_cannot_be_reached_are_named_without_the_password() {
         ("Server=127.0.0.1,1;User Id=sa;Password=S3cretQz9;", "cannot connect to SQL Server at sa@127.0.0.1:1/master"),
         ("mssql://sa:S3cretQz9@127.0.0.1:1/db", "cannot connect to SQL Server at sa@127.0.0.1:1/db"),
     ] {
-        assert_ne!(Kind::of(url).ok(), None, "{url}");
+        assert_ne!(Scheme::of(url).ok(), None, "{url}");
         let texts = error_texts(url).await;
         assert_hidden(url, &texts, &["S3cret"], expected);
     }

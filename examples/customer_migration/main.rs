@@ -37,13 +37,11 @@ use std::sync::Arc;
 
 use std::path::PathBuf;
 
-use dmf_core::sync::{DatabaseCheck, DatabaseRole};
+use dmf_core::sync::{AnyDatabase, Database, DatabaseCheck, DatabaseRole};
 use dmf_core::{
     EngineConfig, LogNotifier, Orchestrator, Phase, Pipeline, ProgressEvent, RejectLimit, RejectRecord, RollbackTarget,
     RunId, RunRequest, RunStatus, RunStore, RunSummary, Stage,
 };
-use dmf_postgres::PgDatabase;
-use dmf_sqlite::SqliteDatabase;
 use dmf_testkit::LegacyGenerator;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
@@ -51,7 +49,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
 use customers::{CustomerTransformer, customer_rules};
-use storage::{BoxError, DemoDatabase};
+use storage::BoxError;
 
 const USAGE: &str = "\
 Migrates legacy customers into the new customer schema (SQLite files by default).
@@ -218,42 +216,18 @@ fn init_logging() {
         .init();
 }
 
-/// A database named by a URL.
-enum Endpoint {
-    Sqlite(Arc<SqliteDatabase>),
-    Postgres(Arc<PgDatabase>),
-}
-
-/// Opens `sqlite://PATH` (created when missing) or connects to `postgres://…`.
-async fn open(url: &str) -> Result<Endpoint, BoxError> {
-    if url.starts_with("sqlite:") {
-        return Ok(Endpoint::Sqlite(Arc::new(SqliteDatabase::create(dmf_sqlite::path_of_url(url)?)?)));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Endpoint::Postgres(Arc::new(PgDatabase::connect(url).await?)));
-    }
-    let shown = dmf_core::redact_secrets(url);
-    Err(format!("`{shown}`: unsupported URL (use sqlite://PATH or postgres://USER@HOST/DB)").into())
-}
-
-/// Opens the databases the URLs name and runs the migration between them.
+/// Opens the databases the URLs name (`sqlite://PATH`, created when missing, or `postgres://…`)
+/// and runs the migration between them.
 async fn run(args: Args) -> Result<RunSummary, BoxError> {
     std::fs::create_dir_all(&args.dir)?;
-    let (source, target) = (open(&args.source_url()).await?, open(&args.target_url()).await?);
-    match (source, target) {
-        (Endpoint::Sqlite(s), Endpoint::Sqlite(t)) => migrate(&args, s, t).await,
-        (Endpoint::Sqlite(s), Endpoint::Postgres(t)) => migrate(&args, s, t).await,
-        (Endpoint::Postgres(s), Endpoint::Sqlite(t)) => migrate(&args, s, t).await,
-        (Endpoint::Postgres(s), Endpoint::Postgres(t)) => migrate(&args, s, t).await,
-    }
+    let options = dmf::OpenOptions::new().create_missing(true);
+    let source = Arc::new(options.open(&args.source_url()).await?);
+    let target = Arc::new(options.open(&args.target_url()).await?);
+    migrate(&args, source, target).await
 }
 
 /// Prepares both databases (on the first run) and migrates, whatever the databases are.
-async fn migrate<S: DemoDatabase, T: DemoDatabase>(
-    args: &Args,
-    source: Arc<S>,
-    target: Arc<T>,
-) -> Result<RunSummary, BoxError> {
+async fn migrate(args: &Args, source: Arc<AnyDatabase>, target: Arc<AnyDatabase>) -> Result<RunSummary, BoxError> {
     let generator = LegacyGenerator::new(args.seed);
     let generated = storage::prepare_source(&source, generator, args.rows).await?;
     if generated > 0 {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use dmf_core::catalog::{Table, TableName};
-use dmf_core::sync::{Database, ExtractSpec, LoadSpec, WriteMode};
+use dmf_core::sync::{AnyDatabase, Database, ExtractSpec, LoadSpec, WriteMode};
 use dmf_core::typed::{TypedExtractor, TypedLoader};
 use dmf_core::{
     DataMigration, EngineConfig, Identity, MigrationContext, MigrationName, Pipeline, Record, RejectLimit, RunId,
@@ -18,57 +18,65 @@ use crate::customers::{CustomerTransformer, ModernCustomer, customer_rules};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What the demo needs of a database beyond [`Database`]: running its own DDL.
-pub trait DemoDatabase: Database {
-    /// Runs SQL statements (schema set-up).
-    fn execute(&self, sql: &str) -> impl Future<Output = dmf_core::Result<()>> + Send;
-    /// The DDL of the legacy table in this dialect.
-    fn legacy_schema(&self) -> &'static str;
-    /// The DDL of the new customers table in this dialect.
-    fn modern_schema(&self) -> &'static str;
+/// A table the demo creates, in each dialect it runs on.
+#[derive(Debug, Clone, Copy)]
+enum DemoTable {
+    Legacy,
+    Modern,
 }
 
-impl DemoDatabase for SqliteDatabase {
-    async fn execute(&self, sql: &str) -> dmf_core::Result<()> {
-        self.execute_batch(sql)
+impl DemoTable {
+    fn sqlite(self) -> &'static str {
+        match self {
+            DemoTable::Legacy => {
+                "CREATE TABLE legacy_customers (
+                    id INTEGER PRIMARY KEY, full_name TEXT NOT NULL, email TEXT NOT NULL, phone TEXT NOT NULL,
+                    level TEXT NOT NULL, address TEXT NOT NULL, created TEXT NOT NULL)"
+            }
+            DemoTable::Modern => {
+                "CREATE TABLE customers (
+                    id INTEGER PRIMARY KEY, legacy_id INTEGER NOT NULL UNIQUE, first_name TEXT NOT NULL,
+                    last_name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, phone TEXT NOT NULL,
+                    tier TEXT NOT NULL CHECK (tier IN ('vip', 'premium', 'regular')), street TEXT NOT NULL,
+                    city TEXT NOT NULL, postal_code TEXT NOT NULL, created_on DATE NOT NULL)"
+            }
+        }
     }
 
-    fn legacy_schema(&self) -> &'static str {
-        "CREATE TABLE legacy_customers (
-            id INTEGER PRIMARY KEY, full_name TEXT NOT NULL, email TEXT NOT NULL, phone TEXT NOT NULL,
-            level TEXT NOT NULL, address TEXT NOT NULL, created TEXT NOT NULL)"
+    fn postgres(self) -> &'static str {
+        match self {
+            DemoTable::Legacy => {
+                "CREATE TABLE legacy_customers (
+                    id bigint PRIMARY KEY, full_name text NOT NULL, email text NOT NULL, phone text NOT NULL,
+                    level text NOT NULL, address text NOT NULL, created text NOT NULL)"
+            }
+            DemoTable::Modern => {
+                "CREATE TABLE customers (
+                    id bigint PRIMARY KEY, legacy_id bigint NOT NULL UNIQUE, first_name text NOT NULL,
+                    last_name text NOT NULL, email text NOT NULL UNIQUE, phone text NOT NULL,
+                    tier text NOT NULL CHECK (tier IN ('vip', 'premium', 'regular')), street text NOT NULL,
+                    city text NOT NULL, postal_code text NOT NULL, created_on date NOT NULL)"
+            }
+        }
     }
 
-    fn modern_schema(&self) -> &'static str {
-        "CREATE TABLE customers (
-            id INTEGER PRIMARY KEY, legacy_id INTEGER NOT NULL UNIQUE, first_name TEXT NOT NULL,
-            last_name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, phone TEXT NOT NULL,
-            tier TEXT NOT NULL CHECK (tier IN ('vip', 'premium', 'regular')), street TEXT NOT NULL,
-            city TEXT NOT NULL, postal_code TEXT NOT NULL, created_on DATE NOT NULL)"
-    }
-}
-
-impl DemoDatabase for PgDatabase {
-    async fn execute(&self, sql: &str) -> dmf_core::Result<()> {
-        self.client()
-            .await?
-            .batch_execute(sql)
-            .await
-            .map_err(|e| dmf_postgres::to_dmf_error(e, dmf_core::Stage::Load, "creating the demo's tables"))
-    }
-
-    fn legacy_schema(&self) -> &'static str {
-        "CREATE TABLE legacy_customers (
-            id bigint PRIMARY KEY, full_name text NOT NULL, email text NOT NULL, phone text NOT NULL,
-            level text NOT NULL, address text NOT NULL, created text NOT NULL)"
-    }
-
-    fn modern_schema(&self) -> &'static str {
-        "CREATE TABLE customers (
-            id bigint PRIMARY KEY, legacy_id bigint NOT NULL UNIQUE, first_name text NOT NULL,
-            last_name text NOT NULL, email text NOT NULL UNIQUE, phone text NOT NULL,
-            tier text NOT NULL CHECK (tier IN ('vip', 'premium', 'regular')), street text NOT NULL,
-            city text NOT NULL, postal_code text NOT NULL, created_on date NOT NULL)"
+    /// Creates the table in `db`, in its dialect: DDL is the one thing the demo does per kind
+    /// of database (a sync never creates tables, so [`Database`] has no method for it).
+    async fn create(self, db: &AnyDatabase) -> Result<(), BoxError> {
+        if let Some(sqlite) = db.downcast_ref::<SqliteDatabase>() {
+            sqlite.execute_batch(self.sqlite())?;
+        } else if let Some(pg) = db.downcast_ref::<PgDatabase>() {
+            pg.client()
+                .await?
+                .batch_execute(self.postgres())
+                .await
+                .map_err(|e| dmf_postgres::to_dmf_error(e, dmf_core::Stage::Load, "creating the demo's tables"))?;
+        } else {
+            return Err(
+                format!("{}: the demo creates its tables in SQLite or PostgreSQL only", db.display_name()).into()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -82,15 +90,11 @@ pub async fn table<D: Database>(db: &D, name: &str) -> dmf_core::Result<Option<T
 
 /// Creates the legacy table and fills it with `rows` generated customers, when it does not
 /// exist yet. Returns how many rows were generated (0 when the table was already there).
-pub async fn prepare_source<D: DemoDatabase>(
-    db: &Arc<D>,
-    generator: LegacyGenerator,
-    rows: i64,
-) -> Result<i64, BoxError> {
+pub async fn prepare_source(db: &Arc<AnyDatabase>, generator: LegacyGenerator, rows: i64) -> Result<i64, BoxError> {
     if table(db.as_ref(), LEGACY).await?.is_some() {
         return Ok(0);
     }
-    db.execute(db.legacy_schema()).await?;
+    DemoTable::Legacy.create(db).await?;
     let legacy = table(db.as_ref(), LEGACY).await?.ok_or("the legacy table was not created")?;
     let spec = LoadSpec::whole_table(&legacy, WriteMode::Insert)?;
     let loader = TypedLoader::new(db.loader(spec.clone()), legacy.name.clone(), spec.columns, &spec.key);
@@ -102,15 +106,15 @@ pub async fn prepare_source<D: DemoDatabase>(
 
 /// Creates the customers table when it does not exist, with the legacy ids `1..=preseed`
 /// already migrated (as an earlier tool would have left them). Returns how many were seeded.
-pub async fn prepare_target<D: DemoDatabase>(
-    db: &Arc<D>,
+pub async fn prepare_target(
+    db: &Arc<AnyDatabase>,
     generator: LegacyGenerator,
     preseed: i64,
 ) -> Result<usize, BoxError> {
     if table(db.as_ref(), MODERN).await?.is_some() {
         return Ok(0);
     }
-    db.execute(db.modern_schema()).await?;
+    DemoTable::Modern.create(db).await?;
     let rules = customer_rules();
     let mut emails = HashSet::new();
     let seeded: Vec<ModernCustomer> = generator

@@ -21,7 +21,6 @@
 //! to also delete rows gone from the source). Exits 1 when the sync fails, 2 on a bad command
 //! line.
 
-mod endpoint;
 mod malloc;
 mod progress;
 
@@ -32,9 +31,8 @@ use std::sync::Arc;
 
 use dmf_core::catalog::TableName;
 use dmf_core::orchestrator::LastRun;
-use dmf_core::sync::{Database, SyncJob, SyncMode, SyncPlan};
+use dmf_core::sync::{AnyDatabase, Database, SyncJob, SyncMode, SyncPlan};
 use dmf_core::{Backup, EngineConfig, ProgressHub, RejectLimit, RunSummary};
-use endpoint::Endpoint;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
@@ -329,31 +327,21 @@ async fn run() -> ExitCode {
 }
 
 async fn open_and_sync(args: &Args) -> Result<RunSummary, BoxError> {
-    let target = endpoint::open(&args.target, args.copy_format).await?;
-    let backup: Option<Arc<dyn Backup>> = match (&args.backup, &target) {
-        (None, _) => None,
-        (Some(dir), Endpoint::Sqlite(db)) => Some(Arc::new(dmf_sqlite::SqliteBackup::new(db.path(), dir))),
-        // A directory on the SQL Server machine: BACKUP ... WITH COPY_ONLY writes it there.
-        (Some(dir), Endpoint::Mssql(db)) => Some(Arc::new(db.backup(Some(&dir.display().to_string())))),
-        (Some(dir), Endpoint::Postgres(_)) => Some(Arc::new(dmf_postgres::PgBackup::new(&args.target, dir)?)),
+    // Any kind of database on either side, chosen by its URL: one code path for every pair.
+    let options = dmf::OpenOptions::new().copy_format(args.copy_format);
+    let target = Arc::new(options.open(&args.target).await?);
+    let backup = match &args.backup {
+        Some(dir) => Some(dmf::backup(&target, &args.target, dir)?),
+        None => None,
     };
-    match (endpoint::open(&args.source, args.copy_format).await?, target) {
-        (Endpoint::Sqlite(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
-        (Endpoint::Sqlite(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
-        (Endpoint::Postgres(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
-        (Endpoint::Postgres(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
-        (Endpoint::Mssql(source), Endpoint::Mssql(target)) => sync(args, source, target, backup).await,
-        (Endpoint::Mssql(source), Endpoint::Sqlite(target)) => sync(args, source, target, backup).await,
-        (Endpoint::Mssql(source), Endpoint::Postgres(target)) => sync(args, source, target, backup).await,
-        (Endpoint::Sqlite(source), Endpoint::Mssql(target)) => sync(args, source, target, backup).await,
-        (Endpoint::Postgres(source), Endpoint::Mssql(target)) => sync(args, source, target, backup).await,
-    }
+    let source = Arc::new(options.open(&args.source).await?);
+    sync(args, source, target, backup).await
 }
 
-async fn sync<S: Database, T: Database>(
+async fn sync(
     args: &Args,
-    source: Arc<S>,
-    target: Arc<T>,
+    source: Arc<AnyDatabase>,
+    target: Arc<AnyDatabase>,
     backup: Option<Arc<dyn Backup>>,
 ) -> Result<RunSummary, BoxError> {
     if let Some(run) = args.rollback {
@@ -474,7 +462,7 @@ async fn sync<S: Database, T: Database>(
 }
 
 /// Prints pre-flight and what each step would write; writes nothing.
-async fn dry_run<S: Database, T: Database>(job: &SyncJob<S, T>) -> Result<RunSummary, BoxError> {
+async fn dry_run(job: &SyncJob<AnyDatabase, AnyDatabase>) -> Result<RunSummary, BoxError> {
     let report = job.dry_run().await?;
     println!("\npre-flight:\n{}", report.preflight);
     let passed = report.preflight.passed();
@@ -500,7 +488,7 @@ fn verdict(passed: bool) -> RunSummary {
 }
 
 /// Compares source and target table by table; a summary whose status says the verdict.
-async fn verify<S: Database, T: Database>(args: &Args, source: Arc<S>, target: Arc<T>) -> Result<RunSummary, BoxError> {
+async fn verify(args: &Args, source: Arc<AnyDatabase>, target: Arc<AnyDatabase>) -> Result<RunSummary, BoxError> {
     let mut job = SyncJob::new(Arc::clone(&source), Arc::clone(&target), args.mode.clone());
     if let Some(tables) = &args.tables {
         job = job.tables(tables.clone());
@@ -518,9 +506,9 @@ async fn verify<S: Database, T: Database>(args: &Args, source: Arc<S>, target: A
 }
 
 /// Rolls back a run from the target's undo log and prints what was undone.
-async fn rollback<T: Database>(
+async fn rollback(
     args: &Args,
-    target: Arc<T>,
+    target: Arc<AnyDatabase>,
     run: Option<dmf_core::RunId>,
     backup: Option<Arc<dyn Backup>>,
 ) -> Result<RunSummary, BoxError> {
