@@ -200,3 +200,31 @@ pub(crate) async fn identities(executor: &mut dyn Executor, tables: &[TableName]
     }
     Ok(identities)
 }
+
+/// The sequence objects the defaults of `tables` use ([`sql::sequences`]), each once per table
+/// and column whose default names it (a sequence shared by two tables is listed for each), with
+/// the last value it handed out. On SQL Server 2016, which has no `last_used_value` (error 207
+/// on it), by `current_value`.
+pub(crate) async fn sequences(executor: &mut dyn Executor, tables: &[TableName]) -> Result<Vec<Sequence>, SqlError> {
+    let rows = match executor.query(&sql::sequences(true), &[]).await {
+        Err(error) if error.number() == Some(207) && error.to_string().contains("last_used_value") => {
+            executor.query(&sql::sequences(false), &[]).await?
+        }
+        other => other?,
+    };
+    let mut sequences = Vec::new();
+    for row in rows {
+        let table = TableName::new(Some(&row.text_required(2)?), &row.text_required(3)?);
+        if !tables.iter().any(|t| t.matches(&table)) {
+            continue;
+        }
+        sequences.push(Sequence {
+            name: TableName::new(Some(&row.text_required(0)?), &row.text_required(1)?),
+            kind: SequenceKind::Sequence,
+            table,
+            column: Some(row.text_required(4)?),
+            last_value: row.int(5)?,
+        });
+    }
+    Ok(sequences)
+}

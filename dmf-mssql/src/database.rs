@@ -231,8 +231,6 @@ impl Database for MssqlDatabase {
             .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the catalog of {}", self.shared.name())))
     }
 
-    /// The identities of `tables` (`sys.identity_columns`). Sequence objects (`CREATE
-    /// SEQUENCE`) named in defaults are not read yet.
     async fn triggers(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Trigger>> {
         let mut session = self.session().await?;
         catalog::triggers(session.as_mut(), tables)
@@ -240,39 +238,55 @@ impl Database for MssqlDatabase {
             .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the triggers of {}", self.shared.name())))
     }
 
+    /// The identities of `tables` (`sys.identity_columns`), then the sequence objects (`CREATE
+    /// SEQUENCE`) their defaults use (`sys.sequences`, matched by
+    /// `sys.sql_expression_dependencies`), each once per table whose default names it.
     async fn sequences(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Sequence>> {
         let mut session = self.session().await?;
-        catalog::identities(session.as_mut(), tables)
-            .await
-            .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the identities of {}", self.shared.name())))
+        let mut counters = catalog::identities(session.as_mut(), tables).await.map_err(|e| {
+            to_dmf_error(e, Stage::Preflight, format!("reading the identities of {}", self.shared.name()))
+        })?;
+        let sequences = catalog::sequences(session.as_mut(), tables).await.map_err(|e| {
+            to_dmf_error(e, Stage::Preflight, format!("reading the sequences of {}", self.shared.name()))
+        })?;
+        counters.extend(sequences);
+        Ok(counters)
     }
 
-    /// One `DBCC CHECKIDENT (…, RESEED, n)` per identity, in one batch. An identity to be set
+    /// One batch, in one transaction: `DBCC CHECKIDENT (…, RESEED, n)` per identity, and per
+    /// sequence object `ALTER SEQUENCE … RESTART WITH n` followed by one `NEXT VALUE FOR` (or
+    /// `RESTART` for one never used). An identity to be set
     /// back to "never used" (`None`) is left as it is: `RESEED` has no such value.
     async fn set_sequences(&self, sequences: &[dmf_core::catalog::Sequence]) -> Result<()> {
         let mut batch = String::new();
+        let mut set = Vec::new();
         for sequence in sequences {
-            if sequence.kind != dmf_core::catalog::SequenceKind::TableCounter {
-                return Err(dmf_core::Error::fatal(
-                    Stage::Load,
-                    format!("setting {sequence} in {}: only identities are set on SQL Server", self.shared.name()),
-                ));
+            match (sequence.kind, sequence.last_value) {
+                (dmf_core::catalog::SequenceKind::TableCounter, Some(value)) => {
+                    batch.push_str(&sql::load::set_identity(&sequence.table, value));
+                }
+                (dmf_core::catalog::SequenceKind::TableCounter, None) => {
+                    tracing::warn!(%sequence, "an identity cannot be set back to unused: left as it is");
+                    continue;
+                }
+                (dmf_core::catalog::SequenceKind::Sequence, value) => {
+                    batch.push_str(&sql::load::set_sequence(&sequence.name, value));
+                }
             }
-            match sequence.last_value {
-                Some(value) => batch.push_str(&sql::load::set_identity(&sequence.table, value)),
-                None => tracing::warn!(%sequence, "an identity cannot be set back to unused: left as it is"),
-            }
+            batch.push(' ');
+            set.push(sequence.to_string());
         }
-        if batch.is_empty() {
+        if set.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = sequences.iter().map(ToString::to_string).collect();
         let mut session = self.shared.connector.session().await.map_err(|e| {
             to_dmf_error(e, Stage::Load, format!("cannot connect to SQL Server at {}", self.shared.name()))
         })?;
-        session.batch(&batch).await.map(|_| ()).map_err(|e| {
-            to_dmf_error(e, Stage::Load, format!("setting {} in {}", names.join(", "), self.shared.name()))
-        })
+        session
+            .batch(&sql::load::set_counters(batch.trim_end()))
+            .await
+            .map(|_| ())
+            .map_err(|e| to_dmf_error(e, Stage::Load, format!("setting {} in {}", set.join(", "), self.shared.name())))
     }
 
     fn extractor(&self, spec: ExtractSpec) -> MssqlExtractor {

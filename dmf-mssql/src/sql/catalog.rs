@@ -87,6 +87,39 @@ JOIN sys.columns AS c ON c.object_id = t.object_id AND c.is_identity = 1
 WHERE t.is_ms_shipped = 0 AND s.name <> N'dmf'
 ORDER BY s.name, t.name";
 
+/// The sequence objects (`CREATE SEQUENCE`) that the default constraints of user tables use
+/// (`DEFAULT (NEXT VALUE FOR [dbo].[ticket_numbers])`), one row per (sequence, table, column),
+/// with the last value handed out: `sys.sequences.last_used_value` (NULL before the first
+/// `NEXT VALUE FOR`, SQL Server 2017 and later), or with `last_used_value` false (SQL Server
+/// 2016, which lacks that column) `current_value`, which a never-used sequence also holds (its
+/// start value): there it reads as handed out.
+///
+/// A default is matched to its sequence by `sys.sql_expression_dependencies`, where SQL Server
+/// records the reference by object id (the reason it refuses to drop a sequence a default
+/// uses), not by searching `sys.default_constraints.definition` for `NEXT VALUE FOR`: a name
+/// in that text may be bracketed or not, qualified or not (resolved in the creator's default
+/// schema), and appear in a larger expression.
+///
+/// Columns: 0 sequence schema, 1 sequence, 2 table schema, 3 table, 4 column, 5 last value
+/// (bigint).
+pub(crate) fn sequences(last_used_value: bool) -> String {
+    let last = if last_used_value { "sq.last_used_value" } else { "sq.current_value" };
+    format!(
+        "\
+SELECT qs.name AS sequence_schema, sq.name AS sequence_name, s.name AS schema_name, t.name AS table_name,
+       c.name AS column_name, CAST({last} AS bigint) AS last_value
+FROM sys.sequences AS sq
+JOIN sys.schemas AS qs ON qs.schema_id = sq.schema_id
+JOIN sys.sql_expression_dependencies AS d ON d.referenced_id = sq.object_id
+JOIN sys.default_constraints AS dc ON dc.object_id = d.referencing_id
+JOIN sys.tables AS t ON t.object_id = dc.parent_object_id
+JOIN sys.schemas AS s ON s.schema_id = t.schema_id
+JOIN sys.columns AS c ON c.object_id = dc.parent_object_id AND c.column_id = dc.parent_column_id
+WHERE t.is_ms_shipped = 0 AND s.name <> N'dmf'
+ORDER BY s.name, t.name, c.column_id, qs.name, sq.name"
+    )
+}
+
 /// A table's row count from its heap or clustered index partitions: cheap and approximate.
 /// Parameter: the quoted qualified name.
 pub(crate) const ESTIMATE: &str = "\
@@ -125,5 +158,20 @@ mod tests {
         assert!(TABLE_COLUMNS.contains("c.system_type_id = 189"), "rowversion is read-only");
         assert!(TABLE_COLUMNS.ends_with("WHERE c.object_id = OBJECT_ID(@P1)\nORDER BY c.column_id"));
         assert!(ESTIMATE.contains("p.index_id IN (0, 1)"));
+    }
+
+    #[test]
+    fn sequences_are_matched_to_defaults_by_dependency_and_read_by_their_last_used_value() {
+        let sql = sequences(true);
+        assert!(sql.contains("c.name AS column_name, CAST(sq.last_used_value AS bigint) AS last_value\n"), "{sql}");
+        assert!(sql.contains("JOIN sys.sql_expression_dependencies AS d ON d.referenced_id = sq.object_id\n"));
+        assert!(sql.contains("JOIN sys.default_constraints AS dc ON dc.object_id = d.referencing_id\n"));
+        assert!(
+            sql.contains("AND c.column_id = dc.parent_column_id\nWHERE t.is_ms_shipped = 0 AND s.name <> N'dmf'\n")
+        );
+        assert!(sql.ends_with("ORDER BY s.name, t.name, c.column_id, qs.name, sq.name"));
+        assert!(!sql.contains("definition"), "not by the default's text");
+        let before_2017 = sequences(false);
+        assert_eq!(before_2017, sql.replace("sq.last_used_value", "sq.current_value"));
     }
 }

@@ -2,7 +2,7 @@
 //! three ways:
 //!
 //! - parsed with `sqlparser`'s `MsSqlDialect` where it can parse that kind of statement
-//!   (it cannot parse `BACKUP`, `RESTORE`, `ALTER DATABASE`: those are [`Check::Golden`], held
+//!   (it cannot parse `BACKUP`, `RESTORE`, `ALTER DATABASE`, `ALTER SEQUENCE`: those are [`Check::Golden`], held
 //!   by exact-text tests in their modules; nor a parameter after `FETCH NEXT`:
 //!   [`Check::BeyondSqlparser`], which sqlfluff must parse);
 //! - searched for constructs `MsSqlDialect` accepts although T-SQL does not (`LIMIT`, `::`,
@@ -105,6 +105,8 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
     add("catalog_table_columns", catalog::TABLE_COLUMNS.into(), Check::Parsed);
     add("catalog_estimate", catalog::ESTIMATE.into(), Check::Parsed);
     add("catalog_identities", catalog::IDENTITIES.into(), Check::Parsed);
+    add("catalog_sequences", catalog::sequences(true), Check::Parsed);
+    add("catalog_sequences_before_2017", catalog::sequences(false), Check::Parsed);
     add("catalog_triggers", catalog::TRIGGERS.into(), Check::Parsed);
 
     // Extract.
@@ -206,6 +208,11 @@ pub(crate) fn statements_with(n: &Names) -> Vec<Statement> {
     add("load_checkpoint_only", load::merge_batch(&table, None, false, None), Check::Parsed);
     add("load_reseed_identity", load::reseed_identity(&table, n.key1), Check::Golden);
     add("load_set_identity", load::set_identity(&table, 9_007_199_254_740_993), Check::Golden);
+    let sequence = TableName::new(Some(n.schema), &format!("{} seq", n.table));
+    let counters = format!("{} {}", load::set_identity(&table, 41), load::set_sequence(&sequence, Some(-3)));
+    add("load_set_sequence", load::set_sequence(&sequence, Some(9_007_199_254_740_993)), Check::Golden);
+    add("load_set_sequence_unused", load::set_sequence(&sequence, None), Check::Golden);
+    add("load_set_counters", load::set_counters(&counters), Check::Golden);
     add("load_insert_row", load::insert_row(&super::qualified(&table), &stage, true), Check::Parsed);
     add("load_insert_row_into_stage", load::insert_row(load::STAGE, &stage, false), Check::Parsed);
     let parent = TableName::new(Some("dbo"), "parent");

@@ -124,6 +124,36 @@ pub(crate) fn set_identity(table: &TableName, last_value: i64) -> String {
     format!("DBCC CHECKIDENT ({}, RESEED, {last_value});", quote_literal(&qualified(table)))
 }
 
+/// Sets the sequence object `sequence` so that it has handed out `last_value` (`None`: none;
+/// its next value is its start). `ALTER SEQUENCE … RESTART WITH` takes a literal only, no
+/// parameter or expression: the value is formatted from the integer, never from text, and the
+/// name quoted by [`quote_ident`].
+///
+/// `Some(n)`: `RESTART WITH n`, then one `NEXT VALUE FOR`, which hands out `n` (its one-row
+/// result is discarded). The sequence's `last_used_value` is then `n` and its next value `n`
+/// plus its increment, as in the source, without reading the increment (Babelfish 4.3 lists no
+/// sequences in `sys.sequences`); `RESTART WITH n + increment` alone would leave
+/// `last_used_value` unlike the source's, and a verification comparing it would never agree.
+///
+/// `None`: `RESTART` without a value, which restarts at the start value SQL Server holds for
+/// it: its `START WITH`, unless a `RESTART WITH` (a sync's included) replaced it, since SQL
+/// Server keeps only one start value (Babelfish keeps the `START WITH`). Needs `ALTER` on the
+/// sequence.
+pub(crate) fn set_sequence(sequence: &TableName, last_value: Option<i64>) -> String {
+    let name = qualified(sequence);
+    match last_value {
+        Some(value) => format!("ALTER SEQUENCE {name} RESTART WITH {value}; SELECT NEXT VALUE FOR {name};"),
+        None => format!("ALTER SEQUENCE {name} RESTART;"),
+    }
+}
+
+/// `statements` (identities reseeded, sequences restarted) in one transaction, all or none:
+/// `XACT_ABORT` rolls every one back when one fails. (The values a `NEXT VALUE FOR` in it
+/// handed out are not taken back, but the `RESTART` before it is.)
+pub(crate) fn set_counters(statements: &str) -> String {
+    format!("SET XACT_ABORT ON; BEGIN TRANSACTION; {statements} COMMIT TRANSACTION;")
+}
+
 /// What the MERGE does with the staged rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MergeMode {
@@ -885,6 +915,27 @@ mod tests {
             "DBCC CHECKIDENT (N'[shop].[it''s ü]', RESEED, 3000);"
         );
         assert_eq!(set_identity(&TableName::new(Some("dbo"), "t"), -5), "DBCC CHECKIDENT ('[dbo].[t]', RESEED, -5);");
+    }
+
+    #[test]
+    fn a_sequence_restarts_at_a_formatted_integer_and_hands_it_out_or_restarts_at_its_start() {
+        let hostile = TableName::new(Some("sales ]x"), "ticket 'no' ü");
+        assert_eq!(
+            set_sequence(&hostile, Some(9_007_199_254_740_993)),
+            "ALTER SEQUENCE [sales ]]x].[ticket 'no' ü] RESTART WITH 9007199254740993; \
+             SELECT NEXT VALUE FOR [sales ]]x].[ticket 'no' ü];"
+        );
+        let numbers = TableName::new(Some("dbo"), "ticket_numbers");
+        assert_eq!(
+            set_sequence(&numbers, Some(-40)),
+            "ALTER SEQUENCE [dbo].[ticket_numbers] RESTART WITH -40; SELECT NEXT VALUE FOR [dbo].[ticket_numbers];"
+        );
+        assert_eq!(set_sequence(&numbers, None), "ALTER SEQUENCE [dbo].[ticket_numbers] RESTART;");
+        assert_eq!(
+            set_counters("DBCC CHECKIDENT ('[dbo].[t]', RESEED, 5); ALTER SEQUENCE [dbo].[s] RESTART;"),
+            "SET XACT_ABORT ON; BEGIN TRANSACTION; DBCC CHECKIDENT ('[dbo].[t]', RESEED, 5); \
+             ALTER SEQUENCE [dbo].[s] RESTART; COMMIT TRANSACTION;"
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Every T-SQL statement the adapter sends, as pure functions of names (tested by exact text,
 //! and parsed with `sqlparser`'s `MsSqlDialect` where it can parse them; see [`corpus`]).
 //! Identifiers pass through [`quote_ident`]; values travel as bound parameters (`@P1`…) or
-//! bulk-load rows. The one exception, [`quote_literal`], is for the few places T-SQL accepts
-//! no parameter (a JSON path in `OPENJSON … WITH`).
+//! bulk-load rows. The exceptions are the few places T-SQL accepts no parameter: text through
+//! [`quote_literal`] (a JSON path in `OPENJSON … WITH`, a table name in `DBCC CHECKIDENT`), and
+//! integers formatted from an `i64` (`DBCC CHECKIDENT … RESEED, n`, `ALTER SEQUENCE … RESTART
+//! WITH n`).
 
 pub(crate) mod admin;
 pub(crate) mod catalog;
