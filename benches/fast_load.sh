@@ -8,7 +8,7 @@
 #
 # PostgreSQL -> PostgreSQL. Starts a throwaway cluster (scripts/pg-cluster.sh) unless
 # DMF_BENCH_PG_URL names a server (a superuser: the script creates databases, and the fast path
-# needs SET on session_replication_role). Builds the sync_database example in release mode and
+# needs SET on session_replication_role). Builds the dmf command in release mode and
 # fills `bench_src` with CUSTOMERS customers (PK, UNIQUE email) and 3 x CUSTOMERS orders (PK, FK
 # to customers, index on customer_id): an existing schema, as a test database has one.
 # `bench_dst` has the same schema. Every timed run starts from an emptied target (TRUNCATE, DROP
@@ -19,7 +19,7 @@
 #   pipe, no FK   the same pipe, the target's psql with session_replication_role = replica: no
 #                 per-row FK check, every index kept (a reference, not a correct load: the floor
 #                 of any load that keeps the target's indexes and skips the FK triggers)
-#   fast path     sync_database --mode full --no-verify --no-undo (FK checks skipped while
+#   fast path     dmf sync --mode full --no-verify --no-undo (FK checks skipped while
 #                 loading, then proved by one set-based query per FK; its defaults: --jobs and
 #                 --range-readers the number of cores, parents and children loading together)
 #   per-row       the same with --fk-checks per-row (parents first; large tables in key ranges)
@@ -43,7 +43,7 @@
 #
 # SQLite -> SQLite. The same tables and rows in SQLite files: `sqlite3 target.db "ATTACH
 # 'source.db' AS s; INSERT INTO customers SELECT * FROM s.customers; ..."` (the sqlite3 shell
-# keeps foreign_keys off, its default) beside sync_database --mode full --no-verify --no-undo,
+# keeps foreign_keys off, its default) beside dmf sync --mode full --no-verify --no-undo,
 # each from a fresh copy of the empty target, compared by SHA3 of every table read in key order.
 # The SQLite fast path is also run RUNS times on DMF_BENCH_SMALL customers, as for PostgreSQL.
 #
@@ -110,9 +110,9 @@ DMF_BENCH_PG_URL=${DMF_BENCH_PG_URL:-}
 base=${DMF_BENCH_PG_URL%/*}
 src="$base/bench_src" dst="$base/bench_dst" src_small="$base/bench_src_small" dst_small="$base/bench_dst_small"
 
-echo "building sync_database (release)..."
-cargo build --release --example sync_database --quiet || die "cargo build --release --example sync_database failed"
-sync_bin="$CARGO_TARGET_DIR/release/examples/sync_database"
+echo "building dmf (release)..."
+cargo build --release -p dmf-cli --bin dmf --quiet || die "cargo build --release -p dmf-cli failed"
+sync_bin="$CARGO_TARGET_DIR/release/dmf"
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 pg_schema="
@@ -192,7 +192,7 @@ peak_anon() {
 # Every measured command runs with address-space randomisation off (setarch -R, when the machine
 # allows it): the kernel maps a binary's code 64 KiB around each page it faults in, so with its
 # load address drawn anew each run the same code left up to 0.6 MiB more or less of it resident
-# (at the peak, 10 runs of sync_database: 10.05-10.66 MiB; with a fixed address 10.35-10.36).
+# (at the peak, 10 runs of dmf sync: 10.05-10.66 MiB; with a fixed address 10.35-10.36).
 no_aslr=()
 if setarch "$(uname -m)" -R true 2>/dev/null; then no_aslr=(setarch "$(uname -m)" -R); fi
 measure() {
@@ -236,7 +236,7 @@ pg_create "$src" "$dst" "$CUSTOMERS"
 pg_expected=$(pg_fingerprint "$src")
 echo "PostgreSQL: $(psql -AtX "$src" -c "SHOW server_version"); source fingerprint $pg_expected"
 
-sync=("$sync_bin" --source "$src" --target "$dst" --mode full --no-verify --no-undo)
+sync=("$sync_bin" sync --source "$src" --target "$dst" --mode full --no-verify --no-undo)
 variants=("pipe" "pipe, no FK" "fast path" "per-row" "jobs 1")
 [ -n "$have_pgcopydb" ] && variants+=("pgcopydb") || echo "pgcopydb not available: that variant is skipped"
 for run in $(seq 1 "$RUNS"); do
@@ -264,7 +264,7 @@ small_expected=$(pg_fingerprint "$src_small")
 for run in $(seq 1 "$RUNS"); do
   pg_reset "$dst_small"
   measure pg-small "fast path" "$run" "pg_fingerprint $dst_small" "$small_expected" \
-    "$sync_bin" --source "$src_small" --target "$dst_small" --mode full --no-verify --no-undo
+    "$sync_bin" sync --source "$src_small" --target "$dst_small" --mode full --no-verify --no-undo
 done
 fi
 
@@ -307,7 +307,7 @@ for run in $(seq 1 "$RUNS"); do
   measure sqlite "sqlite3 ATTACH" "$run" "sqlite_fingerprint $lite_dst" "$lite_expected" sqlite3 -bail "$lite_dst" "$attach"
   cp "$lite_empty" "$lite_dst"
   measure sqlite "fast path" "$run" "sqlite_fingerprint $lite_dst" "$lite_expected" \
-    "$sync_bin" --source "sqlite://$lite_src" --target "sqlite://$lite_dst" --mode full --no-verify --no-undo
+    "$sync_bin" sync --source "sqlite://$lite_src" --target "sqlite://$lite_dst" --mode full --no-verify --no-undo
 done
 echo "SQLite fast path at $SMALL customers (peak RSS against data size):"
 sqlite_fill "$lite_src" "$SMALL" "$STEP"
@@ -315,14 +315,14 @@ small_expected=$(sqlite_fingerprint "$lite_src")
 for run in $(seq 1 "$RUNS"); do
   cp "$lite_empty" "$lite_dst"
   measure sqlite-small "fast path" "$run" "sqlite_fingerprint $lite_dst" "$small_expected" \
-    "$sync_bin" --source "sqlite://$lite_src" --target "sqlite://$lite_dst" --mode full --no-verify --no-undo
+    "$sync_bin" sync --source "sqlite://$lite_src" --target "sqlite://$lite_dst" --mode full --no-verify --no-undo
 done
 fi
 
 # --- Report ------------------------------------------------------------------------------------
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "Which path the sync_database runs took (their pre-flight line):"
+echo "Which path the dmf sync runs took (their pre-flight line):"
 for variant in "fast path" "per-row" "jobs 1"; do
   part_on pg || break
   line=$(grep -h -m 1 "^FK checks:" "$work/pg.${variant// /_}.1.log" 2>/dev/null || echo "(not printed)")

@@ -6,8 +6,8 @@
 //! default). The library itself does not look at it.
 //!
 //! `cfg(dmf_test_pg)` when `DMF_TEST_PG_URL` names a PostgreSQL server, for the live test that
-//! syncs SQLite into the TDS server and on into PostgreSQL; `cfg(dmf_sync_database_bin)` when
-//! `DMF_SYNC_DATABASE_BIN` names the `sync_database` program, for the test that runs it;
+//! syncs SQLite into the TDS server and on into PostgreSQL; `cfg(dmf_bin)` when
+//! `DMF_BIN` names the `dmf` command (dmf-cli), for the test that runs it;
 //! `cfg(dmf_mssql_tls_ca)` when `DMF_TEST_MSSQL_TLS_CA` names the TDS server's certificate.
 
 fn main() {
@@ -18,10 +18,10 @@ fn main() {
     if std::env::var("DMF_TEST_PG_URL").is_ok_and(|url| !url.trim().is_empty()) {
         println!("cargo::rustc-cfg=dmf_test_pg");
     }
-    println!("cargo::rerun-if-env-changed=DMF_SYNC_DATABASE_BIN");
-    println!("cargo::rustc-check-cfg=cfg(dmf_sync_database_bin)");
-    if std::env::var("DMF_SYNC_DATABASE_BIN").is_ok_and(|path| !path.trim().is_empty()) {
-        println!("cargo::rustc-cfg=dmf_sync_database_bin");
+    println!("cargo::rerun-if-env-changed=DMF_BIN");
+    println!("cargo::rustc-check-cfg=cfg(dmf_bin)");
+    if std::env::var("DMF_BIN").is_ok_and(|path| !path.trim().is_empty()) {
+        println!("cargo::rustc-cfg=dmf_bin");
     }
     println!("cargo::rerun-if-env-changed=DMF_TEST_MSSQL_TLS_CA");
     println!("cargo::rustc-check-cfg=cfg(dmf_mssql_tls_ca)");

@@ -40,3 +40,21 @@ if grep -q '^warning' <<<"$log"; then
   exit 1
 fi
 echo "lean-deps: dmf with --no-default-features --features sqlite: no reqwest, hyper, axum, rustls, tiberius or tokio-postgres"
+# The same for the `dmf` command built for SQLite only.
+for banned in reqwest hyper axum rustls tiberius tokio-postgres; do
+  if cargo tree "$@" -p dmf-cli --no-default-features --features sqlite -e normal --prefix none 2>/dev/null \
+    | grep -q "^$banned v"; then
+    echo "lean-deps: dmf-cli with --no-default-features --features sqlite pulls $banned" >&2
+    exit 1
+  fi
+done
+log=$(cargo check "$@" -p dmf-cli --no-default-features --features sqlite --quiet --color never 2>&1) || {
+  echo "$log" >&2
+  exit 1
+}
+if grep -q '^warning' <<<"$log"; then
+  echo "lean-deps: dmf-cli --no-default-features --features sqlite builds with warnings:" >&2
+  echo "$log" >&2
+  exit 1
+fi
+echo "lean-deps: the dmf command with --no-default-features --features sqlite: no network client, no other driver"

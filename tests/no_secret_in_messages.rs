@@ -8,7 +8,7 @@
 use dmf::Scheme;
 use dmf_core::sync::Database;
 
-/// Opens `url` as `sync_database` does, expecting an error; every text of it.
+/// Opens `url` as `dmf` does, expecting an error; every text of it.
 async fn error_texts(url: &str) -> [String; 3] {
     match dmf::open(url).await {
         Ok(database) => panic!("{url} opened {}", database.display_name()),

@@ -233,7 +233,7 @@ async fn continue_on_error_runs_everything_that_does_not_depend_on_the_failure()
     assert_eq!(summary.migration("b").unwrap().status, MigrationStatus::Completed);
     let c = summary.migration("c").unwrap();
     assert_eq!(c.status, MigrationStatus::Skipped);
-    assert_eq!(c.error.as_deref(), Some("not started: dependency `a` did not complete (Failed)"));
+    assert_eq!(c.error.as_deref(), Some("not started: dependency `a` did not complete (failed)"));
     assert_eq!(tables[1].len(), 10);
     assert!(tables[2].is_empty());
 }

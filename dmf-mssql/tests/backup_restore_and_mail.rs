@@ -170,7 +170,7 @@ async fn run_summaries_are_mailed_through_sp_send_dbmail_with_parameters() {
     assert_eq!(mail.params[1], Value::Text("ops@example.com;dba@example.com".into()));
     assert_eq!(mail.params[2], Value::Text("dmf run 9 FAILED".into()));
     assert!(
-        matches!(&mail.params[3], Value::Text(body) if body.starts_with("run 9 Failed in")),
+        matches!(&mail.params[3], Value::Text(body) if body.starts_with("run 9 failed in")),
         "{:?}",
         mail.params[3]
     );

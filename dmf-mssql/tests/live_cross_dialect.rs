@@ -339,9 +339,9 @@ fn database_url(server: &str, name: &str) -> String {
     }
 }
 
-/// Runs the `sync_database` program with `args`; panics with its output unless it exits 0.
-fn sync_database(args: &[&str]) -> String {
-    let program = std::env::var("DMF_SYNC_DATABASE_BIN").expect("DMF_SYNC_DATABASE_BIN names the program");
+/// Runs the `dmf` command with `args`; panics with its output unless it exits 0.
+fn dmf(args: &[&str]) -> String {
+    let program = std::env::var("DMF_BIN").expect("DMF_BIN names the dmf command");
     let output = std::process::Command::new(&program).args(args).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{program} {args:?}: {}\n{stdout}\n{stderr}", output.status);
@@ -358,10 +358,10 @@ fn sync_database(args: &[&str]) -> String {
     ignore = "needs PostgreSQL: set DMF_TEST_PG_URL (scripts/test starts one)"
 )]
 #[cfg_attr(
-    all(not(dmf_mssql_server = "none"), dmf_test_pg, not(dmf_sync_database_bin)),
-    ignore = "needs the sync_database program: set DMF_SYNC_DATABASE_BIN (scripts/test builds it)"
+    all(not(dmf_mssql_server = "none"), dmf_test_pg, not(dmf_bin)),
+    ignore = "needs the dmf command: set DMF_BIN (scripts/test builds it)"
 )]
-async fn the_sync_database_program_copies_sqlite_into_the_tds_server_and_on_into_postgresql() {
+async fn the_dmf_command_copies_sqlite_into_the_tds_server_and_on_into_postgresql() {
     let url = server_url("cross_dialect_program").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("first.db");
@@ -372,14 +372,14 @@ async fn the_sync_database_program_copies_sqlite_into_the_tds_server_and_on_into
     let (sqlite_url, tds_url) = (format!("sqlite://{}", file.display()), database_url(&url, &tds_db.name));
 
     // Each sync verifies the target row by row before it exits 0.
-    let into_tds = sync_database(&["--source", &sqlite_url, "--target", &tds_url, "--mode", "full"]);
+    let into_tds = dmf(&["sync", "--source", &sqlite_url, "--target", &tds_url, "--mode", "full"]);
     assert!(into_tds.contains("equal"), "{into_tds}");
     let expected = sqlite_rows(&file);
     assert_eq!(tds_rows(&tds_db).await, expected, "SQLite -> TDS by the program, read by each driver");
-    let into_pg = sync_database(&["--source", &tds_url, "--target", &pg_db.url, "--mode", "full"]);
+    let into_pg = dmf(&["sync", "--source", &tds_url, "--target", &pg_db.url, "--mode", "full"]);
     assert!(into_pg.contains("equal"), "{into_pg}");
     assert_eq!(pg_rows(&pg_db.url).await, expected, "TDS -> PostgreSQL by the program, read by each driver");
     // And the program's own comparison of the first and the last, which writes nothing.
-    let verdict = sync_database(&["--source", &sqlite_url, "--target", &pg_db.url, "--verify"]);
+    let verdict = dmf(&["verify", "--source", &sqlite_url, "--target", &pg_db.url]);
     assert!(verdict.contains("equal"), "{verdict}");
 }

@@ -45,7 +45,7 @@ pub(crate) fn parse_url(url: &str) -> Result<(Config, Tls)> {
         )));
     }
     let (rest, pairs) = split_tls_keys(url);
-    let config: Config = rest
+    let mut config: Config = rest
         .parse()
         .map_err(|e| Error::Config(format!("invalid PostgreSQL URL `{shown}`: {}", redact_secrets(&error_text(&e)))))?;
     let mut settings = TlsSettings::default();
@@ -53,6 +53,7 @@ pub(crate) fn parse_url(url: &str) -> Result<(Config, Tls)> {
         settings.set(key, value).map_err(|e| Error::Config(format!("invalid PostgreSQL URL `{shown}`: {e}")))?;
     }
     let tls = TlsSettings::from_env()?.overridden_by(settings).resolve(home().as_deref())?;
+    crate::passfile::fill_password(&mut config);
     Ok((config, tls))
 }
 
@@ -70,7 +71,8 @@ impl Connector {
 
     /// A configuration built by hand: its `ssl_mode` (disable, prefer or require), with the
     /// certificates of `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`, or those of `settings`.
-    pub(crate) fn from_config(config: Config, settings: TlsSettings) -> Result<Self> {
+    pub(crate) fn from_config(mut config: Config, settings: TlsSettings) -> Result<Self> {
+        crate::passfile::fill_password(&mut config);
         let mode = match config.get_ssl_mode() {
             WireMode::Disable => SslMode::Disable,
             WireMode::Prefer => SslMode::Prefer,

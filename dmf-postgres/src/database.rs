@@ -80,6 +80,9 @@ impl PgDatabase {
     /// that the server answers and accepts the credentials. The error names the server (never
     /// the password): transient when it could not be reached, fatal when it refused the login
     /// or its certificate was refused (with the TLS settings and the reason).
+    ///
+    /// A URL without a password takes it from `PGPASSWORD` or the password file
+    /// (`PGPASSFILE`, else `~/.pgpass`), as libpq does.
     pub async fn connect(url: &str) -> Result<Self> {
         let database = Self::lazy(url)?;
         database.client().await?;

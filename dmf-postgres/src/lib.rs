@@ -58,6 +58,7 @@ mod extract;
 mod load;
 mod native;
 mod params;
+mod passfile;
 mod preflight;
 mod ranges;
 mod rules;

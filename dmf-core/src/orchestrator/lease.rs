@@ -161,15 +161,14 @@ pub struct LeaseAcquired {
     pub waited: Duration,
 }
 
-/// This machine's name as run records and leases show it: `$HOSTNAME`, else the kernel's
-/// host name (Linux), else `unknown`.
+/// This machine's name as run records and leases show it: the operating system's host name
+/// (`gethostname(2)`; a `HOSTNAME` variable, which shells set but do not export and which a
+/// user can set to anything, is not consulted), or `unknown` when it has none.
 pub fn this_host() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    let name = gethostname::gethostname();
+    let name = name.to_string_lossy();
+    let name = name.trim();
+    if name.is_empty() { "unknown".into() } else { name.to_owned() }
 }
 
 /// This process's random id, part of every holder token it makes.

@@ -207,7 +207,7 @@ impl OrchestratorBuilder {
         self
     }
 
-    /// The host name written in run records (default: `$HOSTNAME`).
+    /// The host name written in run records (default: the machine's host name, [`this_host`]).
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
         self
@@ -587,7 +587,7 @@ impl Orchestrator {
                     Some(r) if r.status == MigrationStatus::Skipped && r.error.is_none() => {}
                     Some(r) => {
                         return Ok(Readiness::Blocked(format!(
-                            "not started: dependency `{dependency}` did not complete ({:?})",
+                            "not started: dependency `{dependency}` did not complete ({})",
                             r.status
                         )));
                     }

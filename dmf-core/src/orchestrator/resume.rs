@@ -128,7 +128,7 @@ impl fmt::Display for LastRun {
 }
 
 fn status(run: &RunRecord) -> String {
-    format!("{:?}", run.status).to_lowercase()
+    run.status.to_string()
 }
 
 /// At most three names, then how many more.

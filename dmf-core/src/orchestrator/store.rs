@@ -57,6 +57,35 @@ impl MigrationStatus {
     }
 }
 
+impl std::fmt::Display for RunStatus {
+    /// The status in words: `running`, `completed`, `failed`, `rolled back`, `abandoned`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled back",
+            Self::Abandoned => "abandoned",
+        })
+    }
+}
+
+impl std::fmt::Display for MigrationStatus {
+    /// The status in words: `pending`, `running`, `completed`, `failed`, `cancelled`, `skipped`,
+    /// `rolled back`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
+            Self::RolledBack => "rolled back",
+        })
+    }
+}
+
 /// One migration's record within one run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MigrationRecord {

@@ -64,7 +64,7 @@ impl RunSummary {
 
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "run {} {:?} in {:.1?}", self.run, self.status, self.duration)?;
+        writeln!(f, "run {} {} in {}", self.run, self.status, crate::HumanDuration(self.duration))?;
         if let Some(backup) = &self.backup {
             writeln!(f, "backup: {} ({})", backup.location, backup.method)?;
         }
@@ -79,7 +79,7 @@ impl fmt::Display for RunSummary {
                 f,
                 "{:<24} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 r.migration.as_str(),
-                format!("{:?}", r.status).to_lowercase(),
+                r.status.to_string(),
                 c.read,
                 c.inserted,
                 c.updated,

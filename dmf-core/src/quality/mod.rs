@@ -160,10 +160,10 @@ impl QualityReport {
     }
 
     /// The verdict in one line: equal or not, rules kept or broken, and the tables whose content
-    /// was not compared, named, so that "equal" is never said of them.
+    /// was not compared for want of a key, named, so that "equal" is never said of them.
     pub fn verdict(&self) -> String {
         let missing: Vec<&str> = self.missing_tables().collect();
-        let verdict = match (self.is_equal(), self.passed(), missing.is_empty()) {
+        let verdict = match (self.is_equal(), self.rules.iter().all(RuleReport::passed), missing.is_empty()) {
             (true, true, _) => "the target equals the source and passes every rule".to_owned(),
             (true, false, _) => "the target equals the source but BREAKS a rule".to_owned(),
             (false, _, false) => format!("the target DIFFERS from the source: it lacks {}", missing.join(", ")),
@@ -175,34 +175,44 @@ impl QualityReport {
         }
         let verdict =
             verdict.replacen("the target equals the source", "the target equals the source in every table compared", 1);
-        format!("{verdict}; NOT COMPARED ({}): {}", SkipReason::NoKey, unverified.join(", "))
+        format!(
+            "{verdict}; NOT VERIFIED ({}): {} (exclude them from the selection to leave them out on purpose)",
+            SkipReason::NoKey,
+            unverified.join(", ")
+        )
     }
 
-    /// True when every table is equal and no row breaks a rule.
+    /// True when every table is equal, every selected table was compared (none left out for
+    /// want of a key) and no row breaks a rule.
     pub fn passed(&self) -> bool {
-        self.is_equal() && self.rules.iter().all(RuleReport::passed)
+        self.is_equal() && self.unverified_tables().next().is_none() && self.rules.iter().all(RuleReport::passed)
     }
 
     /// True when every difference is explained by rows the sync set aside (see
-    /// [`explain`](Self::explain)) and no row breaks a rule.
+    /// [`explain`](Self::explain)), every selected table was compared and no row breaks a rule.
     pub fn passed_with_set_asides(&self) -> bool {
         self.tables.iter().all(TableReport::is_explained)
             && self.missing_tables().next().is_none()
+            && self.unverified_tables().next().is_none()
             && self.sequences.iter().all(SequenceReport::is_equal)
             && self.rules.iter().all(RuleReport::passed)
     }
 
     /// Notes, per table, the rows `summary`'s run set aside (rejected, skipped, still deferred),
     /// so that differences they cause are told apart from unexplained ones. Counts are matched
-    /// to tables by the migrations' names (`TABLE`, `TABLE (…)`) and the catch-up pass is left
+    /// to tables by the migrations' names (`TABLE`, `TABLE (…)`, `TABLE [range i/N]`) and the catch-up pass is left
     /// out (its deferrals are repeats of the loads').
     pub fn explain(&mut self, summary: &crate::orchestrator::RunSummary) {
         for table in &mut self.tables {
-            let prefix = format!("{} (", table.table);
+            let passes = format!("{} (", table.table);
+            let ranges = format!("{} [range ", table.table);
             table.set_aside = summary
                 .migrations
                 .iter()
-                .filter(|m| m.migration.as_str() == table.table || m.migration.as_str().starts_with(&prefix))
+                .filter(|m| {
+                    let name = m.migration.as_str();
+                    name == table.table || name.starts_with(&passes) || name.starts_with(&ranges)
+                })
                 .map(|m| m.counts.rejected + m.counts.skipped + m.counts.deferred)
                 .sum();
         }
@@ -505,7 +515,13 @@ mod tests {
             ],
             sequences: vec![],
         };
-        assert!(report.is_equal() && report.passed_with_set_asides(), "tables left out on purpose are no difference");
+        // A keyless table could not be compared: equal content, but no pass until it is
+        // excluded on purpose.
+        assert!(report.is_equal() && !report.passed() && !report.passed_with_set_asides(), "{}", report.verdict());
+        assert!(report.verdict().contains("NOT VERIFIED (no primary key and no NOT NULL unique key): public.log"));
+        report.not_compared.remove(0);
+        assert!(report.passed() && report.passed_with_set_asides(), "tables left out on purpose are no difference");
+        report.not_compared.insert(0, left_out("public.log", SkipReason::NoKey));
         report.not_compared.push(left_out("public.orders", SkipReason::MissingInTarget));
         assert!(!report.is_equal() && !report.passed() && !report.passed_with_set_asides());
         assert_eq!(report.missing_tables().collect::<Vec<_>>(), ["public.orders"]);
@@ -523,14 +539,14 @@ mod tests {
         assert_eq!(json["not_compared"][2]["reason"], "missing_in_target");
         assert_eq!(
             report.verdict(),
-            "the target DIFFERS from the source: it lacks public.orders; NOT COMPARED (no primary key and no NOT NULL \
-             unique key): public.log"
+            "the target DIFFERS from the source: it lacks public.orders; NOT VERIFIED (no primary key and no NOT NULL \
+             unique key): public.log (exclude them from the selection to leave them out on purpose)"
         );
         report.not_compared.pop();
         assert_eq!(
             report.verdict(),
-            "the target equals the source in every table compared and passes every rule; NOT COMPARED (no primary key \
-             and no NOT NULL unique key): public.log",
+            "the target equals the source in every table compared and passes every rule; NOT VERIFIED (no primary key \
+             and no NOT NULL unique key): public.log (exclude them from the selection to leave them out on purpose)",
             "equal is not said of a table left out for want of a key"
         );
         report.not_compared.retain(|n| n.reason != SkipReason::NoKey);

@@ -60,6 +60,19 @@ impl fmt::Display for DryRun {
     }
 }
 
+/// The pre-flight checks a run of `plan` makes before its first write: both databases, the
+/// schemas, the foreign-key path and the target's triggers.
+pub(crate) async fn preflight<S: Database, T: Database>(source: &S, target: &T, plan: &SyncPlan) -> PreflightReport {
+    let mut outcomes = source.preflight(DatabaseRole::Source).await;
+    outcomes.extend(target.preflight(DatabaseRole::Target).await);
+    outcomes.extend(plan.schema_check().check().await);
+    outcomes.extend(plan.foreign_key_check().check().await);
+    if let Some(triggers) = plan.trigger_check() {
+        outcomes.extend(triggers.check().await);
+    }
+    PreflightReport { outcomes }
+}
+
 /// Runs the pre-flight checks of a sync and counts what each of its migrations would write.
 pub(crate) async fn dry_run<S: Database, T: Database>(
     source: &Arc<S>,
@@ -74,11 +87,7 @@ pub(crate) async fn dry_run<S: Database, T: Database>(
                 .into(),
         ));
     }
-    let mut outcomes = source.preflight(DatabaseRole::Source).await;
-    outcomes.extend(target.preflight(DatabaseRole::Target).await);
-    outcomes.extend(plan.schema_check().check().await);
-    outcomes.extend(plan.foreign_key_check().check().await);
-    let mut report = DryRun { preflight: PreflightReport { outcomes }, steps: Vec::new() };
+    let mut report = DryRun { preflight: preflight(source.as_ref(), target.as_ref(), plan).await, steps: Vec::new() };
     if !report.preflight.passed() {
         return Ok(report);
     }

@@ -10,8 +10,8 @@ use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::names::RunId;
 use crate::orchestrator::{
-    Backup, Lease, LeaseOptions, MigrationRecord, MigrationStatus, Notifier, Orchestrator, RollbackSummary,
-    RollbackTarget, RunRequest, RunStatus, RunSummary, this_host,
+    Backup, Lease, LeaseOptions, MigrationRecord, MigrationStatus, Notifier, Orchestrator, PreflightReport,
+    RollbackSummary, RollbackTarget, RunRequest, RunStatus, RunSummary, this_host,
 };
 use crate::progress::ProgressHub;
 
@@ -262,6 +262,15 @@ impl<S: Database, T: Database> SyncJob<S, T> {
             builder = builder.shared_migration(migration);
         }
         builder.build()
+    }
+
+    /// Plans the sync and runs the pre-flight checks its run would make before the first write
+    /// (both databases, the schemas, the foreign-key path, the target's triggers), reading
+    /// no rows and writing nothing, not even the control tables.
+    pub async fn preflight(&self) -> Result<(SyncPlan, PreflightReport)> {
+        let plan = self.plan().await?;
+        let report = super::dry_run::preflight(self.source.as_ref(), self.target.as_ref(), &plan).await;
+        Ok((plan, report))
     }
 
     /// Runs the pre-flight checks and counts, per migration in the order the real run takes

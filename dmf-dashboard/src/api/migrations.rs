@@ -14,13 +14,30 @@ pub(crate) struct MigrationList {
     migrations: Vec<MigrationView>,
 }
 
-/// Every registered migration in plan order (dependencies first), with its latest record.
+/// Every registered migration in plan order (dependencies first), with its latest record. A
+/// dashboard with none registered (`dmf serve`, over runs other processes made) lists the
+/// migrations of the latest recorded run, in its plan's order.
 pub(crate) async fn list(State(dashboard): State<Dashboard>) -> Result<Json<MigrationList>, ApiError> {
     let inner = &dashboard.inner;
     let store = inner.orchestrator.store();
+    let names: Vec<dmf_core::MigrationName> = match inner.orchestrator.plan() {
+        [] => store
+            .runs(1)
+            .await
+            .map_err(DashboardError::Store)?
+            .into_iter()
+            .next()
+            .map(|run| run.plan)
+            .unwrap_or_default(),
+        plan => plan.to_vec(),
+    };
     let mut migrations = Vec::new();
-    for name in inner.orchestrator.plan() {
-        let Some(migration) = inner.orchestrator.migration(name) else { continue };
+    for name in &names {
+        let registered = inner.orchestrator.migration(name);
+        let (description, dependencies) = match registered {
+            Some(migration) => (migration.description().to_owned(), migration.dependencies().to_vec()),
+            None => ("recorded in the target's run history".to_owned(), Vec::new()),
+        };
         let latest = store.latest_record(name).await.map_err(DashboardError::Store)?;
         let live = inner.live.latest_of(name);
         // Live progress belongs to the latest record only when it is of the same run.
@@ -30,8 +47,8 @@ pub(crate) async fn list(State(dashboard): State<Dashboard>) -> Result<Json<Migr
         });
         migrations.push(MigrationView {
             name: name.clone(),
-            description: migration.description().to_owned(),
-            dependencies: migration.dependencies().to_vec(),
+            description,
+            dependencies,
             latest,
             progress: live.map(|(run, m)| ProgressView::new(run, &m)),
         });

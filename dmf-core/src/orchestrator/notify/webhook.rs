@@ -112,7 +112,7 @@ impl WebhookBuilder {
                 return Err(Error::Config(format!(
                     "webhook {shown}: plain http:// to a host that is not this machine would send the run summary \
                      (and any Authorization header) unencrypted: use https://, or allow it explicitly \
-                     (WebhookBuilder::insecure_http, sync_database --notify-insecure)"
+                     (WebhookBuilder::insecure_http, dmf sync --notify-insecure)"
                 )));
             }
             other => {
@@ -168,7 +168,7 @@ fn certificate_refusal(error: &reqwest::Error) -> Option<String> {
             return Some(match reason {
                 rustls::CertificateError::UnknownIssuer => {
                     "unknown CA: no trusted root signed it (give the CA that did with WebhookBuilder::ca_file, \
-                     sync_database --notify-ca)"
+                     dmf sync --notify-ca)"
                         .to_owned()
                 }
                 rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. } => {
@@ -398,7 +398,7 @@ fn redacted(url: &Url) -> String {
 ///   ],
 ///   "totals": {"rows_read": 1000, "rows_inserted": 990, "rows_updated": 0, "rows_unchanged": 0,
 ///              "rows_deleted": 0, "rows_skipped": 8, "rows_rejected": 2},
-///   "text": "run 42 Failed in 1.5s\n…"
+///   "text": "run 42 failed in 1.5 s\n…"
 /// }
 /// ```
 ///

@@ -64,7 +64,7 @@ fn differences(source: &[Vec<Value>], target: &[Vec<Value>]) -> (u64, u64, u64) 
 
 /// A `diff` and an `upsert` sync with the undo log on, each into a target that differs from
 /// the source in every way a row can (equal, different, missing, extra), are rolled back the
-/// way `sync_database --rollback last` does ([`SyncJob::rollback`]): the target is then
+/// way `dmf rollback last` does ([`SyncJob::rollback`]): the target is then
 /// exactly what it was before the sync, the run's undo log is gone, and the run and its
 /// migrations are recorded as rolled back.
 ///
@@ -195,7 +195,7 @@ pub async fn rollback_refusals<F: SyncFixture>(fixture: &F) {
 
     // A full sync, undo log asked for: its table loads keep none, it emptied the tables.
     let full = job(SyncMode::Full, true);
-    // Forced, as `sync_database` runs a sync that does not resume one: the tables' loads
+    // Forced, as `dmf sync` runs a sync that does not resume one: the tables' loads
     // completed in the upsert's run are run again, not skipped.
     let summary = full.run(RunRequest::all().force()).await.unwrap_or_else(|e| panic!("full: {}", e.chain()));
     assert!(summary.succeeded(), "{summary}");

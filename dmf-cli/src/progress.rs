@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use dmf_core::{Phase, ProgressEvent};
+use dmf::{Phase, ProgressEvent};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
