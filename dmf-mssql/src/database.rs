@@ -224,11 +224,27 @@ impl Database for MssqlDatabase {
         self.shared.name()
     }
 
+    /// Reads the catalog; read again (up to three times in all) when the read failed for a
+    /// transient reason, such as a table another session dropped while the query ran.
     async fn read_catalog(&self) -> Result<Catalog> {
-        let mut session = self.session().await?;
-        catalog::read_catalog(session.as_mut())
-            .await
-            .map_err(|e| to_dmf_error(e, Stage::Preflight, format!("reading the catalog of {}", self.shared.name())))
+        let mut attempt = 1;
+        loop {
+            let mut session = self.session().await?;
+            match catalog::read_catalog(session.as_mut()).await {
+                Ok(catalog) => return Ok(catalog),
+                Err(error) if attempt < 3 && crate::error::error_kind(&error) == dmf_core::ErrorKind::Transient => {
+                    tracing::debug!(attempt, error = %error, "reading the catalog again");
+                    attempt += 1;
+                }
+                Err(error) => {
+                    return Err(to_dmf_error(
+                        error,
+                        Stage::Preflight,
+                        format!("reading the catalog of {}", self.shared.name()),
+                    ));
+                }
+            }
+        }
     }
 
     async fn triggers(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Trigger>> {

@@ -45,12 +45,18 @@ pub fn number_kind(number: i64) -> ErrorKind {
     }
 }
 
-/// The kind of any error on the way to SQL Server: by number for server errors; transient
-/// when the connection broke or timed out (I/O errors, a poisoned connection, no connection
+/// The kind of any error on the way to SQL Server: by number for server errors (and transient
+/// for Babelfish's "could not open relation with OID", a table dropped by another session
+/// while a catalog query ran); transient when the connection broke or timed out (I/O errors, a poisoned connection, no connection
 /// free in the pool); data when a value did not convert for the bulk load; fatal for TLS and
 /// redirect failures.
 pub fn error_kind(error: &SqlError) -> ErrorKind {
     match error {
+        // Babelfish (PostgreSQL underneath) when a catalog query meets a table that another
+        // session dropped meanwhile; read again, the catalog is read as it now is.
+        SqlError::Server { message, .. } if message.contains("could not open relation with OID") => {
+            ErrorKind::Transient
+        }
         SqlError::Server { number, .. } => number_kind(i64::from(*number)),
         SqlError::Io { .. } | SqlError::Pool(_) => ErrorKind::Transient,
         // tiberius reports a connection left unusable by a cancelled call or a command
@@ -92,6 +98,13 @@ mod tests {
                 }
             }
         )*};
+    }
+
+    #[test]
+    fn a_relation_dropped_under_a_babelfish_catalog_query_is_transient() {
+        let error = SqlError::server(33557097, "could not open relation with OID 67573");
+        assert_eq!(error_kind(&error), ErrorKind::Transient);
+        assert_eq!(error_kind(&SqlError::server(33557097, "relation \"x\" does not exist")), ErrorKind::Fatal);
     }
 
     number_tests! {
