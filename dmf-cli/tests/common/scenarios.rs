@@ -51,6 +51,16 @@ pub fn every_subcommand(pair: &impl Pair) {
     let orders = pair.table("orders");
     let audit = pair.table("audit_log");
 
+    // A usage error against this kind of database: 2, the pattern named, nothing done.
+    let (error, _) = run_json(pair.dmf("plan", true).args(["--tables", "cutsomers"]), 2);
+    assert!(
+        error["error"].as_str().unwrap().contains("`--tables cutsomers` matches no table of the source"),
+        "{error}"
+    );
+    let (error, _) = run_json(pair.dmf("sync", true).args(["--mode", "incremental:no_such_column"]), 2);
+    assert!(error["error"].as_str().unwrap().contains("no_such_column"), "{error}");
+    assert_eq!(pair.target_count("customers"), 0);
+
     // check: pre-flight only; the keyless table is a warning, not a failure.
     let (check, _) = run_json(&mut pair.dmf("check", true), 0);
     assert_eq!(check["command"], "check");
