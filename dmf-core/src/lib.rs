@@ -72,8 +72,8 @@ pub use orchestrator::{
 #[cfg(feature = "webhook")]
 pub use orchestrator::{WebhookBuilder, WebhookEvent, WebhookNotifier, WebhookPayload};
 pub use pipeline::{
-    Extractor, FnTransformer, Identity, LoadBatch, LoadReport, Loader, Pipeline, Rules, SourceBatch, Transformed,
-    Transformer, ValidationReport, Validator, Violation, committed_insert, transform_fn,
+    Extractor, FnTransformer, Identity, LoadBatch, LoadOutcome, LoadReport, Loader, Pipeline, RowFailure, Rules,
+    SourceBatch, Transformed, Transformer, ValidationReport, Validator, Violation, committed_insert, transform_fn,
 };
 pub use progress::{Phase, ProgressEvent, ProgressHub};
 pub use record::{Record, Reject};

@@ -16,7 +16,7 @@ use crate::catalog::{Column, DataType};
 use crate::checkpoint::{Checkpoint, Position};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::names::{MigrationName, RunId};
-use crate::pipeline::{Extractor, LoadBatch, LoadReport, Loader, SourceBatch};
+use crate::pipeline::{Extractor, LoadBatch, LoadOutcome, LoadReport, Loader, SourceBatch};
 use crate::record::Record;
 use crate::value::{Row, RowShape, Value};
 use crate::{RollbackReport, canonical_decimal};
@@ -201,6 +201,12 @@ where
         let rows = batch.records.iter().map(|r| row_from(r, &self.columns, &self.shape)).collect::<Result<Vec<_>>>()?;
         let LoadBatch { migration, run, checkpoint, .. } = batch;
         self.inner.load(LoadBatch { migration, run, records: &rows, checkpoint }).await
+    }
+
+    async fn load_isolating(&mut self, batch: LoadBatch<'_, T>) -> Result<LoadOutcome> {
+        let rows = batch.records.iter().map(|r| row_from(r, &self.columns, &self.shape)).collect::<Result<Vec<_>>>()?;
+        let LoadBatch { migration, run, checkpoint, .. } = batch;
+        self.inner.load_isolating(LoadBatch { migration, run, records: &rows, checkpoint }).await
     }
 
     async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {

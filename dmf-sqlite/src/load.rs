@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use dmf_core::sync::{LoadSpec, WriteMode};
-use dmf_core::{Checkpoint, LoadBatch, LoadReport, Loader, MigrationName, Record, Result, Row, Stage};
+use dmf_core::{
+    Checkpoint, Error, ErrorKind, LoadBatch, LoadOutcome, LoadReport, Loader, MigrationName, Record, Result, Row,
+    RowFailure, Stage,
+};
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, params_from_iter};
 
@@ -86,7 +89,10 @@ impl SqliteLoader {
         result
     }
 
-    fn write(&mut self, batch: &LoadBatch<'_, Row>) -> Result<LoadReport> {
+    /// Writes `batch`; with `isolate`, a row the table refuses for its content is left out and
+    /// listed (its statement failed alone: SQLite rolls back a failed statement, not the
+    /// transaction), else it fails the batch.
+    fn write(&mut self, batch: &LoadBatch<'_, Row>, isolate: bool) -> Result<LoadOutcome> {
         if !self.ready {
             self.turn(|_, _| Ok(()))?;
         }
@@ -94,7 +100,7 @@ impl SqliteLoader {
         let mode = BatchMode { foreign_keys: !self.spec.trust_foreign_keys, last: batch.checkpoint.done };
         let mut pending = std::mem::take(&mut self.pending);
         let result = self.writer.write_batch(mode, &mut pending, |connection| {
-            self.write_batch(connection, batch).map(|report| (report, batch.records.len() as u64))
+            self.write_batch(connection, batch, isolate).map(|outcome| (outcome, batch.records.len() as u64))
         });
         self.pending = pending;
         result
@@ -102,7 +108,25 @@ impl SqliteLoader {
 
     /// Writes `batch` and its checkpoint on `connection`, inside the transaction (or savepoint)
     /// the writer opened.
-    fn write_batch(&self, tx: &Connection, batch: &LoadBatch<'_, Row>) -> Result<LoadReport> {
+    fn write_batch(&self, tx: &Connection, batch: &LoadBatch<'_, Row>, isolate: bool) -> Result<LoadOutcome> {
+        let table = &self.spec.table;
+        let context = |e: rusqlite::Error| error::map(Stage::Load, format!("writing a batch into `{table}`"), e);
+        let mut report = LoadReport::default();
+        let mut failed = Vec::new();
+        for (index, row) in batch.records.iter().enumerate() {
+            match self.write_row(tx, batch, row, &mut report) {
+                Ok(()) => {}
+                Err(error) if isolate && is_row_error(&error) => failed.push(RowFailure { index, error }),
+                Err(error) => return Err(error),
+            }
+        }
+        write_checkpoint(tx, batch.migration, batch.checkpoint).map_err(context)?;
+        Ok(LoadOutcome { report, failed })
+    }
+
+    /// Writes one row (and its undo log entry), adding it to `report`. A failed statement
+    /// leaves the transaction as it was before the row.
+    fn write_row(&self, tx: &Connection, batch: &LoadBatch<'_, Row>, row: &Row, report: &mut LoadReport) -> Result<()> {
         let table = &self.spec.table;
         let write = self.spec.write;
         let undo = self.spec.undo;
@@ -117,8 +141,7 @@ impl SqliteLoader {
             undo::record(tx, batch.run, batch.migration, table, &key_values(row), action, before).map_err(context)
         };
         let all = |row| all_parameters(&self.null_index, row);
-        let mut report = LoadReport::default();
-        for row in batch.records {
+        {
             let key = || params(row, &self.key_index);
             // The row as it was, for the undo log.
             let before = if undo && write != WriteMode::Insert {
@@ -151,7 +174,7 @@ impl SqliteLoader {
                         if undo {
                             log(tx, row, undo::Action::Update, before.as_ref())?;
                         }
-                        continue;
+                        return Ok(());
                     }
                     let inserted = tx
                         .prepare_cached(&statements.insert_if_new)
@@ -192,9 +215,13 @@ impl SqliteLoader {
                 }
             }
         }
-        write_checkpoint(tx, batch.migration, batch.checkpoint).map_err(context)?;
-        Ok(report)
+        Ok(())
     }
+}
+
+/// True for an error about the row's content, which the row alone caused.
+fn is_row_error(error: &Error) -> bool {
+    matches!(error.kind(), ErrorKind::Data | ErrorKind::MissingParent)
 }
 
 /// The values of every column of `row`, NULL for the columns deferred in this pass; not
@@ -223,7 +250,12 @@ impl Loader for SqliteLoader {
     type Item = Row;
 
     async fn load(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
-        self.write(&batch)
+        self.write(&batch, false).map(|outcome| outcome.report)
+    }
+
+    /// Each refused row costs its one failed statement; the rest of the batch is written.
+    async fn load_isolating(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadOutcome> {
+        self.write(&batch, true)
     }
 
     async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use dmf_core::catalog::TableName;
 use dmf_core::{
-    Checkpoint, Error, ErrorKind, Extractor, LoadBatch, LoadReport, Loader, MigrationName, Position, Record,
-    RollbackReport, RunId, SourceBatch, Stage,
+    Checkpoint, Error, ErrorKind, Extractor, LoadBatch, LoadOutcome, LoadReport, Loader, MigrationName, Position,
+    Record, RollbackReport, RunId, SourceBatch, Stage,
 };
 use futures::stream::{BoxStream, StreamExt};
 use tokio::sync::Notify;
@@ -446,6 +446,28 @@ impl<L: Loader> Loader for FaultyLoader<L> {
             }
             Decision::LoseAnswer(error) => {
                 self.inner.load(batch).await?;
+                plan.answers_lost.fetch_add(1, Ordering::SeqCst);
+                Err(error)
+            }
+        }
+    }
+
+    /// The same faults as [`load`](Loader::load), around the wrapped loader's
+    /// [`load_isolating`](Loader::load_isolating).
+    async fn load_isolating(&mut self, batch: LoadBatch<'_, L::Item>) -> dmf_core::Result<LoadOutcome> {
+        let Some(plan) = self.plans.for_batch(batch.migration) else {
+            return self.inner.load_isolating(batch).await;
+        };
+        match plan.decide(Stage::Load, batch.records.iter().map(Record::key)).await {
+            Decision::Proceed => self.inner.load_isolating(batch).await,
+            Decision::Fail(error) => Err(error),
+            Decision::CrashBefore => plan.crash().await,
+            Decision::CrashAfter => {
+                let _ = self.inner.load_isolating(batch).await;
+                plan.crash().await
+            }
+            Decision::LoseAnswer(error) => {
+                self.inner.load_isolating(batch).await?;
                 plan.answers_lost.fetch_add(1, Ordering::SeqCst);
                 Err(error)
             }

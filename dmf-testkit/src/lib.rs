@@ -12,6 +12,7 @@
 //!   COMMIT answers, calls held at a [`Gate`]), and [`FaultyDatabase`], which injects them into
 //!   the loaders and extractors of any [`Database`](dmf_core::sync::Database) (PostgreSQL,
 //!   SQLite, …) per table or per migration;
+//! - [`CountingLoader`]: counts the calls and rows a loader is sent (one pass, or re-sends);
 //! - [`rendezvous`]: proves by events, not timing, that calls held at gates ran at the same time;
 //! - [`at_gates`] and [`cancel_at`]: act at points of a run the test chose (cancel it, change
 //!   the source between two batches) while a call waits at a gate;
@@ -38,6 +39,7 @@
 
 mod at_gates;
 pub mod conformance;
+mod counting;
 mod faults;
 mod faulty_database;
 mod legacy;
@@ -47,6 +49,7 @@ mod proxy;
 mod run_store;
 
 pub use at_gates::{Unreached, at_gates, cancel_at};
+pub use counting::{CountingLoader, LoadCalls};
 pub use faults::{Apart, CrashSwitch, FaultPlan, FaultyExtractor, FaultyLoader, Gate, rendezvous, until_crash};
 pub use faulty_database::FaultyDatabase;
 pub use legacy::{Dirt, LegacyCustomer, LegacyGenerator};

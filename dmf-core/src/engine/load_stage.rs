@@ -13,7 +13,7 @@ use super::{Execution, is_row_error, record_metrics};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::migration::Counts;
-use crate::pipeline::{LoadBatch, LoadReport, Loader};
+use crate::pipeline::{LoadBatch, LoadOutcome, LoadReport, Loader};
 use crate::progress::{Phase, ProgressEvent, metrics};
 use crate::record::{Record, Reject};
 
@@ -102,11 +102,14 @@ async fn store_rejects(exec: &Execution<'_>, rejects: &[Reject]) -> Result<()> {
     }
 }
 
-/// Loads a batch; when row content makes it fail, splits it in halves until the failing rows
-/// are alone, rejects those, and loads the rest. Parts are loaded in source order, each with
-/// the checkpoint just after its last record, so a crash mid-bisection resumes exactly. A
-/// rejected row is recorded at once, before any later part commits a checkpoint past it, so a
-/// failure later in the batch cannot lose it.
+/// Loads a batch. Rows the loader refuses one by one ([`Loader::load_isolating`]) are rejected
+/// (or deferred) once the rest of the batch is committed. When row content fails the whole
+/// call instead, the batch is split in halves until the failing rows are alone, those are
+/// rejected, and the rest is loaded. Parts are loaded in source order, each with the checkpoint
+/// just after its last record, so a crash mid-bisection resumes exactly. A row rejected by
+/// bisection is recorded at once, before any later part commits a checkpoint past it, so a
+/// failure later in the batch cannot lose it; a row the loader isolated is recorded just after
+/// its batch committed (a crash in between loses that reject's record, not a row).
 async fn load_bisecting<L: Loader>(
     exec: &Execution<'_>,
     loader: &mut L,
@@ -125,11 +128,11 @@ async fn load_bisecting<L: Loader>(
             batch.checkpoint_after(batch.source_index[hi - 1] + 1)
         };
         match load_with_retry(exec, loader, &batch.mapped[lo..hi], &checkpoint).await {
-            Ok(report) => {
-                total.inserted += report.inserted;
-                total.updated += report.updated;
-                total.unchanged += report.unchanged;
-                total.deleted += report.deleted;
+            Ok(outcome) => {
+                total.add(&outcome.report);
+                for failure in outcome.failed {
+                    refuse(exec, &batch.mapped[lo + failure.index], &failure.error, delta, so_far).await?;
+                }
             }
             Err(error) if is_row_error(&error) && hi - lo > 1 => {
                 let mid = lo + (hi - lo) / 2;
@@ -137,18 +140,7 @@ async fn load_bisecting<L: Loader>(
                 ranges.push_front((lo, mid));
             }
             Err(error) if is_row_error(&error) && hi - lo == 1 => {
-                let record = &batch.mapped[lo];
-                if error.kind() == ErrorKind::MissingParent && exec.ctx.config.defer_missing_parents() {
-                    tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row deferred to the catch-up pass");
-                    // Kept in the quarantine (not counted as a reject): if the catch-up pass
-                    // cannot load it either, this is where it is.
-                    let reason = format!("deferred to the catch-up pass: {}", error.chain());
-                    store_rejects(exec, &[Reject::of(Stage::Load, record, reason)]).await?;
-                    delta.deferred += 1;
-                } else {
-                    tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row rejected by the target");
-                    record_rejects(exec, &[Reject::of(Stage::Load, record, error.chain())], delta, so_far).await?;
-                }
+                refuse(exec, &batch.mapped[lo], &error, delta, so_far).await?;
                 if last_part {
                     // Nothing left to load with the batch's final checkpoint: commit it alone.
                     load_with_retry(exec, loader, &[], &checkpoint).await?;
@@ -160,12 +152,35 @@ async fn load_bisecting<L: Loader>(
     Ok(total)
 }
 
+/// Records a row the target refused: deferred to the catch-up pass when its parent is missing
+/// and the configuration defers those, rejected otherwise.
+async fn refuse<R: Record>(
+    exec: &Execution<'_>,
+    record: &R,
+    error: &Error,
+    delta: &mut Counts,
+    so_far: &Counts,
+) -> Result<()> {
+    if error.kind() == ErrorKind::MissingParent && exec.ctx.config.defer_missing_parents() {
+        tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row deferred to the catch-up pass");
+        // Kept in the quarantine (not counted as a reject): if the catch-up pass cannot load
+        // it either, this is where it is.
+        let reason = format!("deferred to the catch-up pass: {}", error.chain());
+        store_rejects(exec, &[Reject::of(Stage::Load, record, reason)]).await?;
+        delta.deferred += 1;
+        Ok(())
+    } else {
+        tracing::debug!(migration = %exec.name, key = %record.key(), error = %error.chain(), "row rejected by the target");
+        record_rejects(exec, &[Reject::of(Stage::Load, record, error.chain())], delta, so_far).await
+    }
+}
+
 pub(super) async fn load_with_retry<L: Loader>(
     exec: &Execution<'_>,
     loader: &mut L,
     records: &[L::Item],
     checkpoint: &Checkpoint,
-) -> Result<LoadReport> {
+) -> Result<LoadOutcome> {
     let mut retry = exec.retrier(Stage::Load);
     let checkpoint = &checkpoint.scoped(exec.scope.as_deref());
     // After a transient failure the batch may have committed with its answer lost: ask the
@@ -183,7 +198,8 @@ pub(super) async fn load_with_retry<L: Loader>(
                         rows = records.len(),
                         "a batch committed although its answer was lost; it is not sent again"
                     );
-                    return Ok(report);
+                    // Which of its rows the target refused is lost with the answer.
+                    return Ok(report.into());
                 }
                 Ok(None) => {}
                 Err(error) => {
@@ -193,8 +209,8 @@ pub(super) async fn load_with_retry<L: Loader>(
             }
         }
         let batch = LoadBatch { migration: exec.name, run: exec.ctx.run, records, checkpoint };
-        match answered(exec, "writing a batch", loader.load(batch)).await {
-            Ok(report) => return Ok(report),
+        match answered(exec, "writing a batch", loader.load_isolating(batch)).await {
+            Ok(outcome) => return outcome.checked(records.len()),
             Err(error) => {
                 uncertain = error.is_transient();
                 retry.after(error).await?;

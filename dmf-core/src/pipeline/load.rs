@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::checkpoint::Checkpoint;
-use crate::error::{Error, Result, Stage};
+use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::names::{MigrationName, RunId};
 use crate::record::Record;
 use crate::{Counts, RollbackReport};
@@ -35,12 +35,71 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Adds `other`'s counts to this report's.
+    pub fn add(&mut self, other: &LoadReport) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.deleted += other.deleted;
+    }
+
     /// Adds the report to a migration's counts.
     pub fn add_to(&self, counts: &mut Counts) {
         counts.inserted += self.inserted;
         counts.updated += self.updated;
         counts.unchanged += self.unchanged;
         counts.deleted += self.deleted;
+    }
+}
+
+/// A row a loader refused while it wrote the rest of its batch ([`Loader::load_isolating`]).
+#[derive(Debug)]
+pub struct RowFailure {
+    /// The row's position in the batch's records.
+    pub index: usize,
+    /// Why the target refused it: a row error ([`ErrorKind::Data`] or
+    /// [`ErrorKind::MissingParent`]) naming the table, and the constraint where the target says.
+    pub error: Error,
+}
+
+/// What a loader did with a batch, with the rows it refused one by one.
+#[derive(Debug, Default)]
+pub struct LoadOutcome {
+    /// What was written.
+    pub report: LoadReport,
+    /// The rows refused, in batch order; every other row was written, with the checkpoint.
+    pub failed: Vec<RowFailure>,
+}
+
+impl From<LoadReport> for LoadOutcome {
+    fn from(report: LoadReport) -> Self {
+        Self { report, failed: Vec::new() }
+    }
+}
+
+impl LoadOutcome {
+    /// Checks the loader's answer for a batch of `records` rows: indexes in range and
+    /// increasing, errors about row content. A loader breaking this is a bug, reported as a
+    /// fatal error rather than a wrong reject.
+    pub fn checked(self, records: usize) -> Result<Self> {
+        let mut previous = None;
+        for failure in &self.failed {
+            let in_order = previous.is_none_or(|p| failure.index > p);
+            let row_error = matches!(failure.error.kind(), ErrorKind::Data | ErrorKind::MissingParent);
+            if failure.index >= records || !in_order || !row_error {
+                return Err(Error::fatal(
+                    Stage::Load,
+                    format!(
+                        "the loader reported row {} of a batch of {records} as refused ({}): not a row of the batch \
+                         in order, or not an error about the row's content",
+                        failure.index,
+                        failure.error.chain()
+                    ),
+                ));
+            }
+            previous = Some(failure.index);
+        }
+        Ok(self)
     }
 }
 
@@ -65,6 +124,18 @@ pub trait Loader: Send + 'static {
     /// it, when `load` returns. Should a group fail to commit, the loader's next call must fail
     /// with a fatal error rather than store a checkpoint past the lost rows.
     fn load(&mut self, batch: LoadBatch<'_, Self::Item>) -> impl Future<Output = Result<LoadReport>> + Send;
+
+    /// Writes `batch` like [`load`](Self::load), except that rows the target refuses for their
+    /// content are left out and listed instead of failing the batch: the other rows and the
+    /// checkpoint are written atomically, and each refused row costs the target one failed
+    /// statement, not a re-sent batch. What the engine calls.
+    ///
+    /// A loader that cannot tell which rows failed returns the error (the engine then bisects
+    /// the batch, as after [`load`](Self::load)). The default does exactly that: it calls
+    /// `load` and lists no row.
+    fn load_isolating(&mut self, batch: LoadBatch<'_, Self::Item>) -> impl Future<Output = Result<LoadOutcome>> + Send {
+        async move { self.load(batch).await.map(LoadOutcome::from) }
+    }
 
     /// The last checkpoint stored for `migration`, if any.
     fn checkpoint(&mut self, migration: &MigrationName) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;

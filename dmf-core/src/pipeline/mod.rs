@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 pub use extract::{Extractor, SourceBatch};
-pub use load::{LoadBatch, LoadReport, Loader, committed_insert};
+pub use load::{LoadBatch, LoadOutcome, LoadReport, Loader, RowFailure, committed_insert};
 pub use transform::{FnTransformer, Identity, Transformed, Transformer, transform_fn};
 pub use validate::{Rules, ValidationReport, Validator, Violation};
 

@@ -45,6 +45,16 @@ impl<L: Loader> Loader for DeleteLoader<L> {
         self.inner.load(batch).await.map_err(referenced)
     }
 
+    async fn load_isolating(&mut self, batch: LoadBatch<'_, Self::Item>) -> Result<crate::LoadOutcome> {
+        let outcome = self.inner.load_isolating(batch).await.map_err(referenced)?;
+        let failed = outcome
+            .failed
+            .into_iter()
+            .map(|failure| crate::RowFailure { index: failure.index, error: referenced(failure.error) })
+            .collect();
+        Ok(crate::LoadOutcome { report: outcome.report, failed })
+    }
+
     async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
         self.inner.checkpoint(migration).await
     }

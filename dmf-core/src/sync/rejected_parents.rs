@@ -95,23 +95,27 @@ impl<L: Loader<Item = Row>> Loader for ParentAware<L> {
             Err(error) => error,
         };
         let [row] = records else { return Err(error) };
-        if !matches!(error.kind(), ErrorKind::Data | ErrorKind::MissingParent) {
-            return Err(error);
-        }
-        // Some targets report a missing parent as a plain constraint violation (SQL Server's
-        // 547 is foreign keys and CHECKs alike): a rejected parent is named for those too.
-        match self.rejected.rejected_parent(&self.foreign_keys, row) {
-            Some(parent) => {
-                let message = format!("its parent row was rejected in this run, so it cannot load: {parent}");
-                self.rejected.note(&self.table, row, message.clone());
-                Err(Error::with_source(Stage::Load, ErrorKind::Data, message, error))
-            }
-            None if error.kind() == ErrorKind::Data => {
-                self.rejected.note(&self.table, row, error.chain());
-                Err(error)
-            }
-            None => Err(error),
-        }
+        Err(self.refused(row, error))
+    }
+
+    async fn load_isolating(&mut self, batch: LoadBatch<'_, Row>) -> Result<crate::LoadOutcome> {
+        let records = batch.records;
+        let outcome = self.inner.load_isolating(batch).await.map_err(|error| match records {
+            [row] => self.refused(row, error),
+            _ => error,
+        })?;
+        let failed = outcome
+            .failed
+            .into_iter()
+            .map(|failure| {
+                let error = match records.get(failure.index) {
+                    Some(row) => self.refused(row, failure.error),
+                    None => failure.error,
+                };
+                crate::RowFailure { index: failure.index, error }
+            })
+            .collect();
+        Ok(crate::LoadOutcome { report: outcome.report, failed })
     }
 
     async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
@@ -137,6 +141,31 @@ impl<L: Loader<Item = Row>> Loader for ParentAware<L> {
 
     async fn finish(&mut self, migration: &MigrationName) -> Result<()> {
         self.inner.finish(migration).await
+    }
+}
+
+impl<L> ParentAware<L> {
+    /// The error for `row`, which the target refused with `error`: a rejected parent is named
+    /// when there is one, and a row refused for its content is noted (its children are then
+    /// rejected in turn).
+    fn refused(&self, row: &Row, error: Error) -> Error {
+        if !matches!(error.kind(), ErrorKind::Data | ErrorKind::MissingParent) {
+            return error;
+        }
+        // Some targets report a missing parent as a plain constraint violation (SQL Server's
+        // 547 is foreign keys and CHECKs alike): a rejected parent is named for those too.
+        match self.rejected.rejected_parent(&self.foreign_keys, row) {
+            Some(parent) => {
+                let message = format!("its parent row was rejected in this run, so it cannot load: {parent}");
+                self.rejected.note(&self.table, row, message.clone());
+                Error::with_source(Stage::Load, ErrorKind::Data, message, error)
+            }
+            None if error.kind() == ErrorKind::Data => {
+                self.rejected.note(&self.table, row, error.chain());
+                error
+            }
+            None => error,
+        }
     }
 }
 

@@ -10,7 +10,8 @@
 //! - [`leases`]: one holder per scope, renewal, expiry and take-over, release;
 //! - [`sync`]: whole syncs over any [`Database`](dmf_core::sync::Database), on databases an
 //!   adapter's [`SyncFixture`](sync::SyncFixture) creates: undo and rollback, quality rules,
-//!   lost COMMIT answers.
+//!   lost COMMIT answers;
+//! - [`row_rejects`]: a dirty batch loads in one pass, its bad rows rejected one by one.
 //!
 //! Each check panics with a message naming what differed, like an assertion in a test. The
 //! store must be new (no runs yet).
@@ -23,6 +24,7 @@
 
 mod checkpoints;
 mod leases;
+pub mod row_rejects;
 mod run_store;
 pub mod sync;
 

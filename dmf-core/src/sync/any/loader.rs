@@ -6,7 +6,7 @@ use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::migration::RollbackReport;
 use crate::names::{MigrationName, RunId};
-use crate::pipeline::{LoadBatch, LoadReport, Loader};
+use crate::pipeline::{LoadBatch, LoadOutcome, LoadReport, Loader};
 use crate::value::Row;
 
 /// The loader of an [`AnyDatabase`](super::AnyDatabase): any [`Loader`] of rows, boxed.
@@ -35,6 +35,7 @@ impl std::fmt::Debug for AnyLoader {
 /// The object-safe mirror of [`Loader`] (boxed futures), implemented for every loader of rows.
 trait DynLoader: Send + 'static {
     fn load<'a>(&'a mut self, batch: LoadBatch<'a, Row>) -> BoxFuture<'a, Result<LoadReport>>;
+    fn load_isolating<'a>(&'a mut self, batch: LoadBatch<'a, Row>) -> BoxFuture<'a, Result<LoadOutcome>>;
     fn checkpoint<'a>(&'a mut self, migration: &'a MigrationName) -> BoxFuture<'a, Result<Option<Checkpoint>>>;
     fn clear_checkpoint<'a>(&'a mut self, migration: &'a MigrationName) -> BoxFuture<'a, Result<()>>;
     fn rollback<'a>(&'a mut self, migration: &'a MigrationName, run: RunId) -> BoxFuture<'a, Result<RollbackReport>>;
@@ -50,6 +51,10 @@ trait DynLoader: Send + 'static {
 impl<L: Loader<Item = Row>> DynLoader for L {
     fn load<'a>(&'a mut self, batch: LoadBatch<'a, Row>) -> BoxFuture<'a, Result<LoadReport>> {
         Box::pin(Loader::load(self, batch))
+    }
+
+    fn load_isolating<'a>(&'a mut self, batch: LoadBatch<'a, Row>) -> BoxFuture<'a, Result<LoadOutcome>> {
+        Box::pin(Loader::load_isolating(self, batch))
     }
 
     fn checkpoint<'a>(&'a mut self, migration: &'a MigrationName) -> BoxFuture<'a, Result<Option<Checkpoint>>> {
@@ -85,6 +90,10 @@ impl Loader for AnyLoader {
 
     async fn load(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
         self.inner.load(batch).await
+    }
+
+    async fn load_isolating(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadOutcome> {
+        self.inner.load_isolating(batch).await
     }
 
     async fn checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
