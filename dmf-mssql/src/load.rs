@@ -221,6 +221,12 @@ impl MssqlLoader {
             WriteMode::Upsert => Some(MergeMode::Upsert),
             WriteMode::Update => Some(MergeMode::Update),
             WriteMode::Delete => Some(MergeMode::Delete),
+            WriteMode::InsertOrSkip => {
+                return Err(dmf_core::Error::Config(format!(
+                    "loading {}: SQL Server's loader has no insert-or-skip mode yet; use upsert",
+                    self.spec.table
+                )));
+            }
         };
         let row_columns: Vec<TempColumn<'_>> = loaded
             .iter()
@@ -528,7 +534,7 @@ impl Loader for MssqlLoader {
                 self.session.after_error(&error);
                 self.prepared = None;
                 let verb = match mode {
-                    WriteMode::Insert => "inserting",
+                    WriteMode::Insert | WriteMode::InsertOrSkip => "inserting",
                     WriteMode::Upsert => "upserting",
                     WriteMode::Delete => "deleting",
                     WriteMode::Update => "updating",

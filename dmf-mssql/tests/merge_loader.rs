@@ -122,7 +122,7 @@ async fn upserts_stage_then_merge_with_exact_counts_and_the_checkpoint_in_one_ba
     let batch =
         rows(&names, vec![order(1, "a", "1.5"), order(2, "Zoë 🦀", "-2"), order(3, "c", "0"), order(4, "d", "9.99")]);
     let report = load(&mut loader, &batch, "[4]").await.unwrap();
-    assert_eq!(report, LoadReport { inserted: 2, updated: 1, unchanged: 1, deleted: 0 });
+    assert_eq!(report, LoadReport { inserted: 2, updated: 1, unchanged: 1, deleted: 0, skipped: 0 });
 
     let log = script.log();
     let kinds: Vec<&RecordedKind> = log.iter().map(|r| &r.kind).collect();
@@ -166,7 +166,7 @@ async fn upserts_stage_then_merge_with_exact_counts_and_the_checkpoint_in_one_ba
     let report = load(&mut loader, &batch[..2], "[2]").await.unwrap();
     assert_eq!(
         report,
-        LoadReport { inserted: 0, updated: 0, unchanged: 2, deleted: 0 },
+        LoadReport { inserted: 0, updated: 0, unchanged: 2, deleted: 0, skipped: 0 },
         "an unchanged re-run writes nothing"
     );
     let log = script.log();
@@ -492,7 +492,7 @@ async fn the_merge_free_upsert_updates_then_inserts_in_one_batch_with_exact_coun
     let batch =
         rows(&names, vec![order(1, "a", "1.5"), order(2, "Zoë 🦀", "-2"), order(3, "c", "0"), order(4, "d", "9.99")]);
     let report = load(&mut loader, &batch, "[4]").await.unwrap();
-    assert_eq!(report, LoadReport { inserted: 2, updated: 1, unchanged: 1, deleted: 0 });
+    assert_eq!(report, LoadReport { inserted: 2, updated: 1, unchanged: 1, deleted: 0, skipped: 0 });
 
     let log = script.log();
     assert_eq!((&log[3].kind, log[3].sql.as_str()), (&RecordedKind::Batch, STAGE), "the same stage as the MERGE's");

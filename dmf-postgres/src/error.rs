@@ -50,6 +50,12 @@ pub fn error_kind(error: &tokio_postgres::Error) -> ErrorKind {
     }
 }
 
+/// True when `error` is about one row's content (a constraint or a value), which isolating the
+/// row can attribute.
+pub(crate) fn is_row_error(error: &tokio_postgres::Error) -> bool {
+    matches!(error_kind(error), ErrorKind::Data | ErrorKind::MissingParent)
+}
+
 /// Wraps `error` as a [`dmf_core::Error`] of `stage`, classified by [`error_kind`], with a
 /// message starting with `doing` (what was being done, naming the table), then PostgreSQL's
 /// message, SQLSTATE, table, column, constraint, detail and hint.

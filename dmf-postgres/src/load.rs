@@ -10,8 +10,8 @@ use dmf_core::catalog::DataType;
 use dmf_core::control::checkpoints;
 use dmf_core::sync::{LoadSpec, WriteMode};
 use dmf_core::{
-    Checkpoint, Error, LoadBatch, LoadReport, Loader, MigrationName, NativeEncoding, NativeSpan, Result, Row, Stage,
-    Value,
+    Checkpoint, Error, ErrorKind, LoadBatch, LoadOutcome, LoadReport, Loader, MigrationName, NativeEncoding,
+    NativeSpan, Result, Row, RowFailure, Stage, Value,
 };
 use futures::SinkExt;
 use tokio_postgres::{Client, Statement, Transaction};
@@ -66,6 +66,17 @@ pub struct PgLoader {
     statements: Option<Statements>,
     /// The format asked for; turns to text for good when a value's kind has no binary form.
     format: CopyFormat,
+    /// The last batch had rows the table refused: the next goes through the stage first.
+    dirty: bool,
+}
+
+/// How a batch is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// COPY into the table, or the mode's statement from the stage.
+    Direct,
+    /// Through the stage, deciding each row ([`write_staged`]).
+    Staged,
 }
 
 /// The statements' text, worked out once from the spec.
@@ -80,6 +91,33 @@ struct Texts {
     insert_new: Option<String>,
     /// How statements name the table.
     kind: RelationKind,
+    /// The staged insert that isolates refused rows (insert and insert-or-skip modes, into a
+    /// table without rules): `None` otherwise.
+    staged: Option<StagedTexts>,
+}
+
+/// See [`Texts::staged`].
+struct StagedTexts {
+    copy_text: String,
+    copy_binary: String,
+    mark_existing: Option<String>,
+    insert_marking: String,
+    insert_undecided: String,
+    insert_each: Option<String>,
+}
+
+/// The prepared statements of the staged insert ([`StagedTexts`]).
+struct Staged {
+    copy_text: Statement,
+    copy_binary: Option<Statement>,
+    mark_existing: Option<Statement>,
+    insert_marking: Statement,
+    insert_undecided: Statement,
+    /// Not preparable (a `DO` block): sent as a simple query.
+    insert_each: Option<String>,
+    counts: Statement,
+    failures: Statement,
+    keep_inserted: Statement,
 }
 
 struct Statements {
@@ -90,6 +128,8 @@ struct Statements {
     write: Option<Statement>,
     /// See [`Texts::insert_new`].
     insert_new: Option<Statement>,
+    /// See [`Texts::staged`].
+    staged: Option<Staged>,
     /// Records the undo log of the staged batch (when the spec asks for one).
     undo: Option<Statement>,
     /// Writing, reading and clearing the checkpoint: dmf-core's statements ([`CHECKPOINTS`]).
@@ -102,6 +142,15 @@ impl Texts {
     fn new(spec: &LoadSpec, kind: RelationKind) -> Self {
         // Inserts that keep an undo log go through the stage too, to record their keys.
         let staged = spec.write != WriteMode::Insert || spec.undo;
+        let inserting = matches!(spec.write, WriteMode::Insert | WriteMode::InsertOrSkip);
+        let staged_insert = (inserting && kind != RelationKind::Ordinary { rules: true }).then(|| StagedTexts {
+            copy_text: sql::copy_in(sql::STAGE, &spec.columns, CopyFormat::Text),
+            copy_binary: sql::copy_in(sql::STAGE, &spec.columns, CopyFormat::Binary),
+            mark_existing: (spec.write == WriteMode::InsertOrSkip).then(|| sql::mark_existing(&spec.table, &spec.key)),
+            insert_marking: sql::insert_marking(&spec.table, &spec.columns, &spec.key),
+            insert_undecided: sql::insert_undecided(&spec.table, &spec.columns),
+            insert_each: sql::insert_each(&spec.table, &spec.columns),
+        });
         let target = qualified(&spec.table);
         let relation = if staged { sql::STAGE } else { &target };
         // Deletes and updates touch the table's own rows (an inheritance parent's, not its
@@ -109,7 +158,7 @@ impl Texts {
         let only = crate::sql::relation::relation(&spec.table, kind);
         let (write, insert_new) = match spec.write {
             WriteMode::Insert if spec.undo => (Some(sql::insert_from_stage(&spec.table, &spec.columns)), None),
-            WriteMode::Insert => (None, None),
+            WriteMode::Insert | WriteMode::InsertOrSkip => (None, None),
             WriteMode::Upsert => match sql::upsert(&spec.table, kind, &spec.columns, &spec.key, &spec.null_columns) {
                 sql::Upsert::Counted(upsert) => (Some(upsert), None),
                 sql::Upsert::Separate { update, insert } => (update, Some(insert)),
@@ -118,13 +167,14 @@ impl Texts {
             WriteMode::Update => (sql::update(&only, &spec.columns, &spec.key), None),
         };
         Self {
-            create_stage: staged.then(|| sql::create_stage(&spec.table, &spec.columns)),
+            create_stage: (staged || staged_insert.is_some()).then(|| sql::create_stage(&spec.table, &spec.columns)),
             copy_text: sql::copy_in(relation, &spec.columns, CopyFormat::Text),
             copy_binary: sql::copy_in(relation, &spec.columns, CopyFormat::Binary),
             column_types: sql::column_types(&spec.table, &spec.columns),
             write,
             insert_new,
             kind,
+            staged: staged_insert,
         }
     }
 }
@@ -132,7 +182,7 @@ impl Texts {
 impl PgLoader {
     pub(crate) fn new(shared: Arc<Shared>, spec: LoadSpec, format: CopyFormat) -> Self {
         let null = spec.columns.iter().map(|c| spec.null_columns.contains(&c.name)).collect();
-        Self { shared, spec, null, texts: None, session: Session::new(), statements: None, format }
+        Self { shared, spec, null, texts: None, session: Session::new(), statements: None, format, dirty: false }
     }
 
     /// Opens the connection when needed and makes the control tables, the stage and the
@@ -279,6 +329,26 @@ async fn prepare(
         }
         None => None,
     };
+    let staged = match &texts.staged {
+        Some(staged) => Some(Staged {
+            copy_text: client.prepare(&staged.copy_text).await?,
+            copy_binary: match copy_binary {
+                Some(_) => Some(client.prepare(&staged.copy_binary).await?),
+                None => None,
+            },
+            mark_existing: match &staged.mark_existing {
+                Some(sql) => Some(client.prepare(sql).await?),
+                None => None,
+            },
+            insert_marking: client.prepare(&staged.insert_marking).await?,
+            insert_undecided: client.prepare(&staged.insert_undecided).await?,
+            insert_each: staged.insert_each.clone(),
+            counts: client.prepare(sql::STAGE_COUNTS).await?,
+            failures: client.prepare(sql::STAGE_FAILURES).await?,
+            keep_inserted: client.prepare(sql::STAGE_KEEP_INSERTED).await?,
+        }),
+        None => None,
+    };
     let save_checkpoint = client.prepare(&CHECKPOINTS.write).await?;
     let read_checkpoint = client.prepare(&CHECKPOINTS.read).await?;
     let clear_checkpoint = client.prepare(&CHECKPOINTS.clear).await?;
@@ -287,6 +357,7 @@ async fn prepare(
         copy_binary,
         write,
         insert_new,
+        staged,
         undo,
         save_checkpoint,
         read_checkpoint,
@@ -473,6 +544,8 @@ async fn write_batch(
         match (mode, &statements.write) {
             (WriteMode::Insert, Some(insert)) => report.inserted = tx.execute(insert, &[]).await?,
             (WriteMode::Insert, None) => report.inserted = copied,
+            // Always staged (write_staged); never here.
+            (WriteMode::InsertOrSkip, Some(_)) => report.inserted = copied,
             (WriteMode::Upsert, update) if statements.insert_new.is_some() => {
                 if let Some(update) = update {
                     report.updated = tx.execute(update, &[]).await?;
@@ -505,6 +578,83 @@ async fn write_batch(
     Ok(report)
 }
 
+/// Writes one batch through the stage, inserting or skipping (see [`sql::insert_marking`]),
+/// and its checkpoint, in one transaction. With `isolate`, rows the table refuses are left out
+/// and returned with their SQLSTATE and message (unique conflicts by the set-based insert's
+/// conflict clause, then every undecided row once more alone, on the server: [`sql::insert_each`]);
+/// without, the first refused row fails the batch.
+#[allow(clippy::too_many_arguments)]
+async fn write_staged(
+    client: &mut Client,
+    statements: &Statements,
+    staged: &Staged,
+    checkpoint: &[Param],
+    binary: bool,
+    isolate: bool,
+    batch: &LoadBatch<'_, Row>,
+    order: Option<&[usize]>,
+    null: &[bool],
+    table_name: &str,
+) -> std::result::Result<(LoadReport, Vec<StagedFailure>), WriteError> {
+    let rows = batch.records;
+    let mut tx = client.transaction().await?;
+    let mut report = LoadReport::default();
+    let mut failed = Vec::new();
+    if !rows.is_empty() {
+        let (copy, encoder) = match (&staged.copy_binary, &statements.copy_binary) {
+            (Some(copy), Some((_, columns))) if binary => (copy, Encoder::Binary(columns)),
+            _ => (&staged.copy_text, Encoder::Text),
+        };
+        copy_rows(&tx, copy, encoder, rows, order, null).await?;
+        if let Some(mark) = &staged.mark_existing {
+            tx.execute(mark, &[]).await?;
+        }
+        // A NOT NULL, CHECK or foreign-key violation fails the whole set-based insert: then
+        // every row goes alone.
+        let set = tx.savepoint("dmf_set").await?;
+        match set.execute(&staged.insert_marking, &[]).await {
+            Ok(_) => set.commit().await?,
+            Err(error) if isolate && crate::error::is_row_error(&error) => set.rollback().await?,
+            Err(error) => return Err(error.into()),
+        }
+        let counts = tx.query_one(&staged.counts, &[]).await?;
+        let undecided: i64 = counts.get(2);
+        if undecided > 0 {
+            match (&staged.insert_each, isolate) {
+                (Some(each), true) => tx.batch_execute(each).await?,
+                // Raises the first refused row's error.
+                _ => {
+                    tx.execute(&staged.insert_undecided, &[]).await?;
+                }
+            }
+        }
+        let counts = tx.query_one(&staged.counts, &[]).await?;
+        report.inserted = u64::try_from(counts.get::<_, i64>(0)).unwrap_or(0);
+        report.skipped = u64::try_from(counts.get::<_, i64>(1)).unwrap_or(0);
+        for row in tx.query(&staged.failures, &[]).await? {
+            failed.push(StagedFailure {
+                index: usize::try_from(row.get::<_, i64>(0)).unwrap_or(usize::MAX),
+                sqlstate: row.get(1),
+                message: row.get(2),
+            });
+        }
+        if let Some(undo) = &statements.undo {
+            tx.execute(&staged.keep_inserted, &[]).await?;
+            tx.execute(undo, &[&batch.run.0, &batch.migration.as_str(), &table_name]).await?;
+        }
+    }
+    tx.execute(&statements.save_checkpoint, &as_refs(checkpoint)).await?;
+    tx.commit().await?;
+    Ok((report, failed))
+}
+
+/// A row the table refused in [`write_staged`].
+struct StagedFailure {
+    index: usize,
+    sqlstate: Option<String>,
+    message: Option<String>,
+}
+
 /// The parameter of the checkpoint read and clear statements.
 fn migration_value(migration: &MigrationName) -> Value {
     Value::Text(migration.as_str().to_owned())
@@ -513,7 +663,8 @@ fn migration_value(migration: &MigrationName) -> Value {
 /// The calls that mark their session's connection busy ([`Session::begin_call`]): a call
 /// abandoned mid-flight (the engine's write timeout) leaves its connection to be replaced.
 impl PgLoader {
-    async fn load_batch(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
+    /// Loads `batch`; with `isolate`, rows the table refuses are left out and listed.
+    async fn load_batch(&mut self, batch: LoadBatch<'_, Row>, isolate: bool) -> Result<LoadOutcome> {
         let order = match batch.records.first() {
             Some(first) => {
                 let shape = first.shape();
@@ -536,24 +687,68 @@ impl PgLoader {
         let mode = self.spec.write;
         let null = self.null.clone();
         let table_name = self.spec.table.to_string();
-        let (client, statements) = self.ready().await?;
         let values = checkpoints::write_params(batch.migration, batch.checkpoint, SystemTime::now());
-        let checkpoint = bind(statements.save_checkpoint.params(), &values).map_err(|why| {
-            Error::fatal(Stage::Load, format!("writing the checkpoint of `{}`: {why}", batch.migration))
-        })?;
-        let mut result =
-            write_batch(client, statements, &checkpoint, true, mode, &batch, order.as_deref(), &null, &table_name)
-                .await;
-        if let Err(WriteError::Unencodable(refused)) = &result {
-            self.after_refusal(*refused);
+        let mut path = match mode {
+            WriteMode::InsertOrSkip => Path::Staged,
+            WriteMode::Insert if isolate && self.dirty => Path::Staged,
+            _ => Path::Direct,
+        };
+        let mut binary = true;
+        let result = loop {
             let (client, statements) = self.ready().await?;
-            result =
-                write_batch(client, statements, &checkpoint, false, mode, &batch, order.as_deref(), &null, &table_name)
-                    .await;
-        }
-        let result = match result {
-            Ok(report) => Ok(report),
-            Err(WriteError::Db(error)) => Err(error),
+            let checkpoint = bind(statements.save_checkpoint.params(), &values).map_err(|why| {
+                Error::fatal(Stage::Load, format!("writing the checkpoint of `{}`: {why}", batch.migration))
+            })?;
+            let order = order.as_deref();
+            let attempt = match (path, &statements.staged) {
+                (Path::Direct, staged) => {
+                    match write_batch(client, statements, &checkpoint, binary, mode, &batch, order, &null, &table_name)
+                        .await
+                    {
+                        // A row the table refuses: the batch goes again through the stage,
+                        // which isolates it (and the next batch goes there first).
+                        Err(WriteError::Db(error))
+                            if isolate && staged.is_some() && crate::error::is_row_error(&error) =>
+                        {
+                            path = Path::Staged;
+                            self.dirty = true;
+                            continue;
+                        }
+                        other => other.map(|report| (report, Vec::new())),
+                    }
+                }
+                (Path::Staged, Some(staged)) => {
+                    write_staged(
+                        client,
+                        statements,
+                        staged,
+                        &checkpoint,
+                        binary,
+                        isolate,
+                        &batch,
+                        order,
+                        &null,
+                        &table_name,
+                    )
+                    .await
+                }
+                (Path::Staged, None) => {
+                    return Err(Error::Config(format!(
+                        "loading {}: a table with INSERT or UPDATE rules cannot be loaded in {mode:?} mode",
+                        self.spec.table
+                    )));
+                }
+            };
+            match attempt {
+                Err(WriteError::Unencodable(refused)) if binary => {
+                    self.after_refusal(refused);
+                    binary = false;
+                }
+                other => break other,
+            }
+        };
+        let (report, failed) = match result {
+            Ok(written) => written,
             Err(WriteError::Unencodable(refused)) => {
                 return Err(Error::fatal(
                     Stage::Load,
@@ -565,32 +760,54 @@ impl PgLoader {
                     ),
                 ));
             }
+            Err(WriteError::Db(error)) => {
+                self.session.after_error(&error);
+                let verb = match mode {
+                    WriteMode::Insert | WriteMode::InsertOrSkip => "inserting",
+                    WriteMode::Upsert => "upserting",
+                    WriteMode::Delete => "deleting",
+                    WriteMode::Update => "updating",
+                };
+                return Err(to_dmf_error(
+                    error,
+                    Stage::Load,
+                    format!(
+                        "{verb} {} rows of {} in {}",
+                        batch.records.len(),
+                        self.spec.table,
+                        self.shared.connector.name()
+                    ),
+                ));
+            }
         };
-        if let Ok(report) = &result {
-            tracing::debug!(
-                table = %self.spec.table, rows = batch.records.len(), inserted = report.inserted,
-                updated = report.updated, deleted = report.deleted, "batch committed with its checkpoint"
-            );
+        if path == Path::Staged && mode == WriteMode::Insert {
+            // Back to the direct COPY once a batch loads clean.
+            self.dirty = !failed.is_empty();
         }
-        result.map_err(|error| {
-            self.session.after_error(&error);
-            let verb = match mode {
-                WriteMode::Insert => "inserting",
-                WriteMode::Upsert => "upserting",
-                WriteMode::Delete => "deleting",
-                WriteMode::Update => "updating",
-            };
-            to_dmf_error(
-                error,
-                Stage::Load,
-                format!(
-                    "{verb} {} rows of {} in {}",
-                    batch.records.len(),
-                    self.spec.table,
-                    self.shared.connector.name()
-                ),
-            )
-        })
+        tracing::debug!(
+            table = %self.spec.table, rows = batch.records.len(), inserted = report.inserted,
+            updated = report.updated, deleted = report.deleted, skipped = report.skipped, refused = failed.len(),
+            "batch committed with its checkpoint"
+        );
+        let failed = failed
+            .into_iter()
+            .map(|failure| {
+                let kind = failure.sqlstate.as_deref().map_or(ErrorKind::Fatal, crate::error::sqlstate_kind);
+                let key = batch.records.get(failure.index).map_or_else(|| "?".to_owned(), dmf_core::Record::key);
+                let error = Error::stage(
+                    Stage::Load,
+                    kind,
+                    format!(
+                        "inserting into {}, row {key}: {} (SQLSTATE {})",
+                        self.spec.table,
+                        failure.message.as_deref().unwrap_or("refused"),
+                        failure.sqlstate.as_deref().unwrap_or("unknown")
+                    ),
+                );
+                RowFailure { index: failure.index, error }
+            })
+            .collect();
+        Ok(LoadOutcome { report, failed })
     }
 
     async fn read_checkpoint(&mut self, migration: &MigrationName) -> Result<Option<Checkpoint>> {
@@ -608,7 +825,19 @@ impl Loader for PgLoader {
 
     async fn load(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadReport> {
         self.session.begin_call();
-        let result = self.load_batch(batch).await;
+        let result = self.load_batch(batch, false).await;
+        self.session.end_call();
+        result.map(|outcome| outcome.report)
+    }
+
+    /// Unique conflicts are left out by the conflict clause of one set-based insert from the
+    /// stage; the rows it leaves undecided (or every row, when a NOT NULL, CHECK or foreign-key
+    /// violation fails it) are inserted one at a time on the server, each in a subtransaction,
+    /// and the refused ones listed. A batch goes straight to the table by COPY until one fails
+    /// on a row; then through the stage until one loads clean.
+    async fn load_isolating(&mut self, batch: LoadBatch<'_, Row>) -> Result<LoadOutcome> {
+        self.session.begin_call();
+        let result = self.load_batch(batch, true).await;
         self.session.end_call();
         result
     }

@@ -87,7 +87,7 @@ async fn batches_commit_with_their_checkpoint_or_not_at_all_and_every_mode_count
 
     let mut upsert = database.loader(spec(WriteMode::Upsert, &["id", "name"]));
     let report = load(&mut upsert, &rows(&shape, &[(1, "ann"), (2, "bobby"), (6, "eve")]), "p4").await.unwrap();
-    assert_eq!(report, LoadReport { inserted: 1, updated: 1, unchanged: 1, deleted: 0 });
+    assert_eq!(report, LoadReport { inserted: 1, updated: 1, unchanged: 1, deleted: 0, skipped: 0 });
     // Rows whose columns come in another order are matched by name.
     let reversed =
         Arc::new(RowShape { table: table.name.clone(), columns: vec!["name".into(), "id".into()], key: vec![1] });

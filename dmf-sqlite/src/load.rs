@@ -19,6 +19,7 @@ use crate::{error, sql, types, undo};
 /// | write mode | statements per row | counts |
 /// |---|---|---|
 /// | insert | `INSERT` | inserted |
+/// | insert or skip | `INSERT … SELECT … WHERE NOT EXISTS (key)` | inserted / skipped |
 /// | upsert | `UPDATE … WHERE key AND values differ`, then `INSERT … ON CONFLICT DO NOTHING` | updated / inserted / unchanged |
 /// | update | `UPDATE … WHERE key AND values differ` | updated / unchanged |
 /// | delete | `DELETE … WHERE key` | deleted |
@@ -50,6 +51,8 @@ pub struct SqliteLoader {
 struct Statements {
     insert: String,
     insert_if_new: String,
+    /// Insert or skip: the row goes in only when its key is absent.
+    insert_if_absent: String,
     /// `None` when every loaded column is a key or deferred column: nothing to update.
     update_if_different: Option<String>,
     delete: String,
@@ -67,6 +70,7 @@ impl SqliteLoader {
         let statements = Statements {
             insert: sql::insert(&spec.table, &columns),
             insert_if_new: sql::insert_if_new(&spec.table, &columns, &spec.key),
+            insert_if_absent: sql::insert_if_absent(&spec.table, &columns, &spec.key),
             update_if_different: sql::update_if_different(&spec.table, &updated_columns, &spec.key),
             delete: sql::delete(&spec.table, &spec.key),
         };
@@ -144,7 +148,7 @@ impl SqliteLoader {
         {
             let key = || params(row, &self.key_index);
             // The row as it was, for the undo log.
-            let before = if undo && write != WriteMode::Insert {
+            let before = if undo && !matches!(write, WriteMode::Insert | WriteMode::InsertOrSkip) {
                 undo::image(tx, table, &self.spec.key, &key()).map_err(|e| failing_row(row, e))?
             } else {
                 None
@@ -157,6 +161,20 @@ impl SqliteLoader {
                     report.inserted += 1;
                     if undo {
                         log(tx, row, undo::Action::Insert, None)?;
+                    }
+                }
+                WriteMode::InsertOrSkip => {
+                    let inserted = tx
+                        .prepare_cached(&statements.insert_if_absent)
+                        .and_then(|mut s| s.execute(params_from_iter(all(row).chain(key()))))
+                        .map_err(|e| failing_row(row, e))?;
+                    if inserted == 0 {
+                        report.skipped += 1;
+                    } else {
+                        report.inserted += 1;
+                        if undo {
+                            log(tx, row, undo::Action::Insert, None)?;
+                        }
                     }
                 }
                 WriteMode::Upsert => {

@@ -78,6 +78,19 @@ pub fn insert_if_new(table_name: &TableName, columns: &[String], key: &[String])
     format!("{} ON CONFLICT ({}) DO NOTHING", insert(table_name, columns), list(key))
 }
 
+/// `INSERT INTO t (cols) SELECT ?, … WHERE NOT EXISTS (SELECT 1 FROM t WHERE k = ? AND …)`:
+/// inserts a row whose key the table lacks, whatever other constraint it would break (those
+/// still fail it). Parameters: the values, then the key values.
+pub fn insert_if_absent(table_name: &TableName, columns: &[String], key: &[String]) -> String {
+    format!(
+        "INSERT INTO {0} ({1}) SELECT {2} WHERE NOT EXISTS (SELECT 1 FROM {0} WHERE {3})",
+        table(table_name),
+        list(columns),
+        placeholders(columns.len()),
+        key_match(key)
+    )
+}
+
 /// `UPDATE t SET c = ?, … WHERE k = ? AND … AND (c, …) IS NOT (?, …)`: updates a row only when
 /// a value differs. Parameters: the non-key values, the key values, the non-key values again.
 pub fn update_if_different(table_name: &TableName, columns: &[String], key: &[String]) -> Option<String> {

@@ -17,3 +17,13 @@ async fn a_dirty_batch_loads_in_one_pass() {
     dmf_testkit::conformance::row_rejects::one_pass(&db).await;
     assert_eq!(common::count(&path, "people"), 4998);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_or_skip_counts_existing_keys_as_skipped_in_the_database() {
+    let dir = Dir::new("insert-or-skip");
+    let path = dir.file("people.db");
+    let db = SqliteDatabase::create(&path).unwrap();
+    db.execute_batch("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE)").unwrap();
+    dmf_testkit::conformance::row_rejects::insert_or_skip(&db).await;
+    assert_eq!(common::count(&path, "people"), 1000);
+}

@@ -32,6 +32,10 @@ pub struct LoadReport {
     pub unchanged: u64,
     /// Rows removed from the target.
     pub deleted: u64,
+    /// Rows not written because their key was in the target already
+    /// ([`WriteMode::InsertOrSkip`](crate::sync::WriteMode::InsertOrSkip)).
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 impl LoadReport {
@@ -41,6 +45,7 @@ impl LoadReport {
         self.updated += other.updated;
         self.unchanged += other.unchanged;
         self.deleted += other.deleted;
+        self.skipped += other.skipped;
     }
 
     /// Adds the report to a migration's counts.
@@ -49,6 +54,7 @@ impl LoadReport {
         counts.updated += self.updated;
         counts.unchanged += self.unchanged;
         counts.deleted += self.deleted;
+        counts.skipped += self.skipped;
     }
 }
 

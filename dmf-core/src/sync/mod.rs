@@ -279,6 +279,11 @@ impl LoadSpec {
 pub enum WriteMode {
     /// Plain inserts (the table was emptied first).
     Insert,
+    /// Inserts rows whose key is new; a row whose key the table already holds is left as it
+    /// is and counted as skipped, by the database (`ON CONFLICT (key) DO NOTHING` or a
+    /// `NOT EXISTS` test), so nothing about the target is read into memory first. Other
+    /// constraint violations are rejects, as with [`Insert`](Self::Insert).
+    InsertOrSkip,
     /// Insert, or update when the key exists and any value differs.
     Upsert,
     /// Delete the rows with these keys.
@@ -368,9 +373,10 @@ impl LoadSpec {
 /// [`Loader::committed`] for an adapter's loader of a `write` mode
 /// that stores each batch's checkpoint in the batch's transaction: for plain inserts, whether
 /// the batch committed ([`committed_insert`](crate::committed_insert)); for the other modes
-/// `None`, so the batch is sent again, which is harmless: an upsert, update or delete applied
-/// a second time finds the rows as the first left them and changes nothing (its counts then
-/// miss what the lost answer would have said).
+/// `None`, so the batch is sent again, which is harmless: an upsert, update, delete or insert
+/// that skips existing keys applied a second time finds the rows as the first left them and
+/// changes nothing (its counts then miss what the lost answer would have said: rows inserted
+/// the first time are counted skipped).
 pub async fn committed_batch<L: Loader>(
     write: WriteMode,
     loader: &mut L,

@@ -23,16 +23,107 @@ pub(crate) fn column_types(table: &TableName, columns: &[Column]) -> String {
     format!("SELECT {} FROM {} LIMIT 0", column_list(columns.iter().map(|c| c.name.as_str())), qualified(table))
 }
 
-/// (Re)creates the stage table with exactly the loaded columns and their types (no
-/// constraints, defaults or identity), emptied at every commit. Two statements, for
-/// `batch_execute`.
+/// (Re)creates the stage table with the loaded columns and their types (no constraints or
+/// defaults), emptied at every commit, plus what isolating failing rows needs: `dmf_n`, the
+/// row's place in the COPY (an identity, filled in COPY order), `dmf_state` (`inserted`,
+/// `skipped`, `failed`, NULL while undecided) and the refused row's `dmf_sqlstate` and
+/// `dmf_error`. Three statements, for `batch_execute`.
 pub(crate) fn create_stage(table: &TableName, columns: &[Column]) -> String {
     format!(
-        "DROP TABLE IF EXISTS {STAGE}; CREATE TEMP TABLE \"dmf_stage\" ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA",
+        "DROP TABLE IF EXISTS {STAGE}; CREATE TEMP TABLE \"dmf_stage\" ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA; \
+         ALTER TABLE {STAGE} ADD COLUMN \"dmf_n\" bigint GENERATED ALWAYS AS IDENTITY, ADD COLUMN \"dmf_state\" text, \
+         ADD COLUMN \"dmf_sqlstate\" text, ADD COLUMN \"dmf_error\" text",
         column_list(columns.iter().map(|c| c.name.as_str())),
         qualified(table)
     )
 }
+
+/// Marks the staged rows whose key the table holds already as `skipped` (insert or skip).
+pub(crate) fn mark_existing(table: &TableName, key: &[String]) -> String {
+    format!(
+        "UPDATE {STAGE} AS s SET \"dmf_state\" = 'skipped' WHERE EXISTS (SELECT 1 FROM {} AS t WHERE {})",
+        qualified(table),
+        key_match(key)
+    )
+}
+
+/// Inserts the undecided staged rows in one statement, leaving out every row that conflicts
+/// with a unique constraint or an earlier row (`ON CONFLICT DO NOTHING`), and marks the rows
+/// inserted (by key; the first of staged rows sharing a key). Rows left undecided are the
+/// conflicts.
+pub(crate) fn insert_marking(table: &TableName, columns: &[Column], key: &[String]) -> String {
+    let names = column_list(columns.iter().map(|c| c.name.as_str()));
+    let keys = |prefix: &str| key.iter().map(|k| format!("{prefix}.{}", quote_ident(k))).collect::<Vec<_>>().join(", ");
+    format!(
+        "WITH ins AS (INSERT INTO {} ({names}){} SELECT {names} FROM {STAGE} WHERE \"dmf_state\" IS NULL \
+         ORDER BY \"dmf_n\" ON CONFLICT DO NOTHING RETURNING {}) \
+         UPDATE {STAGE} AS u SET \"dmf_state\" = 'inserted' FROM (SELECT DISTINCT ON ({}) s.\"dmf_n\" FROM {STAGE} AS s \
+         JOIN ins AS t ON {} WHERE s.\"dmf_state\" IS NULL ORDER BY {}, s.\"dmf_n\") AS f WHERE u.\"dmf_n\" = f.\"dmf_n\"",
+        qualified(table),
+        overriding(columns),
+        column_list(key.iter().map(String::as_str)),
+        keys("s"),
+        key_match(key),
+        keys("s"),
+    )
+}
+
+/// Inserts the undecided staged rows with a plain `INSERT … SELECT`: the statement that
+/// raises the error of the first refused row, when refused rows are not isolated.
+pub(crate) fn insert_undecided(table: &TableName, columns: &[Column]) -> String {
+    let names = column_list(columns.iter().map(|c| c.name.as_str()));
+    format!(
+        "INSERT INTO {} ({names}){} SELECT {names} FROM {STAGE} WHERE \"dmf_state\" IS NULL ORDER BY \"dmf_n\"",
+        qualified(table),
+        overriding(columns)
+    )
+}
+
+/// The dollar-quote tag of [`insert_each`].
+const EACH_TAG: &str = "$dmf_each$";
+
+/// A `DO` block inserting the undecided staged rows one at a time, each in a subtransaction
+/// (a `BEGIN … EXCEPTION` block): a row the table refuses is marked `failed` with its
+/// SQLSTATE and message, the others `inserted`. Run on the server, in one round trip; no value
+/// appears in its text (rows are read from the stage). `None` when an identifier holds the
+/// block's dollar-quote tag.
+pub(crate) fn insert_each(table: &TableName, columns: &[Column]) -> Option<String> {
+    let names = column_list(columns.iter().map(|c| c.name.as_str()));
+    if names.contains(EACH_TAG) || qualified(table).contains(EACH_TAG) {
+        return None;
+    }
+    let values: Vec<String> = columns.iter().map(|c| format!("r.{}", quote_ident(&c.name))).collect();
+    Some(format!(
+        "DO {EACH_TAG} DECLARE r record; detail text; BEGIN \
+         FOR r IN SELECT \"dmf_n\", {names} FROM {STAGE} WHERE \"dmf_state\" IS NULL ORDER BY \"dmf_n\" LOOP \
+         BEGIN \
+         INSERT INTO {} ({names}){} VALUES ({}); \
+         UPDATE {STAGE} SET \"dmf_state\" = 'inserted' WHERE \"dmf_n\" = r.\"dmf_n\"; \
+         EXCEPTION WHEN OTHERS THEN \
+         GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL; \
+         UPDATE {STAGE} SET \"dmf_state\" = 'failed', \"dmf_sqlstate\" = SQLSTATE, \
+         \"dmf_error\" = SQLERRM || coalesce('; detail: ' || nullif(detail, ''), '') WHERE \"dmf_n\" = r.\"dmf_n\"; \
+         END; \
+         END LOOP; END {EACH_TAG}",
+        qualified(table),
+        overriding(columns),
+        values.join(", ")
+    ))
+}
+
+/// How the staged rows were decided: inserted, skipped, still undecided.
+pub(crate) const STAGE_COUNTS: &str = "SELECT count(*) FILTER (WHERE \"dmf_state\" = 'inserted'), \
+     count(*) FILTER (WHERE \"dmf_state\" = 'skipped'), count(*) FILTER (WHERE \"dmf_state\" IS NULL) \
+     FROM pg_temp.\"dmf_stage\"";
+
+/// The refused rows: their place in the batch (from 0), SQLSTATE and message, in batch order.
+pub(crate) const STAGE_FAILURES: &str = "SELECT s.\"dmf_n\" - m.first, s.\"dmf_sqlstate\", s.\"dmf_error\" \
+     FROM pg_temp.\"dmf_stage\" AS s, (SELECT min(\"dmf_n\") AS first FROM pg_temp.\"dmf_stage\") AS m \
+     WHERE s.\"dmf_state\" = 'failed' ORDER BY s.\"dmf_n\"";
+
+/// Leaves in the stage only the rows inserted, for the undo log to record their keys.
+pub(crate) const STAGE_KEEP_INSERTED: &str =
+    "DELETE FROM pg_temp.\"dmf_stage\" WHERE \"dmf_state\" IS DISTINCT FROM 'inserted'";
 
 /// Types without an equality operator (json, and anything DMF has no neutral type for) are
 /// compared by their text.
@@ -235,11 +326,34 @@ mod tests {
     }
 
     #[test]
-    fn stage_has_the_loaded_columns_only() {
+    fn stage_has_the_loaded_columns_and_the_row_decisions() {
         assert_eq!(
             create_stage(&table(), &columns()[..2]),
-            r#"DROP TABLE IF EXISTS pg_temp."dmf_stage"; CREATE TEMP TABLE "dmf_stage" ON COMMIT DELETE ROWS AS SELECT "id", "select" FROM "shop"."Order" WITH NO DATA"#
+            r#"DROP TABLE IF EXISTS pg_temp."dmf_stage"; CREATE TEMP TABLE "dmf_stage" ON COMMIT DELETE ROWS AS SELECT "id", "select" FROM "shop"."Order" WITH NO DATA; ALTER TABLE pg_temp."dmf_stage" ADD COLUMN "dmf_n" bigint GENERATED ALWAYS AS IDENTITY, ADD COLUMN "dmf_state" text, ADD COLUMN "dmf_sqlstate" text, ADD COLUMN "dmf_error" text"#
         );
+    }
+
+    #[test]
+    fn staged_inserts_decide_each_row_without_values_in_the_text() {
+        let key = ["id".to_owned()];
+        assert_eq!(
+            mark_existing(&table(), &key),
+            r#"UPDATE pg_temp."dmf_stage" AS s SET "dmf_state" = 'skipped' WHERE EXISTS (SELECT 1 FROM "shop"."Order" AS t WHERE t."id" = s."id")"#
+        );
+        assert_eq!(
+            insert_marking(&table(), &columns()[..2], &key),
+            r#"WITH ins AS (INSERT INTO "shop"."Order" ("id", "select") OVERRIDING SYSTEM VALUE SELECT "id", "select" FROM pg_temp."dmf_stage" WHERE "dmf_state" IS NULL ORDER BY "dmf_n" ON CONFLICT DO NOTHING RETURNING "id") UPDATE pg_temp."dmf_stage" AS u SET "dmf_state" = 'inserted' FROM (SELECT DISTINCT ON (s."id") s."dmf_n" FROM pg_temp."dmf_stage" AS s JOIN ins AS t ON t."id" = s."id" WHERE s."dmf_state" IS NULL ORDER BY s."id", s."dmf_n") AS f WHERE u."dmf_n" = f."dmf_n""#
+        );
+        let each = insert_each(&table(), &columns()[..2]).unwrap();
+        assert!(each.starts_with("DO $dmf_each$ DECLARE r record;"), "{each}");
+        assert!(
+            each.contains(
+                r#"INSERT INTO "shop"."Order" ("id", "select") OVERRIDING SYSTEM VALUE VALUES (r."id", r."select");"#
+            ),
+            "{each}"
+        );
+        let tricky = TableName::new(None, "a$dmf_each$b");
+        assert_eq!(insert_each(&tricky, &columns()[..1]), None, "a name holding the quote tag is refused");
     }
 
     const ORDINARY: RelationKind = RelationKind::Ordinary { rules: false };

@@ -77,7 +77,8 @@ pub(crate) fn capture(
         )
     };
     Some(match (mode, changed) {
-        (WriteMode::Insert, _) => format!("{head} {inserted}"),
+        // Insert or skip: run once the stage holds only the rows inserted.
+        (WriteMode::Insert | WriteMode::InsertOrSkip, _) => format!("{head} {inserted}"),
         (WriteMode::Upsert, Some(changed)) => {
             format!("{head} {} UNION ALL {new_only}", existing("update", Some(changed)))
         }
