@@ -253,6 +253,7 @@ fn extract_spec() -> ExtractSpec {
         order: ReadOrder::Key,
         shape,
         range: None,
+        query: None,
     }
 }
 

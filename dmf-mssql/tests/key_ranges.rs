@@ -29,6 +29,7 @@ fn spec(key: Column) -> ExtractSpec {
         key: vec![key.name],
         order: ReadOrder::Key,
         range: None,
+        query: None,
     }
 }
 

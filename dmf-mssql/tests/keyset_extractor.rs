@@ -36,6 +36,7 @@ fn spec(order: ReadOrder, extra: Option<Column>) -> ExtractSpec {
         key: vec!["id".into()],
         order,
         range: None,
+        query: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn pipeline(source: &dmf_mssql::MssqlDatabase, target: &dmf_mssql::MssqlDatabase
         key: vec!["id".into()],
         order: ReadOrder::Key,
         range: None,
+        query: None,
     };
     let load = LoadSpec {
         table: table(),

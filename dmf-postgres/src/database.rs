@@ -172,6 +172,22 @@ impl Database for PgDatabase {
         catalog::read_catalog(&client, self.shared.connector.name()).await
     }
 
+    /// Prepares `query` (never runs it): PostgreSQL describes its result's columns and types.
+    async fn describe_query(&self, query: &str) -> Result<Vec<dmf_core::catalog::Column>> {
+        let client = self.client().await?;
+        let statement = client.prepare(query).await.map_err(|e| {
+            crate::error::to_dmf_error(e, Stage::Preflight, format!("preparing the query source `{query}`"))
+        })?;
+        Ok(statement
+            .columns()
+            .iter()
+            .map(|column| {
+                let name = column.type_().name();
+                dmf_core::catalog::Column::new(column.name(), crate::types::data_type(Some(name), name), name)
+            })
+            .collect())
+    }
+
     async fn triggers(&self, tables: &[TableName]) -> Result<Vec<dmf_core::catalog::Trigger>> {
         let client = self.client().await?;
         catalog::triggers(&client, self.shared.connector.name(), tables).await

@@ -255,6 +255,10 @@ impl PgExtractor {
         if self.layout.is_some() {
             return Ok(());
         }
+        if let Some(query) = &self.spec.query {
+            self.layout = Some(Layout::new(&self.spec, &format!("({query}) AS \"dmf_query\"")));
+            return Ok(());
+        }
         let client = connected(&mut self.session, &self.shared.connector, &mut self.statements).await?;
         let kind = match crate::catalog::relation_kind(client, &self.spec.table).await {
             Ok(kind) => kind,
@@ -529,7 +533,7 @@ impl Extractor for PgExtractor {
     /// The planner's count of the table's rows (`pg_class.reltuples`), for a first read of the
     /// whole table; none for a key range or a resumed read (counting them would scan).
     async fn estimate(&mut self, from: Option<&Position>) -> Result<Option<u64>> {
-        if from.is_some() || self.spec.range.is_some() {
+        if from.is_some() || self.spec.range.is_some() || self.spec.query.is_some() {
             return Ok(None);
         }
         let name = qualified(&self.spec.table);

@@ -16,7 +16,7 @@ use crate::extract::SqliteExtractor;
 use crate::load::SqliteLoader;
 use crate::snapshot::ReadSnapshot;
 use crate::writer::Writer;
-use crate::{catalog, error, sql};
+use crate::{catalog, error, sql, types};
 
 /// A SQLite database file.
 ///
@@ -148,6 +148,29 @@ impl Database for SqliteDatabase {
             catalog::read_catalog(&connection).map_err(|e| {
                 error::map(Stage::Preflight, format!("reading the tables of `{}`", self.path.display()), e)
             })
+        })
+    }
+
+    /// Prepares `query` (never runs it) and reads its columns' declared types: a column taken
+    /// from a table has its table's type; an expression has none, and is read as stored
+    /// (integer, real, text or blob).
+    async fn describe_query(&self, query: &str) -> Result<Vec<dmf_core::catalog::Column>> {
+        blocking(|| {
+            let connection = open(&self.path)?;
+            let statement = connection
+                .prepare(query)
+                .map_err(|e| error::map(Stage::Preflight, format!("preparing the query source `{query}`"), e))?;
+            Ok(statement
+                .columns()
+                .map(|column| {
+                    let declared = column.decl_type().unwrap_or("");
+                    let data_type = match declared {
+                        "" => dmf_core::catalog::DataType::Other(String::new()),
+                        declared => types::data_type(declared),
+                    };
+                    dmf_core::catalog::Column::new(column.name(), data_type, declared)
+                })
+                .collect())
         })
     }
 

@@ -77,8 +77,13 @@ impl SqliteExtractor {
     fn read_page(&mut self, after: Option<&[Value]>, limit: usize) -> Result<(Vec<Row>, Vec<Value>)> {
         let spec = Arc::clone(&self.spec);
         let up_to = up_to(&spec);
-        let statement =
-            sql::keyset_page(&spec.table, &self.column_names(), &self.order, after.is_some(), up_to.is_some());
+        let statement = sql::keyset_page(
+            &sql::relation(&spec),
+            &self.column_names(),
+            &self.order,
+            after.is_some(),
+            up_to.is_some(),
+        );
         let context = || format!("reading table `{}`", spec.table);
         let order_index = &self.order_index;
         self.connection.run(|connection| {
@@ -152,7 +157,7 @@ impl Extractor for SqliteExtractor {
         let after = self.start(from)?;
         let spec = Arc::clone(&self.spec);
         let up_to = up_to(&spec);
-        let statement = sql::count_after(&spec.table, &self.order, after.is_some(), up_to.is_some());
+        let statement = sql::count_after(&sql::relation(&spec), &self.order, after.is_some(), up_to.is_some());
         let table = spec.table.clone();
         self.connection.run(|connection| {
             let bound: Vec<_> =

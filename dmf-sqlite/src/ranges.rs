@@ -34,7 +34,7 @@ pub(crate) fn key_ranges(connection: &Connection, spec: &ExtractSpec, parts: Non
         }
     }
     let rows: i64 = connection
-        .query_row(&sql::count_after(&spec.table, &spec.key, false, false), [], |row| row.get(0))
+        .query_row(&sql::count_after(&sql::relation(spec), &spec.key, false, false), [], |row| row.get(0))
         .map_err(|e| error::map(Stage::Extract, context(), e))?;
     let parts = i64::try_from(parts.get()).unwrap_or(i64::MAX).min(rows.max(1));
     let statement = sql::key_at(&spec.table, &spec.key);

@@ -21,25 +21,35 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// What a read selects from: the table, or a query source's query as a subquery
+/// (`(SELECT …) AS "dmf_query"`, its text as the user wrote it).
+pub fn relation(spec: &dmf_core::sync::ExtractSpec) -> String {
+    match &spec.query {
+        Some(query) => format!("({query}) AS \"dmf_query\""),
+        None => table(&spec.table),
+    }
+}
+
 /// `SELECT cols FROM t [WHERE (order cols) > (?, …)] [AND (order cols) <= (?, …)] ORDER BY order
 /// cols LIMIT ?`: the page after a position (`after`), within a key range's upper bound
 /// (`up_to`). Parameters: the position's values, the bound's values, the limit.
 ///
 /// `order` lists the columns of the keyset (key columns, or the watermark then the key).
 /// SQLite compares text with the BINARY collation (byte order), the order DMF uses everywhere.
-pub fn keyset_page(table_name: &TableName, columns: &[String], order: &[String], after: bool, up_to: bool) -> String {
+/// `relation` is what [`relation`] gives.
+pub fn keyset_page(relation: &str, columns: &[String], order: &[String], after: bool, up_to: bool) -> String {
     format!(
         "SELECT {} FROM {}{} ORDER BY {} LIMIT ?",
         list(columns),
-        table(table_name),
+        relation,
         bounds(order, after, up_to),
         list(order)
     )
 }
 
 /// `SELECT count(*) FROM t [WHERE (order cols) > (?, …)] [AND (order cols) <= (?, …)]`.
-pub fn count_after(table_name: &TableName, order: &[String], after: bool, up_to: bool) -> String {
-    format!("SELECT count(*) FROM {}{}", table(table_name), bounds(order, after, up_to))
+pub fn count_after(relation: &str, order: &[String], after: bool, up_to: bool) -> String {
+    format!("SELECT count(*) FROM {relation}{}", bounds(order, after, up_to))
 }
 
 /// ` WHERE (cols) > (?, …) AND (cols) <= (?, …)`, either part left out.
@@ -201,15 +211,15 @@ mod tests {
     #[test]
     fn keyset_pages() {
         assert_eq!(
-            keyset_page(&t("Order"), &cols(&["id", "line", "note"]), &cols(&["id", "line"]), true, false),
+            keyset_page(&table(&t("Order")), &cols(&["id", "line", "note"]), &cols(&["id", "line"]), true, false),
             r#"SELECT "id", "line", "note" FROM "Order" WHERE ("id", "line") > (?, ?) ORDER BY "id", "line" LIMIT ?"#
         );
         assert_eq!(
-            keyset_page(&t("t"), &cols(&["id"]), &cols(&["id"]), false, false),
+            keyset_page(&table(&t("t")), &cols(&["id"]), &cols(&["id"]), false, false),
             r#"SELECT "id" FROM "t" ORDER BY "id" LIMIT ?"#
         );
         assert_eq!(
-            count_after(&t("t"), &cols(&["w", "id"]), true, false),
+            count_after(&table(&t("t")), &cols(&["w", "id"]), true, false),
             r#"SELECT count(*) FROM "t" WHERE ("w", "id") > (?, ?)"#
         );
     }
@@ -217,18 +227,21 @@ mod tests {
     #[test]
     fn key_range_pages_stop_at_the_upper_bound() {
         assert_eq!(
-            keyset_page(&t("Order"), &cols(&["id", "line", "note"]), &cols(&["id", "line"]), true, true),
+            keyset_page(&table(&t("Order")), &cols(&["id", "line", "note"]), &cols(&["id", "line"]), true, true),
             r#"SELECT "id", "line", "note" FROM "Order" WHERE ("id", "line") > (?, ?) AND ("id", "line") <= (?, ?) ORDER BY "id", "line" LIMIT ?"#
         );
         assert_eq!(
-            keyset_page(&t("t"), &cols(&["k"]), &cols(&["k"]), false, true),
+            keyset_page(&table(&t("t")), &cols(&["k"]), &cols(&["k"]), false, true),
             r#"SELECT "k" FROM "t" WHERE ("k") <= (?) ORDER BY "k" LIMIT ?"#
         );
         assert_eq!(
-            count_after(&t("t"), &cols(&["a", "b"]), true, true),
+            count_after(&table(&t("t")), &cols(&["a", "b"]), true, true),
             r#"SELECT count(*) FROM "t" WHERE ("a", "b") > (?, ?) AND ("a", "b") <= (?, ?)"#
         );
-        assert_eq!(count_after(&t("t"), &cols(&["a"]), false, true), r#"SELECT count(*) FROM "t" WHERE ("a") <= (?)"#);
+        assert_eq!(
+            count_after(&table(&t("t")), &cols(&["a"]), false, true),
+            r#"SELECT count(*) FROM "t" WHERE ("a") <= (?)"#
+        );
     }
 
     #[test]

@@ -117,6 +117,9 @@ pub fn from_sql(raw: ValueRef<'_>, data_type: &DataType) -> Result<Value, Unread
     let unreadable = |value: String, expected| Err(Unreadable { value: shorten(&value), expected });
     Ok(match (raw, data_type) {
         (ValueRef::Null, _) => Value::Null,
+        // An expression of a query source has no declared type: read by its storage class.
+        (ValueRef::Integer(i), DataType::Other(t)) if t.is_empty() => Value::Int(i),
+        (ValueRef::Real(f), DataType::Other(t)) if t.is_empty() => Value::Float(f),
         (ValueRef::Integer(i), DataType::Bool) => Value::Bool(i != 0),
         (ValueRef::Integer(i), DataType::Float32 | DataType::Float64) => Value::Float(i as f64),
         (ValueRef::Integer(i), DataType::Decimal { .. }) => Value::Decimal(i.to_string()),

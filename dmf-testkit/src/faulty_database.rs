@@ -199,6 +199,10 @@ impl<D: Database> Database for FaultyDatabase<D> {
         self.inner.find_violations(check, sample)
     }
 
+    fn describe_query(&self, query: &str) -> impl Future<Output = Result<Vec<dmf_core::catalog::Column>>> + Send {
+        self.inner.describe_query(query)
+    }
+
     fn snapshot(&self) -> impl Future<Output = Result<Self>> + Send
     where
         Self: Sized,

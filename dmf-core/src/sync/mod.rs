@@ -166,6 +166,11 @@ pub struct ExtractSpec {
     pub shape: Arc<RowShape>,
     /// Only the keys in this range (key order only; `None`: every row).
     pub range: Option<KeyRange>,
+    /// Read the rows of this query instead of the table (`SELECT … FROM a JOIN b …`): pages
+    /// are keyset pages over it, `SELECT cols FROM (query) AS q WHERE (key) > (…) ORDER BY
+    /// key LIMIT n`, so it resumes exactly as a table does, provided the key is unique in its
+    /// result. `table` then only names the read in messages.
+    pub query: Option<String>,
 }
 
 impl ExtractSpec {
@@ -251,6 +256,39 @@ impl ExtractSpec {
             key,
             order: ReadOrder::Key,
             range: None,
+            query: None,
+        })
+    }
+
+    /// Reads the rows of `query`, whose result has `columns` (as
+    /// [`Database::describe_query`] tells them), in the order of `key` (columns of the result
+    /// that identify a row). `name` names the read in messages. An error names a key column the
+    /// result lacks.
+    pub fn query(name: &str, query: &str, columns: Vec<Column>, key: &[&str]) -> Result<Self> {
+        let table = TableName::new(None, name);
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let key_index = key
+            .iter()
+            .map(|k| {
+                names.iter().position(|n| n == k).ok_or_else(|| {
+                    Error::Schema(format!(
+                        "query source `{name}`: its result has no key column `{k}` (columns: {})",
+                        names.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if key.is_empty() {
+            return Err(Error::Config(format!("query source `{name}`: name the key columns it is read in order of")));
+        }
+        Ok(Self {
+            shape: Arc::new(RowShape { table: table.clone(), columns: names, key: key_index }),
+            table,
+            columns,
+            key: key.iter().map(|k| (*k).to_owned()).collect(),
+            order: ReadOrder::Key,
+            range: None,
+            query: Some(query.trim().trim_end_matches(';').to_owned()),
         })
     }
 }
@@ -482,6 +520,15 @@ pub trait Database: Send + Sync + 'static {
 
     /// Reads every user table (control tables excluded).
     fn read_catalog(&self) -> impl Future<Output = Result<Catalog>> + Send;
+
+    /// The columns of `query`'s result, with their types, without running it (prepared, or
+    /// read with `LIMIT 0`): what a query source ([`ExtractSpec::query`]) decodes its rows by.
+    /// The default refuses: the adapter reads no query sources.
+    fn describe_query(&self, query: &str) -> impl Future<Output = Result<Vec<Column>>> + Send {
+        let message = format!("{} cannot read query sources", self.display_name());
+        let _ = query;
+        async move { Err(Error::Config(message)) }
+    }
 
     /// An extractor for `spec`.
     fn extractor(&self, spec: ExtractSpec) -> Self::Extractor;

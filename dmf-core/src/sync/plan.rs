@@ -88,6 +88,7 @@ impl TablePlan {
             order,
             shape: self.shape(table, names),
             range: None,
+            query: None,
         }
     }
 

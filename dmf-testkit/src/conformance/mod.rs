@@ -11,6 +11,7 @@
 //! - [`sync`]: whole syncs over any [`Database`](dmf_core::sync::Database), on databases an
 //!   adapter's [`SyncFixture`](sync::SyncFixture) creates: undo and rollback, quality rules,
 //!   lost COMMIT answers;
+//! - [`query_source`]: a JOIN read as a typed source resumes after a kill to an exact copy;
 //! - [`row_rejects`]: a dirty batch loads in one pass, its bad rows rejected one by one.
 //!
 //! Each check panics with a message naming what differed, like an assertion in a test. The
@@ -24,6 +25,7 @@
 
 mod checkpoints;
 mod leases;
+pub mod query_source;
 pub mod row_rejects;
 mod run_store;
 pub mod sync;

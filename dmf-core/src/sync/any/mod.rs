@@ -30,7 +30,7 @@ pub use extractor::AnyExtractor;
 pub use loader::AnyLoader;
 
 use super::{Database, DatabaseRole, ExtractSpec, ForeignKeyTrust, KeyRange, LoadSpec, TrustedWrites};
-use crate::catalog::{Catalog, Sequence, TableName, Trigger, TriggerEvent};
+use crate::catalog::{Catalog, Column, Sequence, TableName, Trigger, TriggerEvent};
 use crate::error::Result;
 use crate::orchestrator::{CheckOutcome, RunStore};
 use crate::quality::{RuleCheck, Violations};
@@ -58,6 +58,8 @@ pub trait DynDatabase: Send + Sync + sealed::Sealed + 'static {
     fn parallel_writes(&self) -> bool;
     /// [`Database::read_catalog`].
     fn read_catalog(&self) -> BoxFuture<'_, Result<Catalog>>;
+    /// [`Database::describe_query`].
+    fn describe_query<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Vec<Column>>>;
     /// [`Database::extractor`], boxed.
     fn extractor(&self, spec: ExtractSpec) -> AnyExtractor;
     /// [`Database::key_ranges`].
@@ -114,6 +116,10 @@ impl<T: Database> DynDatabase for T {
 
     fn read_catalog(&self) -> BoxFuture<'_, Result<Catalog>> {
         Box::pin(Database::read_catalog(self))
+    }
+
+    fn describe_query<'a>(&'a self, query: &'a str) -> BoxFuture<'a, Result<Vec<Column>>> {
+        Box::pin(Database::describe_query(self, query))
     }
 
     fn extractor(&self, spec: ExtractSpec) -> AnyExtractor {
@@ -321,6 +327,10 @@ impl Database for AnyDatabase {
 
     async fn find_violations(&self, check: &RuleCheck, sample: usize) -> Result<Violations> {
         self.inner.find_violations(check, sample).await
+    }
+
+    async fn describe_query(&self, query: &str) -> Result<Vec<Column>> {
+        self.inner.describe_query(query).await
     }
 
     fn snapshot(&self) -> impl Future<Output = Result<Self>> + Send

@@ -1,8 +1,21 @@
 //! Typed rows (serde structs) over the dynamic [`Row`]s of the database adapters: the one
 //! place where the two meet.
 //!
-//! [`TypedExtractor`] reads rows from any row extractor as `T: Deserialize`; [`TypedLoader`]
-//! writes `T: Serialize` through any row loader. Field names are column names.
+//! [`TypedDatabase`] opens typed sources and targets on any [`Database`](crate::sync::Database)
+//! by table name (or, for a source, by query): `db.source::<Legacy>("legacy_customers")`,
+//! `db.query_source::<Legacy>("SELECT … JOIN …", &["id"])`, `db.target::<Modern>("customers")`.
+//! Underneath, [`TypedExtractor`] reads rows from any row extractor as `T: Deserialize` and
+//! [`TypedLoader`] writes `T: Serialize` through any row loader, field by field through serde
+//! (no JSON in between). Field names are column names.
+
+mod decode;
+mod encode;
+mod source;
+
+pub use source::{TypedDatabase, TypedTarget};
+
+use decode::FieldPlan;
+use encode::RowEncoder;
 
 use std::marker::PhantomData;
 use std::num::NonZeroUsize;
@@ -14,7 +27,7 @@ use serde::de::DeserializeOwned;
 
 use crate::catalog::{Column, DataType};
 use crate::checkpoint::{Checkpoint, Position};
-use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::error::{Error, Result, Stage};
 use crate::names::{MigrationName, RunId};
 use crate::pipeline::{Extractor, LoadBatch, LoadOutcome, LoadReport, Loader, SourceBatch};
 use crate::record::Record;
@@ -90,53 +103,62 @@ impl Value {
     }
 }
 
-/// Reads a row as `T`, by column name.
+/// Reads a row as `T`, by column name (a field with no column is missing: `None` for an
+/// `Option`, an error otherwise). For many rows of one shape, [`TypedExtractor`] works out
+/// which column feeds which field once.
 pub fn row_to<T: DeserializeOwned>(row: &Row) -> Result<T> {
-    let map: serde_json::Map<String, serde_json::Value> =
-        row.shape().columns.iter().zip(row.values()).map(|(c, v)| (c.clone(), v.to_json())).collect();
-    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
-        Error::with_source(
+    let fields = fields_of::<T>(&row.shape().table)?;
+    decode_row(row, &FieldPlan::new(row.shape(), fields))
+}
+
+/// `T`'s name without its module path (`LegacyCustomer`), for messages.
+pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let plain = full.split('<').next().unwrap_or(full);
+    plain.rsplit("::").next().unwrap_or(plain)
+}
+
+/// The fields of `T`, which must be a struct with named fields.
+fn fields_of<T: DeserializeOwned>(read: &crate::catalog::TableName) -> Result<&'static [&'static str]> {
+    decode::struct_fields::<T>().ok_or_else(|| {
+        Error::Config(format!(
+            "reading `{read}` as {}: the record type must be a struct with named fields",
+            short_type_name::<T>()
+        ))
+    })
+}
+
+fn decode_row<T: DeserializeOwned>(row: &Row, plan: &FieldPlan) -> Result<T> {
+    decode::decode(row, plan).map_err(|e| {
+        Error::data(
             Stage::Extract,
-            ErrorKind::Fatal,
-            format!("table `{}`, row {}: does not fit the record type", row.shape().table, row.key()),
-            e,
+            format!("table `{}`, row {}: does not fit {}: {e}", row.shape().table, row.key(), short_type_name::<T>()),
         )
     })
 }
 
-/// Writes `record` as a row of `columns` (fields by column name; a missing field is NULL).
+/// Writes `record` as a row of `columns` (fields by column name; a column with no field is
+/// NULL, a field with no column an error).
 pub fn row_from<T: Serialize + Record>(record: &T, columns: &[Column], shape: &Arc<RowShape>) -> Result<Row> {
-    let json = serde_json::to_value(record).map_err(|e| {
-        Error::with_source(Stage::Load, ErrorKind::Data, format!("record {} cannot be serialised", record.key()), e)
-    })?;
-    let fields = json.as_object().ok_or_else(|| {
-        Error::data(Stage::Load, format!("record {} is not a struct with named fields", record.key()))
-    })?;
-    let values = columns
-        .iter()
-        .map(|column| {
-            let field = fields.get(&column.name).unwrap_or(&serde_json::Value::Null);
-            Value::from_json(field, &column.data_type).map_err(|reason| {
-                Error::data(
-                    Stage::Load,
-                    format!("record {}, column `{}` ({}): {reason}", record.key(), column.name, column.native_type),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Row::new(Arc::clone(shape), values))
+    RowEncoder::new(columns.to_vec(), Arc::clone(shape)).encode(record).map_err(|e| encode_error(record, shape, e))
 }
 
-/// An extractor of `T` over an extractor of rows.
+fn encode_error<T: Record>(record: &T, shape: &RowShape, error: encode::EncodeError) -> Error {
+    Error::data(Stage::Load, format!("table `{}`, record {}: {error}", shape.table, record.key()))
+}
+
+/// An extractor of `T` over an extractor of rows: each row is read into `T` field by field
+/// (no JSON in between), the column feeding each field found once per row shape.
 pub struct TypedExtractor<E, T> {
     inner: E,
+    plan: Option<FieldPlan>,
     _record: PhantomData<fn() -> T>,
 }
 
 impl<E, T> TypedExtractor<E, T> {
     /// Reads `inner`'s rows as `T`.
     pub fn new(inner: E) -> Self {
-        Self { inner, _record: PhantomData }
+        Self { inner, plan: None, _record: PhantomData }
     }
 }
 
@@ -160,22 +182,32 @@ where
     }
 
     fn extract(&mut self, from: Option<Position>, batch_size: NonZeroUsize) -> BoxStream<'_, Result<SourceBatch<T>>> {
-        self.inner
+        let Self { inner, plan, .. } = self;
+        inner
             .extract(from, batch_size)
-            .map(|batch| {
+            .map(move |batch| {
                 let batch = batch?;
-                let records = batch.records.iter().map(row_to).collect::<Result<Vec<T>>>()?;
+                let mut records = Vec::with_capacity(batch.records.len());
+                for row in &batch.records {
+                    let fits = plan.as_ref().is_some_and(|p| p.fits(row.shape()));
+                    if !fits {
+                        let fields = fields_of::<T>(&row.shape().table)?;
+                        *plan = Some(FieldPlan::new(row.shape(), fields));
+                    }
+                    let Some(plan) = plan.as_ref() else { continue };
+                    records.push(decode_row(row, plan)?);
+                }
                 Ok(SourceBatch { records, position: batch.position })
             })
             .boxed()
     }
 }
 
-/// A loader of `T` over a loader of rows with the given columns.
+/// A loader of `T` over a loader of rows with the given columns: each record is written into
+/// a row field by field (no JSON in between, except for JSON and bytes columns).
 pub struct TypedLoader<L, T> {
     inner: L,
-    columns: Vec<Column>,
-    shape: Arc<RowShape>,
+    encoder: RowEncoder,
     _record: PhantomData<fn(T)>,
 }
 
@@ -186,7 +218,24 @@ impl<L, T> TypedLoader<L, T> {
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let key = key.iter().filter_map(|k| names.iter().position(|n| n == k)).collect();
         let shape = Arc::new(RowShape { table, columns: names, key });
-        Self { inner, columns, shape, _record: PhantomData }
+        Self { inner, encoder: RowEncoder::new(columns, shape), _record: PhantomData }
+    }
+
+    fn rows(&mut self, records: &[T]) -> Result<Vec<Row>>
+    where
+        T: Record + Serialize,
+    {
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            let row = self.encoder.encode(record).map_err(|e| encode_error(record, self.encoder.shape(), e))?;
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// The columns written.
+    pub fn columns(&self) -> &[Column] {
+        self.encoder.columns()
     }
 }
 
@@ -198,13 +247,13 @@ where
     type Item = T;
 
     async fn load(&mut self, batch: LoadBatch<'_, T>) -> Result<LoadReport> {
-        let rows = batch.records.iter().map(|r| row_from(r, &self.columns, &self.shape)).collect::<Result<Vec<_>>>()?;
+        let rows = self.rows(batch.records)?;
         let LoadBatch { migration, run, checkpoint, .. } = batch;
         self.inner.load(LoadBatch { migration, run, records: &rows, checkpoint }).await
     }
 
     async fn load_isolating(&mut self, batch: LoadBatch<'_, T>) -> Result<LoadOutcome> {
-        let rows = batch.records.iter().map(|r| row_from(r, &self.columns, &self.shape)).collect::<Result<Vec<_>>>()?;
+        let rows = self.rows(batch.records)?;
         let LoadBatch { migration, run, checkpoint, .. } = batch;
         self.inner.load_isolating(LoadBatch { migration, run, records: &rows, checkpoint }).await
     }
@@ -238,6 +287,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
     use crate::catalog::TableName;
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -302,7 +352,34 @@ mod tests {
             }
         }
         let error = row_from(&Bad { id: 3, since: "yesterday" }, &columns, &shape).unwrap_err();
-        assert!(error.to_string().contains("record 3, column `since` (date): `yesterday`"), "{error}");
+        assert!(error.to_string().contains("record 3: column `since` (date): `yesterday`"), "{error}");
         assert_eq!(error.kind(), ErrorKind::Data);
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_its_field_names_the_column_and_the_value() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        struct Typed {
+            id: i64,
+            since: chrono::NaiveDate,
+            note: Option<String>,
+        }
+        impl Record for Typed {
+            fn key(&self) -> String {
+                self.id.to_string()
+            }
+        }
+        let shape = Arc::new(RowShape {
+            table: TableName::new(None, "legacy"),
+            columns: vec!["id".into(), "since".into()],
+            key: vec![0],
+        });
+        let good = Row::new(Arc::clone(&shape), vec![Value::Int(4), Value::Text("2024-02-29".into())]);
+        let typed: Typed = row_to(&good).unwrap();
+        assert_eq!((typed.id, typed.note), (4, None), "a missing column is None for an Option field");
+        let bad = Row::new(shape, vec![Value::Int(5), Value::Text("yesterday".into())]);
+        let error = row_to::<Typed>(&bad).unwrap_err().to_string();
+        assert!(error.contains("table `legacy`, row id=5: does not fit Typed"), "{error}");
+        assert!(error.contains("column `since` holds `yesterday`"), "{error}");
     }
 }
