@@ -17,22 +17,56 @@
 //! Adapters (dmf-sqlite, dmf-postgres, dmf-mssql) provide extractors, loaders and run stores
 //! for their database; dmf-testkit provides in-memory ones.
 //!
-//! ```
-//! use dmf_core::{Pipeline, Record, Rules, Transformed, transform_fn};
+//! A complete migration, on dmf-testkit's in-memory tables: legacy customers mapped to a new
+//! schema (an unknown level is rejected by the transformer, a blank name by validation), run
+//! with a run record and a reject quarantine, then rolled back. On a database the source and
+//! target are one line each: `db.source::<Legacy>("legacy_customers")` and
+//! `db.target::<Modern>("customers").await?.insert_or_skip()` ([`typed::TypedDatabase`]).
 //!
-//! #[derive(serde::Serialize)]
-//! struct Legacy { id: i64, level: String }
-//! #[derive(serde::Serialize)]
-//! struct Modern { id: i64, vip: bool }
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> dmf_core::Result<()> {
+//! use std::sync::Arc;
+//! use dmf_core::{
+//!     EngineConfig, Orchestrator, Pipeline, Record, RollbackTarget, Rules, RunRequest, RunStore, Transformed,
+//!     transform_fn,
+//! };
+//! use dmf_testkit::{MemoryRunStore, MemoryTable};
+//!
+//! #[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+//! struct Legacy { id: i64, name: String, level: String }
+//! #[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+//! struct Modern { id: i64, name: String, vip: bool }
 //! impl Record for Legacy { fn key(&self) -> String { self.id.to_string() } }
 //! impl Record for Modern { fn key(&self) -> String { self.id.to_string() } }
 //!
-//! let to_modern = transform_fn(|old: &Legacy| match old.level.as_str() {
-//!     "GOLD" => Transformed::Mapped(Modern { id: old.id, vip: true }),
-//!     "" => Transformed::Rejected { reason: format!("level is empty") },
-//!     _ => Transformed::Mapped(Modern { id: old.id, vip: false }),
+//! let legacy = MemoryTable::new("legacy_customers");
+//! legacy.insert_rows([("Ada", "GOLD"), ("Bob", "silver"), ("", "gold"), ("Eve", "TIN")].into_iter().zip(1..).map(
+//!     |((name, level), id)| Legacy { id, name: name.into(), level: level.into() },
+//! ));
+//! let customers = MemoryTable::new("customers");
+//!
+//! let to_modern = transform_fn(|old: &Legacy| match old.level.to_uppercase().as_str() {
+//!     "GOLD" => Transformed::Mapped(Modern { id: old.id, name: old.name.clone(), vip: true }),
+//!     "SILVER" => Transformed::Mapped(Modern { id: old.id, name: old.name.clone(), vip: false }),
+//!     level => Transformed::Rejected { reason: format!("unknown level `{level}`") },
 //! });
-//! # let _ = to_modern;
+//! let named = Rules::new().field("name", |c: &Modern| if c.name.is_empty() { Err("blank".into()) } else { Ok(()) });
+//! let migration = Pipeline::new(legacy, to_modern, customers.clone()).named("customers").validate(named);
+//!
+//! let store = Arc::new(MemoryRunStore::new());
+//! let orchestrator = Orchestrator::builder(store.clone())
+//!     .engine(EngineConfig::builder().batch_size(1000).build()?)
+//!     .migration(migration)
+//!     .build()?;
+//! let summary = orchestrator.run(RunRequest::all()).await?;
+//! assert!(summary.succeeded());
+//! assert_eq!((summary.totals().inserted, summary.totals().rejected), (2, 2));
+//! let rejects = store.rejects(summary.run, None, 10, 0).await?;
+//! assert!(rejects.iter().any(|r| r.reject.key == "4" && r.reject.reason == "unknown level `TIN`"));
+//!
+//! orchestrator.rollback(RollbackTarget::Run(summary.run)).await?;
+//! assert_eq!(customers.len(), 0);
+//! # Ok(()) }
 //! ```
 
 pub mod catalog;

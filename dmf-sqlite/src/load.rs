@@ -19,7 +19,7 @@ use crate::{error, sql, types, undo};
 /// | write mode | statements per row | counts |
 /// |---|---|---|
 /// | insert | `INSERT` | inserted |
-/// | insert or skip | `INSERT … SELECT … WHERE NOT EXISTS (key)` | inserted / skipped |
+/// | insert or skip | `SELECT 1 … WHERE key`, then `INSERT` when absent | inserted / skipped |
 /// | upsert | `UPDATE … WHERE key AND values differ`, then `INSERT … ON CONFLICT DO NOTHING` | updated / inserted / unchanged |
 /// | update | `UPDATE … WHERE key AND values differ` | updated / unchanged |
 /// | delete | `DELETE … WHERE key` | deleted |
@@ -45,14 +45,18 @@ pub struct SqliteLoader {
     null_index: Vec<bool>,
     /// The control tables were made sure of.
     ready: bool,
+    /// The table references no other (no foreign key of its own), read on the first turn: its
+    /// inserts cannot break a foreign key, so they need no per-row checks and may join the
+    /// writer's group commit.
+    no_foreign_keys: bool,
 }
 
 /// The loader's SQL, worked out once from its spec.
 struct Statements {
     insert: String,
     insert_if_new: String,
-    /// Insert or skip: the row goes in only when its key is absent.
-    insert_if_absent: String,
+    /// Insert or skip: whether the row's key is present.
+    key_exists: String,
     /// `None` when every loaded column is a key or deferred column: nothing to update.
     update_if_different: Option<String>,
     delete: String,
@@ -70,11 +74,21 @@ impl SqliteLoader {
         let statements = Statements {
             insert: sql::insert(&spec.table, &columns),
             insert_if_new: sql::insert_if_new(&spec.table, &columns, &spec.key),
-            insert_if_absent: sql::insert_if_absent(&spec.table, &columns, &spec.key),
+            key_exists: sql::key_exists(&spec.table, &spec.key),
             update_if_different: sql::update_if_different(&spec.table, &updated_columns, &spec.key),
             delete: sql::delete(&spec.table, &spec.key),
         };
-        Self { writer, pending: Pending::default(), spec, statements, key_index, rest_index, null_index, ready: false }
+        Self {
+            writer,
+            pending: Pending::default(),
+            spec,
+            statements,
+            key_index,
+            rest_index,
+            null_index,
+            ready: false,
+            no_foreign_keys: false,
+        }
     }
 
     /// Runs `work` on the shared writer connection in this loader's turn, outside any
@@ -98,10 +112,21 @@ impl SqliteLoader {
     /// transaction), else it fails the batch.
     fn write(&mut self, batch: &LoadBatch<'_, Row>, isolate: bool) -> Result<LoadOutcome> {
         if !self.ready {
-            self.turn(|_, _| Ok(()))?;
+            let table = self.spec.table.clone();
+            self.no_foreign_keys = self.turn(|connection, _| {
+                let statement = sql::foreign_key_list(&table);
+                let any = connection
+                    .prepare(&statement)
+                    .and_then(|mut s| s.exists([]))
+                    .map_err(|e| error::map(Stage::Load, format!("reading the foreign keys of `{table}`"), e))?;
+                Ok(!any)
+            })?;
         }
-        // Off: the sync proves every foreign key with one query each after the load.
-        let mode = BatchMode { foreign_keys: !self.spec.trust_foreign_keys, last: batch.checkpoint.done };
+        // Off: the sync proves every foreign key with one query each after the load; or the
+        // batch only inserts into a table without foreign keys, which no check concerns.
+        let inserts = matches!(self.spec.write, WriteMode::Insert | WriteMode::InsertOrSkip);
+        let unchecked = self.spec.trust_foreign_keys || (inserts && self.no_foreign_keys);
+        let mode = BatchMode { foreign_keys: !unchecked, last: batch.checkpoint.done };
         let mut pending = std::mem::take(&mut self.pending);
         let result = self.writer.write_batch(mode, &mut pending, |connection| {
             self.write_batch(connection, batch, isolate).map(|outcome| (outcome, batch.records.len() as u64))
@@ -164,13 +189,16 @@ impl SqliteLoader {
                     }
                 }
                 WriteMode::InsertOrSkip => {
-                    let inserted = tx
-                        .prepare_cached(&statements.insert_if_absent)
-                        .and_then(|mut s| s.execute(params_from_iter(all(row).chain(key()))))
+                    let present = tx
+                        .prepare_cached(&statements.key_exists)
+                        .and_then(|mut s| s.exists(params_from_iter(key())))
                         .map_err(|e| failing_row(row, e))?;
-                    if inserted == 0 {
+                    if present {
                         report.skipped += 1;
                     } else {
+                        tx.prepare_cached(&statements.insert)
+                            .and_then(|mut s| s.execute(params_from_iter(all(row))))
+                            .map_err(|e| failing_row(row, e))?;
                         report.inserted += 1;
                         if undo {
                             log(tx, row, undo::Action::Insert, None)?;

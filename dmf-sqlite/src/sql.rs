@@ -88,17 +88,18 @@ pub fn insert_if_new(table_name: &TableName, columns: &[String], key: &[String])
     format!("{} ON CONFLICT ({}) DO NOTHING", insert(table_name, columns), list(key))
 }
 
-/// `INSERT INTO t (cols) SELECT ?, … WHERE NOT EXISTS (SELECT 1 FROM t WHERE k = ? AND …)`:
-/// inserts a row whose key the table lacks, whatever other constraint it would break (those
-/// still fail it). Parameters: the values, then the key values.
-pub fn insert_if_absent(table_name: &TableName, columns: &[String], key: &[String]) -> String {
-    format!(
-        "INSERT INTO {0} ({1}) SELECT {2} WHERE NOT EXISTS (SELECT 1 FROM {0} WHERE {3})",
-        table(table_name),
-        list(columns),
-        placeholders(columns.len()),
-        key_match(key)
-    )
+/// `PRAGMA foreign_key_list("t")`: one row per column of each foreign key of the table.
+pub fn foreign_key_list(table_name: &TableName) -> String {
+    format!("PRAGMA foreign_key_list({})", table(table_name))
+}
+
+/// `SELECT 1 FROM t WHERE k = ? AND …`: whether a key is present (one index lookup). Insert
+/// or skip asks this, then inserts the absent rows: `INSERT … SELECT … WHERE NOT EXISTS` would
+/// copy the select into a temporary table for every row (it reads the table it writes), and
+/// `ON CONFLICT (key) DO NOTHING` would fail a row whose key exists when another of its
+/// unique columns also conflicts.
+pub fn key_exists(table_name: &TableName, key: &[String]) -> String {
+    format!("SELECT 1 FROM {} WHERE {}", table(table_name), key_match(key))
 }
 
 /// `UPDATE t SET c = ?, … WHERE k = ? AND … AND (c, …) IS NOT (?, …)`: updates a row only when

@@ -2,7 +2,6 @@
 //! and what a modern customer must satisfy to be loaded. Nothing here knows where rows are
 //! stored, so the same rules serve the in-memory demo and a database-backed run.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use dmf_core::{Record, Rules, Transformed, Transformer};
@@ -80,23 +79,16 @@ impl fmt::Display for Tier {
 
 /// Maps [`LegacyCustomer`]s to [`ModernCustomer`]s.
 ///
-/// - Customers whose legacy id is already in the target are skipped (read the ids from the
-///   target before the run and pass them to [`CustomerTransformer::new`]).
+/// - Customers already in the target are not this transformer's business: the target skips
+///   them (`insert_or_skip`), in the database, without reading them into memory.
 /// - A phone or address that cannot be parsed rejects the row, naming the field and value.
 /// - Names and emails are only normalised here; [`customer_rules`] decides whether they are
 ///   acceptable, so a report lists every problem of a row at once.
-#[derive(Debug, Clone, Default)]
-pub struct CustomerTransformer {
-    migrated: HashSet<i64>,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CustomerTransformer;
 
 impl CustomerTransformer {
-    /// A transformer that skips the given legacy ids (customers already in the target).
-    pub fn new(already_migrated: impl IntoIterator<Item = i64>) -> Self {
-        Self { migrated: already_migrated.into_iter().collect() }
-    }
-
-    /// Maps one customer, ignoring the already-migrated set (used to seed a target, too).
+    /// Maps one customer (used to seed a target, too).
     pub fn map(legacy: &LegacyCustomer) -> Result<ModernCustomer, String> {
         let phone = normalize_phone(&legacy.phone)?;
         let address = parse_address(&legacy.address)?;
@@ -123,9 +115,6 @@ impl Transformer for CustomerTransformer {
     type Output = ModernCustomer;
 
     fn transform(&self, legacy: &LegacyCustomer) -> Transformed<ModernCustomer> {
-        if self.migrated.contains(&legacy.id) {
-            return Transformed::Skipped { reason: format!("legacy id {} is already in the target", legacy.id) };
-        }
         match Self::map(legacy) {
             Ok(customer) => Transformed::Mapped(customer),
             Err(reason) => Transformed::Rejected { reason },
@@ -302,7 +291,7 @@ mod tests {
     }
 
     fn rejected(row: &LegacyCustomer) -> String {
-        match CustomerTransformer::default().transform(row) {
+        match CustomerTransformer.transform(row) {
             Transformed::Rejected { reason } => reason,
             other => panic!("expected a reject, got {other:?}"),
         }
@@ -310,7 +299,7 @@ mod tests {
 
     #[test]
     fn maps_every_field_of_a_clean_row() {
-        let customer = mapped(&CustomerTransformer::default(), &legacy(7));
+        let customer = mapped(&CustomerTransformer, &legacy(7));
         assert_eq!(
             customer,
             ModernCustomer {
@@ -351,8 +340,7 @@ mod tests {
     #[test]
     fn tiers_serialise_in_snake_case() {
         for (level, name) in [("GOLD", "vip"), ("SILVER", "premium"), ("", "regular")] {
-            let customer =
-                mapped(&CustomerTransformer::default(), &LegacyCustomer { level: level.into(), ..legacy(1) });
+            let customer = mapped(&CustomerTransformer, &LegacyCustomer { level: level.into(), ..legacy(1) });
             let payload = dmf_core::Reject::of(dmf_core::Stage::Load, &customer, "for its payload").payload;
             assert_eq!(payload["tier"], name);
             assert_eq!(customer.tier.to_string(), name);
@@ -447,11 +435,11 @@ mod tests {
     #[test]
     fn blank_names_break_the_rules() {
         let rules = customer_rules();
-        let customer = mapped(&CustomerTransformer::default(), &legacy(1));
+        let customer = mapped(&CustomerTransformer, &legacy(1));
         assert!(rules.check(&customer).is_valid());
         let blank = ModernCustomer { first_name: " ".into(), last_name: String::new(), ..customer.clone() };
         assert_eq!(rules.check(&blank).to_string(), "first_name: name is blank; last_name: name is blank");
-        let single = mapped(&CustomerTransformer::default(), &LegacyCustomer { full_name: "Cher".into(), ..legacy(1) });
+        let single = mapped(&CustomerTransformer, &LegacyCustomer { full_name: "Cher".into(), ..legacy(1) });
         assert_eq!(rules.check(&single).to_string(), "last_name: name is blank");
     }
 
@@ -472,25 +460,14 @@ mod tests {
         ] {
             assert_eq!(check_email(email), Err(format!("`{email}` is not an email address: {why}")));
         }
-        let customer = mapped(&CustomerTransformer::default(), &LegacyCustomer { email: "n/a".into(), ..legacy(1) });
+        let customer = mapped(&CustomerTransformer, &LegacyCustomer { email: "n/a".into(), ..legacy(1) });
         assert_eq!(customer_rules().check(&customer).to_string(), "email: `n/a` is not an email address: it has no @");
-    }
-
-    #[test]
-    fn already_migrated_ids_are_skipped_before_any_parsing() {
-        let transformer = CustomerTransformer::new([1, 2, 3]);
-        let migrated = LegacyCustomer { phone: "ask reception".into(), ..legacy(2) };
-        assert_eq!(
-            transformer.transform(&migrated),
-            Transformed::Skipped { reason: "legacy id 2 is already in the target".into() }
-        );
-        assert_eq!(mapped(&transformer, &legacy(4)).legacy_id, 4);
     }
 
     #[test]
     fn generated_legacy_rows_are_mapped_or_refused_with_a_reason() {
         let generator = dmf_testkit::LegacyGenerator::new(42);
-        let (transformer, rules) = (CustomerTransformer::default(), customer_rules());
+        let (transformer, rules) = (CustomerTransformer, customer_rules());
         for row in generator.rows(1..=2_000) {
             let clean = generator.dirt(row.id).is_none();
             match transformer.transform(&row) {

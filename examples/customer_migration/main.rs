@@ -10,11 +10,14 @@
 //! - a [`Transformer`](dmf_core::Transformer) with real business rules (tiers, E.164 phones,
 //!   address parsing, name splitting) and validation [`Rules`](dmf_core::Rules), in
 //!   `customers.rs`, which knows nothing about storage;
-//! - typed records (`LegacyCustomer`, `ModernCustomer`) read and written through the SQLite
-//!   adapter's rows ([`dmf_core::typed`]);
-//! - rows already in the target skipped, unparseable rows rejected by the transformer, invalid
-//!   rows rejected by validation, duplicate emails refused by the target's UNIQUE constraint
-//!   (the engine bisects the failing batches, so only the duplicates are rejected);
+//! - typed records (`LegacyCustomer`, `ModernCustomer`) read and written by name
+//!   (`source.source::<LegacyCustomer>("legacy_customers")`, `target.target::<ModernCustomer>
+//!   ("customers")`, [`dmf_core::typed`]);
+//! - rows already in the target skipped by the target itself (`insert_or_skip`, nothing read
+//!   into memory first), unparseable rows rejected by the transformer, invalid rows rejected by
+//!   validation, duplicate emails refused by the target's UNIQUE constraint (the loader isolates
+//!   each refused row inside its batch's transaction, so only the duplicates are rejected and
+//!   no batch is sent twice);
 //! - an [`Orchestrator`] run with pre-flight, a reject limit, a progress bar fed by
 //!   [`ProgressEvent`]s and a closing summary with the reject quarantine. Run it again and the
 //!   completed migration is skipped (`--force` runs it again: every row is then "already
@@ -38,17 +41,18 @@ use std::sync::Arc;
 use std::path::PathBuf;
 
 use dmf_core::sync::{AnyDatabase, Database, DatabaseCheck, DatabaseRole};
+use dmf_core::typed::TypedDatabase;
 use dmf_core::{
     EngineConfig, LogNotifier, Orchestrator, Phase, Pipeline, ProgressEvent, RejectLimit, RejectRecord, RollbackTarget,
     RunId, RunRequest, RunStatus, RunStore, RunSummary, Stage,
 };
-use dmf_testkit::LegacyGenerator;
+use dmf_testkit::{LegacyCustomer, LegacyGenerator};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
-use customers::{CustomerTransformer, customer_rules};
+use customers::{CustomerTransformer, ModernCustomer, customer_rules};
 use storage::BoxError;
 
 const USAGE: &str = "\
@@ -243,12 +247,12 @@ async fn migrate(args: &Args, source: Arc<AnyDatabase>, target: Arc<AnyDatabase>
         .pipeline_depth(4)
         .reject_limit(RejectLimit::Ratio { max: 0.05, min_rows: 1000 })
         .build()?;
-    // What is already in the target is read once, before the run.
-    let migrated = storage::migrated_ids(&target).await?;
+    // Customers already in the target are skipped by the target, in the database.
+    let modern = target.target::<ModernCustomer>(storage::MODERN).await?.insert_or_skip();
     let pipeline = Pipeline::new(
-        storage::legacy_extractor(&source).await?,
-        CustomerTransformer::new(migrated),
-        storage::modern_loader(&target, args.undo).await?,
+        source.source::<LegacyCustomer>(storage::LEGACY).await?,
+        CustomerTransformer,
+        if args.undo { modern } else { modern.without_undo() },
     )
     .named("customers")
     .describe("legacy customers into the new customer schema")

@@ -5,11 +5,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use dmf_core::catalog::{Table, TableName};
-use dmf_core::sync::{AnyDatabase, Database, ExtractSpec, LoadSpec, WriteMode};
-use dmf_core::typed::{TypedExtractor, TypedLoader};
-use dmf_core::{
-    DataMigration, EngineConfig, Identity, MigrationContext, MigrationName, Pipeline, Record, RejectLimit, RunId,
-};
+use dmf_core::sync::{AnyDatabase, Database};
+use dmf_core::typed::TypedDatabase;
+use dmf_core::{DataMigration, EngineConfig, Identity, MigrationContext, MigrationName, Pipeline, RejectLimit, RunId};
 use dmf_postgres::PgDatabase;
 use dmf_sqlite::SqliteDatabase;
 use dmf_testkit::{LegacyCustomer, LegacyGenerator, MemoryRunStore, MemoryTable};
@@ -95,9 +93,7 @@ pub async fn prepare_source(db: &Arc<AnyDatabase>, generator: LegacyGenerator, r
         return Ok(0);
     }
     DemoTable::Legacy.create(db).await?;
-    let legacy = table(db.as_ref(), LEGACY).await?.ok_or("the legacy table was not created")?;
-    let spec = LoadSpec::whole_table(&legacy, WriteMode::Insert)?;
-    let loader = TypedLoader::new(db.loader(spec.clone()), legacy.name.clone(), spec.columns, &spec.key);
+    let loader = db.target::<LegacyCustomer>(LEGACY).await?.without_undo();
     let rows_in_memory = MemoryTable::new(LEGACY);
     rows_in_memory.insert_rows(generator.rows(1..=rows));
     load_once("generate legacy customers", rows_in_memory, Identity::<LegacyCustomer>::default(), loader).await?;
@@ -125,8 +121,8 @@ pub async fn prepare_target(
     let count = seeded.len();
     let rows = MemoryTable::new(MODERN);
     rows.insert_rows(seeded);
-    load_once("seed migrated customers", rows, Identity::<ModernCustomer>::default(), modern_loader(db, false).await?)
-        .await?;
+    let loader = db.target::<ModernCustomer>(MODERN).await?.without_undo();
+    load_once("seed migrated customers", rows, Identity::<ModernCustomer>::default(), loader).await?;
     Ok(count)
 }
 
@@ -143,47 +139,4 @@ where
     let pipeline = Pipeline::new(extractor, transformer, loader).named(MigrationName::new(format!("set-up: {name}")));
     pipeline.execute(&ctx).await?;
     Ok(())
-}
-
-/// Reads the legacy customers, a page at a time.
-pub async fn legacy_extractor<D: Database>(
-    db: &Arc<D>,
-) -> Result<TypedExtractor<D::Extractor, LegacyCustomer>, BoxError> {
-    let legacy = table(db.as_ref(), LEGACY).await?.ok_or("the source has no legacy_customers table")?;
-    Ok(TypedExtractor::new(db.extractor(ExtractSpec::whole_table(&legacy)?)))
-}
-
-/// Inserts modern customers, keeping an undo log when `undo`.
-pub async fn modern_loader<D: Database>(
-    db: &Arc<D>,
-    undo: bool,
-) -> Result<TypedLoader<D::Loader, ModernCustomer>, BoxError> {
-    let modern = table(db.as_ref(), MODERN).await?.ok_or("the target has no customers table")?;
-    let mut spec = LoadSpec::whole_table(&modern, WriteMode::Insert)?;
-    spec.undo = undo;
-    Ok(TypedLoader::new(db.loader(spec.clone()), modern.name.clone(), spec.columns, &spec.key))
-}
-
-/// The legacy ids already in the target, read once before the run.
-pub async fn migrated_ids<D: Database>(db: &Arc<D>) -> Result<HashSet<i64>, BoxError> {
-    #[derive(serde::Deserialize, serde::Serialize)]
-    struct Migrated {
-        legacy_id: i64,
-    }
-    impl Record for Migrated {
-        fn key(&self) -> String {
-            self.legacy_id.to_string()
-        }
-    }
-    use dmf_core::Extractor;
-    use futures::StreamExt;
-    let modern = table(db.as_ref(), MODERN).await?.ok_or("the target has no customers table")?;
-    let mut extractor = TypedExtractor::<_, Migrated>::new(db.extractor(ExtractSpec::whole_table(&modern)?));
-    let mut ids = HashSet::new();
-    let batch_size = std::num::NonZeroUsize::new(10_000).ok_or("batch size")?;
-    let mut pages = extractor.extract(None, batch_size);
-    while let Some(page) = pages.next().await {
-        ids.extend(page?.records.into_iter().map(|m| m.legacy_id));
-    }
-    Ok(ids)
 }
