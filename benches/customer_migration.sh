@@ -46,6 +46,7 @@ if [[ ! -f $TEMPLATE ]]; then
 fi
 
 PG_URL=${DMF_BENCH_PG_URL:-${DMF_TEST_PG_URL:-}}
+export PGOPTIONS="--client-min-messages=warning"
 pg_db_url() { # the server URL with its database replaced by dmf_bench_customers
   local url=$1 scheme rest authority
   scheme=${url%%://*}; rest=${url#*://}; authority=${rest%%/*}; authority=${authority%%\?*}

@@ -42,9 +42,9 @@ use crate::{catalog, error, sql, types};
 /// through one connection, taking turns a batch at a time (SQLite has one writer per file; on
 /// one connection the turn passes at once and the loaded tables' pages stay cached).
 ///
-/// Batches loaded without per-row foreign-key checks (the fast path of a `full` sync) are
-/// committed in groups: one transaction holds the batches of all such loaders, each batch with
-/// its checkpoint in a savepoint, and commits once it holds 100,000 rows, is a second old or
+/// Batches loaded without per-row foreign-key checks (the fast path of a `full` sync, and
+/// inserts into a table without foreign keys of its own) are committed in groups: one transaction holds the batches of all such loaders, each batch with
+/// its checkpoint in a savepoint, and commits once it holds 100,000 rows, is 3 seconds old or
 /// has been idle for 100 ms, with a migration's last batch, and before any other use of the
 /// connection. Every commit rewrites each page the transaction touched, and inserts into a
 /// secondary index in random order touch about a page per row: committing per batch of 5,000

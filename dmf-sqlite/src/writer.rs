@@ -16,6 +16,11 @@ use crate::error;
 /// of each index, a secondary index everywhere). Allocated only as pages are read.
 const CACHE_KIB: u32 = 32 * 1024;
 
+/// The writer's write-ahead log is checkpointed into the database once it holds this many pages
+/// (64 MiB; SQLite's default is 1,000, 4 MiB): a large load checkpoints, and syncs the file,
+/// 16 times less often, and a page written by several commits in between is copied once.
+const WAL_PAGES: i64 = 16_384;
+
 /// Prepared statements kept on the writer's connection: the loaders sharing it each cache a few.
 const STATEMENTS: usize = 64;
 
@@ -29,10 +34,10 @@ struct GroupLimits {
 }
 
 /// Large enough that a commit's rewrite of the touched pages is paid once per many batches,
-/// small enough that a crash loses little work and other processes wait at most about a second
+/// small enough that a crash loses little work and other processes wait at most a few seconds
 /// for the write lock.
 const GROUP_LIMITS: GroupLimits =
-    GroupLimits { rows: 100_000, age: Duration::from_secs(1), idle: Duration::from_millis(100) };
+    GroupLimits { rows: 100_000, age: Duration::from_secs(3), idle: Duration::from_millis(100) };
 
 /// The one connection through which a process writes a SQLite file: every loader of a
 /// [`SqliteDatabase`](crate::SqliteDatabase) (and its clones and snapshot handles) takes turns
@@ -48,8 +53,8 @@ const GROUP_LIMITS: GroupLimits =
 ///
 /// A batch written without per-row foreign-key checks (the fast path of a `full` sync) joins
 /// the *group*: one transaction holding the batches of every such loader, each batch with its
-/// checkpoint in a savepoint of its own. The group commits once it holds 100,000 rows, is a
-/// second old, has been idle for 100 ms (a thread of the writer looks), with a
+/// checkpoint in a savepoint of its own. The group commits once it holds 100,000 rows, is
+/// 3 seconds old, has been idle for 100 ms (a thread of the writer looks), with a
 /// migration's last batch (its `done` checkpoint: a completed migration's rows are always
 /// committed), before any other kind of turn, and when the writer is dropped. A batch that fails
 /// is rolled back to its savepoint alone.
@@ -207,7 +212,10 @@ impl State {
             Some(connection) => Ok(connection),
             empty => {
                 let connection = open(path)?;
-                connection.pragma_update(None, "cache_size", -i64::from(CACHE_KIB)).map_err(|e| {
+                let configured = connection
+                    .pragma_update(None, "cache_size", -i64::from(CACHE_KIB))
+                    .and_then(|()| connection.pragma_update(None, "wal_autocheckpoint", WAL_PAGES));
+                configured.map_err(|e| {
                     error::map(Stage::Load, format!("configuring the writer of `{}`", path.display()), e)
                 })?;
                 connection.set_prepared_statement_cache_capacity(STATEMENTS);

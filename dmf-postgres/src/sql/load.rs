@@ -85,8 +85,9 @@ const EACH_TAG: &str = "$dmf_each$";
 /// A `DO` block inserting the undecided staged rows one at a time, each in a subtransaction
 /// (a `BEGIN … EXCEPTION` block): a row the table refuses is marked `failed` with its
 /// SQLSTATE and message, the others `inserted`. Run on the server, in one round trip; no value
-/// appears in its text (rows are read from the stage). `None` when an identifier holds the
-/// block's dollar-quote tag.
+/// appears in its text (rows are read from the stage). Each row is marked by its `ctid` (a
+/// direct fetch: the stage has no index, and a search by `dmf_n` would scan it for every
+/// row). `None` when an identifier holds the block's dollar-quote tag.
 pub(crate) fn insert_each(table: &TableName, columns: &[Column]) -> Option<String> {
     let names = column_list(columns.iter().map(|c| c.name.as_str()));
     if names.contains(EACH_TAG) || qualified(table).contains(EACH_TAG) {
@@ -95,14 +96,14 @@ pub(crate) fn insert_each(table: &TableName, columns: &[Column]) -> Option<Strin
     let values: Vec<String> = columns.iter().map(|c| format!("r.{}", quote_ident(&c.name))).collect();
     Some(format!(
         "DO {EACH_TAG} DECLARE r record; detail text; BEGIN \
-         FOR r IN SELECT \"dmf_n\", {names} FROM {STAGE} WHERE \"dmf_state\" IS NULL ORDER BY \"dmf_n\" LOOP \
+         FOR r IN SELECT ctid AS \"dmf_ctid\", {names} FROM {STAGE} WHERE \"dmf_state\" IS NULL ORDER BY \"dmf_n\" LOOP \
          BEGIN \
          INSERT INTO {} ({names}){} VALUES ({}); \
-         UPDATE {STAGE} SET \"dmf_state\" = 'inserted' WHERE \"dmf_n\" = r.\"dmf_n\"; \
+         UPDATE {STAGE} SET \"dmf_state\" = 'inserted' WHERE ctid = r.\"dmf_ctid\"; \
          EXCEPTION WHEN OTHERS THEN \
          GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL; \
          UPDATE {STAGE} SET \"dmf_state\" = 'failed', \"dmf_sqlstate\" = SQLSTATE, \
-         \"dmf_error\" = SQLERRM || coalesce('; detail: ' || nullif(detail, ''), '') WHERE \"dmf_n\" = r.\"dmf_n\"; \
+         \"dmf_error\" = SQLERRM || coalesce('; detail: ' || nullif(detail, ''), '') WHERE ctid = r.\"dmf_ctid\"; \
          END; \
          END LOOP; END {EACH_TAG}",
         qualified(table),
