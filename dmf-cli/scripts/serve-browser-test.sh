@@ -20,13 +20,9 @@ base="http://127.0.0.1:$port"
 fail() { echo "serve-browser-test: FAILED: $*" >&2; exit 1; }
 step() { echo "serve-browser-test: $*"; }
 
-if ! command -v chromium >/dev/null 2>&1; then
-    step "installing chromium (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq chromium >/dev/null
-fi
-command -v chromium >/dev/null 2>&1 || fail "chromium is not installed"
+# --- Chromium, from Debian's packages (scripts/chromium.sh) ---------------------------------
+source "$root/scripts/chromium.sh"
+chromium_ensure
 
 step "building dmf"
 cargo build --quiet -p dmf-cli --bin dmf
@@ -91,9 +87,6 @@ for m in json.load(sys.stdin)["migrations"]:
 [[ " ${migrations[*]} " == *" customers "* && " ${migrations[*]} " == *" orders "* ]] \
     || fail "the API lists migrations '${migrations[*]}', not customers and orders"
 
-chrome=(chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run
-        --disable-background-networking --disable-component-update --disable-sync
-        --hide-scrollbars --window-size=1366,1000 --virtual-time-budget=10000)
 step "dumping the page's DOM"
 timeout 120 "${chrome[@]}" --user-data-dir="$work/profile" --dump-dom "$base/" \
     >"$work/dom.html" 2>"$work/chromium.log" || { tail -20 "$work/chromium.log" >&2; fail "chromium --dump-dom failed"; }

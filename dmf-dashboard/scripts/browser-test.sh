@@ -24,14 +24,9 @@ update_docs=false
 fail() { echo "browser-test: FAILED: $*" >&2; exit 1; }
 step() { echo "browser-test: $*"; }
 
-# --- Chromium, from Debian's packages -------------------------------------------------------
-if ! command -v chromium >/dev/null 2>&1; then
-    step "installing chromium (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq chromium >/dev/null
-fi
-command -v chromium >/dev/null 2>&1 || fail "chromium is not installed"
+# --- Chromium, from Debian's packages (scripts/chromium.sh) ---------------------------------
+source "$root/scripts/chromium.sh"
+chromium_ensure
 
 # --- the demo --------------------------------------------------------------------------------
 step "building the dashboard_demo example"
@@ -94,9 +89,6 @@ code="$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer
 [[ "$code" == 409 ]] || fail "cancel of a completed run with the token answered $code, not 409"
 
 # --- the page in headless Chromium --------------------------------------------------------------
-chrome=(chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run
-        --disable-background-networking --disable-component-update --disable-sync
-        --hide-scrollbars --window-size=1366,1000 --virtual-time-budget=10000)
 
 step "dumping the page's DOM"
 timeout 120 "${chrome[@]}" --user-data-dir="$work/profile-dom" --dump-dom "$base/" \
